@@ -1,0 +1,1 @@
+"""Bytewax dataflows and their pieces: sources, venue adapters, dedup window, sinks."""

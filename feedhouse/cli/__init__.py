@@ -1,0 +1,1 @@
+"""The `feedhouse` command line. Each module here with a `register(app)` adds commands."""

@@ -1,0 +1,25 @@
+"""Errors a user sees as one line (the CLI prints the message and exits 2)."""
+
+
+class FeedhouseError(Exception):
+    """An error whose message is meant for the user, printed without a traceback."""
+
+    exit_code = 1
+
+
+class SettingsError(FeedhouseError):
+    """A setting is missing or wrong; the message names the setting."""
+
+    exit_code = 2
+
+
+class WarehouseBusy(FeedhouseError):
+    """Another process holds the embedded store longer than the lock timeout."""
+
+
+class WarehouseNested(FeedhouseError):
+    """Code tried to open the embedded store while already holding it in this thread."""
+
+
+class WarehouseUnavailable(FeedhouseError):
+    """ClickHouse cannot be reached (or the fault injector says so)."""

@@ -1,0 +1,91 @@
+"""Apply the numbered schema files in sql/migrations/ that are not applied yet.
+
+Each applied file is recorded in ops.schema_migrations with its checksum, so running
+`feedhouse init` twice changes nothing, and a changed file that was already applied is
+reported instead of being silently re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedhouse.errors import FeedhouseError
+from feedhouse.paths import sql_dir
+
+_END = re.compile(r";[ \t]*$", re.MULTILINE)
+_MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_BOOTSTRAP = [
+    "CREATE DATABASE IF NOT EXISTS ops",
+    """CREATE TABLE IF NOT EXISTS ops.schema_migrations
+    (
+        version UInt32 COMMENT 'number of the migration file',
+        name String COMMENT 'file name',
+        checksum String COMMENT 'sha256 of the file when applied',
+        applied_ts DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'when it was applied'
+    ) ENGINE = MergeTree ORDER BY version
+    COMMENT 'schema files applied by feedhouse init'""",
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    path: Path
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def statements(self) -> list[str]:
+        lines = [ln for ln in self.path.read_text().splitlines() if not ln.lstrip().startswith("--")]
+        # A statement ends with ';' at the end of a line (';' inside comments is text).
+        return [s.strip() for s in _END.split("\n".join(lines)) if s.strip()]
+
+
+def discover(folder: Path | None = None) -> list[Migration]:
+    folder = folder or sql_dir() / "migrations"
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION.match(path.name)
+        if not match:
+            raise FeedhouseError(f"migration file {path.name}: name must look like 001_name.sql")
+        found.append(Migration(int(match.group(1)), path))
+    return found
+
+
+def apply_migrations(client, folder: Path | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date)."""
+    for statement in _BOOTSTRAP:
+        client.command(statement)
+    rows = client.query("SELECT version, name, checksum FROM ops.schema_migrations").result_rows
+    applied = {version: (name, checksum) for version, name, checksum in rows}
+    done = []
+    for migration in discover(folder):
+        if migration.version in applied:
+            name, checksum = applied[migration.version]
+            if checksum != migration.checksum:
+                raise FeedhouseError(
+                    f"migration {migration.path.name} changed after it was applied; "
+                    "add a new numbered file instead"
+                )
+            continue
+        for statement in migration.statements():
+            client.command(statement)
+        client.insert(
+            "ops.schema_migrations",
+            [[migration.version, migration.path.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        done.append(migration.path.name)
+    return done
+
+
+def list_tables(client) -> list[tuple[str, str, str]]:
+    """(database, table, engine) of every feedhouse table."""
+    return client.query(
+        "SELECT database, name, engine FROM system.tables "
+        "WHERE database IN ('market', 'iot', 'ops') ORDER BY database, name"
+    ).result_rows

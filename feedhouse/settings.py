@@ -1,0 +1,238 @@
+"""Settings: `feedhouse.yaml` (or --config PATH) overridden by FEEDHOUSE_* environment variables.
+
+Top-level settings are flat so each has a plain env name (`warehouse_dsn` ->
+FEEDHOUSE_WAREHOUSE_DSN); nested groups use `__` (FEEDHOUSE_SINK__BATCH_ROWS). A bad value
+raises SettingsError whose message is one line naming the setting; the CLI prints it and
+exits 2. Secrets are SecretStr and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from feedhouse.errors import SettingsError
+
+DEFAULT_CONFIG_FILE = "feedhouse.yaml"
+ENV_PREFIX = "FEEDHOUSE_"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Strict):
+    """How an MQTT feed connects, subscribes and maps topics/payloads to readings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["3.1.1", "5"] = "5"
+    qos: Literal[0, 1, 2] = 1
+    topics: list[str] = Field(default_factory=lambda: ["plant/+/+/+"])
+    share_group: str = "feedhouse"
+    topic_template: str = "plant/{site}/{device_id}/{sensor}"
+    payload_format: Literal["json", "json_array", "line"] = "json"
+    client_id: str = "feedhouse"
+    clients: int = Field(2, ge=1, le=64, description="subscriber partitions sharing the load")
+    keepalive_s: int = Field(30, ge=5)
+    session_expiry_s: int = Field(3600, ge=0)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    field_map: dict[str, str] = Field(default_factory=dict)
+    dedup_key: Literal["seq", "device_ts"] = "seq"
+
+
+class FeedSettings(Strict):
+    """One configured feed: an exchange WebSocket or an MQTT subscription."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["exchange", "mqtt"] = "exchange"
+    venue: str | None = None
+    url: str | None = None
+    symbols: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=lambda: ["trades"])
+    dedup_window_s: float = Field(600.0, gt=0, le=86400)
+    allowed_lateness_s: float = Field(5.0, ge=0, le=3600)
+    stale_s: float = Field(30.0, gt=0)
+    record_dir: Path | None = None
+    mqtt: MqttSettings | None = None
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> FeedSettings:
+        if self.kind == "exchange" and not self.venue:
+            raise ValueError("an exchange feed needs 'venue'")
+        if self.kind == "mqtt" and self.mqtt is None:
+            self.mqtt = MqttSettings()
+        if self.venue is not None:
+            from dataflows.venues import VENUES  # late: settings stay importable alone
+
+            if VENUES and self.venue not in VENUES:
+                known = ", ".join(sorted(VENUES))
+                raise ValueError(f"unknown venue {self.venue!r} (known: {known})")
+        return self
+
+
+class SinkSettings(Strict):
+    batch_rows: int = Field(5000, ge=1, le=1_000_000)
+    batch_ms: int = Field(20, ge=1, le=60_000)
+    retry_initial_s: float = Field(0.05, gt=0)
+    retry_max_s: float = Field(2.0, gt=0)
+    buffer_after_s: float = Field(3.0, ge=0, description="unreachable this long -> buffer")
+    replay_probe_s: float = Field(1.0, gt=0)
+
+
+class QualitySettings(Strict):
+    window_minutes: int = Field(60, ge=1)
+    clock_skew_s: float = Field(5.0, ge=0)
+    venue_silence_s: float = Field(300.0, gt=0)
+    max_seq_gap: int = Field(1, ge=1)
+    future_tolerance_s: float = Field(60.0, ge=0)
+    sensor_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "temperature": (-50.0, 150.0),
+            "humidity": (0.0, 100.0),
+            "pressure": (800.0, 1200.0),
+            "vibration": (0.0, 50.0),
+            "current": (0.0, 500.0),
+        }
+    )
+
+
+def _default_home() -> Path:
+    return Path(".feedhouse")
+
+
+class Settings(BaseSettings):
+    """Every setting of feedhouse; see README 'Settings' for the table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=_default_home, description="working folder for local state")
+    warehouse_dsn: SecretStr | None = Field(
+        None, description="chdb:///abs/dir or http(s)://user:pass@host:8123/db"
+    )
+    warehouse_lock_timeout_s: float = Field(30.0, gt=0)
+    warehouse_ca_file: Path | None = None
+    warehouse_verify: bool = True
+    buffer_path: Path | None = None
+    recovery_dir: Path | None = None
+    recovery: bool = True
+    reports_dir: Path = Path("reports")
+    archive_dir: Path | None = None
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    fault_file: Path | None = Field(None, description="fault injector switch (drills and tests)")
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+
+    @field_validator("warehouse_dsn", mode="after")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from feedhouse.warehouse import normalize_dsn  # one parser for DSNs
+
+        return SecretStr(normalize_dsn(value.get_secret_value()))
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        self.home = home
+        if self.warehouse_dsn is None:
+            self.warehouse_dsn = SecretStr(f"chdb://{home / 'clickhouse'}")
+        self.buffer_path = (self.buffer_path or home / "buffer.duckdb").expanduser().resolve()
+        self.recovery_dir = (self.recovery_dir or home / "recovery").expanduser().resolve()
+        self.reports_dir = self.reports_dir.expanduser().resolve()
+        names = [f.name for f in self.feeds]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feed names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def dsn(self) -> str:
+        assert self.warehouse_dsn is not None
+        return self.warehouse_dsn.get_secret_value()
+
+    def feed(self, name: str) -> FeedSettings:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise SettingsError(f"setting 'feeds': no feed named {name!r}")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # env wins over the YAML file, which arrives as init kwargs.
+        return (env_settings, init_settings, file_secret_settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SettingsError(f"config file {path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: must be a mapping of settings")
+    return data
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "settings"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"setting '{loc}': {msg}{more}"
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from YAML (explicit path, or ./feedhouse.yaml if present) and env."""
+    data: dict[str, Any] = {}
+    if config is not None:
+        data = _read_yaml(Path(config))
+    elif os.environ.get(ENV_PREFIX + "CONFIG"):
+        data = _read_yaml(Path(os.environ[ENV_PREFIX + "CONFIG"]))
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        data = _read_yaml(Path(DEFAULT_CONFIG_FILE))
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
