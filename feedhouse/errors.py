@@ -23,3 +23,9 @@ class WarehouseNested(FeedhouseError):
 
 class WarehouseUnavailable(FeedhouseError):
     """ClickHouse cannot be reached (or the fault injector says so)."""
+
+
+class InputError(FeedhouseError):
+    """An input file or argument cannot be used (unreadable file, unknown venue)."""
+
+    exit_code = 2

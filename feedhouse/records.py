@@ -66,12 +66,14 @@ class ParseResult:
     quotes: list[Quote] = field(default_factory=list)
     ignored: int = 0
     invalid: list[Invalid] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
 
     def extend(self, other: ParseResult) -> None:
         self.trades.extend(other.trades)
         self.quotes.extend(other.quotes)
         self.ignored += other.ignored
         self.invalid.extend(other.invalid)
+        self.readings.extend(other.readings)
 
 
 # --- time helpers -----------------------------------------------------------------------

@@ -135,15 +135,24 @@ def store_lock(store: Path, timeout_s: float) -> Iterator[None]:
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
         lock_path = Path(f"{store}.lock")
+        want_path = want_file(store)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             delay = 0.002
+            waited = False
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if waited:
+                        want_path.unlink(missing_ok=True)
                     break
                 except BlockingIOError:
+                    # Tell a long-running holder (HeldWarehouse) that someone waits.
+                    waited = True
+                    if not want_path.exists():
+                        want_path.touch()
                     if time.monotonic() >= deadline:
+                        want_path.unlink(missing_ok=True)
                         holder = _lock_holder(lock_path)
                         raise WarehouseBusy(
                             f"chDB store {store} busy for {timeout_s:g}s: held by {holder} "
@@ -163,6 +172,11 @@ def store_lock(store: Path, timeout_s: float) -> Iterator[None]:
             os.close(fd)
     finally:
         _process_lock.release()
+
+
+def want_file(store: Path) -> Path:
+    """Exists while some process waits for the store: holders should let go soon."""
+    return Path(f"{store}.want")
 
 
 def _process_name() -> str:
@@ -231,6 +245,49 @@ def warehouse(settings: Settings, *, lock_timeout_s: float | None = None) -> Ite
         fault_file=settings.fault_file,
     ) as client:
         yield client
+
+
+class HeldWarehouse:
+    """Keeps the warehouse open across many short uses (the ingest sink's flushes).
+
+    For an embedded store it closes as soon as another process waits (the `.want` file
+    exists) or after `max_hold_s`, so `feedhouse sql` or a Dagster run gets the store
+    within one flush. Server DSNs just reuse the pooled client. Not for nesting: call
+    `release()` before anything else in this thread opens the warehouse.
+    """
+
+    def __init__(self, settings: Settings, max_hold_s: float = 1.0) -> None:
+        self.settings = settings
+        self.max_hold_s = max_hold_s
+        self._cm = None
+        self._client: Client | None = None
+        self._opened_at = 0.0
+        store = chdb_path(settings.dsn)
+        self._want = want_file(store) if store is not None else None
+
+    def client(self) -> Client:
+        """The open client (opening it if needed). Faults are applied on every call."""
+        _apply_faults(self.settings.fault_file)
+        if self._client is None:
+            self._cm = warehouse(self.settings)
+            self._client = self._cm.__enter__()
+            self._opened_at = time.monotonic()
+        return self._client
+
+    def release_if_wanted(self) -> None:
+        if self._client is None or self._want is None:
+            return
+        held = time.monotonic() - self._opened_at
+        if held >= self.max_hold_s or self._want.exists():
+            self.release()
+
+    def release(self, error: BaseException | None = None) -> None:
+        if self._cm is not None:
+            cm, self._cm, self._client = self._cm, None, None
+            if error is None:
+                cm.__exit__(None, None, None)
+            else:
+                cm.__exit__(type(error), error, error.__traceback__)
 
 
 # --- error classes ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from enum import Enum
+from enum import StrEnum
 
 import typer
 from rich.table import Table
@@ -16,7 +16,7 @@ from feedhouse.migrations import apply_migrations, list_tables
 from feedhouse.warehouse import first_line, warehouse
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"

@@ -1,0 +1,37 @@
+"""`feedhouse capture parse FILE`: normalized trades of a recorded session as JSON lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+import typer
+
+from dataflows.capture import parse_capture, trade_json
+from feedhouse.cli.context import err_console
+
+capture_app = typer.Typer(help="Work with recorded WebSocket sessions (capture files).")
+
+
+@capture_app.command("parse")
+def parse(
+    file: Path = typer.Argument(..., help="capture file (fixture format)"),
+    venue: str | None = typer.Option(None, help="venue; default: inferred from the connect URL"),
+) -> None:
+    """Print the normalized trades of a recorded session as JSON lines; summary on stderr."""
+    found, result, summary = parse_capture(file, venue)
+    out = sys.stdout.buffer
+    for trade in result.trades:
+        out.write(orjson.dumps(trade_json(trade)) + b"\n")
+    out.flush()
+    err_console.print(
+        f"{file.name} ({found.name}): frames={summary.frames} trades={summary.trades} "
+        f"quotes={summary.quotes} ignored={summary.ignored} invalid={summary.invalid}"
+    )
+    for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
+        err_console.print(f"  invalid: {count} x {reason}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(capture_app, name="capture")
