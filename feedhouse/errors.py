@@ -25,6 +25,12 @@ class WarehouseUnavailable(FeedhouseError):
     """ClickHouse cannot be reached (or the fault injector says so)."""
 
 
+class WarehouseConfigError(WarehouseUnavailable):
+    """The configured warehouse cannot be used at all (unreachable at start, bad password)."""
+
+    exit_code = 2
+
+
 class InputError(FeedhouseError):
     """An input file or argument cannot be used (unreadable file, unknown venue)."""
 

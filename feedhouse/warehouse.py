@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from feedhouse.errors import (
-    SettingsError,
     WarehouseBusy,
+    WarehouseConfigError,
     WarehouseNested,
     WarehouseUnavailable,
 )
@@ -74,7 +74,7 @@ def normalize_dsn(dsn: str) -> str:
 
 def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced, safe for logs and messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", dsn)
 
 
 def chdb_path(dsn: str) -> Path | None:
@@ -128,7 +128,12 @@ def store_lock(store: Path, timeout_s: float) -> Iterator[None]:
             "close it before opening it again"
         )
     deadline = time.monotonic() + timeout_s
-    if not _process_lock.acquire(timeout=timeout_s):
+    if not _process_lock.acquire(blocking=False):
+        want_file(store).touch()  # another thread holds it: ask it to let go
+        acquired = _process_lock.acquire(timeout=timeout_s)
+    else:
+        acquired = True
+    if not acquired:
         raise WarehouseBusy(
             f"chDB store {store} busy: another thread of this process held it {timeout_s:g}s"
         )
@@ -228,10 +233,24 @@ def connect(
 
 
 def _connect_error(dsn: str, exc: Exception) -> Exception:
-    text = str(exc).replace(dsn, redact_dsn(dsn)).splitlines()[0] if str(exc) else type(exc).__name__
+    text = " ".join(str(exc).replace(dsn, redact_dsn(dsn)).split()) or type(exc).__name__
+    where = redact_dsn(dsn)
     if "Authentication failed" in text or "Code: 516" in text:
-        return SettingsError(f"setting 'warehouse_dsn': authentication failed ({redact_dsn(dsn)})")
-    return WarehouseUnavailable(f"cannot reach ClickHouse at {redact_dsn(dsn)}: {text[:200]}")
+        return WarehouseConfigError(f"setting 'warehouse_dsn': authentication failed at {where}")
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+        ("timed out", "timed out"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate verification failed"),
+    ):
+        if needle in text:
+            return WarehouseConfigError(
+                f"setting 'warehouse_dsn': cannot reach ClickHouse at {where} ({reason})"
+            )
+    return WarehouseConfigError(
+        f"setting 'warehouse_dsn': cannot reach ClickHouse at {where} ({text[:160]})"
+    )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ exit with their code (2 for settings).
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 from pathlib import Path
@@ -60,6 +61,8 @@ _register_commands()
 
 
 def main() -> None:
+    # clickhouse-connect logs driver exceptions itself; we report them in one line.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:

@@ -1,0 +1,58 @@
+"""Shared fixtures: a fresh embedded warehouse per test, settings pointing at it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feedhouse.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+CAPTURES = FIXTURES / "exchanges"
+FEEDHOUSE = str(Path(sys.executable).parent / "feedhouse")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "fh"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    """Settings for a fresh chDB store under tmp_path (no schema yet)."""
+    return load_settings(home=str(home), reports_dir=str(home / "reports"))
+
+
+@pytest.fixture
+def initialized(settings: Settings) -> Settings:
+    """Settings whose store has the feedhouse schema applied."""
+    from feedhouse.cli.core import init_schema
+
+    init_schema(settings)
+    return settings
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any FEEDHOUSE_* from the caller, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDHOUSE_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str):
+    """Run the `feedhouse` command as a subprocess; returns CompletedProcess (text)."""
+    return subprocess.run(
+        [FEEDHOUSE, *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
