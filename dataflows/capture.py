@@ -4,6 +4,7 @@
     <url> <- <epoch>: <text>     the client sent <text>
     <epoch>: <text>              the client received <text>
     <epoch>: b'...'              a binary frame, as a Python bytes literal
+    # text                       a comment (e.g. where a documentation-built fixture is from)
 
 Read by `feedhouse capture parse`, the replay server and backfills; written by feeds
 that have `record_dir` set (CaptureWriter), in the same format.
@@ -49,7 +50,7 @@ def read_capture(path: Path | str) -> Iterator[CaptureEvent]:
     with handle:
         for raw_line in handle:
             line = raw_line.rstrip("\n")
-            if not line:
+            if not line or line[0] == "#":  # '#' lines: comments (provenance of docs fixtures)
                 continue
             if line[0].isdigit():
                 ts_text, sep, payload = line.partition(": ")

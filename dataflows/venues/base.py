@@ -36,3 +36,7 @@ class Venue:
     native_symbol: Callable[[str], str] = field(default=lambda s: s)
     normalize_symbol: Callable[[str], str] = field(default=lambda s: s)
     channels: tuple[str, ...] = ("trades",)
+    # Gap detection (dataflows/sources/sequence.py has the defaults per venue): the
+    # (stream, number) pairs a raw frame carries that must increase by exactly one per
+    # stream, e.g. Binance aggTrade ids per symbol. None: the source uses its default.
+    sequence_of: Callable[[Frame], list[tuple[str, int]]] | None = None

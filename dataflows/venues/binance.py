@@ -1,0 +1,157 @@
+"""Binance: one stream format on four hosts (spot, USD-M futures, COIN-M futures, Binance.US).
+
+Subscriptions live in the URL (combined streams `/stream?streams=a@aggTrade/b@bookTicker`);
+frames arrive wrapped as {"stream", "data"} (or bare on raw `/ws/` streams).
+trades: `aggTrade` (the id `a` is gap-checkable), also raw `trade`; quotes: `bookTicker`.
+The server pings at the WebSocket protocol level; the client library answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from dataflows.venues.base import Venue
+from dataflows.venues.common import (
+    FrameError,
+    check_quote,
+    check_trade,
+    loads,
+    normalizer,
+    num,
+    safe_parse,
+    split_concatenated,
+)
+from feedhouse.records import ParseResult, Quote, Trade
+
+_STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
+# Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
+_IGNORED_EVENTS = frozenset(
+    {"depthUpdate", "kline", "24hrTicker", "24hrMiniTicker", "markPriceUpdate",
+     "forceOrder", "continuous_kline", "indexPriceUpdate", "contractInfo"}
+)
+
+
+# Binance quote assets beyond common.QUOTE_ASSETS, tried first ("XRPBKRW" is not XRPB-KRW).
+_EXTRA_QUOTES = ("BKRW", "EURI", "USDS", "GYEN", "AEUR", "VAI", "COP", "CZK")
+
+
+def _split(pair: str) -> str:
+    for quote in _EXTRA_QUOTES:
+        if pair.endswith(quote) and len(pair) > len(quote):
+            return f"{pair[: -len(quote)]}-{quote}"
+    return split_concatenated(pair)
+
+
+def normalize(native: str) -> str:
+    """'BTCUSDT' -> 'BTC-USDT'; COIN-M 'BTCUSD_PERP' -> 'BTC-USD-PERP' (delivery date kept)."""
+    pair, sep, suffix = native.upper().partition("_")
+    base = _split(pair)
+    return f"{base}-{suffix}" if sep else base
+
+
+def native(symbol: str) -> str:
+    """'BTC-USDT' -> 'BTCUSDT'; 'BTC-USD-PERP' -> 'BTCUSD_PERP'."""
+    parts = symbol.upper().split("-")
+    return "".join(parts[:2]) + "".join("_" + p for p in parts[2:])
+
+
+_normalize = normalizer(normalize)
+
+
+def _streams(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    return [f"{native(s).lower()}@{_STREAM[c]}" for c in channels for s in symbols]
+
+
+def _url_for(base: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
+    root = base.split("?", 1)[0].rstrip("/")
+    for tail in ("/stream", "/ws"):
+        if root.endswith(tail):
+            root = root[: -len(tail)]
+    return f"{root}/stream?streams={'/'.join(_streams(symbols, channels))}"
+
+
+def _subscribe(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    return []  # the subscription is the URL (url_for)
+
+
+def _unsubscribe(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    params = _streams(symbols, channels)
+    return [orjson.dumps({"method": "UNSUBSCRIBE", "params": params, "id": 1}).decode()]
+
+
+def _parse(venue: str):
+    def parse(frame: str | bytes, received_ts: int) -> ParseResult:
+        msg = loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        data = msg.get("data", msg) if "stream" in msg else msg
+        if data.__class__ is not dict:
+            raise FrameError("'data' is not an object")
+        event = data.get("e")
+        if event == "aggTrade" or event == "trade":
+            price = num(data["p"])
+            amount = num(data["q"])
+            check_trade(price, amount)
+            ident = data["a"] if event == "aggTrade" else data["t"]
+            if ident.__class__ is not int:
+                raise FrameError(f"trade id is not an integer: {ident!r}")
+            maker = data["m"]
+            if maker.__class__ is not bool:
+                raise FrameError(f"'m' is not a boolean: {maker!r}")
+            ts = data["T"]
+            if ts.__class__ is not int or ts <= 0:
+                raise FrameError(f"bad trade time: {ts!r}")
+            sym = data["s"]
+            # m: the buyer is the maker, so the taker sold
+            return ParseResult(trades=[Trade(
+                venue, _normalize(sym), sym, str(ident), price, amount,
+                "sell" if maker else "buy", ts * 1000, received_ts,
+            )])
+        if event == "bookTicker" or (event is None and "u" in data and "A" in data):
+            bid, bid_size, ask, ask_size = (
+                num(data["b"]), num(data["B"]), num(data["a"]), num(data["A"])
+            )
+            check_quote(bid, bid_size, ask, ask_size)
+            ts = data.get("T") or data.get("E")  # futures stamp bookTicker; spot does not
+            if ts is not None and (ts.__class__ is not int or ts <= 0):
+                raise FrameError(f"bad quote time: {ts!r}")
+            sym = data["s"]
+            return ParseResult(quotes=[Quote(
+                venue, _normalize(sym), sym, bid, bid_size, ask, ask_size,
+                ts * 1000 if ts else received_ts, received_ts,
+            )])
+        if event in _IGNORED_EVENTS or ("result" in msg and "id" in msg):
+            return ParseResult(ignored=1)
+        if event is None and "lastUpdateId" in data:
+            return ParseResult(ignored=1)  # partial book depth (depth5/10/20 streams)
+        if "code" in msg:
+            raise FrameError(f"venue error {msg['code']!r}: {str(msg.get('msg'))[:200]}")
+        raise FrameError(f"unknown message (e={event!r})")
+
+    return safe_parse(venue, parse)
+
+
+def _venue(name: str, url: str, hosts: tuple[str, ...]) -> Venue:
+    return Venue(
+        name=name,
+        url=url,
+        hosts=hosts,
+        parse=_parse(name),
+        subscribe=_subscribe,
+        unsubscribe=_unsubscribe,
+        url_for=_url_for,
+        native_symbol=native,
+        normalize_symbol=normalize,
+        channels=("trades", "quotes"),
+    )
+
+
+VENUES = [
+    _venue("binance", "wss://stream.binance.com:9443/stream",
+           ("stream.binance.com", "data-stream.binance.vision")),
+    _venue("binance_futures", "wss://fstream.binance.com/stream", ("fstream.binance.com",)),
+    _venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",)),
+    _venue("binance_us", "wss://stream.binance.us:9443/stream", ("stream.binance.us",)),
+]

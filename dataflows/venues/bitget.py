@@ -1,0 +1,192 @@
+"""Bitget public WebSocket: v2 (`wss://ws.bitget.com/v2/ws/public`) and the v1 format.
+
+Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instId"}, "data"}:
+- channel `trade`: a `snapshot` of recent trades on subscribe, then `update`s; both count as
+  trades (dedup collapses the repeats). v2 entries are objects with a `tradeId`; v1 entries
+  (spot/v1/stream, instType `sp`) are arrays `[ts, price, size, side]` without an id, so
+  the id is a stable hash of those fields (a resent trade hashes the same);
+- channel `books1` (v2 top of book) -> quotes;
+- books, tickers, candles, subscribe acks ({"event"}) and the text `pong` -> ignored.
+Heartbeat: the client sends the text `ping` every 30 s.
+
+Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
+`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`; v1 spot ids like `BTCUSDT_SPBL` -> `BTC-USDT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from dataflows.venues.base import Venue
+from dataflows.venues.common import (
+    FrameError,
+    check_quote,
+    check_trade,
+    loads,
+    ms_us,
+    normalizer,
+    num,
+    quote_table,
+    quotes_or_ignored,
+    safe_parse,
+    split_with,
+    stable_trade_id,
+    text_id,
+    trades_or_ignored,
+)
+from feedhouse.records import ParseResult, Quote, Trade
+
+VENUE = "bitget"
+_SIDES = {"buy": "buy", "sell": "sell"}
+_FUTURES_TYPES = frozenset({"mc", "MC", "USDT-FUTURES", "COIN-FUTURES", "USDC-FUTURES",
+                            "umcbl", "dmcbl", "cmcbl"})
+_FUTURES_BY_QUOTE = {"USDT": "USDT-FUTURES", "USDC": "USDC-FUTURES", "USD": "COIN-FUTURES"}
+_CHANNEL = {"trades": "trade", "quotes": "books1"}
+# spot quotes plus USD for coin-margined futures (BTCUSD)
+_QUOTES = quote_table("USDT", "USDC", "USDE", "BTC", "ETH", "EUR", "BRL", "USD")
+_IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
+
+
+def normalize(native: str) -> str:
+    """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP'."""
+    pair, sep, suffix = native.upper().partition("_")
+    base = split_with(pair, _QUOTES)
+    return f"{base}-PERP" if sep and suffix != "SPBL" else base
+
+
+def native(symbol: str) -> str:
+    """'BTC-USDT' and 'BTC-USDT-PERP' -> 'BTCUSDT' (the instType tells them apart)."""
+    parts = symbol.upper().split("-")
+    return "".join(parts[:2])
+
+
+_normalize = normalizer(normalize)
+
+
+def _symbol(arg: dict) -> tuple[str, str]:
+    inst = arg["instId"]
+    if inst.__class__ is not str or not inst:
+        raise FrameError(f"bad instId {inst!r}")
+    symbol = _normalize(inst)
+    if arg.get("instType") in _FUTURES_TYPES and not symbol.endswith("-PERP"):
+        symbol += "-PERP"
+    return symbol, inst
+
+
+def _trade_v2(entry: dict, symbol: str, inst: str, received_ts: int) -> Trade:
+    price = num(entry["price"])
+    amount = num(entry["size"])
+    check_trade(price, amount)
+    side = _SIDES.get(entry["side"])
+    if side is None:
+        raise FrameError(f"bad side {entry['side']!r}")
+    return Trade(VENUE, symbol, inst, text_id(entry["tradeId"]), price, amount, side,
+                 ms_us(entry["ts"]), received_ts)
+
+
+def _trade_v1(entry: list, symbol: str, inst: str, received_ts: int) -> Trade:
+    ts, price_text, size_text, side_text = entry[0], entry[1], entry[2], entry[3]
+    price = num(price_text)
+    amount = num(size_text)
+    check_trade(price, amount)
+    side = _SIDES.get(side_text)
+    if side is None:
+        raise FrameError(f"bad side {side_text!r}")
+    exchange_ts = ms_us(ts)
+    # no exchange id in v1: hash the trade's own fields, as sent (strings, not floats)
+    ident = stable_trade_id(inst, ts, price_text, size_text, side_text)
+    return Trade(VENUE, symbol, inst, ident, price, amount, side, exchange_ts, received_ts)
+
+
+def _trades(data: list, arg: dict, received_ts: int) -> list[Trade]:
+    symbol, inst = _symbol(arg)
+    out = []
+    for entry in data:
+        if entry.__class__ is dict:
+            out.append(_trade_v2(entry, symbol, inst, received_ts))
+        elif entry.__class__ is list:
+            out.append(_trade_v1(entry, symbol, inst, received_ts))
+        else:
+            raise FrameError(f"bad trade entry {entry!r}"[:120])
+    return out
+
+
+def _level(levels: object) -> tuple[float, float]:
+    if levels.__class__ is not list:
+        raise FrameError("book side is not a list")
+    if not levels:
+        return 0.0, 0.0  # empty side
+    top = levels[0]  # type: ignore[index]
+    return num(top[0]), num(top[1])
+
+
+def _quotes(data: list, arg: dict, received_ts: int) -> list[Quote]:
+    symbol, inst = _symbol(arg)
+    out = []
+    for entry in data:
+        bid, bid_size = _level(entry["bids"])
+        ask, ask_size = _level(entry["asks"])
+        check_quote(bid, bid_size, ask, ask_size)
+        out.append(Quote(VENUE, symbol, inst, bid, bid_size, ask, ask_size,
+                         ms_us(entry["ts"]), received_ts))
+    return out
+
+
+def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+    if frame == "pong" or frame == b"pong":
+        return ParseResult(ignored=1)
+    msg = loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    if "data" in msg:
+        arg = msg["arg"]
+        if arg.__class__ is not dict:
+            raise FrameError("'arg' is not an object")
+        data = msg["data"]
+        if data.__class__ is not list:
+            raise FrameError("'data' is not a list")
+        channel = arg["channel"]
+        if channel == "trade":
+            return trades_or_ignored(_trades(data, arg, received_ts))
+        if channel == "books1":
+            return quotes_or_ignored(_quotes(data, arg, received_ts))
+        if channel.__class__ is str:
+            return ParseResult(ignored=1)  # books, ticker, candles
+        raise FrameError(f"bad channel {channel!r}")
+    if msg.get("event") in _IGNORED_EVENTS:
+        return ParseResult(ignored=1)  # acks and error replies
+    raise FrameError("unknown message")
+
+
+def _inst_type(symbol: str) -> str:
+    parts = symbol.upper().split("-")
+    if len(parts) > 2 and parts[2] == "PERP":
+        return _FUTURES_BY_QUOTE.get(parts[1], "USDT-FUTURES")
+    return "SPOT"
+
+
+def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    args = [
+        {"instType": _inst_type(s), "channel": _CHANNEL[c], "instId": native(s)}
+        for c in channels if c in _CHANNEL for s in symbols
+    ]
+    return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
+
+
+VENUES = [
+    Venue(
+        name=VENUE,
+        url="wss://ws.bitget.com/v2/ws/public",
+        hosts=("ws.bitget.com", "ws.bitgetapi.com"),
+        parse=safe_parse(VENUE, _parse),
+        subscribe=lambda s, c: _frames("subscribe", s, c),
+        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
+        ping_interval_s=30.0,
+        ping_frame="ping",
+        native_symbol=native,
+        normalize_symbol=normalize,
+        channels=("trades", "quotes"),
+    )
+]

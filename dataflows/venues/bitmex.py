@@ -1,0 +1,194 @@
+"""BitMEX realtime API (`wss://ws.bitmex.com/realtime`).
+
+Tables arrive as {"table", "action", "data": [...]}:
+- `trade`: `partial` (a snapshot of recent trades, sent once per subscription) and `insert`
+  (new trades); both count as trades, dedup collapses the snapshot's repeats. The id is
+  `trdMatchID`, `side` the taker side, `size` the amount in contracts (as BitMEX reports it).
+- `quote`: best bid/ask (`partial` + `insert`) -> quotes.
+- other tables (orderBookL2, ...), the welcome `info`, subscribe acks, errors -> ignored.
+Heartbeat: when nothing arrives for 5 s the client sends the text `ping`; BitMEX answers
+`pong` (ignored).
+
+Symbols: perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a
+month code (`XBTU21` -> `BTC-USD-U21`; legacy alt futures are XBT-quoted: `XRPU21` ->
+`XRP-BTC-U21`); spot pairs have an underscore (`XBT_USDT` -> `BTC-USDT`). XBT reads as BTC.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import orjson
+
+from dataflows.venues.base import Venue
+from dataflows.venues.common import (
+    FrameError,
+    check_quote,
+    check_trade,
+    check_ts,
+    loads,
+    normalizer,
+    num,
+    quote_table,
+    quotes_or_ignored,
+    safe_parse,
+    text_id,
+    trades_or_ignored,
+    us_from_iso_z,
+)
+from feedhouse.records import ParseResult, Quote, Trade
+
+VENUE = "bitmex"
+_SIDES = {"Buy": "buy", "Sell": "sell"}
+_TABLE = {"trades": "trade", "quotes": "quote"}
+# BitMEX's quote currencies only (the shared table's TUSD would split XBTUSD as XB-TUSD)
+_QUOTES = quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
+_FUTURE = re.compile(r"^([A-Z0-9]+?)([FGHJKMNQUVXZ]\d\d)$")
+
+
+def _btc(asset: str) -> str:
+    return "BTC" if asset == "XBT" else asset
+
+
+def _xbt(asset: str) -> str:
+    return "XBT" if asset == "BTC" else asset
+
+
+def _pair(root: str) -> tuple[str, str] | None:
+    """'ETHUSDT' -> ('ETH', 'USDT'); None when no BitMEX quote currency ends the root."""
+    for quote in _QUOTES:
+        if root.endswith(quote) and len(root) > len(quote):
+            return _btc(root[: -len(quote)]), _btc(quote)
+    return None
+
+
+def normalize(native: str) -> str:
+    upper = native.upper()
+    if "_" in upper:  # spot
+        base, _, quote = upper.partition("_")
+        return f"{_btc(base)}-{_btc(quote)}"
+    future = _FUTURE.match(upper)
+    if future:
+        root, code = future.groups()
+        if root == "XBT":
+            return f"BTC-USD-{code}"
+        pair = _pair(root)
+        return f"{pair[0]}-{pair[1]}-{code}" if pair else f"{root}-BTC-{code}"
+    pair = _pair(upper)
+    return f"{pair[0]}-{pair[1]}-PERP" if pair else f"{upper}-PERP"
+
+
+def native(symbol: str) -> str:
+    parts = symbol.upper().split("-")
+    if len(parts) < 2:
+        return symbol  # already native
+    base, quote = _xbt(parts[0]), _xbt(parts[1])
+    if len(parts) == 2:
+        return f"{base}_{quote}"
+    tail = parts[2]
+    if tail == "PERP":
+        return base + quote
+    if base == "XBT" and quote == "USD":
+        return base + tail
+    if quote == "XBT":
+        return base + tail
+    return base + quote + tail
+
+
+_normalize = normalizer(normalize)
+
+
+def _symbol(entry: dict) -> str:
+    sym = entry["symbol"]
+    if sym.__class__ is not str or not sym:
+        raise FrameError(f"bad symbol {sym!r}")
+    return sym
+
+
+def _stamp(entry: dict) -> int:
+    stamp = entry["timestamp"]
+    if stamp.__class__ is not str:
+        raise FrameError(f"bad timestamp {stamp!r}")
+    return check_ts(us_from_iso_z(stamp))
+
+
+def _trades(data: list, received_ts: int) -> list[Trade]:
+    out = []
+    for entry in data:
+        price = num(entry["price"])
+        amount = num(entry["size"])
+        check_trade(price, amount)
+        side = _SIDES.get(entry["side"])
+        if side is None:
+            raise FrameError(f"bad side {entry['side']!r}")
+        sym = _symbol(entry)
+        out.append(Trade(
+            VENUE, _normalize(sym), sym, text_id(entry["trdMatchID"]), price, amount, side,
+            _stamp(entry), received_ts,
+        ))
+    return out
+
+
+def _side(value: object) -> float:
+    return 0.0 if value is None else num(value)  # null: that side of the book is empty
+
+
+def _quotes(data: list, received_ts: int) -> list[Quote]:
+    out = []
+    for entry in data:
+        bid, bid_size = _side(entry["bidPrice"]), _side(entry["bidSize"])
+        ask, ask_size = _side(entry["askPrice"]), _side(entry["askSize"])
+        check_quote(bid, bid_size, ask, ask_size)
+        sym = _symbol(entry)
+        out.append(Quote(
+            VENUE, _normalize(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
+        ))
+    return out
+
+
+def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+    if frame == "pong" or frame == b"pong":
+        return ParseResult(ignored=1)
+    msg = loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    table = msg.get("table")
+    if table is not None:
+        action = msg["action"]
+        data = msg["data"]
+        if data.__class__ is not list:
+            raise FrameError("'data' is not a list")
+        if action == "partial" or action == "insert":
+            if table == "trade":
+                return trades_or_ignored(_trades(data, received_ts))
+            if table == "quote":
+                return quotes_or_ignored(_quotes(data, received_ts))
+        if table.__class__ is str and action in ("partial", "insert", "update", "delete"):
+            return ParseResult(ignored=1)  # other tables; trade/quote never update or delete
+        raise FrameError(f"unknown message (table={table!r}, action={action!r})")
+    if "success" in msg or "info" in msg or "error" in msg or "subscribe" in msg:
+        return ParseResult(ignored=1)  # acks, welcome, errors
+    raise FrameError("unknown message")
+
+
+def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    args = [f"{_TABLE[c]}:{native(s)}" for c in channels if c in _TABLE for s in symbols]
+    return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
+
+
+VENUES = [
+    Venue(
+        name=VENUE,
+        url="wss://ws.bitmex.com/realtime",
+        hosts=("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
+        parse=safe_parse(VENUE, _parse),
+        subscribe=lambda s, c: _frames("subscribe", s, c),
+        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
+        ping_interval_s=5.0,
+        ping_frame="ping",
+        native_symbol=native,
+        normalize_symbol=normalize,
+        channels=("trades", "quotes"),
+    )
+]

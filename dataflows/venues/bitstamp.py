@@ -1,0 +1,90 @@
+"""Bitstamp v2 WebSocket: `trade` events on `live_trades_<pair>` channels.
+
+`type` 0 = buy, 1 = sell (the taker side); `microtimestamp` is the trade time in µs.
+Prices/amounts come both as numbers and as exact strings; we read the strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from dataflows.venues.base import Venue
+from dataflows.venues.common import (
+    FrameError,
+    check_trade,
+    loads,
+    normalizer,
+    num,
+    safe_parse,
+    split_concatenated,
+)
+from feedhouse.records import ParseResult, Trade
+
+NAME = "bitstamp"
+_PREFIX = "live_trades_"
+_SIDES = {0: "buy", 1: "sell"}
+_normalize = normalizer(split_concatenated)
+
+
+def native(symbol: str) -> str:
+    return symbol.lower().replace("-", "")
+
+
+def _frames(event: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    return [
+        orjson.dumps({"event": event, "data": {"channel": f"{_PREFIX}{native(s)}"}}).decode()
+        for c in channels if c == "trades" for s in symbols
+    ]
+
+
+def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+    msg = loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    event = msg.get("event")
+    if event == "trade":
+        channel = msg["channel"]
+        if channel.__class__ is not str or not channel.startswith(_PREFIX):
+            raise FrameError(f"trade on unexpected channel {channel!r}")
+        data = msg["data"]
+        price = num(data["price_str"] if "price_str" in data else data["price"])
+        amount = num(data["amount_str"] if "amount_str" in data else data["amount"])
+        check_trade(price, amount)
+        side = _SIDES.get(data["type"])
+        if side is None or data["type"].__class__ is not int:
+            raise FrameError(f"bad trade type {data['type']!r}")
+        ident = data["id"]
+        if ident.__class__ is not int:
+            raise FrameError(f"trade id is not an integer: {ident!r}")
+        micros = data["microtimestamp"]
+        if micros.__class__ is not str or not micros.isdigit():
+            raise FrameError(f"bad microtimestamp {micros!r}")
+        pair = channel[len(_PREFIX):]
+        return ParseResult(trades=[Trade(
+            NAME, _normalize(pair), pair, str(ident), price, amount, side, int(micros),
+            received_ts,
+        )])
+    if event.__class__ is str and (event == "data" or event.startswith("bts:")):
+        if event == "bts:error":
+            raise FrameError(f"venue error: {str(msg.get('data'))[:200]}")
+        return ParseResult(ignored=1)  # order books, acks, heartbeats, reconnect requests
+    raise FrameError(f"unknown event {event!r}")
+
+
+VENUES = [
+    Venue(
+        name=NAME,
+        url="wss://ws.bitstamp.net",
+        hosts=("ws.bitstamp.net",),
+        parse=safe_parse(NAME, _parse),
+        subscribe=lambda symbols, channels: _frames("bts:subscribe", symbols, channels),
+        unsubscribe=lambda symbols, channels: _frames("bts:unsubscribe", symbols, channels),
+        ping_interval_s=30.0,
+        ping_frame='{"event":"bts:heartbeat"}',
+        native_symbol=native,
+        normalize_symbol=split_concatenated,
+        channels=("trades",),
+    )
+]

@@ -1,0 +1,105 @@
+"""OKX v5 public WebSocket: `trades` channel (taker side given), `tickers` for best bid/ask.
+
+The client sends the text `ping` every <30 s and gets the text `pong` (not JSON).
+Instrument ids are already BASE-QUOTE(-SWAP/-expiry), which is our normalized form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from dataflows.venues.base import Venue
+from dataflows.venues.common import (
+    FrameError,
+    check_quote,
+    check_trade,
+    loads,
+    normalizer,
+    num,
+    safe_parse,
+)
+from feedhouse.records import ParseResult, Quote, Trade
+
+NAME = "okx"
+_CHANNEL = {"trades": "trades", "quotes": "tickers"}
+_SIDES = {"buy": "buy", "sell": "sell"}
+_PONG = ("pong", b"pong")
+_symbol = normalizer(str.upper)  # instIds are BASE-QUOTE(-...) already; checked once each
+
+
+def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    args = [{"channel": _CHANNEL[c], "instId": s.upper()} for c in channels for s in symbols]
+    return [orjson.dumps({"op": op, "args": args}).decode()]
+
+
+def _ms(value: object) -> int:
+    if value.__class__ is not str or not value.isdigit() or value == "0":  # type: ignore
+        raise FrameError(f"bad ms timestamp {value!r}")
+    return int(value) * 1000  # type: ignore[arg-type]
+
+
+def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+    if frame in _PONG:
+        return ParseResult(ignored=1)
+    msg = loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    arg = msg.get("arg")
+    data = msg.get("data")
+    if data is not None and arg is not None:
+        channel = arg["channel"]
+        if channel == "trades":
+            trades = []
+            for item in data:
+                price, amount = num(item["px"]), num(item["sz"])
+                check_trade(price, amount)
+                side = _SIDES.get(item["side"])
+                if side is None:
+                    raise FrameError(f"bad side {item['side']!r}")
+                ident = item["tradeId"]
+                if ident.__class__ is not str or not 0 < len(ident) <= 128:
+                    raise FrameError(f"bad tradeId {ident!r}")
+                inst = item["instId"]
+                trades.append(Trade(
+                    NAME, _symbol(inst), inst, ident, price, amount, side, _ms(item["ts"]),
+                    received_ts,
+                ))
+            return ParseResult(trades=trades, ignored=0 if trades else 1)
+        if channel == "tickers":
+            quotes = []
+            for item in data:
+                bid, bid_size = num(item["bidPx"] or 0), num(item["bidSz"] or 0)
+                ask, ask_size = num(item["askPx"] or 0), num(item["askSz"] or 0)
+                check_quote(bid, bid_size, ask, ask_size)
+                inst = item["instId"]
+                quotes.append(Quote(
+                    NAME, _symbol(inst), inst, bid, bid_size, ask, ask_size, _ms(item["ts"]),
+                    received_ts,
+                ))
+            return ParseResult(quotes=quotes, ignored=0 if quotes else 1)
+        return ParseResult(ignored=1)  # books, candles, ...
+    event = msg.get("event")
+    if event == "error":
+        raise FrameError(f"venue error {msg.get('code')}: {str(msg.get('msg'))[:200]}")
+    if event is not None:
+        return ParseResult(ignored=1)  # subscribe/unsubscribe acks, notices
+    raise FrameError("unknown message (no arg/data, no event)")
+
+
+VENUES = [
+    Venue(
+        name=NAME,
+        url="wss://ws.okx.com:8443/ws/v5/public",
+        hosts=("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"),
+        parse=safe_parse(NAME, _parse),
+        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
+        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
+        ping_interval_s=25.0,
+        ping_frame="ping",
+        native_symbol=str.upper,
+        normalize_symbol=str.upper,
+        channels=("trades", "quotes"),
+    )
+]
