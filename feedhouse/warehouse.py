@@ -73,8 +73,12 @@ def normalize_dsn(dsn: str) -> str:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced, safe for logs and messages."""
-    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", dsn)
+    """The DSN with any password replaced, safe for logs and messages.
+
+    Everything up to the last '@' goes, so an unencoded '@' or '/' in the password cannot
+    leave a piece of it behind; a `password=` query parameter is masked too."""
+    dsn = re.sub(r"(://[^:/@]+:).*@", r"\1***@", dsn)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", dsn, flags=re.IGNORECASE)
 
 
 def chdb_path(dsn: str) -> Path | None:
@@ -221,7 +225,10 @@ def connect(
     with _http_lock:
         client = _http_clients.get(key)
         if client is None:
-            kwargs: dict[str, Any] = {"dsn": dsn, "verify": verify}
+            # clickhouse-connect takes TLS from `interface`/port, not the DSN scheme: say it,
+            # or https://host:9443 would send the password in clear text.
+            interface = "https" if dsn.startswith("https://") else "http"
+            kwargs: dict[str, Any] = {"dsn": dsn, "verify": verify, "interface": interface}
             if ca_file is not None:
                 kwargs["ca_cert"] = str(ca_file)
             try:
