@@ -1,0 +1,1 @@
+"""Pieces of the replay server: numbered streams from captures, lap shifting, faults."""

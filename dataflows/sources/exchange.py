@@ -1,0 +1,166 @@
+"""Bytewax source for exchange feeds: one partition per feed, items are micro-batches.
+
+Each partition runs its feed's `FeedClient` (asyncio, websockets) in a thread of its
+own and hands Bytewax `MessageBatch` items: every `next_batch()` returns at most one
+batch holding all frames that arrived since the last call (up to `batch_frames`), with
+their receive times, plus the gaps seen meanwhile. Between the thread and Bytewax sits a
+bounded queue: when the dataflow is slower than the feed, the client stops reading the
+socket (TCP pushes back on the server) instead of growing memory.
+
+State is the position of the next frame (a per-feed frame counter). On resume the client
+asks the replay server for `?from=<position>`, so replayed feeds recover exactly; for
+live venues the position just keeps counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from dataflows.frames import Gap, MessageBatch
+from dataflows.sources.websocket import FeedClient
+from dataflows.venues import get_venue
+from feedhouse.settings import FeedSettings, Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_FRAMES = 5000
+QUEUE_FRAMES = 100_000
+IDLE_WAKE = timedelta(milliseconds=5)
+
+
+class FrameQueue:
+    """Bounded hand-over from the client's asyncio thread to the Bytewax thread.
+
+    deque append/popleft are atomic in CPython, so no lock on the hot path; the producer
+    polls for space with a short timeout when full, which only happens under backpressure.
+    """
+
+    def __init__(self, capacity: int = QUEUE_FRAMES) -> None:
+        self.capacity = capacity
+        self.frames: deque[tuple[int, str | bytes]] = deque()
+        self.gaps: deque[Gap] = deque()
+        self.closed = False
+
+    def put(self, received_us: int, frame: str | bytes) -> bool:
+        self.frames.append((received_us, frame))
+        return len(self.frames) < self.capacity
+
+    async def wait_space(self) -> None:
+        while len(self.frames) >= self.capacity and not self.closed:
+            await asyncio.sleep(0.002)
+
+    def gap(self, gap: Gap) -> None:
+        self.gaps.append(gap)
+
+    def take(self, limit: int) -> tuple[list[tuple[int, str | bytes]], list[Gap]]:
+        frames = self.frames
+        n = min(limit, len(frames))
+        out = [frames.popleft() for _ in range(n)]
+        gaps = [self.gaps.popleft() for _ in range(len(self.gaps))]
+        return out, gaps
+
+
+class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
+    """One feed: the client thread plus the queue it fills."""
+
+    def __init__(
+        self,
+        feed: FeedSettings,
+        start_pos: int,
+        batch_frames: int = BATCH_FRAMES,
+        queue_frames: int = QUEUE_FRAMES,
+        stop_at_end: bool = True,
+    ) -> None:
+        self.feed = feed
+        self.venue = get_venue(feed.venue or "")
+        self.queue = FrameQueue(queue_frames)
+        self.batch_frames = batch_frames
+        self.pos = start_pos  # position of the next frame handed to Bytewax
+        self.client = FeedClient(feed, self.venue, self.queue, start_pos, stop_at_end)
+        self._thread = threading.Thread(
+            target=self._run, name=f"feed-{feed.name}", daemon=True
+        )
+        self._thread.start()
+        # Bytewax does not call close() when a dataflow aborts: stop the client thread
+        # once the partition is gone instead of leaving it connected.
+        self._finalizer = weakref.finalize(self, _shutdown, self.client, self.queue)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.client.run())
+        except Exception:  # the client catches its own failures; this is a last resort
+            log.exception("feed %s: client thread died", self.feed.name)
+
+    def next_batch(self) -> list[MessageBatch]:
+        frames, gaps = self.queue.take(self.batch_frames)
+        if not frames and not gaps:
+            done = self.client.finished or not self._thread.is_alive()
+            if done and not self.queue.frames and not self.queue.gaps:
+                raise StopIteration  # end of a finite replay (or stopped)
+            return []
+        batch = MessageBatch(
+            self.feed.name, self.venue.name, self.feed.name, self.pos, frames, gaps
+        )
+        self.pos += len(frames)
+        return [batch]
+
+    def next_awake(self) -> datetime | None:
+        if self.queue.frames or self.queue.gaps:
+            return None
+        return datetime.now(UTC) + IDLE_WAKE
+
+    def snapshot(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        self._finalizer()
+        self._thread.join(timeout=5)
+
+
+def _shutdown(client: FeedClient, queue: FrameQueue) -> None:
+    client.stop()
+    queue.closed = True
+
+
+class ExchangeSource(FixedPartitionedSource[MessageBatch, int]):
+    """All exchange feeds of a dataflow; partition key = feed name.
+
+    `stop_at_end`: a partition ends when the replay server says its (non-looping)
+    capture is over, so tests and drills over finite captures terminate.
+    """
+
+    def __init__(
+        self,
+        feeds: list[FeedSettings],
+        settings: Settings | None = None,
+        *,
+        batch_frames: int = BATCH_FRAMES,
+        queue_frames: int = QUEUE_FRAMES,
+        stop_at_end: bool = True,
+    ) -> None:
+        self.feeds = {f.name: f for f in feeds if f.kind == "exchange"}
+        self.settings = settings
+        self.batch_frames = batch_frames
+        self.queue_frames = queue_frames
+        self.stop_at_end = stop_at_end
+
+    def list_parts(self) -> list[str]:
+        return list(self.feeds)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> FeedPartition:
+        return FeedPartition(
+            self.feeds[for_part],
+            resume_state or 0,
+            self.batch_frames,
+            self.queue_frames,
+            self.stop_at_end,
+        )

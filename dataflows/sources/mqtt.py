@@ -1,0 +1,228 @@
+"""MQTT source: subscriber clients sharing a `$share/<group>/<filter>` subscription.
+
+One Bytewax partition = one paho client (`<client_id>-<i>`, `feed.mqtt.clients` of them)
+with a persistent session, QoS 1 (or 2) and manual acknowledgements.
+
+Acknowledgement after commit. With recovery on, Bytewax calls a source partition's
+`snapshot()` at the end of epoch E only after epoch E-1 has been committed, and an epoch
+commits only after every `FixedPartitionedSink` partition's `snapshot()` (where the
+ClickHouse sink inserts or buffers) has returned. So `snapshot()` acknowledges the
+messages emitted before the previous `snapshot()` call (epochs < E), never those of the
+epoch now closing, and `close()` acknowledges nothing: unacknowledged messages are
+redelivered by the broker and the dedup window drops the repeats.
+
+Connection generations. Message ids are per connection: after a reconnect the broker
+redelivers what was not acknowledged, and an old id may name a new message. Every message
+carries the generation of the connection it came on; only ids of the current generation
+are acknowledged, and none while disconnected.
+
+Backpressure. paho's network thread appends to a bounded deque; when it is full, the
+callback waits, so paho stops reading the socket and the broker queues for the session.
+
+Positions. `first_pos` counts messages per partition from max(resume state, now in µs),
+so positions never repeat across restarts (insert dedup tokens are built from them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import paho.mqtt.client as mqtt
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from dataflows.frames import Gap, MessageBatch
+from dataflows.mqtt_client import connect_args, make_client, shared_filter
+from feedhouse.settings import FeedSettings, MqttSettings
+
+log = logging.getLogger(__name__)
+POLL = timedelta(milliseconds=5)
+
+# Test hook: called as hook(partition, positions) just before those messages are acked.
+AckHook = Callable[[str, list[int]], None]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Inbound(NamedTuple):
+    gen: int  # connection generation the message arrived on
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_ts: int
+
+
+class Subscriber:
+    """One paho client on its own network thread, feeding a bounded deque."""
+
+    def __init__(self, feed: str, mqtt_settings: MqttSettings, client_id: str) -> None:
+        self.feed = feed
+        self.settings = mqtt_settings
+        self.client_id = client_id
+        self.inbox: deque[Inbound] = deque()
+        self.room = threading.Event()
+        self.lock = threading.Lock()  # generation / connected flag vs. acks
+        self.generation = 0
+        self.connected = False
+        self.closing = False
+        self.gaps: list[Gap] = []
+        self._down_since: int | None = now_us()
+        self._down_reason = "connecting"
+        client = make_client(mqtt_settings, client_id, persistent=True, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    # --- paho thread ----------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("%s: connect refused: %s", self.client_id, reason_code)
+            return
+        with self.lock:
+            self.generation += 1
+            self.connected = True
+        qos = self.settings.qos
+        client.subscribe([(shared_filter(self.settings, t), qos) for t in self.settings.topics])
+        if self._down_since is not None and self.generation > 1:
+            self.gaps.append(
+                Gap(self.feed, "mqtt", self._down_since, now_us(), "disconnect", self._down_reason)
+            )
+        self._down_since = None
+        log.info("%s: connected (generation %d)", self.client_id, self.generation)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self.lock:
+            self.connected = False
+        if self._down_since is None:
+            self._down_since = now_us()
+            self._down_reason = f"{self.client_id}: {reason_code}"
+        if not self.closing:
+            log.warning("%s: disconnected: %s", self.client_id, reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        inbox = self.inbox
+        if len(inbox) >= self.settings.queue_size:
+            self.room.clear()
+            while len(inbox) >= self.settings.queue_size and not self.closing:
+                self.room.wait(0.1)
+        inbox.append(
+            Inbound(self.generation, message.mid, message.qos, message.topic, message.payload,
+                    now_us())
+        )
+
+    # --- worker thread --------------------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(**connect_args(self.settings, persistent=True))
+        self.client.loop_start()
+
+    def drain(self, limit: int) -> list[Inbound]:
+        inbox = self.inbox
+        n = min(limit, len(inbox))
+        out = [inbox.popleft() for _ in range(n)]
+        if n:
+            self.room.set()
+        return out
+
+    def ack(self, pending: list[tuple[Inbound, int]], hook: AckHook | None = None) -> int:
+        """Acknowledge messages of the current connection only; returns how many."""
+        with self.lock:
+            if not self.connected:
+                return 0
+            gen = self.generation
+            mine = [(m, pos) for m, pos in pending if m.gen == gen and m.qos]
+            if hook is not None:
+                hook(self.client_id, [pos for _, pos in mine])
+            ack = self.client.ack
+            for m, _ in mine:
+                ack(m.mid, m.qos)
+        return len(mine)
+
+    def stop(self) -> None:
+        self.closing = True
+        self.room.set()
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+class MqttPartition(StatefulSourcePartition[MessageBatch, int]):
+    def __init__(
+        self,
+        feed: FeedSettings,
+        key: str,
+        resume_pos: int | None,
+        ack_hook: AckHook | None = None,
+    ) -> None:
+        assert feed.mqtt is not None
+        self.feed = feed.name
+        self.key = key
+        self.batch_max = feed.mqtt.batch_max
+        self.pos = max(resume_pos or 0, now_us())
+        self.ack_hook = ack_hook
+        # (message, position): emitted in the epoch now open / in the previous epoch
+        self.current: list[tuple[Inbound, int]] = []
+        self.previous: list[tuple[Inbound, int]] = []
+        self.full = False
+        self.sub = Subscriber(feed.name, feed.mqtt, key)
+        self.sub.start()
+
+    def next_batch(self) -> list[MessageBatch]:
+        msgs = self.sub.drain(self.batch_max)
+        self.full = len(msgs) == self.batch_max
+        gaps = self.sub.gaps
+        if gaps:
+            self.sub.gaps = []
+        if not msgs and not gaps:
+            return []
+        first = self.pos
+        self.pos += len(msgs)
+        self.current.extend(zip(msgs, range(first, self.pos), strict=True))
+        batch = MessageBatch(
+            self.feed, "mqtt", self.key, first,
+            [(m.received_ts, m.payload) for m in msgs], gaps, [m.topic for m in msgs],
+        )
+        return [batch]
+
+    def next_awake(self) -> datetime | None:
+        # A full batch: more is waiting, come back now. Otherwise poll shortly.
+        return None if self.full else datetime.now(UTC) + POLL
+
+    def snapshot(self) -> int:
+        # Epoch E closes: epochs < E are committed (see module doc), so ack `previous`.
+        if self.previous:
+            self.sub.ack(self.previous, self.ack_hook)
+        self.previous = self.current
+        self.current = []
+        return self.pos
+
+    def close(self) -> None:
+        # Nothing is acked here: the last epochs' messages are redelivered on restart.
+        self.sub.stop()
+
+
+class MqttSource(FixedPartitionedSource[MessageBatch, int]):
+    """`feed.mqtt.clients` subscriber partitions behind one shared subscription."""
+
+    def __init__(self, feed: FeedSettings, settings=None, ack_hook: AckHook | None = None):
+        if feed.mqtt is None:
+            raise ValueError(f"feed {feed.name} is not an MQTT feed")
+        self.feed = feed
+        self.settings = settings
+        self.ack_hook = ack_hook
+
+    def list_parts(self) -> list[str]:
+        mq = self.feed.mqtt
+        return [f"{mq.client_id}-{i}" for i in range(mq.clients)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> MqttPartition:
+        return MqttPartition(self.feed, for_part, resume_state, self.ack_hook)
