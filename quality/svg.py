@@ -1,0 +1,137 @@
+"""Tiny inline-SVG charts for the audit report (no JavaScript, no CDN: renders offline)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#84cc16", "#ec4899")
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _legend(names: list[str], x: float, y: float) -> str:
+    parts = []
+    for i, name in enumerate(names):
+        xi = x + i * 170
+        parts.append(
+            f'<rect x="{xi:.0f}" y="{y - 10:.0f}" width="12" height="12" fill="{color(i)}"/>'
+            f'<text x="{xi + 16:.0f}" y="{y:.0f}" font-size="12">{escape(name)}</text>'
+        )
+    return "".join(parts)
+
+
+def bar_chart(
+    title: str,
+    categories: list[str],
+    series: dict[str, list[float]],
+    *,
+    unit: str = "",
+    stacked: bool = False,
+    width: int = 1100,
+    height: int = 260,
+) -> str:
+    """Bars per category, one colour per series (stacked or side by side)."""
+    names = list(series)
+    left, right, top, bottom = 70, 20, 40, 60
+    plot_w, plot_h = width - left - right, height - top - bottom
+    if stacked:
+        peak = max((sum(s[i] for s in series.values()) for i in range(len(categories))), default=0)
+    else:
+        peak = max((v for s in series.values() for v in s), default=0)
+    peak = peak or 1
+    slot = plot_w / max(len(categories), 1)
+    bar_w = min(slot * 0.8 / (1 if stacked or not names else len(names)), 48.0)
+    pad = (slot - bar_w * (1 if stacked or not names else len(names))) / 2
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{_num(peak)}{unit}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end">0</text>',
+    ]
+    for c, label in enumerate(categories):
+        x0 = left + c * slot + pad
+        base = top + plot_h
+        for i, name in enumerate(names):
+            value = series[name][c]
+            h = plot_h * value / peak
+            if stacked:
+                x, y = x0, base - h
+                base -= h
+            else:
+                x, y = x0 + i * bar_w, top + plot_h - h
+            if h > 0:
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                    f'fill="{color(i)}"><title>{escape(name)} {escape(label)}: '
+                    f"{_num(value)}{unit}</title></rect>"
+                )
+        out.append(
+            f'<text x="{left + c * slot + slot / 2:.1f}" y="{top + plot_h + 14}" font-size="11" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    out.append(_legend(names, left, height - 12))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def timeline(
+    title: str,
+    start: datetime,
+    end: datetime,
+    lanes: dict[str, list[tuple[datetime, datetime, str, str]]],
+    *,
+    width: int = 1100,
+) -> str:
+    """Spans (start, end, colour, tooltip) on one lane per name across [start, end)."""
+    left, right, top, lane_h = 170, 20, 40, 26
+    plot_w = width - left - right
+    height = top + lane_h * max(len(lanes), 1) + 40
+    total = (end - start).total_seconds()
+
+    def x(ts: datetime) -> float:
+        frac = min(max((ts - start).total_seconds() / total, 0.0), 1.0)
+        return left + plot_w * frac
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="10" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    for hour in range(0, 25, 3):
+        xh = left + plot_w * hour / 24
+        out.append(
+            f'<line x1="{xh:.1f}" y1="{top}" x2="{xh:.1f}" y2="{height - 30}" stroke="#ddd"/>'
+            f'<text x="{xh:.1f}" y="{height - 14}" font-size="11" text-anchor="middle">'
+            f"{hour:02d}:00</text>"
+        )
+    for n, (name, spans) in enumerate(lanes.items()):
+        y = top + n * lane_h
+        out.append(f'<text x="10" y="{y + 17}" font-size="12">{escape(name)}</text>')
+        out.append(
+            f'<rect x="{left}" y="{y + 4}" width="{plot_w}" height="{lane_h - 8}" fill="#f3f4f6"/>'
+        )
+        for s, e, fill, tip in spans:
+            # At least 3 px wide so a 10-second outage is still visible on a 24 h axis.
+            w = max(x(e) - x(s), 3.0)
+            out.append(
+                f'<rect x="{x(s):.1f}" y="{y + 4}" width="{w:.1f}" height="{lane_h - 8}" '
+                f'fill="{fill}"><title>{escape(tip)}</title></rect>'
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _num(value: float) -> str:
+    if value >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
