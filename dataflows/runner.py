@@ -1,0 +1,129 @@
+"""Run the ingest dataflow in this process until stopped (signal, `seconds`, or sources end).
+
+Recovery is on by default: Bytewax snapshots every epoch (1 s) into `recovery_dir`
+(initialized here when missing). SIGINT/SIGTERM set a stop flag: source partitions end,
+the sink flushes what it holds and closes, so a stop loses nothing and keeps the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from bytewax.inputs import Source
+from bytewax.recovery import RecoveryConfig
+from bytewax.testing import run_main
+
+from dataflows.flow import build_flow
+from dataflows.sink import STATS
+from feedhouse.settings import FeedSettings, Settings
+
+log = logging.getLogger("feedhouse.run")
+EPOCH = timedelta(seconds=1)
+
+
+def recovery_config(settings: Settings) -> RecoveryConfig | None:
+    if not settings.recovery:
+        return None
+    from bytewax.recovery import init_db_dir
+
+    folder = Path(settings.recovery_dir or settings.home / "recovery")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.glob("part-*.sqlite3")):
+        init_db_dir(folder, 1)
+    return RecoveryConfig(str(folder))
+
+
+def status_path(settings: Settings) -> Path:
+    """JSON status `run` rewrites every second (drills and operators read it)."""
+    return Path(settings.home) / "run_status.json"
+
+
+def write_status(settings: Settings, state: str) -> dict:
+    data = {
+        "pid": os.getpid(),
+        "state": state,
+        "written": time.time(),
+        "buffered_rows": STATS.buffered_rows,
+        "replays": STATS.replays,
+        "feeds": {k: dict(v) for k, v in STATS.totals.items()},
+    }
+    path = status_path(settings)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+    return data
+
+
+def run(
+    settings: Settings,
+    feeds: list[FeedSettings] | None = None,
+    *,
+    seconds: float | None = None,
+    sources: list[tuple[str, Source]] | None = None,
+    on_status: Callable[[], None] | None = None,
+    status_every_s: float = 1.0,
+    stop: threading.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Apply migrations, then run the dataflow (blocks)."""
+    from feedhouse.cli.core import init_schema
+
+    try:
+        init_schema(settings)
+    except Exception as exc:
+        from feedhouse.warehouse import ErrorClass, classify_error, first_line
+
+        if classify_error(exc) is not ErrorClass.RETRYABLE:
+            raise
+        # ClickHouse down at start: run anyway, the sink buffers until it answers
+        log.warning("ClickHouse unreachable at start (%s): buffering", first_line(exc))
+    stop = stop or threading.Event()
+    flow = build_flow(settings, feeds, stop=stop, sources=sources)
+    previous = {}
+    if handle_signals and threading.current_thread() is threading.main_thread():
+
+        def _stop(signum, _frame) -> None:
+            log.warning("%s: stopping (flushing what is held)", signal.Signals(signum).name)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _stop)
+    done = threading.Event()
+
+    def _watch() -> None:
+        started = time.monotonic()
+        while not done.wait(status_every_s):
+            write_status(settings, "running")
+            if on_status is not None:
+                on_status()
+            if seconds is not None and time.monotonic() - started >= seconds:
+                stop.set()
+
+    if settings.metrics_port is not None:
+        from feedhouse.metrics import start_metrics_server
+
+        port = start_metrics_server(settings.metrics_port, host=settings.metrics_host)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    watcher = threading.Thread(target=_watch, name="feedhouse-status", daemon=True)
+    watcher.start()
+    try:
+        run_main(flow, epoch_interval=EPOCH, recovery_config=recovery_config(settings))
+    finally:
+        done.set()
+        watcher.join(timeout=2)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        write_status(settings, "stopped")
+        if on_status is not None:
+            on_status()
+
+
+__all__ = ["STATS", "recovery_config", "run", "status_path", "write_status"]

@@ -1,0 +1,296 @@
+"""Pieces drills share: the replay server's captures, feeds pointing at it, the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from feedhouse.paths import PROJECT_ROOT
+
+CAPTURES = PROJECT_ROOT / "tests" / "fixtures" / "exchanges"
+# trade-only sessions the replay server shifts per lap (ids, times): every lap is new data
+DRILL_CAPTURES = ("BYBIT.ws.25.0", "KRAKEN.ws.48.0", "BITSTAMP.ws.1.0")
+
+
+def captures_folder(dest: Path, names=DRILL_CAPTURES, source: Path = CAPTURES) -> Path:
+    """A folder with only `names` (symlinks), so the replay server loads just those."""
+    folder = dest / "captures"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(source / name)
+    return folder
+
+
+def server_feeds(server, names=DRILL_CAPTURES, source: Path = CAPTURES) -> list[dict]:
+    """Feed settings (dicts) for each capture served by `server`."""
+    from dataflows.capture import parse_capture
+
+    feeds = []
+    for name in names:
+        venue, result, _ = parse_capture(source / name)
+        symbols = sorted({t.symbol for t in result.trades} | {q.symbol for q in result.quotes})
+        feeds.append({"name": venue.name, "venue": venue.name, "url": server.url(name),
+                      "symbols": symbols, "channels": ["trades"]})
+    return feeds
+
+
+def recorded_trade_rate(names=DRILL_CAPTURES, source: Path = CAPTURES) -> float:
+    """Trades per second of the recordings at their own pace (summed)."""
+    from dataflows.capture import parse_capture, read_capture
+
+    total = 0.0
+    for name in names:
+        times = [e.ts for e in read_capture(source / name) if e.kind == "received"]
+        _, result, _ = parse_capture(source / name)
+        if len(times) > 1 and times[-1] > times[0]:
+            total += len(result.trades) / (times[-1] - times[0])
+    return total
+
+
+def sent_totals(stats: dict) -> dict[str, int]:
+    keys = ("frames_sent", "trades_sent", "unique_trades_sent", "duplicates_sent")
+    return {k: sum(p[k] for p in stats.values()) for k in keys}
+
+
+def wait_for_status(path: Path, done, timeout_s: float) -> dict:
+    """Poll `feedhouse run`'s status file until done(status) or timeout; last status."""
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            status = {}
+        if status and done(status):
+            break
+        time.sleep(0.25)
+    return status
+
+
+def verdict(result: dict) -> None:
+    """Print the drill's JSON verdict as the last stdout line; exit 1 unless ok."""
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    if not result.get("ok"):
+        raise SystemExit(1)
+
+
+def child_env() -> dict[str, str]:
+    """Environment for the pipeline subprocess: the drill's config, not the caller's env."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FEEDHOUSE_")}
+
+
+# --- shared by the crash, buffer-crash, flap, fuzz and slow-sink drills -----------------
+
+
+def drill_home(store: Path | None, name: str) -> Path:
+    """The drill's working folder: `store`, or a fresh temporary one (kept for inspection)."""
+    import tempfile
+
+    home = (store or Path(tempfile.mkdtemp(prefix=f"feedhouse-drill-{name}-"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def write_drill_config(home: Path, feeds: list[dict], **extra) -> Path:
+    """A feedhouse.yaml for the pipeline subprocess: store under `home`, fault file beside."""
+    import yaml
+
+    from feedhouse.warehouse import write_faults
+
+    fault_file = home / "faults.json"
+    write_faults(fault_file, outage=False)
+    data = {"home": str(home), "fault_file": str(fault_file), "feeds": feeds, **extra}
+    config = home / "drill.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a live process, MiB; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class RunProcess:
+    """`feedhouse run --config CONFIG` as a subprocess, SIGKILLed/stopped by its PID.
+
+    Output is appended to `log_path`; a watcher thread samples the process's VmHWM so the
+    peak over all starts is known even after the process ended.
+    """
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config, self.log_path = config, log_path
+        self.status_file = config.parent / "run_status.json"
+        self.proc = None
+        self.starts = 0
+        self.kills = 0
+        self.peak_rss_mb = 0.0
+        self._watch = None
+
+    def start(self) -> RunProcess:
+        import subprocess
+        import threading
+
+        self.status_file.unlink(missing_ok=True)  # no stale status from the last start
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "feedhouse.cli.main", "--config", str(self.config), "run"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(),
+            )
+        self.starts += 1
+        self._watch = threading.Thread(target=self._sample, args=(self.proc,), daemon=True)
+        self._watch.start()
+        return self
+
+    def _sample(self, proc) -> None:
+        while proc.poll() is None:
+            peak = vm_hwm_mb(proc.pid)
+            if peak is not None:
+                self.peak_rss_mb = max(self.peak_rss_mb, peak)
+            time.sleep(0.2)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_running(self, timeout_s: float = 90) -> dict:
+        """Until the run reported its first committed epoch (feeds in its status)."""
+        status = wait_for_status(self.status_file, lambda s: bool(s.get("feeds")), timeout_s)
+        if not status.get("feeds"):
+            raise RuntimeError(f"feedhouse run did not start ingesting: see {self.log_path}")
+        return status
+
+    def kill(self) -> None:
+        import signal
+
+        if self.alive:
+            peak = vm_hwm_mb(self.proc.pid)
+            self.peak_rss_mb = max(self.peak_rss_mb, peak or 0.0)
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.kills += 1
+
+    def stop(self, timeout_s: float = 120) -> int | None:
+        """SIGTERM (the run flushes what it holds); its exit code, None if it had to be killed."""
+        import signal
+        import subprocess
+
+        if self.proc is None:
+            return None
+        if self.alive:
+            peak = vm_hwm_mb(self.proc.pid)
+            self.peak_rss_mb = max(self.peak_rss_mb, peak or 0.0)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.proc.returncode
+
+    def tracebacks(self) -> int:
+        """Python tracebacks in the run's log (a crash or an unhandled error)."""
+        try:
+            return self.log_path.read_text(errors="replace").count("Traceback (most recent")
+        except OSError:
+            return 0
+
+
+def received_total(status: dict) -> int:
+    return sum(f.get("received", 0) for f in status.get("feeds", {}).values())
+
+
+def wait_quiet(status_file: Path, quiet_s: float = 2.0, timeout_s: float = 120) -> dict:
+    """Until the run's received count stopped growing for quiet_s and its buffer is empty."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = wait_for_status(status_file, lambda s: True, 5)
+        received = received_total(status)
+        if received != last or status.get("buffered_rows", 0):
+            last, since = received, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.25)
+    return status
+
+
+def measure_trades(settings, sent: dict, optimize: bool = True) -> dict:
+    """What the store holds against what the replay server sent (standard verdict fields).
+
+    duplicates_stored is counted after `OPTIMIZE TABLE market.trades FINAL` (what a user
+    querying the table sees once ReplacingMergeTree merged; `optimize=False`: raw rows);
+    rows_before_merge keeps the raw count for the record."""
+    from feedhouse.ledger import check_ledger, ledger_totals
+    from feedhouse.warehouse import warehouse
+
+    with warehouse(settings) as client:
+        raw, distinct = client.query(
+            "SELECT count(), uniqExact(venue, symbol, trade_id) FROM market.trades"
+        ).result_rows[0]
+        if optimize:
+            client.command("OPTIMIZE TABLE market.trades FINAL")
+        stored = client.query("SELECT count() FROM market.trades").result_rows[0][0]
+        final = client.query("SELECT count() FROM market.trades FINAL").result_rows[0][0]
+        dead = client.query("SELECT count() FROM ops.dead_letter").result_rows[0][0]
+        bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
+        totals = ledger_totals(client)
+    lost = max(0, sent["unique_trades_sent"] - distinct)
+    result = {
+        "sent": sent["trades_sent"],
+        "unique_sent": sent["unique_trades_sent"],
+        "stored": int(stored),
+        "duplicates_stored": int(stored - distinct),
+        "dead_lettered": int(dead),
+        "lost": lost,
+        "rows_before_merge": int(raw),
+        "final_rows": int(final),
+        "ledger_ok": not bad,
+        "ledger": totals,
+    }
+    result["ok"] = bool(
+        lost == 0 and result["duplicates_stored"] == 0 and final == stored and not bad
+        and sent["unique_trades_sent"] > 0
+    )
+    if bad:
+        result["ledger_bad_minutes"] = bad[:10]
+    return result
+
+
+def echo(drill: str, text: str) -> None:
+    """Progress on stderr (stdout's last line is the verdict)."""
+    sys.stderr.write(f"drill {drill}: {text}\n")
+    sys.stderr.flush()
+
+
+def max_positions(server) -> dict[str, int]:
+    """Highest position the replay server sent, per path."""
+    return {name: st["max_pos"] for name, st in server.stats().items()}
+
+
+def wait_caught_up(server, before: dict[str, int], timeout_s: float = 120) -> bool:
+    """After a SIGKILL and restart: until the server sent past `before` on every path.
+
+    Frames the killed run held in memory (its queue) were counted as sent; the restarted
+    run asks for them again from its snapshot position (?from=N), and only once it passed
+    the old highest position has every trade counted as sent been offered to it again.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = max_positions(server)
+        if all(now[name] > pos for name, pos in before.items()):
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,154 @@
+"""`feedhouse drill outage`: ClickHouse unreachable for T seconds in the middle of a run.
+
+The replay server loops trade sessions of three venues with duplicated frames; `feedhouse
+run` ingests them (a subprocess) into a fresh chDB store; the fault injector makes the
+warehouse unreachable for `--outage-seconds` in the middle, so the sink buffers in DuckDB
+and replays once its probe succeeds. Then the server stops, the run drains and stops,
+and the store is checked:
+
+    lost              = unique trades sent - distinct trades stored
+    duplicates_stored = rows of market.trades - distinct trades stored
+    ledger            = both invariants hold for every feed and minute
+
+ok when lost == 0, duplicates_stored == 0, the ledger reconciles and (with an outage)
+rows were replayed from the buffer. The store is kept; its path is printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+import yaml
+
+from feedhouse.drills.common import (
+    captures_folder,
+    child_env,
+    recorded_trade_rate,
+    sent_totals,
+    server_feeds,
+    verdict,
+    wait_for_status,
+)
+from feedhouse.errors import InputError
+
+
+def _echo(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def outage(
+    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
+    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    outage_seconds: float = typer.Option(5, "--outage-seconds", min=0, help="ClickHouse down"),
+    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
+) -> None:
+    """ClickHouse unreachable mid-run: nothing lost, nothing stored twice, ledger reconciles."""
+    from dataflows.replay_server import ReplayServer
+    from feedhouse.settings import load_settings
+    from feedhouse.warehouse import write_faults
+
+    if outage_seconds >= seconds:
+        raise typer.BadParameter("--outage-seconds must be shorter than --seconds")
+    home = (store or Path(tempfile.mkdtemp(prefix="feedhouse-drill-outage-"))).resolve()
+    if home.exists() and any(home.iterdir()):
+        raise InputError(f"--store {home} is not empty: the drill needs a fresh store")
+    home.mkdir(parents=True, exist_ok=True)
+    _echo(f"drill outage: store {home}")
+    speed = rate / recorded_trade_rate() if rate > 0 else None
+    server = ReplayServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
+    server.start()
+    config = home / "drill.yaml"
+    fault_file = home / "faults.json"
+    write_faults(fault_file, outage=False)
+    config.write_text(yaml.safe_dump({
+        "home": str(home),
+        "fault_file": str(fault_file),
+        "sink": {"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
+        "feeds": server_feeds(server),
+    }))
+    settings = load_settings(config)
+    status_file = home / "run_status.json"
+    status_file.unlink(missing_ok=True)
+    log = (home / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feedhouse.cli.main", "--config", str(config), "run"],
+        stdout=log, stderr=subprocess.STDOUT, env=child_env(),
+    )
+    try:
+        wait_for_status(status_file, lambda s: bool(s.get("feeds")), 60)
+        started = time.monotonic()
+        down_at = started + (seconds - outage_seconds) / 2
+        time.sleep(max(0.0, down_at - time.monotonic()))
+        if outage_seconds > 0:
+            _echo(f"drill outage: ClickHouse unreachable for {outage_seconds:g}s")
+            write_faults(fault_file, outage=True)
+            time.sleep(outage_seconds)
+            write_faults(fault_file, outage=False)
+            _echo("drill outage: ClickHouse back")
+        time.sleep(max(0.0, started + seconds - time.monotonic()))
+        server.stop()
+        sent = sent_totals(server.stats())
+
+        def drained(status: dict) -> bool:
+            received = sum(f["received"] for f in status["feeds"].values())
+            return received >= sent["frames_sent"] and status["buffered_rows"] == 0
+
+        wait_for_status(status_file, drained, 120)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.stop()
+        write_faults(fault_file, outage=False)
+        log.close()
+    result = {"drill": "outage", **_measure(settings, sent, outage_seconds > 0),
+              "run_exit": code, "store": str(home)}
+    _echo(f"drill outage: store kept at {home} (run log: {home / 'run.log'})")
+    verdict(result)
+
+
+def _measure(settings, sent: dict, had_outage: bool) -> dict:
+    from feedhouse.ledger import check_ledger
+    from feedhouse.warehouse import warehouse
+
+    with warehouse(settings) as client:
+        stored, distinct = client.query(
+            "SELECT count(), uniqExact(venue, symbol, trade_id) FROM market.trades"
+        ).result_rows[0]
+        dead = client.query("SELECT count() FROM ops.dead_letter").result_rows[0][0]
+        replayed = client.query(
+            "SELECT sum(rows) FROM ops.replay_log WHERE table_name IN "
+            "('market.trades', 'market.quotes', 'iot.readings')"
+        ).result_rows[0][0]
+        bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
+    lost = max(0, sent["unique_trades_sent"] - distinct)
+    result = {
+        "sent": sent["trades_sent"],
+        "unique_sent": sent["unique_trades_sent"],
+        "stored": int(stored),
+        "duplicates_stored": int(stored - distinct),
+        "dead_lettered": int(dead),
+        "lost": lost,
+        "replayed_rows": int(replayed or 0),
+        "ledger_ok": not bad,
+    }
+    result["ok"] = bool(
+        lost == 0 and result["duplicates_stored"] == 0 and not bad and sent["unique_trades_sent"] > 0
+        and (result["replayed_rows"] > 0 or not had_outage)
+    )
+    if bad:
+        result["ledger_bad_minutes"] = bad[:10]
+    return result
+
+
+def register(drill_app: typer.Typer) -> None:
+    drill_app.command("outage")(outage)

@@ -1,0 +1,136 @@
+"""Drain the local buffer into ClickHouse, in insertion order, with the SAME tokens.
+
+Each batch is deleted from the buffer only after ClickHouse accepted it; a batch that had
+reached ClickHouse before (the ack was lost) is dropped by its token, so replaying twice
+stores nothing twice. A replay writes:
+* one ops.replay_log row per feed x table it touched (batches, rows replayed, rows the
+  buffer held for them, first/last event time, started/finished, status, error);
+* ledger rows: for every replayed record `replayed` AND `inserted` by its event minute,
+  which keeps invariant (2) of feedhouse.ledger:
+      parsed = duplicates + inserted + rejected + (buffered - replayed)
+  (buffered rows ClickHouse refuses permanently count as replayed and rejected: they left
+  the buffer for the dead letter).
+If ClickHouse fails again mid-replay, the replay stops (status 'failed'); what remains
+stays buffered, and the replay's own log/ledger rows are buffered if they cannot be
+written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from feedhouse.batches import REPLAY_LOG, make_batch, rows_table
+from feedhouse.ledger import LEDGER_TABLE, LedgerDelta
+from feedhouse.warehouse import ErrorClass, HeldWarehouse, classify_error, first_line
+
+log = logging.getLogger("feedhouse.replay")
+
+
+@dataclass
+class ReplayReport:
+    replay_id: str
+    feed: str
+    table: str
+    batches: int = 0
+    rows: int = 0
+    buffered_rows: int = 0
+    first_event_us: int = 0
+    last_event_us: int = 0
+    started_us: int = 0
+    finished_us: int = 0
+    status: str = "finished"
+    error: str = ""
+
+    def row(self) -> tuple:
+        return (
+            self.replay_id, self.feed, self.table, self.batches, self.rows, self.buffered_rows,
+            self.first_event_us, self.last_event_us, self.started_us, self.finished_us,
+            self.status, self.error,
+        )
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def replay_with(writer) -> list[ReplayReport]:
+    """Replay everything the writer's buffer holds (see module doc)."""
+    buffer = writer.buffer
+    entries = buffer.pending()
+    if not entries:
+        return []
+    replay_id = uuid.uuid4().hex[:16]
+    started = _now_us()
+    reports: dict[tuple[str, str], ReplayReport] = {}
+    for entry in entries:
+        rep = reports.setdefault(
+            (entry.feed, entry.table), ReplayReport(replay_id, entry.feed, entry.table, started_us=started)
+        )
+        rep.buffered_rows += entry.rows
+    ledger = LedgerDelta()
+    failure: str | None = None
+    for entry in entries:
+        rep = reports[(entry.feed, entry.table)]
+        batch = buffer.load(entry)
+        try:
+            writer.insert_once(batch)
+        except Exception as exc:
+            if classify_error(exc) is ErrorClass.RETRYABLE:
+                failure = first_line(exc)
+                break
+            writer.reject(batch, exc, ledger)
+            if batch.counted:
+                ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+            buffer.delete(entry.id)
+            continue
+        buffer.delete(entry.id)
+        rep.batches += 1
+        rep.rows += entry.rows
+        if entry.rows and batch.counted:
+            ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+            ledger.add_minutes(batch.feed, batch.minutes, "inserted")
+            rep.first_event_us = min(rep.first_event_us or entry.first_event_us, entry.first_event_us)
+            rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
+    finished = _now_us()
+    for rep in reports.values():
+        rep.finished_us = finished
+        if rep.rows < rep.buffered_rows:
+            rep.status, rep.error = "failed", failure or "not all rows replayed"
+    _write_outcome(writer, replay_id, list(reports.values()), ledger)
+    total = sum(r.rows for r in reports.values())
+    log.warning("replay %s: %d row(s) from the local buffer%s", replay_id, total,
+                f", stopped: {failure}" if failure else "")
+    return list(reports.values())
+
+
+def _write_outcome(writer, replay_id: str, reports: list[ReplayReport], ledger: LedgerDelta) -> None:
+    """Replay log and ledger rows: inserted, or buffered when ClickHouse is down again."""
+    from feedhouse.batches import ledger_table
+
+    log_rows = [r.row() for r in reports]
+    batches = [make_batch(REPLAY_LOG, "", f"replay:{replay_id}:log", rows_table(REPLAY_LOG, log_rows))]
+    if ledger:
+        batches.append(make_batch(LEDGER_TABLE, "", f"replay:{replay_id}:ledger", ledger_table(ledger)))
+    for batch in batches:
+        try:
+            writer.insert_once(batch)
+        except Exception as exc:
+            log.warning("replay %s outcome buffered: %s", replay_id, first_line(exc))
+            writer.buffer.put(batch)
+
+
+def replay_buffer(settings, held: HeldWarehouse | None = None) -> list[ReplayReport]:
+    """Drain the configured local buffer now (`feedhouse replay`)."""
+    from feedhouse.writer import Writer
+
+    writer = Writer(settings, held=held)
+    try:
+        return replay_with(writer)
+    finally:
+        if held is None:
+            writer.close()
+        else:
+            writer.buffer.close()

@@ -1,0 +1,181 @@
+"""Write insert batches to ClickHouse, or to the local buffer when it stays unreachable.
+
+Policy for one batch:
+* insert with its `insert_deduplication_token` (a retried or replayed batch is dropped by
+  ClickHouse if an earlier attempt landed);
+* retryable error (`classify_error`): retry with capped exponential backoff
+  (sink.retry_initial_s .. sink.retry_max_s) until ClickHouse has been failing for
+  sink.buffer_after_s, then store the batch in the local buffer; while ClickHouse is
+  known down, later batches go to the buffer at once (the flow keeps running);
+* permanent error: bisect the batch (a few levels) so the good rows still land, and send
+  the rows still refused to ops.dead_letter with the error (counted `rejected`).
+Record counters go to the LedgerDelta given by the caller: inserted/buffered/rejected by
+event minute. While the buffer holds batches, `maybe_replay()` probes ClickHouse
+(`SELECT 1`) every sink.replay_probe_s and replays the buffer once it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from feedhouse.batches import DEAD_LETTER, Batch, make_batch, rows_table
+from feedhouse.buffer import LocalBuffer
+from feedhouse.ledger import LedgerDelta
+from feedhouse.settings import Settings
+from feedhouse.warehouse import ErrorClass, HeldWarehouse, classify_error, first_line
+
+log = logging.getLogger("feedhouse.writer")
+BISECT_DEPTH = 4
+
+
+class Writer:
+    def __init__(
+        self,
+        settings: Settings,
+        held: HeldWarehouse | None = None,
+        buffer: LocalBuffer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sink = settings.sink
+        self.held = held or HeldWarehouse(settings, max_hold_s=30.0)
+        assert settings.buffer_path is not None
+        self.buffer = buffer or LocalBuffer(settings.buffer_path)
+        self.down_since: float | None = None
+        self._next_probe = 0.0
+        self.inserts = 0
+
+    # --- one insert -----------------------------------------------------------------------
+    def insert_once(self, batch: Batch) -> None:
+        client = self.held.client()
+        client.insert_arrow(
+            batch.table, batch.data, settings={"insert_deduplication_token": batch.token}
+        )
+        self.inserts += 1
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None and (
+            time.monotonic() - self.down_since >= self.sink.buffer_after_s
+        )
+
+    def _insert_retrying(self, batch: Batch) -> BaseException | None:
+        """None when inserted; the last retryable error when it is time to buffer.
+        Permanent errors are raised."""
+        delay = self.sink.retry_initial_s
+        while True:
+            if self.down:
+                return self._last_error
+            try:
+                self.insert_once(batch)
+            except Exception as exc:
+                if classify_error(exc) is ErrorClass.PERMANENT:
+                    raise
+                self._last_error = exc
+                now = time.monotonic()
+                if self.down_since is None:
+                    self.down_since = now
+                    log.warning("ClickHouse unreachable, retrying: %s", first_line(exc))
+                left = self.down_since + self.sink.buffer_after_s - now
+                if left <= 0:
+                    return exc
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, self.sink.retry_max_s)
+                continue
+            if self.down_since is not None:
+                log.warning("ClickHouse reachable again")
+            self.down_since = None
+            return None
+
+    _last_error: BaseException | None = None
+
+    # --- the policy -------------------------------------------------------------------------
+    def write(self, batch: Batch, ledger: LedgerDelta) -> str:
+        """Insert, buffer or dead-letter one batch; returns 'inserted'|'buffered'|'rejected'."""
+        if batch.rows == 0:
+            return "inserted"
+        try:
+            error = self._insert_retrying(batch)
+        except Exception as exc:
+            self.reject(batch, exc, ledger)
+            return "rejected"
+        if error is None:
+            if batch.counted:
+                ledger.add_minutes(batch.feed, batch.minutes, "inserted")
+            return "inserted"
+        self.buffer.put(batch)
+        if batch.counted:
+            ledger.add_minutes(batch.feed, batch.minutes, "buffered")
+        return "buffered"
+
+    def reject(self, batch: Batch, exc: BaseException, ledger: LedgerDelta, depth: int = 0) -> None:
+        """Permanent error: bisect, then dead-letter what ClickHouse still refuses."""
+        if batch.rows > 1 and depth < BISECT_DEPTH:
+            half = batch.rows // 2
+            for part in (batch.slice(0, half, "a"), batch.slice(half, batch.rows - half, "b")):
+                try:
+                    error = self._insert_retrying(part)
+                except Exception as part_exc:
+                    self.reject(part, part_exc, ledger, depth + 1)
+                    continue
+                if error is None:
+                    if part.counted:
+                        ledger.add_minutes(part.feed, part.minutes, "inserted")
+                else:
+                    self.buffer.put(part)
+                    if part.counted:
+                        ledger.add_minutes(part.feed, part.minutes, "buffered")
+            return
+        reason = f"insert into {batch.table} refused: {first_line(exc)}"
+        if batch.table == DEAD_LETTER:
+            log.error("dead letter rows refused, dropped %d: %s", batch.rows, reason)
+            return
+        log.error("%d row(s) of %s to the dead letter: %s", batch.rows, batch.feed, reason)
+        now_us = time.time_ns() // 1000
+        rows = [
+            (batch.feed, _received_us(row, now_us), orjson.dumps(row, default=str).decode(), reason)
+            for row in batch.data.to_pylist()
+        ]
+        dead = make_batch(DEAD_LETTER, batch.feed, f"{batch.token}/dead", rows_table(DEAD_LETTER, rows))
+        self.write(dead, ledger)
+        if batch.counted:
+            ledger.add_minutes(batch.feed, batch.minutes, "rejected")
+
+    # --- buffer replay ----------------------------------------------------------------------
+    def maybe_replay(self, force: bool = False) -> list:
+        """Probe ClickHouse every replay_probe_s (or now, `force`) while the buffer holds
+        batches; replay it when the probe answers. Returns the ReplayReports."""
+        if self.buffer.pending_batches == 0:
+            return []
+        now = time.monotonic()
+        if now < self._next_probe and not force:
+            return []
+        self._next_probe = now + self.sink.replay_probe_s
+        try:
+            self.held.client().query("SELECT 1")
+        except Exception as exc:  # still down
+            log.debug("replay probe failed: %s", first_line(exc))
+            return []
+        self.down_since = None
+        from feedhouse.replay import replay_with
+
+        return replay_with(self)
+
+    def release_if_wanted(self) -> None:
+        self.held.release_if_wanted()
+
+    def close(self) -> None:
+        self.held.release()
+        self.buffer.close()
+
+
+def _received_us(row: dict, default: int) -> int:
+    value = row.get("received_ts")
+    if value is None:
+        return default
+    try:
+        return int(value.timestamp() * 1_000_000)
+    except AttributeError:
+        return default
