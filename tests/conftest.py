@@ -56,3 +56,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: st
         text=True,
         timeout=timeout,
     )
+
+
+# Fixtures of the Dagster tests (tests/test_dagster_*.py): a seeded store seen through env.
+from dagster_seed import dagster_env, seeded  # noqa: E402, F401

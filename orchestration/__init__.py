@@ -1,0 +1,1 @@
+"""Dagster definitions for feedhouse: `dagster dev -m orchestration.definitions`."""

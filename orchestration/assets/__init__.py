@@ -1,0 +1,1 @@
+"""Assets: the tables (observed), the audit, the reconciliation and the backfill."""
