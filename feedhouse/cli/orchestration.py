@@ -131,7 +131,7 @@ def backfill(
         raise InputError("no archive folder: pass --archive DIR or set archive_dir")
     table = Table(title=f"backfill {venue} from {folder}")
     for column in ("day", "files", "read", "inserted", "already stored", "repeated", "invalid",
-                   "day rows", "ledger"):
+                   "day rows", "ledger", "quality"):
         table.add_column(column, justify="left" if column in ("day", "audit") else "right")
     failed = False
     day = first
@@ -144,10 +144,19 @@ def backfill(
             bad = verify_day(client, result)
         failed |= bool(bad)
         verdict = "ok" if not bad else f"mismatch: {_hhmm([m.minute for m in bad])}"
+        quality = "-"
+        if stored:
+            from quality.runner import PartitionCheckFailed, check_partition
+
+            try:
+                check_partition(settings, day, venue, docs=False)
+                quality = "ok"
+            except PartitionCheckFailed as exc:
+                failed, quality = True, f"failed: {exc}"
         table.add_row(day.isoformat(), str(len(result.files)), str(result.total("read")),
                       str(result.total("inserted")), str(result.total("existing")),
                       str(result.total("repeated")), str(result.total("invalid")), str(stored),
-                      verdict, style="red" if bad else None)
+                      verdict, quality, style="red" if failed else None)
         err_console.print(f"[dim]{day}: done in {(datetime.now() - started).total_seconds():.1f}s[/dim]")
         day += timedelta(days=1)
     console.print(table)

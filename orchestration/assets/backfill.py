@@ -88,6 +88,11 @@ def trades_backfill(
             f"{bad[0].minute:%H:%M} (ledger {bad[0].ledger_count}, table {bad[0].table_count})",
             metadata=metadata,
         )
+    if after:
+        # the same suites as the live data: a failing ERROR expectation fails the partition
+        from orchestration.quality_checks import partition_quality
+
+        metadata.update(partition_quality(settings.load(), day, venue))
     return MaterializeResult(metadata=metadata)
 
 
