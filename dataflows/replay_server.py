@@ -120,8 +120,15 @@ class ReplayServer:
         port: int = 0,
         stats_file: Path | str | None = None,
         subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
+        rebase_now: bool = False,
     ) -> None:
         self.streams = load_streams(Path(captures_dir))
+        # rebase_now: serve looped streams from the lap whose event times are "now"
+        now = time.time()
+        self._first_lap = {
+            name: (stream.laps_until(now) if rebase_now and loop else 0)
+            for name, stream in self.streams.items()
+        }
         self.speed = parse_speed(speed)
         self.loop = loop
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
@@ -284,6 +291,7 @@ class ReplayServer:
         reader: asyncio.Task,
     ) -> None:
         faults, speed, n = self.faults, self.speed, len(stream)
+        first_lap = self._first_lap[stream.name]
         end = None if self.loop else faults.positions_for(n)
         must_wait = stream.expects_subscribe
         clock = asyncio.get_running_loop().time
@@ -309,7 +317,7 @@ class ReplayServer:
                     await asyncio.wait((reader,), timeout=delay)
                     if reader.done():
                         return
-            frame = stream.frame(g)
+            frame = stream.frame(g + first_lap * n)
             corrupt = faults.corrupts(g)
             if corrupt:
                 frame = faults.corrupt_frame(frame, g)

@@ -209,3 +209,39 @@ def test_cli_serves_on_a_free_port_and_writes_stats(folder: Path, tmp_path: Path
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_rebase_now_serves_live_looking_trades(tmp_path) -> None:
+    """--now: a years-old recording is served from the lap whose event times are now."""
+    import asyncio
+    import time
+
+    from websockets.asyncio.client import connect as ws_connect
+
+    from dataflows.replay_server import ReplayServer
+    from dataflows.venues import get_venue
+    from feedhouse.records import us_from_s
+
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    from conftest import CAPTURES
+
+    (folder / "BITSTAMP.ws.1.0").symlink_to(CAPTURES / "BITSTAMP.ws.1.0")
+    venue = get_venue("bitstamp")
+    with ReplayServer(folder, speed="max", loop=True, rebase_now=True) as server:
+
+        async def first_trades() -> list:
+            trades = []
+            async with ws_connect(server.url("BITSTAMP.ws.1.0")) as ws:
+                for frame in venue.subscribe(["BTC-USD", "ETH-USD"], ["trades"]):
+                    await ws.send(frame)
+                while len(trades) < 3:
+                    frame = await asyncio.wait_for(ws.recv(), 10)
+                    trades += venue.parse(frame, us_from_s(time.time())).trades
+            return trades
+
+        trades = asyncio.run(first_trades())
+    now_us = us_from_s(time.time())
+    span_us = us_from_s(server.streams["BITSTAMP.ws.1.0"].span_s)
+    for trade in trades:
+        assert now_us - 2 * span_us <= trade.exchange_ts <= now_us + 2 * span_us

@@ -41,6 +41,7 @@ class RecordedStream:
     # heartbeats and acks go out as recorded, which keeps looping cheap)
     market: list[bool] = field(default_factory=list)
     shifter: Shifter | None = None
+    start_ts: float = 0.0  # epoch seconds of the first recorded frame
 
     @classmethod
     def load(cls, path: Path) -> RecordedStream:
@@ -73,6 +74,7 @@ class RecordedStream:
             expects_subscribe=sent,
             span_s=float(int(times[-1] - start) + 1),
             shifter=shifter_for(venue.name if venue else None),
+            start_ts=start,
         )
         stream._index(times)
         return stream
@@ -116,6 +118,17 @@ class RecordedStream:
         """Recorded time of frame g (seconds from the stream's start, laps included)."""
         lap, i = divmod(g, len(self.frames))
         return lap * self.span_s + self.offsets[i]
+
+    def laps_until(self, epoch_s: float) -> int:
+        """The first lap whose shifted times lie at or after `epoch_s` (0 without a shifter).
+
+        Serving from that lap on makes a years-old recording look live: event times near
+        now, ids new, and the rest of the pipeline (audits of closed minutes, lag) sees
+        data as it would from the exchange.
+        """
+        if self.shifter is None:
+            return 0
+        return max(0, int((epoch_s - self.start_ts) // self.span_s) + 1)
 
     def key_base(self, lap: int) -> int:
         """Offset of a lap's trade keys: laps are new trades only when shifted."""

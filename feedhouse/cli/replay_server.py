@@ -27,13 +27,17 @@ def replay_server(
     stats_file: Path | None = typer.Option(
         None, "--stats-file", help="write the per-path counters here (JSON, every second)"
     ),
+    now: bool = typer.Option(
+        False, "--now", help="with --loop: shift event times so the sessions look live"
+    ),
 ) -> None:
     """Serve each capture at ws://HOST:PORT/<file name> until interrupted."""
     from dataflows.replay_server import ReplayServer
 
     try:
         server = ReplayServer(
-            captures, speed, loop, faults, host=host, port=port, stats_file=stats_file
+            captures, speed, loop, faults, host=host, port=port, stats_file=stats_file,
+            rebase_now=now,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
