@@ -317,7 +317,7 @@ class ReplayServer:
                     await asyncio.wait((reader,), timeout=delay)
                     if reader.done():
                         return
-            frame = stream.frame(g + first_lap * n)
+            frame = stream.frame(g + first_lap * n, time.time() if first_lap else None)
             corrupt = faults.corrupts(g)
             if corrupt:
                 frame = faults.corrupt_frame(frame, g)

@@ -103,7 +103,9 @@ class RecordedStream:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def frame(self, g: int) -> str | bytes:
+    def frame(self, g: int, at: float | None = None) -> str | bytes:
+        """Frame g (laps included). `at` (epoch s): stamp its event times with `at`
+        instead of moving them by whole laps, so a fast replay still looks live."""
         lap, i = divmod(g, len(self.frames))
         raw = self.frames[i]
         if lap == 0 or self.shifter is None or not self.market[i] or not isinstance(raw, str):
@@ -112,7 +114,9 @@ class RecordedStream:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return raw
-        return orjson.dumps(self.shifter.shift(msg, lap, self.span_s)).decode()
+        # shifters move times by lap * span: pick the span that moves them to `at`
+        span = self.span_s if at is None else (at - self.start_ts - self.offsets[i]) / lap
+        return orjson.dumps(self.shifter.shift(msg, lap, span)).decode()
 
     def time_of(self, g: int) -> float:
         """Recorded time of frame g (seconds from the stream's start, laps included)."""
@@ -122,9 +126,9 @@ class RecordedStream:
     def laps_until(self, epoch_s: float) -> int:
         """The first lap whose shifted times lie at or after `epoch_s` (0 without a shifter).
 
-        Serving from that lap on makes a years-old recording look live: event times near
-        now, ids new, and the rest of the pipeline (audits of closed minutes, lag) sees
-        data as it would from the exchange.
+        Serving from that lap on (with `frame(g, at=send time)`) makes a years-old
+        recording look live: event times are the send times, ids are new, and the rest
+        of the pipeline (audits of closed minutes, lag) sees data as from the exchange.
         """
         if self.shifter is None:
             return 0

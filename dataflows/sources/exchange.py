@@ -161,6 +161,6 @@ class ExchangeSource(FixedPartitionedSource[MessageBatch, int]):
             self.feeds[for_part],
             resume_state or 0,
             self.batch_frames,
-            self.queue_frames,
+            self.feeds[for_part].queue_frames or self.queue_frames,
             self.stop_at_end,
         )
