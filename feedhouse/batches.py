@@ -26,6 +26,9 @@ FEED_GAPS = "ops.feed_gaps"
 REPLAY_LOG = "ops.replay_log"
 # tables whose rows are ledger records (counted as inserted/buffered/...)
 EVENT_COLUMN = {TRADES: "exchange_ts", QUOTES: "exchange_ts", READINGS: "device_ts"}
+# the time column that spans a batch (replay_log first/last_event_ts, reconciliation
+# ranges): the event time of records; when the message arrived for dead letters
+TIME_COLUMN = {**EVENT_COLUMN, DEAD_LETTER: "received_ts"}
 
 _SCHEMAS = {
     TRADES: pa.schema(
@@ -90,10 +93,11 @@ class Batch:
 def make_batch(table: str, feed: str, token: str, data: pa.Table) -> Batch:
     """A Batch with its event-time range and per-minute counts worked out."""
     batch = Batch(table, feed, token, data)
-    col = EVENT_COLUMN.get(table)
+    col = TIME_COLUMN.get(table)
     if col is not None and data.num_rows:
         ts = data.column(col).cast(pa.int64()).to_numpy()
-        batch.minutes = minute_counts(ts)
+        if table in EVENT_COLUMN:
+            batch.minutes = minute_counts(ts)
         batch.first_event_us, batch.last_event_us = int(ts.min()), int(ts.max())
     return batch
 

@@ -92,6 +92,7 @@ def replay_with(writer) -> list[ReplayReport]:
         if entry.rows and batch.counted:
             ledger.add_minutes(batch.feed, batch.minutes, "replayed")
             ledger.add_minutes(batch.feed, batch.minutes, "inserted")
+        if entry.rows and entry.first_event_us:
             rep.first_event_us = min(rep.first_event_us or entry.first_event_us, entry.first_event_us)
             rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
     finished = _now_us()

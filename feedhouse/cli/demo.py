@@ -1,19 +1,31 @@
-"""`feedhouse demo`: the main job on the embedded default."""
+"""`feedhouse demo`: the main job on the embedded default, end to end."""
 
 from __future__ import annotations
 
 import typer
 
 from feedhouse.cli.context import console, settings_from
-from feedhouse.cli.core import init_schema, tables_table
 
 
-def demo(ctx: typer.Context) -> None:
-    """The main job on the embedded default, end to end."""
+def demo(
+    ctx: typer.Context,
+    seconds: float = typer.Option(60.0, "--seconds", min=10, help="how long feeds run"),
+    outage_seconds: float = typer.Option(
+        15.0, "--outage-seconds", min=0, help="ClickHouse unreachable this long, mid-run"
+    ),
+    trades_per_s: float = typer.Option(400.0, "--trades-per-s", min=1, help="exchange replay rate"),
+    readings_per_s: float = typer.Option(1000.0, "--readings-per-s", min=1, help="MQTT load"),
+) -> None:
+    """The main job on the embedded default: replayed exchanges and MQTT sensors through the
+    pipeline, an outage mid-run, then audit, reconciliation, quality and the report."""
+    from feedhouse.demo import DemoPlan, run_demo
+
+    if outage_seconds >= seconds:
+        raise typer.BadParameter("--outage-seconds must be shorter than --seconds")
     settings = settings_from(ctx)
-    applied, tables = init_schema(settings)
-    console.print(f"warehouse: chDB store under {settings.home}")
-    console.print(tables_table(tables, "feedhouse schema"))
+    plan = DemoPlan(seconds=seconds, outage_seconds=outage_seconds,
+                    trades_per_s=trades_per_s, readings_per_s=readings_per_s)
+    raise typer.Exit(run_demo(settings, plan, console))
 
 
 def register(app: typer.Typer) -> None:

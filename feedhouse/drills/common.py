@@ -97,7 +97,9 @@ def drill_home(store: Path | None, name: str) -> Path:
     return home
 
 
-def write_drill_config(home: Path, feeds: list[dict], **extra) -> Path:
+def write_drill_config(
+    home: Path, feeds: list[dict], file_name: str = "drill.yaml", **extra
+) -> Path:
     """A feedhouse.yaml for the pipeline subprocess: store under `home`, fault file beside."""
     import yaml
 
@@ -106,7 +108,7 @@ def write_drill_config(home: Path, feeds: list[dict], **extra) -> Path:
     fault_file = home / "faults.json"
     write_faults(fault_file, outage=False)
     data = {"home": str(home), "fault_file": str(fault_file), "feeds": feeds, **extra}
-    config = home / "drill.yaml"
+    config = home / file_name
     config.write_text(yaml.safe_dump(data))
     return config
 
