@@ -6,11 +6,13 @@ minute the message was received; `parsed` by the minute of each record's event t
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
 from dataflows.frames import Gap, MessageBatch
+from feedhouse import metrics
 from feedhouse.ledger import LedgerDelta, minute_counts, minute_of
 from feedhouse.records import ParseResult, Quote, Reading, Trade
 
@@ -38,6 +40,7 @@ class ParsedBatch(NamedTuple):
     ledger: LedgerDelta
     # key hashes of trades, quotes, readings (set by the dedup step; name batch contents)
     hashes: tuple | None = None
+    parsed_us: int = 0  # when parsing finished (latency of the parsed -> insert-acked hop)
 
     @property
     def records(self) -> int:
@@ -69,8 +72,24 @@ def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> N
 def parse_batch(batch: MessageBatch, parse_one: ParseOne | None = None) -> ParsedBatch:
     """Parse every message of the batch: the venue's batch parser (`parse_many`) for
     exchange feeds, or `parse_one(frame, received_ts[, topic])` per message (MQTT)."""
-    if parse_one is None:
-        return _parse_exchange(batch)
+    parsed = _parse_exchange(batch) if parse_one is None else _parse_each(batch, parse_one)
+    done_us = time.time_ns() // 1000
+    _observe_hops(parsed, batch, done_us)
+    return parsed._replace(parsed_us=done_us)
+
+
+def _observe_hops(parsed: ParsedBatch, batch: MessageBatch, done_us: int) -> None:
+    """Latency histograms of the first two hops: exchange -> receive, receive -> parsed."""
+    if not batch.messages:
+        return
+    metrics.observe_us("receive_to_parsed", parsed.feed, [m[0] for m in batch.messages], done_us)
+    for records, event_i, received_i in ((parsed.trades, 7, 8), (parsed.readings, 5, 6)):
+        if records:
+            metrics.observe_us("exchange_to_receive", parsed.feed,
+                               [r[event_i] for r in records], [r[received_i] for r in records])
+
+
+def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
     feed = batch.feed
     trades: list[Trade] = []
     quotes: list[Quote] = []

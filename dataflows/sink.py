@@ -116,6 +116,7 @@ class _Pending:
     hashes: list = field(default_factory=lambda: [[], [], []])
     dead: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
+    parsed: list = field(default_factory=list)  # (parsed_us, records) per source batch
 
     @property
     def rows(self) -> int:
@@ -210,6 +211,8 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                 acc.append(h)
         pend.dead.extend(parsed.dead)
         pend.gaps.extend(parsed.gaps)
+        if parsed.records and parsed.parsed_us:
+            pend.parsed.append((parsed.parsed_us, parsed.records))
         self.rows += parsed.records + len(parsed.dead)
         if self.oldest is None:
             self.oldest = time.monotonic()
@@ -223,6 +226,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
     def _flush_one(self, src: str, pend: _Pending) -> None:
         feed, rng = self.feed, f"{pend.first_pos}-{pend.last_pos}"
         extra = {"feed": feed}
+        inserted = False
         for i, (table, rows) in enumerate(
             ((TRADES, pend.trades), (QUOTES, pend.quotes), (READINGS, pend.readings))
         ):
@@ -238,6 +242,11 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             batch = make_batch(table, feed, token, data)
             if self.writer.write(batch, self.ledger) == "inserted":
                 self._observe(table, rows, batch)
+                inserted = True
+        if inserted and pend.parsed:
+            parsed_us, counts = zip(*pend.parsed, strict=True)
+            metrics.observe_us("parsed_to_insert_acked", feed, np.repeat(parsed_us, counts),
+                               time.time_ns() // 1000)
         for table, rows in ((DEAD_LETTER, pend.dead), (FEED_GAPS, pend.gaps)):
             if rows:
                 data = rows_table(table, [tuple(r) for r in rows])

@@ -35,6 +35,7 @@ from dataflows.capture import CaptureWriter
 from dataflows.frames import Gap
 from dataflows.sources.sequence import SequenceTracker, sequence_fn
 from dataflows.venues.base import Venue
+from feedhouse import metrics
 from feedhouse.settings import FeedSettings
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class FeedClient:
                 self._writer.close()
 
     def _went_down(self, since: int, reason: str) -> None:
+        metrics.set_connected(self.feed.name, False)
         if self._down is None:
             self.stats["disconnects"] += 1
             self._down, self._failed = (since, reason), 0
@@ -206,6 +208,9 @@ class FeedClient:
                     if self.next_pos > 0:
                         raise _Disconnect("resume")
             self.stats["connects"] += 1
+            metrics.set_connected(self.feed.name, True)
+            if self.stats["connects"] > 1:
+                metrics.count(self.feed.name, "reconnects")
             if self._seq is not None:
                 self._seq.reset()
             if self._down is not None:
