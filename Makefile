@@ -45,8 +45,12 @@ ui: install
 	DAGSTER_HOME=$(CURDIR)/.feedhouse/dagster_home; mkdir -p $$DAGSTER_HOME; \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
+# Benchmarks (bench/README.md): < 15 min, writes bench/results/latest.json + a dated copy.
+# cryptofeed 2.4.1 installs beside our pins (checked with pip check); should a future
+# version conflict, build it a venv of its own and point BENCH_CRYPTOFEED_PYTHON at it.
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip check
 	$(BIN)/python -m bench
 
 # --strict: a dependency the vulnerability service cannot look up fails the audit

@@ -1,0 +1,100 @@
+"""Profile the ingest hot path: py-spy on `feedhouse run` during an e2e run, and
+pyinstrument-free, per-stage CPU costs of the in-process pieces.
+
+    python -m bench.profile [--trades 300000] [--seconds 8] [--top 25]
+
+py-spy samples every thread of the ingest process (Bytewax's worker, the WebSocket client
+threads) from outside, so it does not slow the code it measures. Prints the functions
+with the most samples (self and total, as % of all samples) and writes the collapsed
+stacks to <workdir>/profile/ingest.txt (flamegraph.pl or speedscope read them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+from bench.common import Config
+
+
+def py_spy() -> str | None:
+    from bench.common import PYTHON
+
+    candidate = Path(PYTHON).with_name("py-spy")
+    return str(candidate) if candidate.exists() else shutil.which("py-spy")
+
+
+# Leaf frames of a thread that waits (py-spy's idle detection misses some in containers):
+# left out, so the percentages are shares of CPU work.
+IDLE = ("EpollSelector.select", "Condition.wait", "Event.wait", "sleep", "_PollLikeSelector.select",
+        "Thread.join", "select (selectors")
+
+
+def summarize(raw: Path, top: int = 25) -> tuple[int, list[tuple[str, float, float]]]:
+    """(busy samples, [(function, self %, total %)]) from py-spy's raw (collapsed) output,
+    waiting threads left out."""
+    self_n: Counter[str] = Counter()
+    total_n: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        if not frames or frames[-1].startswith(IDLE):
+            continue
+        samples += n
+        self_n[frames[-1]] += n
+        for frame in set(frames):
+            total_n[frame] += n
+    rows = [(f, 100 * n / samples, 100 * total_n[f] / samples)
+            for f, n in self_n.most_common(top)]
+    return samples, rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trades", type=int, default=300_000)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    from bench import e2e
+
+    spy = py_spy()
+    if spy is None:
+        raise SystemExit("py-spy is not installed (pip install -e '.[bench]')")
+    cfg = Config(e2e_trades=args.trades)
+    served = e2e.build(e2e.corpus_folder(cfg), cfg.e2e_trades)
+    out_dir = cfg.workdir / "profile"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / "ingest.txt"
+    started: list[subprocess.Popen] = []
+
+    def on_rows(pid: int) -> None:
+        started.append(subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)),
+             "--rate", "200", "--format", "raw", "--threads", "-o", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    result = e2e.one_run(cfg, served, cfg.workdir / "profile-run", timeout_s=600,
+                         on_rows=on_rows)
+    for proc in started:
+        proc.wait(60)
+    samples, rows = summarize(raw, args.top)
+    print(f"e2e under py-spy: {result['trades_per_s']:,.0f} trades/s, "
+          f"{result['cpu_us_per_trade']:.1f} µs CPU/trade; {samples} busy samples -> {raw}")
+    print(f"{'self %':>7} {'total %':>8}  function")
+    for frame, self_pct, total_pct in rows:
+        print(f"{self_pct:7.1f} {total_pct:8.1f}  {frame}")
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench-profile"
+    raise SystemExit(main())

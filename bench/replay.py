@@ -1,0 +1,72 @@
+"""Buffer replay: draining the DuckDB local buffer into chDB (`feedhouse replay`'s code).
+
+Per repeat: a fresh store (schema applied), the buffer filled with N trade rows in the
+sink's batch size (trades of the looped real captures, ids shifted per lap), then
+`feedhouse.replay.replay_buffer(settings)` timed on the wall clock: rows replayed per
+second, each batch inserted with its dedup token, ledger and replay log written, then
+deleted from the buffer. Filling the buffer is not timed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from bench.common import NORMALIZE_CAPTURES, Config, Figure, corpus, measured, module_command
+
+GOAL = ">= 200,000"
+CAPTURES = ("binance_futures", "okx", "coinbase")
+
+
+def trade_rows(n: int) -> list:
+    from dataflows.venues import get_venue
+
+    rows: list = []
+    per = n // len(CAPTURES) + 1
+    for name in CAPTURES:
+        messages = corpus(NORMALIZE_CAPTURES[name], per, trades_only=True)
+        rows.extend(get_venue(name).parse_many(messages).trades[:per])
+    return rows[:n]
+
+
+def fill(settings, rows: list, batch_rows: int) -> int:
+    from feedhouse.batches import TRADES, make_batch, rows_table
+    from feedhouse.buffer import LocalBuffer
+
+    with LocalBuffer(settings.buffer_path) as buf:
+        for i in range(0, len(rows), batch_rows):
+            chunk = rows[i : i + batch_rows]
+            data = rows_table(TRADES, chunk, {"feed": "bench"})
+            buf.put(make_batch(TRADES, "bench", f"bench:{i}", data))
+        return buf.pending_rows
+
+
+def run(cfg: Config) -> list[Figure]:
+    from feedhouse.cli.core import init_schema
+    from feedhouse.replay import replay_buffer
+    from feedhouse.settings import load_settings
+    from feedhouse.warehouse import warehouse
+
+    rows = trade_rows(cfg.replay_rows)
+    rates = []
+    batch_rows = 5000
+    for r in range(min(cfg.repeats, 2)):
+        home = cfg.workdir / f"replay{r}"
+        shutil.rmtree(home, ignore_errors=True)
+        settings = load_settings(home=str(home), recovery=False)
+        batch_rows = settings.sink.batch_rows
+        init_schema(settings)
+        pending = fill(settings, rows, batch_rows)
+        started = time.perf_counter()
+        reports = replay_buffer(settings)
+        elapsed = time.perf_counter() - started
+        replayed = sum(x.rows for x in reports if x.table == "market.trades")
+        with warehouse(settings) as client:
+            stored = client.query("SELECT count() FROM market.trades").result_rows[0][0]
+        if not replayed == stored == pending == len(rows):
+            raise RuntimeError(f"replayed {replayed}, stored {stored}, buffered {pending}")
+        rates.append(round(replayed / elapsed))
+        shutil.rmtree(home, ignore_errors=True)
+    return [measured("replay_rows_per_s", "rows/s", module_command("replay", cfg), rates,
+                     goal=GOAL, settings={"rows": len(rows), "batch_rows": batch_rows,
+                                          "store": "chdb (embedded)", "clock": "wall"})]
