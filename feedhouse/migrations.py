@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from feedhouse.cluster_ddl import ClusterDDL, cluster_of
 from feedhouse.errors import FeedhouseError
 from feedhouse.paths import sql_dir
 
@@ -56,14 +57,48 @@ def discover(folder: Path | None = None) -> list[Migration]:
     return found
 
 
-def apply_migrations(client, folder: Path | None = None) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
-    for statement in _BOOTSTRAP:
+def schema_plan(
+    folder: Path | None = None, cluster: str | None = None
+) -> tuple[list[str], list[tuple[Migration, list[str]]]]:
+    """(bootstrap statements, [(migration, its statements)]) as `init` runs them: as written,
+    or rewritten for a ClickHouse cluster (feedhouse/cluster_ddl.py) when `cluster` is set."""
+    convert = ClusterDDL(cluster).convert if cluster else (lambda statement: [statement])
+    bootstrap = [out for statement in _BOOTSTRAP for out in convert(statement)]
+    plan = [(m, [out for s in m.statements() for out in convert(s)]) for m in discover(folder)]
+    return bootstrap, plan
+
+
+def schema_script(folder: Path | None = None, cluster: str | None = None) -> str:
+    """The whole schema as one SQL script (`feedhouse init --print`), recording each file in
+    ops.schema_migrations like `init` does, so a later `feedhouse init` finds it applied."""
+    bootstrap, plan = schema_plan(folder, cluster)
+    parts = ["-- feedhouse schema" + (f" for cluster {cluster}" if cluster else ""), *bootstrap]
+    for migration, statements in plan:
+        parts.append(f"-- {migration.path.name}")
+        parts.extend(statements)
+        parts.append(
+            "INSERT INTO ops.schema_migrations (version, name, checksum) VALUES "
+            f"({migration.version}, '{migration.path.name}', '{migration.checksum}')"
+        )
+    return "".join(p + ("\n" if p.startswith("--") else ";\n\n") for p in parts)
+
+
+def apply_migrations(client, folder: Path | None = None, cluster: str | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date).
+    `cluster`: run the DDL ON CLUSTER with replicated local + Distributed tables (a
+    warehouse initialized that way stays so without it: see cluster_ddl.cluster_of)."""
+    engine = client.query(
+        "SELECT engine_full FROM system.tables "
+        "WHERE database = 'ops' AND name = 'schema_migrations'"
+    ).result_rows
+    cluster = cluster_of(engine[0][0] if engine else None, cluster)
+    bootstrap, plan = schema_plan(folder, cluster)
+    for statement in bootstrap:
         client.command(statement)
     rows = client.query("SELECT version, name, checksum FROM ops.schema_migrations").result_rows
     applied = {version: (name, checksum) for version, name, checksum in rows}
     done = []
-    for migration in discover(folder):
+    for migration, statements in plan:
         if migration.version in applied:
             name, checksum = applied[migration.version]
             if checksum != migration.checksum:
@@ -72,7 +107,7 @@ def apply_migrations(client, folder: Path | None = None) -> list[str]:
                     "add a new numbered file instead"
                 )
             continue
-        for statement in migration.statements():
+        for statement in statements:
             client.command(statement)
         client.insert(
             "ops.schema_migrations",

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from feedhouse.cli.context import console, settings_from
 from feedhouse.errors import FeedhouseError
-from feedhouse.migrations import apply_migrations, list_tables
+from feedhouse.migrations import apply_migrations, list_tables, schema_script
 from feedhouse.warehouse import first_line, warehouse
 
 
@@ -22,14 +22,19 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def init_schema(settings) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """Apply pending migrations; return (applied files, all feedhouse tables)."""
+def init_schema(
+    settings, cluster: str | None = None
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Apply pending migrations; return (applied files, all feedhouse tables).
+    `cluster`: DDL ON CLUSTER, replicated local tables behind Distributed ones."""
+    # connect first: a warehouse that cannot be used (bad password, unknown host) must
+    # leave nothing behind
+    with warehouse(settings) as client:
+        applied = apply_migrations(client, cluster=cluster)
+        tables = list_tables(client)
     settings.home.mkdir(parents=True, exist_ok=True)
     assert settings.recovery_dir is not None
     settings.recovery_dir.mkdir(parents=True, exist_ok=True)
-    with warehouse(settings) as client:
-        applied = apply_migrations(client)
-        tables = list_tables(client)
     return applied, tables
 
 
@@ -43,10 +48,25 @@ def tables_table(tables: list[tuple[str, str, str]], title: str) -> Table:
     return table
 
 
-def init(ctx: typer.Context) -> None:
+def init(
+    ctx: typer.Context,
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        metavar="NAME",
+        help="ClickHouse cluster: DDL ON CLUSTER, Replicated*MergeTree local tables "
+        "behind Distributed ones",
+    ),
+    print_only: bool = typer.Option(
+        False, "--print", help="print the DDL (all migrations) instead of running it"
+    ),
+) -> None:
     """Apply the ClickHouse schema (safe to run twice)."""
+    if print_only:
+        typer.echo(schema_script(cluster=cluster), nl=False)
+        return
     settings = settings_from(ctx)
-    applied, tables = init_schema(settings)
+    applied, tables = init_schema(settings, cluster)
     if applied:
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
