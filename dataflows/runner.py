@@ -27,6 +27,7 @@ from feedhouse.settings import FeedSettings, Settings
 
 log = logging.getLogger("feedhouse.run")
 EPOCH = timedelta(seconds=1)
+ACCESS_DENIED = 497  # ClickHouse error code
 
 
 def recovery_config(settings: Settings) -> RecoveryConfig | None:
@@ -79,12 +80,17 @@ def run(
     try:
         init_schema(settings)
     except Exception as exc:
-        from feedhouse.warehouse import ErrorClass, classify_error, first_line
+        from feedhouse.warehouse import ErrorClass, classify_error, error_code, first_line
 
-        if classify_error(exc) is not ErrorClass.RETRYABLE:
+        if error_code(exc) == ACCESS_DENIED:
+            # a least-privilege ingest user may not run DDL: the schema is the admin's job
+            log.warning("not allowed to apply the schema (%s): assuming it is applied",
+                        first_line(exc))
+        elif classify_error(exc) is ErrorClass.RETRYABLE:
+            # ClickHouse down at start: run anyway, the sink buffers until it answers
+            log.warning("ClickHouse unreachable at start (%s): buffering", first_line(exc))
+        else:
             raise
-        # ClickHouse down at start: run anyway, the sink buffers until it answers
-        log.warning("ClickHouse unreachable at start (%s): buffering", first_line(exc))
     stop = stop or threading.Event()
     flow = build_flow(settings, feeds, stop=stop, sources=sources)
     previous = {}
