@@ -111,12 +111,31 @@ class LocalBuffer:
         return Batch(entry.table, entry.feed, entry.token, data, entry.minutes,
                      entry.first_event_us, entry.last_event_us)
 
+    def load_many(self, entries: list[Buffered]) -> list[Batch]:
+        """`load` for several batches in one query (replay reads in chunks)."""
+        if not entries:
+            return []
+        by_id = dict(self._con.execute(
+            "SELECT id, payload FROM batches WHERE id IN (SELECT unnest(?))",
+            [[e.id for e in entries]],
+        ).fetchall())
+        return [Batch(e.table, e.feed, e.token, from_ipc(by_id[e.id]), e.minutes,
+                      e.first_event_us, e.last_event_us) for e in entries]
+
     def delete(self, batch_id: int) -> None:
         """Forget a batch: call only after ClickHouse accepted it."""
-        row = self._con.execute("DELETE FROM batches WHERE id = ? RETURNING rows", [batch_id]).fetchone()
-        if row is not None:
-            self._rows -= int(row[0])
-            self._batches -= 1
+        self.delete_many([batch_id])
+
+    def delete_many(self, batch_ids: list[int]) -> None:
+        """Forget batches ClickHouse accepted (one statement; a crash before it only
+        means those batches are replayed again, and their tokens make that a no-op)."""
+        if not batch_ids:
+            return
+        gone = self._con.execute(
+            "DELETE FROM batches WHERE id IN (SELECT unnest(?)) RETURNING rows", [list(batch_ids)]
+        ).fetchall()
+        self._rows -= sum(int(r[0]) for r in gone)
+        self._batches -= len(gone)
 
     def close(self) -> None:
         self._con.close()

@@ -52,6 +52,9 @@ class ReplayReport:
         )
 
 
+CHUNK = 50  # batches read and deleted per DuckDB statement
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -72,29 +75,37 @@ def replay_with(writer) -> list[ReplayReport]:
         rep.buffered_rows += entry.rows
     ledger = LedgerDelta()
     failure: str | None = None
-    for entry in entries:
-        rep = reports[(entry.feed, entry.table)]
-        batch = buffer.load(entry)
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        done: list[int] = []
         try:
-            writer.insert_once(batch)
-        except Exception as exc:
-            if classify_error(exc) is ErrorClass.RETRYABLE:
-                failure = first_line(exc)
-                break
-            writer.reject(batch, exc, ledger)
-            if batch.counted:
-                ledger.add_minutes(batch.feed, batch.minutes, "replayed")
-            buffer.delete(entry.id)
-            continue
-        buffer.delete(entry.id)
-        rep.batches += 1
-        rep.rows += entry.rows
-        if entry.rows and batch.counted:
-            ledger.add_minutes(batch.feed, batch.minutes, "replayed")
-            ledger.add_minutes(batch.feed, batch.minutes, "inserted")
-        if entry.rows and entry.first_event_us:
-            rep.first_event_us = min(rep.first_event_us or entry.first_event_us, entry.first_event_us)
-            rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
+            for entry, batch in zip(chunk, buffer.load_many(chunk), strict=True):
+                rep = reports[(entry.feed, entry.table)]
+                try:
+                    writer.insert_once(batch)
+                except Exception as exc:
+                    if classify_error(exc) is ErrorClass.RETRYABLE:
+                        failure = first_line(exc)
+                        break
+                    writer.reject(batch, exc, ledger)
+                    if batch.counted:
+                        ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+                    done.append(entry.id)
+                    continue
+                done.append(entry.id)
+                rep.batches += 1
+                rep.rows += entry.rows
+                if entry.rows and batch.counted:
+                    ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+                    ledger.add_minutes(batch.feed, batch.minutes, "inserted")
+                if entry.rows and entry.first_event_us:
+                    rep.first_event_us = min(rep.first_event_us or entry.first_event_us,
+                                             entry.first_event_us)
+                    rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
+        finally:
+            buffer.delete_many(done)  # only what ClickHouse accepted (or refused for good)
+        if failure is not None:
+            break
     finished = _now_us()
     for rep in reports.values():
         rep.finished_us = finished
