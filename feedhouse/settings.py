@@ -35,6 +35,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _existing_file(value: Path | None) -> Path | None:
+    """A configured file (CA bundle, certificate, key, secret) must exist when set."""
+    if value is not None and not value.expanduser().is_file():
+        raise ValueError(f"file not found: {value}")
+    return value.expanduser().resolve() if value is not None else None
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret from a file (docker/Kubernetes secrets): its text without the final newline."""
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror})") from None
+
+
 class MqttSettings(Strict):
     """How an MQTT feed connects, subscribes and maps topics/payloads to readings."""
 
@@ -43,7 +58,10 @@ class MqttSettings(Strict):
     protocol: Literal["3.1.1", "5"] = "5"
     qos: Literal[0, 1, 2] = 1
     topics: list[str] = Field(default_factory=lambda: ["plant/+/+/+"])
-    share_group: str = "feedhouse"
+    share_group: str = Field(
+        "feedhouse",
+        description="shared subscription group; '' = static: client i takes topics[i::clients]",
+    )
     topic_template: str = "plant/{site}/{device_id}/{sensor}"
     payload_format: Literal["json", "json_array", "line"] = "json"
     client_id: str = "feedhouse"
@@ -52,12 +70,74 @@ class MqttSettings(Strict):
     session_expiry_s: int = Field(3600, ge=0)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = Field(None, description="read the password from this file")
     tls: bool = False
     ca_file: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-    field_map: dict[str, str] = Field(default_factory=dict)
+
+    _files = field_validator("password_file", "ca_file", "client_cert", "client_key")(
+        _existing_file
+    )
+
+    @model_validator(mode="after")
+    def _tls_and_secret(self) -> MqttSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together")
+        if (self.ca_file or self.client_cert) and not self.tls:
+            raise ValueError("ca_file/client_cert need tls: true")
+        if self.password_file is not None:
+            if self.password is not None:
+                raise ValueError("set password or password_file, not both")
+            self.password = SecretStr(read_secret_file(self.password_file))
+        return self
+    field_map: dict[str, str] = Field(
+        default_factory=dict, description="reading field -> payload key (payload names differ)"
+    )
     dedup_key: Literal["seq", "device_ts"] = "seq"
+    units: dict[str, str] = Field(
+        default_factory=lambda: {
+            "temperature": "C",
+            "humidity": "%",
+            "pressure": "hPa",
+            "vibration": "mm/s",
+            "current": "A",
+        },
+        description="unit per sensor where the payload carries none",
+    )
+    ts_unit: Literal["auto", "s", "ms", "us", "ns", "iso"] = "auto"
+    batch_max: int = Field(2000, ge=1, le=100_000, description="messages per micro-batch")
+    queue_size: int = Field(20_000, ge=100, description="paho -> source queue (backpressure)")
+    reconnect_initial_s: float = Field(0.2, gt=0, le=60)
+    reconnect_max_s: float = Field(10.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _static_needs_topics(self) -> MqttSettings:
+        if not self.share_group and len(self.topics) < self.clients:
+            raise ValueError(
+                f"share_group '' (static subscriptions) needs at least one topic filter per "
+                f"client: {len(self.topics)} topics for {self.clients} clients"
+            )
+        return self
+
+    @field_validator("field_map")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {"device_id", "sensor", "seq", "value", "unit", "device_ts", "site"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown reading field {unknown[0]!r} (known: {sorted(known)})")
+        return value
+
+    @field_validator("topic_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        import re
+
+        for name in re.findall(r"\{([^}]*)\}", value):
+            if name not in ("device_id", "sensor", "site", "_"):
+                raise ValueError(f"topic_template names unknown field {{{name}}}")
+        return value
 
 
 class FeedSettings(Strict):
@@ -73,6 +153,12 @@ class FeedSettings(Strict):
     allowed_lateness_s: float = Field(5.0, ge=0, le=3600)
     stale_s: float = Field(30.0, gt=0)
     record_dir: Path | None = None
+    # WebSocket reconnects: exponential backoff with jitter from initial to max seconds.
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    # Frames an exchange feed may hold between its socket and the dataflow; when full the
+    # client stops reading (backpressure). None: the source's default (100k frames).
+    queue_frames: int | None = Field(None, ge=100, le=10_000_000)
     mqtt: MqttSettings | None = None
 
     @model_validator(mode="after")
@@ -105,6 +191,16 @@ class QualitySettings(Strict):
     venue_silence_s: float = Field(300.0, gt=0)
     max_seq_gap: int = Field(1, ge=1)
     future_tolerance_s: float = Field(60.0, ge=0)
+    venue_silence_overrides_s: dict[str, float] = Field(
+        default_factory=dict, description="silence allowed per venue; others use venue_silence_s"
+    )
+    ledger_settle_s: float = Field(
+        120.0, ge=0, description="ledger minutes younger than this are not checked yet"
+    )
+    sample_size: int = Field(10, ge=1, le=1000, description="offending keys kept per result")
+    data_docs_keep_days: float = Field(
+        7.0, gt=0, description="Data Docs validation pages older than this are deleted"
+    )
     sensor_ranges: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
             "temperature": (-50.0, 150.0),
@@ -135,6 +231,7 @@ class Settings(BaseSettings):
         None, description="chdb:///abs/dir or http(s)://user:pass@host:8123/db"
     )
     warehouse_lock_timeout_s: float = Field(30.0, gt=0)
+    warehouse_dsn_file: Path | None = Field(None, description="read warehouse_dsn from this file")
     warehouse_ca_file: Path | None = None
     warehouse_verify: bool = True
     buffer_path: Path | None = None
@@ -143,6 +240,7 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("reports")
     archive_dir: Path | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     fault_file: Path | None = Field(None, description="fault injector switch (drills and tests)")
     sink: SinkSettings = Field(default_factory=SinkSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
@@ -157,10 +255,21 @@ class Settings(BaseSettings):
 
         return SecretStr(normalize_dsn(value.get_secret_value()))
 
+    _files = field_validator("warehouse_dsn_file", "warehouse_ca_file")(_existing_file)
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         home = self.home.expanduser().resolve()
         self.home = home
+        if self.warehouse_dsn_file is not None:
+            if self.warehouse_dsn is not None:
+                raise ValueError("set warehouse_dsn or warehouse_dsn_file, not both")
+            from feedhouse.warehouse import normalize_dsn
+
+            text = read_secret_file(self.warehouse_dsn_file)
+            self.warehouse_dsn = SecretStr(normalize_dsn(text.strip()))
+        if self.warehouse_ca_file is not None and not self.dsn_is_https():
+            raise ValueError("warehouse_ca_file needs an https:// warehouse_dsn")
         if self.warehouse_dsn is None:
             self.warehouse_dsn = SecretStr(f"chdb://{home / 'clickhouse'}")
         self.buffer_path = (self.buffer_path or home / "buffer.duckdb").expanduser().resolve()
@@ -176,6 +285,9 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         assert self.warehouse_dsn is not None
         return self.warehouse_dsn.get_secret_value()
+
+    def dsn_is_https(self) -> bool:
+        return self.warehouse_dsn is not None and self.dsn.startswith("https://")
 
     def feed(self, name: str) -> FeedSettings:
         for feed in self.feeds:

@@ -1,4 +1,5 @@
-"""MQTT source: subscriber clients sharing a `$share/<group>/<filter>` subscription.
+"""MQTT source: subscriber clients sharing a `$share/<group>/<filter>` subscription
+(or, with `share_group: ''`, each holding its own slice of the topic filters).
 
 One Bytewax partition = one paho client (`<client_id>-<i>`, `feed.mqtt.clients` of them)
 with a persistent session, QoS 1 (or 2) and manual acknowledgements.
@@ -37,7 +38,7 @@ import paho.mqtt.client as mqtt
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows.frames import Gap, MessageBatch
-from dataflows.mqtt_client import connect_args, make_client, shared_filter
+from dataflows.mqtt_client import connect_args, make_client, subscriptions
 from feedhouse.settings import FeedSettings, MqttSettings
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ class Inbound(NamedTuple):
 class Subscriber:
     """One paho client on its own network thread, feeding a bounded deque."""
 
-    def __init__(self, feed: str, mqtt_settings: MqttSettings, client_id: str) -> None:
+    def __init__(self, feed: str, mqtt_settings: MqttSettings, client_id: str,
+                 index: int = 0) -> None:
         self.feed = feed
+        self.filters = subscriptions(mqtt_settings, index)
         self.settings = mqtt_settings
         self.client_id = client_id
         self.inbox: deque[Inbound] = deque()
@@ -91,11 +94,12 @@ class Subscriber:
             self.generation += 1
             self.connected = True
         qos = self.settings.qos
-        client.subscribe([(shared_filter(self.settings, t), qos) for t in self.settings.topics])
+        client.subscribe([(f, qos) for f in self.filters])
         if self._down_since is not None and self.generation > 1:
-            self.gaps.append(
-                Gap(self.feed, "mqtt", self._down_since, now_us(), "disconnect", self._down_reason)
-            )
+            gap = Gap(self.feed, "mqtt", self._down_since, now_us(), "disconnect",
+                      self._down_reason)
+            with self.lock:
+                self.gaps.append(gap)
         self._down_since = None
         log.info("%s: connected (generation %d)", self.client_id, self.generation)
 
@@ -131,6 +135,13 @@ class Subscriber:
         if n:
             self.room.set()
         return out
+
+    def take_gaps(self) -> list[Gap]:
+        if not self.gaps:
+            return []
+        with self.lock:
+            gaps, self.gaps = self.gaps, []
+        return gaps
 
     def ack(self, pending: list[tuple[Inbound, int]], hook: AckHook | None = None) -> int:
         """Acknowledge messages of the current connection only; returns how many."""
@@ -173,15 +184,13 @@ class MqttPartition(StatefulSourcePartition[MessageBatch, int]):
         self.current: list[tuple[Inbound, int]] = []
         self.previous: list[tuple[Inbound, int]] = []
         self.full = False
-        self.sub = Subscriber(feed.name, feed.mqtt, key)
+        self.sub = Subscriber(feed.name, feed.mqtt, key, int(key.rsplit("-", 1)[1]))
         self.sub.start()
 
     def next_batch(self) -> list[MessageBatch]:
         msgs = self.sub.drain(self.batch_max)
         self.full = len(msgs) == self.batch_max
-        gaps = self.sub.gaps
-        if gaps:
-            self.sub.gaps = []
+        gaps = self.sub.take_gaps()
         if not msgs and not gaps:
             return []
         first = self.pos
@@ -211,7 +220,8 @@ class MqttPartition(StatefulSourcePartition[MessageBatch, int]):
 
 
 class MqttSource(FixedPartitionedSource[MessageBatch, int]):
-    """`feed.mqtt.clients` subscriber partitions behind one shared subscription."""
+    """`feed.mqtt.clients` subscriber partitions behind one shared subscription (or static
+    slices of the topic filters; see `dataflows.mqtt_client.subscriptions`)."""
 
     def __init__(self, feed: FeedSettings, settings=None, ack_hook: AckHook | None = None):
         if feed.mqtt is None:
@@ -219,6 +229,9 @@ class MqttSource(FixedPartitionedSource[MessageBatch, int]):
         self.feed = feed
         self.settings = settings
         self.ack_hook = ack_hook
+        if settings is not None and not getattr(settings, "recovery", True):
+            log.warning("%s: recovery is off; acks then follow epochs, not proven commits",
+                        feed.name)
 
     def list_parts(self) -> list[str]:
         mq = self.feed.mqtt

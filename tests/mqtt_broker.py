@@ -1,0 +1,65 @@
+"""MQTT test helpers: a Mosquitto fixture (shipped config, free port, stopped by PID) and
+the ingest pipeline running in a thread of the test process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from feedhouse.mqtt_broker import Broker
+from feedhouse.settings import Settings, load_settings
+
+
+@pytest.fixture(name="broker")
+def broker_fixture(tmp_path: Path) -> Iterator[Broker]:
+    with Broker(tmp_path / "mosquitto") as broker:
+        yield broker
+
+
+def mqtt_settings(home: Path, broker: Broker, **mqtt_over) -> Settings:
+    feed = {"name": "plant", "kind": "mqtt",
+            "mqtt": {"port": broker.port, "protocol": "3.1.1", "clients": 2, **mqtt_over}}
+    return load_settings(home=str(home), reports_dir=str(home / "reports"), feeds=[feed])
+
+
+@contextmanager
+def pipeline(settings: Settings, sources=None) -> Iterator[threading.Thread]:
+    """`dataflows.runner.run` in a thread; stopped (flushing) when the block ends."""
+    from dataflows.runner import run
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run(settings, stop=stop, handle_signals=False, sources=sources)
+        except BaseException as exc:  # re-raised in the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="pipeline")
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive(), "pipeline did not stop"
+    if errors:
+        raise errors[0]
+
+
+def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Publish (topic, payload) pairs at QoS 1 and wait until the broker has them."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
