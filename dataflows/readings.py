@@ -81,6 +81,9 @@ def compile_template(template: str) -> Callable[[str], dict[str, str]]:
 # --- field conversions ----------------------------------------------------------------
 
 
+MAX_TS_US = 10**16  # year 2286, as for exchange times
+
+
 def _ts_us(value: Any, unit: str) -> int:
     if isinstance(value, bool) or value is None:
         raise BadReading("device_ts is not a timestamp")
@@ -91,7 +94,10 @@ def _ts_us(value: Any, unit: str) -> int:
                 return us_from_iso(text)
             except ValueError:
                 raise BadReading(f"device_ts {text[:40]!r} is not a timestamp") from None
-        value = float(text) if "." in text or "e" in text.lower() else int(text)
+        try:  # 'inf'/'nan' pass _is_number but are no integer
+            value = float(text) if "." in text or "e" in text.lower() else int(text)
+        except ValueError:
+            raise BadReading(f"device_ts {text[:40]!r} is not a timestamp") from None
     if not isinstance(value, int | float) or not math.isfinite(value):
         raise BadReading("device_ts is not a timestamp")
     if unit == "auto":  # by magnitude: seconds, ms, µs or ns since the epoch
@@ -100,7 +106,10 @@ def _ts_us(value: Any, unit: str) -> int:
     scale = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}.get(unit)
     if scale is None:
         raise BadReading("device_ts is a number but ts_unit is iso")
-    return int(round(value * scale))
+    us = int(round(value * scale))
+    if not 0 < us < MAX_TS_US:  # fuzzed magnitudes must not reach int64 columns
+        raise BadReading(f"device_ts {value!r} out of range")
+    return us
 
 
 def _is_number(text: str) -> bool:

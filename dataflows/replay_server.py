@@ -142,6 +142,7 @@ class ReplayServer:
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._hold: dict[str, int] | None = None  # path -> last position to send (hold())
 
     # -- public API --------------------------------------------------------------------
 
@@ -167,6 +168,11 @@ class ReplayServer:
         if self._error is not None:
             raise self._error
         return self.port
+
+    def hold(self) -> None:
+        """Send nothing beyond what was sent so far (connections stay open; a client that
+        reconnects still gets up to that position again): lets a drill drain exactly."""
+        self._hold = {name: st.max_pos for name, st in self._stats.items()}
 
     def stop(self) -> None:
         if self._aloop is not None and self._stop is not None and not self._aloop.is_closed():
@@ -298,6 +304,9 @@ class ReplayServer:
         anchor: tuple[float, float] | None = None
         sent = 0
         while end is None or pos < end:
+            if self._hold is not None and pos > self._hold.get(stream.name, -1):
+                await asyncio.sleep(0.05)  # held: idle, connection kept
+                continue
             g, copy = faults.base_of(pos)
             if must_wait and g >= stream.greeting:
                 try:

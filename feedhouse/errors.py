@@ -26,9 +26,16 @@ class WarehouseUnavailable(FeedhouseError):
 
 
 class WarehouseConfigError(WarehouseUnavailable):
-    """The configured warehouse cannot be used at all (unreachable at start, bad password)."""
+    """The configured warehouse cannot be used at all (unreachable at start, bad password).
+
+    `permanent`: retrying cannot help (wrong password, unknown host name), so even
+    `feedhouse run`, which buffers through a ClickHouse that is down, stops at once."""
 
     exit_code = 2
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class InputError(FeedhouseError):

@@ -243,10 +243,16 @@ def _connect_error(dsn: str, exc: Exception) -> Exception:
     text = " ".join(str(exc).replace(dsn, redact_dsn(dsn)).split()) or type(exc).__name__
     where = redact_dsn(dsn)
     if "Authentication failed" in text or "Code: 516" in text:
-        return WarehouseConfigError(f"setting 'warehouse_dsn': authentication failed at {where}")
+        return WarehouseConfigError(
+            f"setting 'warehouse_dsn': authentication failed at {where}", permanent=True
+        )
+    if "Name or service not known" in text:  # NXDOMAIN: a wrong name, not a hiccup
+        return WarehouseConfigError(
+            f"setting 'warehouse_dsn': cannot reach ClickHouse at {where} (unknown host)",
+            permanent=True,
+        )
     for needle, reason in (
         ("Connection refused", "connection refused"),
-        ("Name or service not known", "unknown host"),
         ("Temporary failure in name resolution", "unknown host"),
         ("timed out", "timed out"),
         ("CERTIFICATE_VERIFY_FAILED", "certificate verification failed"),
@@ -360,6 +366,8 @@ def classify_error(exc: BaseException) -> ErrorClass:
     """Retryable (try again later, then buffer) or permanent (dead-letter the records)."""
     from clickhouse_connect.driver.exceptions import OperationalError
 
+    if isinstance(exc, WarehouseConfigError) and exc.permanent:
+        return ErrorClass.PERMANENT  # wrong password or host name: waiting will not help
     if isinstance(exc, WarehouseUnavailable | WarehouseBusy | ConnectionError | TimeoutError):
         return ErrorClass.RETRYABLE
     if isinstance(exc, OperationalError):  # network-level failure in clickhouse-connect

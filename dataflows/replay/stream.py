@@ -96,8 +96,9 @@ class RecordedStream:
             if self.shifter is not None and isinstance(frame, str):
                 try:
                     self.shifter.observe(orjson.loads(frame))
-                except orjson.JSONDecodeError:
-                    pass
+                except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, IndexError,
+                        AttributeError):
+                    pass  # a frame of unexpected shape (e.g. fuzzed) teaches the shifter nothing
         self.n_keys = len(ids)
 
     def __len__(self) -> int:

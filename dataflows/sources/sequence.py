@@ -77,6 +77,8 @@ class SequenceTracker:
         """(stream, expected, got) for every jump forward in this frame."""
         jumps = []
         for stream, number in self.fn(frame):
+            if stream.__class__ is not str or not 0 <= number < 2**63:
+                continue  # a garbled frame (its parse reports it): no stream, no jump
             last = self.last.get(stream)
             if last is not None and number > last + 1:
                 jumps.append((stream, last + 1, number))

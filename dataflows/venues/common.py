@@ -241,7 +241,8 @@ def us_from_decimal_s(text: str) -> int:
     whole, _, frac = text.partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
         raise FrameError(f"bad epoch seconds {text!r}")
-    return int(whole) * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0)
+    # range-checked like ms_us: a fuzzed '9999…9' must not reach int64 columns
+    return check_ts(int(whole) * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0))
 
 
 _SYMBOL = re.compile(r"[A-Z0-9.]+-[A-Z0-9.]+(-[A-Z0-9.]+)*")

@@ -18,6 +18,7 @@ from dataflows.venues.common import (
     FrameError,
     check_quote,
     check_trade,
+    check_ts,
     fast_many,
     loads,
     normalizer,
@@ -41,7 +42,7 @@ def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[st
 def _ms(value: object) -> int:
     if value.__class__ is not str or not value.isdigit() or value == "0":  # type: ignore
         raise FrameError(f"bad ms timestamp {value!r}")
-    return int(value) * 1000  # type: ignore[arg-type]
+    return check_ts(int(value) * 1000)  # type: ignore[arg-type]
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:

@@ -63,6 +63,8 @@ _register_commands()
 def main() -> None:
     # clickhouse-connect logs driver exceptions itself; we report them in one line.
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
+    # urllib3 warns about each connection retry; the one-line error already says it all
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
