@@ -141,6 +141,7 @@ class ReplayServer:
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._calm = False
         self._error: BaseException | None = None
         self._hold: dict[str, int] | None = None  # path -> last position to send (hold())
 
@@ -168,6 +169,10 @@ class ReplayServer:
         if self._error is not None:
             raise self._error
         return self.port
+
+    def calm(self) -> None:
+        """Drop no more connections from now on (drills check reconnects without a race)."""
+        self._calm = True
 
     def hold(self) -> None:
         """Send nothing beyond what was sent so far (connections stay open; a client that
@@ -271,8 +276,9 @@ class ReplayServer:
             if drop is not None:
                 drop.cancel()
 
-    @staticmethod
-    def _drop(ws: ServerConnection, stats: PathStats) -> None:
+    def _drop(self, ws: ServerConnection, stats: PathStats) -> None:
+        if self._calm:
+            return
         stats.drops += 1
         ws.transport.abort()  # like a network failure: no close frame
 

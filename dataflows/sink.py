@@ -162,9 +162,9 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
     def write_batch(self, items: list[ParsedBatch]) -> None:
         ticked = False
         for parsed in items:
-            if parsed.last_pos < parsed.first_pos:  # a tick from the dedup step (quiet feed)
-                ticked = True
-            else:
+            if parsed.last_pos < parsed.first_pos:  # no messages: a tick from the dedup step
+                ticked = True  # (quiet feed), or a source batch carrying only gaps
+            if parsed.last_pos >= parsed.first_pos or parsed.gaps:
                 self._add(parsed)
         if self.rows >= self.batch_rows or (
             self.oldest is not None

@@ -60,3 +60,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: st
 
 # Fixtures of the Dagster tests (tests/test_dagster_*.py): a seeded store seen through env.
 from dagster_seed import dagster_env, seeded  # noqa: E402, F401
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Run the in-process MQTT tests first.
+
+    paho-mqtt's network loop uses select(), which cannot watch a descriptor numbered 1024
+    or more; chDB keeps three /proc/thread-self files open per pool thread, and after a
+    few hundred in-process tests the pytest process holds ~2,000 descriptors, so a paho
+    client created late never sees its CONNACK. (`feedhouse run` processes stay far below
+    that: their chDB pool holds a few dozen threads.)
+    """
+    items.sort(key=lambda item: 0 if item.fspath.basename.startswith("test_mqtt") else 1)

@@ -76,6 +76,7 @@ def run_flap_drill(
         while time.monotonic() - started < seconds:
             time.sleep(0.5)
             alive &= run.alive
+        server.calm()  # no drop may race the check below
         settled = _all_reconnected(server, drop_every * 2 + 10)
         server.stop()
         wait_quiet(run.status_file)
