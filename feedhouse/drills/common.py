@@ -296,3 +296,22 @@ def wait_caught_up(server, before: dict[str, int], timeout_s: float = 120) -> bo
             return True
         time.sleep(0.2)
     return False
+
+
+def drain_held(server, status_file: Path, feed_of_path: dict[str, str],
+               timeout_s: float = 180) -> bool:
+    """Hold the server (nothing new is sent) until the run received every frame sent.
+
+    Stopping the server at once could leave frames in socket buffers when it gives up
+    closing: counted as sent, never delivered. Positions, not frames sent, are compared:
+    a connection cut while backpressured had frames in flight, which the client asks for
+    again. True when the run caught up within timeout_s.
+    """
+    server.hold()
+    want = {feed_of_path[p]: pos + 1 for p, pos in max_positions(server).items()}
+
+    def has_all(status: dict) -> bool:
+        feeds = status.get("feeds", {})
+        return all(feeds.get(f, {}).get("received", 0) >= n for f, n in want.items())
+
+    return has_all(wait_for_status(status_file, has_all, timeout_s))

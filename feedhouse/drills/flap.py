@@ -22,6 +22,7 @@ import typer
 from feedhouse.drills.common import (
     RunProcess,
     captures_folder,
+    drain_held,
     drill_home,
     echo,
     measure_trades,
@@ -78,6 +79,7 @@ def run_flap_drill(
             alive &= run.alive
         server.calm()  # no drop may race the check below
         settled = _all_reconnected(server, drop_every * 2 + 10)
+        settled &= drain_held(server, run.status_file, feed_of_path)
         server.stop()
         wait_quiet(run.status_file)
         alive &= run.alive

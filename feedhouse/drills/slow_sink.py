@@ -28,15 +28,14 @@ import typer
 from feedhouse.drills.common import (
     RunProcess,
     captures_folder,
+    drain_held,
     drill_home,
     echo,
-    max_positions,
     measure_trades,
     sent_totals,
     server_feeds,
     verdict,
     vm_hwm_mb,
-    wait_for_status,
     wait_quiet,
     write_drill_config,
 )
@@ -52,11 +51,6 @@ def _rate_over(server, seconds: float, tail: float = 1.0) -> float:
     start, t0 = _frames_sent(server), time.monotonic()
     time.sleep(seconds * tail)
     return (_frames_sent(server) - start) / max(time.monotonic() - t0, 1e-6)
-
-
-def _has_all(status: dict, want: dict[str, int]) -> bool:
-    feeds = status.get("feeds", {})
-    return all(feeds.get(f, {}).get("received", 0) >= n for f, n in want.items())
 
 
 def run_slow_sink_drill(
@@ -95,15 +89,7 @@ def run_slow_sink_drill(
         slow = _rate_over(server, 2 * third, tail=0.4)
         write_faults(settings.fault_file, latency_ms=0)
         echo("slow-sink", "latency removed; draining")
-        # hold the server (nothing new is sent) and stop it only once the run received
-        # every frame sent: frames still in socket buffers when it gives up closing
-        # would count as sent but never arrive
-        # (positions, not frames sent: a connection cut by the server's keepalive while
-        # backpressured had frames in flight; the client asks for them again)
-        server.hold()
-        want = {feed_of_path[p]: pos + 1 for p, pos in max_positions(server).items()}
-        status = wait_for_status(run.status_file, lambda s: _has_all(s, want), 180)
-        settled = _has_all(status, want)
+        settled = drain_held(server, run.status_file, feed_of_path)
         server.stop()
         wait_quiet(run.status_file)
         code = run.stop()
