@@ -11,7 +11,9 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# bench extra too: a smoke test runs every benchmark (cryptofeed side included) on a
+	# tiny corpus so the harness does not rot
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/pip check
 	touch $(STAMP)
 
@@ -49,8 +51,6 @@ ui: install
 # cryptofeed 2.4.1 installs beside our pins (checked with pip check); should a future
 # version conflict, build it a venv of its own and point BENCH_CRYPTOFEED_PYTHON at it.
 bench: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/pip check
 	$(BIN)/python -m bench
 
 # --strict: a dependency the vulnerability service cannot look up fails the audit
