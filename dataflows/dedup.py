@@ -13,6 +13,12 @@ repeated deliveries of an old record (reconnect replays, snapshots) are dropped 
 twin already forgotten cannot be caught here: ClickHouse's insert tokens and
 ReplacingMergeTree are the net behind those.
 
+Event times more than `max_future_s` ahead of the wall clock (a device with a broken
+clock, a misread timestamp unit) count as that bound: one record stamped a century ahead
+would otherwise lift the watermark past every real record, and nothing would be forgotten
+again (unbounded memory for the whole feed). Backfills and replays are in the past, so
+the clamp never touches them.
+
 Memory: keys live in sorted numpy arrays (uint64 key + int64 event µs = 16 bytes/key) in
 three levels: `main` (large), `mid`, and small `runs` (one per micro-batch). New runs
 merge into `mid`, `mid` into `main` when it reaches 1/8 of it; expired keys are dropped
@@ -22,7 +28,8 @@ references: no deep copy per epoch (Bytewax's `stateful_map` copies its state ea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from typing import Any
 
@@ -34,6 +41,11 @@ _EMPTY_K = np.empty(0, dtype=np.uint64)
 _EMPTY_T = np.empty(0, dtype=np.int64)
 MAX_RUNS = 16
 MIN_MID = 65_536
+MAX_FUTURE_S = 3600.0  # event times beyond now + this are treated as now + this
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
 
 
 def stable_hash(text: str) -> int:
@@ -74,9 +86,18 @@ def _merge(ak: np.ndarray, at: np.ndarray, bk: np.ndarray, bt: np.ndarray):
 class DedupWindow:
     """Remembers keys for `window_s` of event time behind a watermark."""
 
-    def __init__(self, window_s: float, allowed_lateness_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        window_s: float,
+        allowed_lateness_s: float = 0.0,
+        max_future_s: float = MAX_FUTURE_S,
+        clock_us: Callable[[], int] = wall_clock_us,
+    ) -> None:
         self.window_us = int(window_s * 1_000_000)
         self.lateness_us = int(allowed_lateness_s * 1_000_000)
+        self.max_future_us = int(max_future_s * 1_000_000)
+        self.clock_us = clock_us
+        self.future = 0  # records whose event time was clamped to now + max_future
         self.max_event_us: int | None = None
         self.main = (_EMPTY_K, _EMPTY_T)
         self.mid = (_EMPTY_K, _EMPTY_T)
@@ -103,6 +124,13 @@ class DedupWindow:
         hashes = np.asarray(hashes, dtype=np.uint64)
         ts = np.asarray(event_ts_us, dtype=np.int64)
         n = hashes.size
+        if n:
+            horizon = self.clock_us() + self.max_future_us
+            ahead = ts > horizon
+            n_ahead = int(ahead.sum())
+            if n_ahead:
+                self.future += n_ahead
+                ts = np.where(ahead, horizon, ts)
         keep = np.ones(n, dtype=bool)
         if n == 0:
             return keep
@@ -118,7 +146,7 @@ class DedupWindow:
             # dropped for one more window of event-time progress)
             self.late += n_late
             ts = np.where(late, self.watermark_us, ts)
-        batch_max = int(np.asarray(event_ts_us, dtype=np.int64).max())
+        batch_max = int(ts.max())
         if self.max_event_us is None or batch_max > self.max_event_us:
             self.max_event_us = batch_max
         uniq, first = np.unique(hashes, return_index=True)
@@ -193,6 +221,7 @@ class DedupWindow:
             "runs": list(self.runs),
             "duplicates": self.duplicates,
             "late": self.late,
+            "future": self.future,
         }
 
     @classmethod
@@ -206,4 +235,5 @@ class DedupWindow:
         win.runs = list(snap["runs"])
         win.duplicates = snap["duplicates"]
         win.late = snap["late"]
+        win.future = snap.get("future", 0)  # snapshots from before the clamp lack it
         return win

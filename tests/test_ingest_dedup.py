@@ -146,3 +146,21 @@ def test_dedup_logic_ticks_the_sink_after_records_and_when_idle():
     restored = DedupLogic({}, logic.snapshot())
     out, _ = restored.on_batch([parsed])
     assert out[0].trades == []  # the restored window knows the key
+
+
+def test_a_record_stamped_far_ahead_does_not_stop_forgetting():
+    # one device with a broken clock (200 years ahead) must not lift the watermark past
+    # every real record: the window would then never forget anything again
+    now = [T0]
+    win = DedupWindow(window_s=60, allowed_lateness_s=5, max_future_s=3600,
+                      clock_us=lambda: now[0])
+    keep(win, [999], [T0 + 200 * 365 * 86_400 * S])
+    assert win.future == 1
+    for i in range(3 * 3600):  # three hours of one record per second, clock following
+        now[0] = T0 + i * S
+        keep(win, [i], [now[0]])
+    win.expire()
+    # remembered: one window (+ lateness) of real records, not all 10,800 of them
+    assert len(win) <= 70
+    assert win.late < 3700  # records behind the clamped outlier for its first hour only
+    assert keep(win, [999], [T0 + 200 * 365 * 86_400 * S]) == [True]  # forgotten too
