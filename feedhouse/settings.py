@@ -231,6 +231,10 @@ class Settings(BaseSettings):
         None, description="chdb:///abs/dir or http(s)://user:pass@host:8123/db"
     )
     warehouse_lock_timeout_s: float = Field(30.0, gt=0)
+    backfill_dsn: SecretStr | None = Field(
+        None, description="where backfills write: a user that may read and write market data "
+        "(default: warehouse_dsn)"
+    )
     warehouse_dsn_file: Path | None = Field(None, description="read warehouse_dsn from this file")
     warehouse_ca_file: Path | None = None
     warehouse_verify: bool = True
@@ -246,7 +250,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     feeds: list[FeedSettings] = Field(default_factory=list)
 
-    @field_validator("warehouse_dsn", mode="after")
+    @field_validator("warehouse_dsn", "backfill_dsn", mode="after")
     @classmethod
     def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -285,6 +289,14 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         assert self.warehouse_dsn is not None
         return self.warehouse_dsn.get_secret_value()
+
+    def for_backfill(self) -> Settings:
+        """These settings with the warehouse a backfill writes through (`backfill_dsn`):
+        in production the ingest user may not read and Dagster's user may not write
+        market data, and a backfill does both."""
+        if self.backfill_dsn is None:
+            return self
+        return self.model_copy(update={"warehouse_dsn": self.backfill_dsn})
 
     def dsn_is_https(self) -> bool:
         return self.warehouse_dsn is not None and self.dsn.startswith("https://")

@@ -264,6 +264,25 @@ def test_dagster_user_reads_everything_and_writes_ops_only():
     }
 
 
+def test_backfill_user_reads_and_writes_market_and_ops_only():
+    assert _grants("feedhouse_backfill") == {
+        ("SELECT", "market"),
+        ("INSERT", "market"),
+        ("SELECT", "ops"),
+        ("INSERT", "ops"),
+    }
+
+
+def test_dagster_backfills_write_as_the_backfill_user():
+    for name in ("dagster-webserver", "dagster-daemon"):
+        env = _env(SERVICES[name])
+        assert re.fullmatch(
+            r"https://feedhouse_backfill:\$\{[A-Z_]+:\?[^}]+\}@clickhouse:8443/ops",
+            env["FEEDHOUSE_BACKFILL_DSN"],
+        ), name
+        assert dict((t, s) for s, t in _mounts(SERVICES[name]))[env["FEEDHOUSE_ARCHIVE_DIR"]] == "archive"
+
+
 def test_admin_user_manages_only_the_feedhouse_databases():
     grants = _grants("feedhouse_admin")
     assert {db for _, db in grants} == {"market", "iot", "ops"}
@@ -277,7 +296,9 @@ def test_admin_user_manages_only_the_feedhouse_databases():
     }
 
 
-@pytest.mark.parametrize("user", ["feedhouse_admin", "feedhouse_ingest", "feedhouse_dagster"])
+@pytest.mark.parametrize(
+    "user", ["feedhouse_admin", "feedhouse_ingest", "feedhouse_dagster", "feedhouse_backfill"]
+)
 def test_users_take_passwords_from_the_environment(user):
     element = USERS.find(user)
     password = element.find("password")

@@ -86,3 +86,17 @@ def test_password_never_printed(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Sentinel-Secret-42" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_backfills_write_through_backfill_dsn_when_set(tmp_path, monkeypatch):
+    from feedhouse.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEEDHOUSE_WAREHOUSE_DSN", "http://reader:r@ch.example:8123/ops")
+    plain = load_settings()
+    assert plain.for_backfill().dsn == plain.dsn  # unset: the same warehouse
+    monkeypatch.setenv("FEEDHOUSE_BACKFILL_DSN", "http://writer:w@ch.example:8123/ops")
+    settings = load_settings()
+    assert settings.dsn == "http://reader:r@ch.example:8123/ops"
+    assert settings.for_backfill().dsn == "http://writer:w@ch.example:8123/ops"
+    assert "w@" not in repr(settings)  # a secret like warehouse_dsn

@@ -120,7 +120,7 @@ def backfill(
     """Load archive files (captures, Binance daily dumps) into market.trades, idempotently."""
     from dataflows.venues import VENUES
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx).for_backfill()
     if venue not in VENUES:
         raise InputError(f"unknown venue {venue!r} (known: {', '.join(sorted(VENUES))})")
     first, last = _day(start, "start"), _day(end, "end") if end else _day(start, "start")

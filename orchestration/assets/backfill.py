@@ -65,10 +65,11 @@ def trades_backfill(
     archive = settings.load().archive_dir
     if archive is None:
         raise Failure("setting 'archive_dir' is not set: nothing to backfill from")
-    with warehouse.open() as client:
+    with warehouse.open_for_backfill() as client:
         before = day_rows(client, venue, day)
-    result = backfill_day(warehouse.open, venue, day, archive, progress=context.log.info)
-    with warehouse.open() as client:
+    result = backfill_day(warehouse.open_for_backfill, venue, day, archive,
+                          progress=context.log.info)
+    with warehouse.open_for_backfill() as client:
         after = day_rows(client, venue, day)
         bad = verify_day(client, result)
     metadata = {

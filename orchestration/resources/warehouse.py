@@ -30,3 +30,10 @@ class WarehouseResource(ConfigurableResource):
     def open(self, lock_timeout_s: float | None = None) -> Iterator:
         with warehouse(self.load_settings(), lock_timeout_s=lock_timeout_s or self.lock_timeout_s) as client:
             yield client
+
+    @contextmanager
+    def open_for_backfill(self) -> Iterator:
+        """The warehouse as the backfill user (settings' backfill_dsn; else as `open`)."""
+        settings = self.load_settings().for_backfill()
+        with warehouse(settings, lock_timeout_s=self.lock_timeout_s) as client:
+            yield client
