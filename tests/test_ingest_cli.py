@@ -51,7 +51,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_keeps_no_duplicate(tm
         proc = start_run(config)
         try:
             wait_status(home, lambda s: _inserted(s) > 200)
-            server.stop()
+            server.hold()  # stop sending, keep connections: in-flight frames arrive
             wait_quiet(home)
         finally:
             assert _stop(proc) == 0

@@ -35,7 +35,10 @@ def test_replayed_venues_land_once_and_the_ledger_reconciles(tmp_path):
 
         def stopper() -> None:
             time.sleep(4)
-            server.stop()  # the server stops sending; the flow drains what was sent
+            # hold, not stop: the server sends nothing new but keeps its connections, so
+            # frames still in socket buffers arrive (a stop could drop them: counted as
+            # sent, never received); the flow drains what was sent
+            server.hold()
             wait_drained(server)
             stop.set()
 
