@@ -119,6 +119,10 @@ class ClusterDDL:
         if m := _ALTER.match(statement):
             db, table, actions = m.groups()
             target = self._ref(db, table)
+            if target != f"{db}.{table}":  # replicated tables dedup by their own window
+                actions = actions.replace(
+                    "non_replicated_deduplication_window", "replicated_deduplication_window"
+                )
             out = [f"ALTER TABLE {target}{on} {actions}"]
             # the Distributed table must keep the local table's columns
             changes = [a for a in _split_top(actions) if _COLUMN_CHANGE.match(a)]

@@ -106,6 +106,9 @@ def replay_with(writer) -> list[ReplayReport]:
             buffer.delete_many(done)  # only what ClickHouse accepted (or refused for good)
         if failure is not None:
             break
+        # a long replay must not starve `feedhouse sql` or a Dagster run waiting for an
+        # embedded store: hand it over between chunks (a chunk takes about a second)
+        writer.held.release_if_wanted()
     finished = _now_us()
     for rep in reports.values():
         rep.finished_us = finished

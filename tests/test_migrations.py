@@ -89,3 +89,16 @@ def test_init_cli_twice_same_schema(tmp_path) -> None:
     assert second.returncode == 0, second.stderr
     assert "schema up to date" in second.stdout
     assert first.stdout.split("feedhouse tables")[1] == second.stdout.split("feedhouse tables")[1]
+
+
+def test_every_table_written_with_insert_tokens_honours_them(initialized) -> None:
+    # batches to these tables may reach ClickHouse twice (retry, buffer replay): without a
+    # dedup window a non-replicated MergeTree ignores insert_deduplication_token
+    tokened = ["market.trades", "market.quotes", "iot.readings", "ops.ingest_ledger",
+               "ops.dead_letter", "ops.replay_log", "ops.feed_gaps"]
+    with warehouse(initialized) as client:
+        rows = dict(client.query(
+            "SELECT database || '.' || name, create_table_query FROM system.tables "
+            "WHERE database IN ('market', 'iot', 'ops')").result_rows)
+    missing = [t for t in tokened if "non_replicated_deduplication_window = 10000" not in rows[t]]
+    assert missing == []
