@@ -13,14 +13,15 @@ that have `record_dir` set (CaptureWriter), in the same format.
 from __future__ import annotations
 
 import ast
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from feedhouse.errors import InputError
-from feedhouse.records import ParseResult, Quote, Trade, iso_from_us, us_from_s
+from feedhouse.records import Invalid, ParseResult, Quote, Trade, iso_from_us, us_from_s
 
 
 class CaptureEvent(NamedTuple):
@@ -39,8 +40,27 @@ def _decode_payload(text: str) -> str | bytes:
     return text
 
 
-def read_capture(path: Path | str) -> Iterator[CaptureEvent]:
-    """Yield the events of a capture file in order. Raises FeedhouseError if unreadable."""
+_MAX_EPOCH = 253402300800.0  # 10000-01-01: later times cannot be printed as ISO dates
+
+
+def _epoch(text: str) -> float | None:
+    """Epoch seconds of a capture line, None when not a number from 1970 to 9999."""
+    try:
+        ts = float(text)
+    except ValueError:
+        return None
+    return ts if math.isfinite(ts) and 0 <= ts < _MAX_EPOCH else None
+
+
+def read_capture(
+    path: Path | str, on_malformed: Callable[[int, str], None] | None = None
+) -> Iterator[CaptureEvent]:
+    """Yield the events of a capture file in order. Raises FeedhouseError if unreadable.
+
+    A line that fits none of the formats (e.g. a connect line whose epoch is not a number)
+    yields no event: it is passed to `on_malformed(line_number, line)` when given, else
+    skipped, so one bad line never stops a replay or a parse.
+    """
     path = Path(path)
     try:
         handle = path.open("r", encoding="utf-8", errors="surrogateescape")
@@ -48,32 +68,39 @@ def read_capture(path: Path | str) -> Iterator[CaptureEvent]:
         raise InputError(f"capture {path}: cannot read ({exc.strerror})") from None
     url = ""
     with handle:
-        for raw_line in handle:
+        for number, raw_line in enumerate(handle, 1):
             line = raw_line.rstrip("\n")
             if not line or line[0] == "#":  # '#' lines: comments (provenance of docs fixtures)
                 continue
+            event: CaptureEvent | None = None
             if line[0].isdigit():
                 ts_text, sep, payload = line.partition(": ")
-                if not sep:
-                    continue
-                try:
-                    ts = float(ts_text)
-                except ValueError:
-                    continue
-                yield CaptureEvent("received", ts, _decode_payload(payload), url)
-                continue
-            head, sep, rest = line.partition(" ")
-            if rest.startswith("<-> "):
-                url = head
-                yield CaptureEvent("connect", float(rest[4:].strip()), head, head)
-            elif rest.startswith("<- "):
-                ts_text, _, payload = rest[3:].partition(": ")
-                yield CaptureEvent("sent", float(ts_text), _decode_payload(payload), head)
+                ts = _epoch(ts_text) if sep else None
+                if ts is not None:
+                    event = CaptureEvent("received", ts, _decode_payload(payload), url)
+            else:
+                head, _, rest = line.partition(" ")
+                if rest.startswith("<-> "):
+                    ts = _epoch(rest[4:].strip())
+                    if ts is not None:
+                        url = head
+                        event = CaptureEvent("connect", ts, head, head)
+                elif rest.startswith("<- "):
+                    ts_text, _, payload = rest[3:].partition(": ")
+                    ts = _epoch(ts_text)
+                    if ts is not None:
+                        event = CaptureEvent("sent", ts, _decode_payload(payload), head)
+            if event is not None:
+                yield event
+            elif on_malformed is not None:
+                on_malformed(number, line)
 
 
-def capture_url(path: Path | str) -> str | None:
+def capture_url(
+    path: Path | str, on_malformed: Callable[[int, str], None] | None = None
+) -> str | None:
     """The URL of the first connection in a capture (to infer its venue)."""
-    for event in read_capture(path):
+    for event in read_capture(path, on_malformed):
         if event.kind == "connect":
             return event.url
     return None
@@ -103,16 +130,23 @@ def parse_capture(path: Path | str, venue_name: str | None = None):
                 f"unknown venue {venue_name!r} (known: {', '.join(sorted(VENUES))})"
             )
     else:
-        url = capture_url(path)
+        skipped: list[int] = []
+        url = capture_url(path, lambda number, _line: skipped.append(number))
         venue = venue_for_url(url) if url else None
         if venue is None:
-            raise InputError(
-                f"capture {path}: cannot infer the venue from {url or 'no connect line'}; "
-                "pass --venue"
-            )
+            source = url or "no connect line"
+            if not url and skipped:
+                source += f" (line {skipped[0]} is malformed)"
+            raise InputError(f"capture {path}: cannot infer the venue from {source}; pass --venue")
     total = ParseResult()
     summary = CaptureSummary()
-    for event in read_capture(path):
+
+    def malformed(number: int, line: str) -> None:
+        reason = f"malformed capture line {number}"
+        total.invalid.append(Invalid(line[:4096], reason))
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+
+    for event in read_capture(path, malformed):
         if event.kind != "received":
             continue
         summary.frames += 1

@@ -8,9 +8,11 @@ exits 2. Secrets are SecretStr and are never printed.
 
 from __future__ import annotations
 
+import json
 import os
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -23,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as SourceError
 
 from feedhouse.errors import SettingsError
 
@@ -322,9 +325,11 @@ class Settings(BaseSettings):
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"config file {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"config file {path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -333,6 +338,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path}: not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise SettingsError(f"config file {path}: must be a mapping of settings")
+    odd = [key for key in data if not isinstance(key, str)]
+    if odd:
+        raise SettingsError(f"config file {path}: setting names must be text, not {odd[0]!r}")
     return data
 
 
@@ -344,6 +352,70 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown setting"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"setting '{loc}': {msg}{more}"
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _env_target(path: list[str]) -> Any:
+    """The annotation FEEDHOUSE_A__B__C feeds (path ['a', 'b', 'c']), None if it feeds none."""
+    annotation: Any = Settings
+    for key in path:
+        annotation = _strip_optional(annotation)
+        if _is_model(annotation):
+            field = annotation.model_fields.get(key)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    return annotation
+
+
+def _is_complex(annotation: Any) -> bool:
+    """Whether pydantic-settings decodes an env value for this annotation as JSON."""
+    annotation = _strip_optional(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_complex(a) for a in get_args(annotation))
+    container = get_origin(annotation) or annotation
+    return container in (list, dict, tuple, set, frozenset) or _is_model(annotation)
+
+
+def _env_one_line(exc: SourceError) -> str:
+    """One line for an env value pydantic-settings could not read; names the variable.
+
+    pydantic-settings says only 'error parsing value for field "quality"'; find the
+    FEEDHOUSE_QUALITY[__...] variable that holds a JSON setting but is not JSON. The value
+    itself is never shown (it may be a secret).
+    """
+    field = exc.args[0].split('"')[1] if exc.args and exc.args[0].count('"') >= 2 else ""
+    prefix = ENV_PREFIX + field.upper()
+    for name, value in sorted(os.environ.items()):
+        upper = name.upper()
+        if not field or (upper != prefix and not upper.startswith(prefix + "__")):
+            continue
+        path = upper.removeprefix(ENV_PREFIX).lower().split("__")
+        if not _is_complex(_env_target(path)):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as err:
+            why = f"{err.msg} at char {err.pos}" if isinstance(err, json.JSONDecodeError) else err
+            return f"setting '{'.'.join(path)}': {name} is not valid JSON ({why})"
+    cause = exc.__cause__
+    why = f" ({type(cause).__name__})" if cause is not None else ""
+    return f"setting '{field or 'settings'}': cannot read {prefix}* from the environment{why}"
 
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
@@ -360,3 +432,5 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
         return Settings(**data)
     except ValidationError as exc:
         raise SettingsError(_one_line(exc)) from None
+    except SourceError as exc:  # an env value that should be JSON and is not
+        raise SettingsError(_env_one_line(exc)) from None

@@ -100,3 +100,47 @@ def test_backfills_write_through_backfill_dsn_when_set(tmp_path, monkeypatch):
     assert settings.dsn == "http://reader:r@ch.example:8123/ops"
     assert settings.for_backfill().dsn == "http://writer:w@ch.example:8123/ops"
     assert "w@" not in repr(settings)  # a secret like warehouse_dsn
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FEEDHOUSE_FEEDS": "notjson"},
+         "error: setting 'feeds': FEEDHOUSE_FEEDS is not valid JSON (Expecting value at char 0)"),
+        ({"FEEDHOUSE_SINK": "{bad"},
+         "error: setting 'sink': FEEDHOUSE_SINK is not valid JSON (Expecting property name "
+         "enclosed in double quotes at char 1)"),
+        ({"FEEDHOUSE_QUALITY__SENSOR_RANGES": "x", "FEEDHOUSE_QUALITY__CLOCK_SKEW_S": "soon"},
+         "error: setting 'quality.sensor_ranges': FEEDHOUSE_QUALITY__SENSOR_RANGES is not "
+         "valid JSON (Expecting value at char 0)"),
+    ],
+)
+def test_env_value_that_is_not_json_is_one_line(tmp_path: Path, env: dict, expected: str) -> None:
+    result = run_cli("init", cwd=tmp_path, **env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / ".feedhouse").exists(), "nothing may be written on a bad setting"
+
+
+def test_env_json_error_never_shows_the_value(tmp_path: Path) -> None:
+    result = run_cli("init", cwd=tmp_path, FEEDHOUSE_FEEDS='[{"password": "Sentinel-Secret-42"')
+    assert result.returncode == 2
+    assert "Sentinel-Secret-42" not in result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"sink: [unclosed\n", "not valid YAML at line 2"),
+        (b"- sink\n- feeds\n", "must be a mapping of settings"),
+        (b"just words\n", "must be a mapping of settings"),
+        (b"1: 2\n", "setting names must be text, not 1"),
+        (b"\xff\xfe sink: {}\n", "not UTF-8 text (byte 0)"),
+    ],
+)
+def test_malformed_default_yaml_is_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    (tmp_path / "feedhouse.yaml").write_bytes(content)
+    result = run_cli("init", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: config file feedhouse.yaml: {expected}"]

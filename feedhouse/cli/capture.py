@@ -9,7 +9,6 @@ import orjson
 import typer
 
 from dataflows.capture import parse_capture, trade_json
-from feedhouse.cli.context import err_console
 
 capture_app = typer.Typer(help="Work with recorded WebSocket sessions (capture files).")
 
@@ -25,12 +24,22 @@ def parse(
     for trade in result.trades:
         out.write(orjson.dumps(trade_json(trade)) + b"\n")
     out.flush()
-    err_console.print(
-        f"{file.name} ({found.name}): frames={summary.frames} trades={summary.trades} "
-        f"quotes={summary.quotes} ignored={summary.ignored} invalid={summary.invalid}"
+    # plain lines, not the rich console: rich wraps at 80 columns off a terminal and would
+    # read a reason holding '[/x]' (frame text) as markup
+    name = _one_line(file.name)
+    err = sys.stderr
+    err.write(
+        f"{name} ({found.name}): frames={summary.frames} trades={summary.trades} "
+        f"quotes={summary.quotes} ignored={summary.ignored} invalid={summary.invalid}\n"
     )
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
-        err_console.print(f"  invalid: {count} x {reason}")
+        err.write(f"  invalid: {count} x {_one_line(reason)}\n")
+    err.flush()
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters escaped, so it cannot break the summary's lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def register(app: typer.Typer) -> None:

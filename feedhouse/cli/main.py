@@ -17,6 +17,28 @@ import typer
 import feedhouse
 from feedhouse.errors import FeedhouseError
 
+
+def _usage_error_classes() -> tuple[type[Exception], ...]:
+    """The ClickException class(es) the parser may raise.
+
+    Recent typer (0.29 here) bundles its own copy of click (typer._click) whose exceptions are not
+    the installed click's, so `import click` would never match them. Find the class through
+    typer's public BadParameter instead (a ClickException subclass in every typer), and
+    keep the installed click's class too in case a library raises that one.
+    """
+    classes = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    try:
+        import click
+    except ImportError:  # pragma: no cover - typer no longer needs click installed
+        pass
+    else:
+        if click.ClickException not in classes:
+            classes.append(click.ClickException)
+    return tuple(classes)
+
+
+_USAGE_ERRORS = _usage_error_classes()
+
 app = typer.Typer(
     name="feedhouse",
     help="Market-data and IoT ingestion into ClickHouse that you can prove.",
@@ -79,13 +101,9 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _USAGE_ERRORS as exc:  # usage errors: click's own message, its exit code (2)
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":
