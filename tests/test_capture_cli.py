@@ -29,7 +29,7 @@ def test_summary_is_plain_unwrapped_lines_even_with_markup_in_a_reason(tmp_path:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
-        f"{name} (coinbase): frames=3 trades=1 quotes=0 ignored=0 invalid=2",
+        f"{name} (coinbase): frames=3 trades=1 quotes=0 ignored=0 invalid=2 repeats=0",
         "  invalid: 2 x coinbase: unknown message type '[/x]'",
     ]
     assert [orjson.loads(line)["trade_id"] for line in result.stdout.splitlines()] == ["280232"]
@@ -47,7 +47,7 @@ def test_malformed_connect_and_sent_lines_are_invalid_not_a_crash(tmp_path: Path
     result = run_cli("capture", "parse", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "bad-lines.ws (coinbase): frames=1 trades=1 quotes=0 ignored=0 invalid=3",
+        "bad-lines.ws (coinbase): frames=1 trades=1 quotes=0 ignored=0 invalid=3 repeats=0",
         "  invalid: 1 x malformed capture line 2",
         "  invalid: 1 x malformed capture line 3",
         "  invalid: 1 x malformed capture line 5",
@@ -79,3 +79,18 @@ def test_read_capture_skips_malformed_lines_or_reports_them(tmp_path: Path) -> N
     assert seen == [(2, f"{URL} <- nan: {{}}"), (4, "3x: nope"), (5, "not a capture line")]
     _, result, summary = parse_capture(path, "coinbase")
     assert summary.invalid == len(result.invalid) == 4  # 3 malformed lines + 'hello'
+
+
+def test_a_trade_delivered_twice_is_printed_once_as_it_is_stored() -> None:
+    # Bitfinex sends every trade as `te` and again as `tu` (same id): printed once, like
+    # the pipeline stores it; --repeats prints every delivery
+    path = Path(__file__).parent / "fixtures/exchanges/docs/BITFINEX_TRADES.ws.docs"
+    once = run_cli("capture", "parse", str(path))
+    assert once.returncode == 0, once.stderr
+    rows = [orjson.loads(line) for line in once.stdout.splitlines()]
+    keys = [(r["venue"], r["symbol"], r["trade_id"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 4
+    assert "trades=4 quotes=1 ignored=4 invalid=0 repeats=2" in once.stderr
+    every = run_cli("capture", "parse", str(path), "--repeats")
+    assert len(every.stdout.splitlines()) == 6
+    assert {line for line in every.stdout.splitlines()} >= set(once.stdout.splitlines())

@@ -17,11 +17,19 @@ capture_app = typer.Typer(help="Work with recorded WebSocket sessions (capture f
 def parse(
     file: Path = typer.Argument(..., help="capture file (fixture format)"),
     venue: str | None = typer.Option(None, help="venue; default: inferred from the connect URL"),
+    repeats: bool = typer.Option(
+        False, "--repeats", help="also print a trade each time it is delivered again"),
 ) -> None:
-    """Print the normalized trades of a recorded session as JSON lines; summary on stderr."""
+    """Print the normalized trades of a recorded session as JSON lines; summary on stderr.
+
+    A trade delivered twice (Bitfinex sends each one as `te` and again as `tu`; snapshots
+    repeat recent trades) is printed once, as it is stored: its key (venue, symbol,
+    trade_id) is market.trades' key. `repeats=N` in the summary counts the others."""
     found, result, summary = parse_capture(file, venue)
+    unique = first_deliveries(result.trades)
+    trades = result.trades if repeats else unique
     out = sys.stdout.buffer
-    for trade in result.trades:
+    for trade in trades:
         out.write(orjson.dumps(trade_json(trade)) + b"\n")
     out.flush()
     # plain lines, not the rich console: rich wraps at 80 columns off a terminal and would
@@ -29,12 +37,25 @@ def parse(
     name = _one_line(file.name)
     err = sys.stderr
     err.write(
-        f"{name} ({found.name}): frames={summary.frames} trades={summary.trades} "
-        f"quotes={summary.quotes} ignored={summary.ignored} invalid={summary.invalid}\n"
+        f"{name} ({found.name}): frames={summary.frames} trades={len(trades)} "
+        f"quotes={summary.quotes} ignored={summary.ignored} invalid={summary.invalid} "
+        f"repeats={summary.trades - len(unique)}\n"
     )
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         err.write(f"  invalid: {count} x {_one_line(reason)}\n")
     err.flush()
+
+
+def first_deliveries(trades: list) -> list:
+    """Each trade once, in arrival order (first delivery wins, as in the dedup window)."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for t in trades:
+        key = (t.venue, t.symbol, t.trade_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def _one_line(text: str) -> str:
