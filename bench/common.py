@@ -60,6 +60,7 @@ class Config:
     warmup_s: float = 5.0  # latency: rows acked this long after the run started are left out
     mqtt_s: float = 60.0
     mqtt_rate: int = 50_000  # readings/s offered by the load generator
+    mqtt_repeats: int = 2  # sustained runs (each mqtt_s plus its drain)
     dedup_keys: int = 1_000_000
     replay_rows: int = 1_000_000
     workdir: Path = field(default_factory=lambda: ROOT / ".feedhouse" / "bench")
@@ -70,7 +71,7 @@ class Config:
         return cls(
             name="tiny", repeats=2, normalize_s=0.05, normalize_trades=500, e2e_trades=20_000,
             e2e_repeats=1, naive_trades=2_000, latency_rate=500, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
-            mqtt_rate=500, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,
+            mqtt_rate=500, mqtt_repeats=1, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,
         )
 
 
