@@ -141,7 +141,7 @@ def run(cfg: Config) -> list[Figure]:
             [round(float(np.percentile(h["total"], q)), 2) for h, _, _ in runs],
             goal="<= 50" if q == 99 else "", settings=settings))
     for hop in HOPS[:-1]:
-        for q in (50, 99):
+        for q in (50, 95, 99):
             figures.append(measured(
                 f"tick_to_row_ms.{hop}_p{q}", "ms", cmd,
                 [round(float(np.percentile(h[hop], q)), 2) for h, _, _ in runs],
