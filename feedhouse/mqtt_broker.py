@@ -35,6 +35,19 @@ def mosquitto_binary() -> str:
     return found
 
 
+def mosquitto_version(binary: str | None = None) -> tuple[int, ...] | None:
+    """The broker's version from the first line of `mosquitto -h` ("mosquitto version
+    2.0.11"); None when it cannot be run or the line does not say."""
+    try:
+        out = subprocess.run([binary or mosquitto_binary(), "-h"], capture_output=True,
+                             text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError, FeedhouseError):
+        return None
+    lines = (out.stdout or out.stderr).splitlines()
+    found = re.search(r"version\s+(\d+(?:\.\d+)*)", lines[0]) if lines else None
+    return tuple(int(n) for n in found.group(1).split(".")) if found else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

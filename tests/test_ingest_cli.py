@@ -135,6 +135,9 @@ def test_outage_drill_short(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert verdict["ok"] is True and verdict["lost"] == 0 and verdict["duplicates_stored"] == 0
     assert verdict["replayed_rows"] > 0 and verdict["unique_sent"] == verdict["stored"]
+    # every finished replay went through `feedhouse reconcile`'s function, all ok
+    recon = verdict["reconciliation"]
+    assert recon["ok"] >= 1 and recon["failed"] == recon["unreconciled"] == 0
     assert str(store) in proc.stderr
 
 

@@ -112,3 +112,37 @@ def test_module_level_api_feeds_the_process_registry():
     labels = (("feed", "module-feed"), ("hop", "parsed_to_insert_acked"))
     assert s[("feedhouse_latency_seconds_count", labels)] == 3
     assert len(BUCKETS) == 16 and BUCKETS[0] == 0.0001 and BUCKETS[-1] == 10.0
+
+
+def test_mqtt_subscribers_drive_the_connected_gauge_and_resubscribe_on_every_connect():
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from dataflows.sources.mqtt import Subscriber
+    from feedhouse.settings import MqttSettings
+
+    settings = MqttSettings(clients=2)
+    subs = [Subscriber("mqtt-gauge", settings, f"gauge-{i}", i) for i in range(2)]
+    client, ok = mock.Mock(), SimpleNamespace(is_failure=False)
+    port = start_metrics_server(0)
+
+    def connected() -> float:
+        return _scrape(port)[("feedhouse_feed_connected", (("feed", "mqtt-gauge"),))]
+
+    def connect(sub, session_present: bool) -> None:
+        sub._on_connect(client, None, SimpleNamespace(session_present=session_present), ok, None)
+
+    try:
+        assert connected() == 0  # connecting
+        connect(subs[0], False)
+        assert connected() == 0  # one subscriber of two
+        connect(subs[1], False)
+        assert connected() == 1
+        subs[1]._on_disconnect(client, None, None, ok, None)
+        assert connected() == 0  # FeedDisconnected fires for MQTT feeds too
+        connect(subs[1], True)
+        assert connected() == 1
+    finally:
+        stop_metrics_server(port)
+    # the broker kept the session, yet the subscriber subscribed again (heals a lost one)
+    assert client.subscribe.call_count == 3

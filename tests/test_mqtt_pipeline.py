@@ -17,8 +17,9 @@ from mqtt_broker import broker_fixture, mqtt_settings, pipeline, publish  # noqa
 import dataflows.flow
 from dataflows.sink import ClickHouseSink
 from dataflows.sources.mqtt import MqttSource
-from feedhouse.drills.mqtt import MALFORMED, run_mqtt_drill
-from feedhouse.mqtt_broker import BrokerStats
+from feedhouse.drills.mqtt import MALFORMED, choose_subscriptions, run_mqtt_drill
+from feedhouse.errors import FeedhouseError
+from feedhouse.mqtt_broker import BrokerStats, mosquitto_version
 from feedhouse.mqtt_load import LoadPlan, run_load
 from feedhouse.settings import MqttSettings
 from feedhouse.warehouse import warehouse
@@ -59,14 +60,29 @@ def test_unique_readings_stored_and_malformed_dead_lettered(broker, home):
     assert {raw for raw, _ in dead} >= {p.decode() for p in MALFORMED}
 
 
+def test_drill_subscription_mode_auto_goes_static_only_when_the_broker_loses_shared_ones():
+    assert choose_subscriptions("auto", True, (2, 0, 11))[0] == "static"
+    assert choose_subscriptions("auto", True, None)[0] == "static"  # unknown: assume not
+    assert choose_subscriptions("auto", True, (2, 0, 12))[0] == "shared"
+    assert choose_subscriptions("auto", False, (2, 0, 11))[0] == "shared"
+    assert choose_subscriptions("shared", True, (2, 0, 11)) == ("shared", "--subscriptions shared")
+    with pytest.raises(FeedhouseError, match="--subscriptions must be one of"):
+        choose_subscriptions("both", True, None)
+
+
 def test_drill_cli_broker_restart_and_ingest_kill_lose_nothing(tmp_path):
-    # Static subscriptions: Mosquitto 2.0.11 does not restore shared ones on restart.
+    # The acceptance command, no flag: on Mosquitto 2.0.11 (does not restore shared
+    # subscriptions across a restart) auto mode takes static slices.
     proc = run_cli("drill", "mqtt", "--rate", "1000", "--seconds", "9", "--devices", "40",
-                   "--restart-broker", "--kill-ingest", "--static-topics",
+                   "--restart-broker", "--kill-ingest",
                    "--work-dir", str(tmp_path / "drill"),
                    timeout=300)
     result = orjson.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 0, result
+    version = mosquitto_version()
+    if version is None or version <= (2, 0, 11):
+        assert result["subscriptions"] == "static", result
+        assert "does not restore shared subscriptions" in result["subscriptions_reason"]
     assert result["sent_acked_by_broker"] == result["sent"] > 0
     assert result["drained"] and result["dead_lettered"] == len(MALFORMED)
     assert result["lost"] == 0 and result["duplicates_stored"] == 0 and result["ok"]

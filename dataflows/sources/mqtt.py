@@ -39,6 +39,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows.frames import Gap, MessageBatch
 from dataflows.mqtt_client import connect_args, make_client, subscriptions
+from feedhouse import metrics
 from feedhouse.settings import FeedSettings, MqttSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,31 @@ AckHook = Callable[[str, list[int]], None]
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+class _Connections:
+    """Connection state of a feed's subscribers in this process, for the
+    feedhouse_feed_connected gauge (labelled by feed): 1 only while every one of them is
+    connected - a subscriber down holds its session's messages (and, with static slices,
+    its topics), so the FeedDisconnected alert should fire."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, dict[str, bool]] = {}
+
+    def set(self, feed: str, client_id: str, connected: bool | None) -> None:
+        """connected None: the subscriber is gone (closed)."""
+        with self._lock:
+            clients = self._state.setdefault(feed, {})
+            if connected is None:
+                clients.pop(client_id, None)
+            else:
+                clients[client_id] = connected
+            up = bool(clients) and all(clients.values())
+            metrics.set_connected(feed, up)
+
+
+CONNECTIONS = _Connections()
 
 
 class Inbound(NamedTuple):
@@ -84,6 +110,7 @@ class Subscriber:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self.client = client
+        CONNECTIONS.set(feed, client_id, False)  # connecting
 
     # --- paho thread ----------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -93,8 +120,12 @@ class Subscriber:
         with self.lock:
             self.generation += 1
             self.connected = True
+        # Subscribe on every (re)connect, even when the broker reports session_present:
+        # idempotent, and it heals a broker that lost a subscription (Mosquitto 2.0.11
+        # does not restore shared subscriptions across its restart).
         qos = self.settings.qos
         client.subscribe([(f, qos) for f in self.filters])
+        CONNECTIONS.set(self.feed, self.client_id, True)
         if self._down_since is not None and self.generation > 1:
             gap = Gap(self.feed, "mqtt", self._down_since, now_us(), "disconnect",
                       self._down_reason)
@@ -106,6 +137,7 @@ class Subscriber:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self.lock:
             self.connected = False
+        CONNECTIONS.set(self.feed, self.client_id, False)
         if self._down_since is None:
             self._down_since = now_us()
             self._down_reason = f"{self.client_id}: {reason_code}"
@@ -164,6 +196,7 @@ class Subscriber:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+            CONNECTIONS.set(self.feed, self.client_id, None)
 
 
 class MqttPartition(StatefulSourcePartition[MessageBatch, int]):

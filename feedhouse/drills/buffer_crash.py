@@ -33,6 +33,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    unique_sent_by_venue,
     verdict,
     wait_caught_up,
     wait_for_status,
@@ -108,7 +109,8 @@ def run_buffer_crash_drill(
         server.stop()
         write_faults(settings.fault_file, outage=False)
     sent = sent_totals(server.stats())
-    result = {"drill": "buffer-crash", **measure_trades(settings, sent)}
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "buffer-crash", **measure_trades(settings, sent, by_venue)}
     with LocalBuffer(settings.buffer_path) as buf:
         left = buf.pending_rows
     with warehouse(settings) as client:

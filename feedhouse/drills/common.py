@@ -229,42 +229,102 @@ def wait_quiet(status_file: Path, quiet_s: float = 2.0, timeout_s: float = 120) 
     return status
 
 
-def measure_trades(settings, sent: dict, optimize: bool = True) -> dict:
+def unique_sent_by_venue(server) -> dict[str, int]:
+    """Distinct trades the replay server sent intact, per venue (summed over its paths).
+
+    The server counts, per path, distinct (symbol, trade_id) keys as the venue adapter
+    parses them, each shifted lap a new key range; corrupted frames (never valid) count
+    nothing. Per venue that is the count of distinct (venue, symbol, trade_id) a correct
+    pipeline stores, provided a venue's paths serve disjoint trades (one path per venue in
+    every drill)."""
+    out: dict[str, int] = {}
+    for name, st in server.stats().items():
+        venue = server.streams[name].venue
+        key = venue.name if venue is not None else name
+        out[key] = out.get(key, 0) + st["unique_trades_sent"]
+    return out
+
+
+def trade_figures(unique_sent: dict[str, int], stored: dict[str, int],
+                  distinct: dict[str, int], rows_before_merge: dict[str, int] | None = None,
+                  rejected: dict[str, int] | None = None) -> dict[str, int]:
+    """lost / duplicates from per-venue counts (the verdict arithmetic, kept pure).
+
+    found = min(distinct keys stored, unique sent) per venue: at most one stored row per
+    sent trade counts. Every other stored row is a duplicate - a second row of one key
+    (not merged away) or a trade stored under a second key (an unstable derived trade_id,
+    a mis-normalized symbol), which shows as more distinct keys than trades sent. lost:
+    sent trades neither stored nor rejected (dead-lettered by the sink). A trade stored
+    ONLY under a wrong key cancels out (one lost, one extra): counts cannot see that.
+    duplicates_inserted: raw rows before the merge beyond one per key (what
+    ReplacingMergeTree removed), for information. ok: nothing lost, no duplicate stored."""
+    rejected = rejected or {}
+    before = rows_before_merge if rows_before_merge is not None else stored
+    venues = set(unique_sent) | set(stored) | set(distinct)
+    lost = dup_stored = dup_inserted = found_total = 0
+    for v in venues:
+        sent_v, keys_v = unique_sent.get(v, 0), distinct.get(v, 0)
+        found = min(keys_v, sent_v)
+        found_total += found
+        lost += max(0, sent_v - rejected.get(v, 0) - keys_v)
+        dup_stored += stored.get(v, 0) - found
+        dup_inserted += before.get(v, 0) - keys_v
+    return {"found": found_total, "lost": lost, "duplicates_stored": dup_stored,
+            "duplicates_inserted": dup_inserted, "ok": lost == 0 and dup_stored == 0}
+
+
+def trade_counts_by_venue(client, optimize: bool = True) -> dict[str, dict[str, int]]:
+    """Per venue: rows and distinct keys before the merge, rows after `OPTIMIZE ... FINAL`
+    (ReplacingMergeTree's last line of defence against a batch re-sent across a SIGKILL
+    under a new insert token)."""
+    rows = client.query("SELECT venue, count(), uniqExact(venue, symbol, trade_id) "
+                        "FROM market.trades GROUP BY venue").result_rows
+    if optimize:
+        client.command("OPTIMIZE TABLE market.trades FINAL")
+    after = dict(client.query("SELECT venue, count() FROM market.trades GROUP BY venue")
+                 .result_rows)
+    return {"rows_before_merge": {v: int(n) for v, n, _ in rows},
+            "distinct": {v: int(d) for v, _, d in rows},
+            "stored": {v: int(n) for v, n in after.items()}}
+
+
+def measure_trades(settings, sent: dict, unique_by_venue: dict[str, int],
+                   optimize: bool = True) -> dict:
     """What the store holds against what the replay server sent (standard verdict fields).
 
-    duplicates_stored is counted after `OPTIMIZE TABLE market.trades FINAL` (what a user
-    querying the table sees once ReplacingMergeTree merged; `optimize=False`: raw rows);
-    rows_before_merge keeps the raw count for the record."""
+    stored is counted after `OPTIMIZE TABLE market.trades FINAL` (what a user querying
+    the table sees once ReplacingMergeTree merged; `optimize=False`: raw rows), and
+    duplicates_stored is every stored row beyond one per sent unique trade (see
+    trade_figures: that includes a trade stored under a second key, which the merge cannot
+    remove). rows_before_merge / duplicates_inserted keep the raw figures for the record."""
     from feedhouse.ledger import check_ledger, ledger_totals
     from feedhouse.warehouse import warehouse
 
     with warehouse(settings) as client:
-        raw, distinct = client.query(
-            "SELECT count(), uniqExact(venue, symbol, trade_id) FROM market.trades"
-        ).result_rows[0]
-        if optimize:
-            client.command("OPTIMIZE TABLE market.trades FINAL")
-        stored = client.query("SELECT count() FROM market.trades").result_rows[0][0]
+        counts = trade_counts_by_venue(client, optimize)
         final = client.query("SELECT count() FROM market.trades FINAL").result_rows[0][0]
         dead = client.query("SELECT count() FROM ops.dead_letter").result_rows[0][0]
         bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
         totals = ledger_totals(client)
-    lost = max(0, sent["unique_trades_sent"] - distinct)
+    figures = trade_figures(unique_by_venue, counts["stored"], counts["distinct"],
+                            counts["rows_before_merge"])
+    stored = sum(counts["stored"].values())
     result = {
         "sent": sent["trades_sent"],
         "unique_sent": sent["unique_trades_sent"],
-        "stored": int(stored),
-        "duplicates_stored": int(stored - distinct),
+        "stored": stored,
+        "duplicates_stored": figures["duplicates_stored"],
         "dead_lettered": int(dead),
-        "lost": lost,
-        "rows_before_merge": int(raw),
+        "lost": figures["lost"],
+        "duplicates_inserted": figures["duplicates_inserted"],
+        "rows_before_merge": sum(counts["rows_before_merge"].values()),
         "final_rows": int(final),
         "ledger_ok": not bad,
         "ledger": totals,
     }
     result["ok"] = bool(
-        lost == 0 and result["duplicates_stored"] == 0 and final == stored and not bad
-        and sent["unique_trades_sent"] > 0
+        figures["ok"] and final == stored
+        and not bad and sent["unique_trades_sent"] > 0
     )
     if bad:
         result["ledger_bad_minutes"] = bad[:10]

@@ -33,6 +33,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    unique_sent_by_venue,
     verdict,
     wait_caught_up,
     wait_for_status,
@@ -85,7 +86,8 @@ def run_crash_drill(
         run.kill()
         server.stop()
     sent = sent_totals(server.stats())
-    result = {"drill": "crash", **measure_trades(settings, sent), "kills": run.kills,
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "crash", **measure_trades(settings, sent, by_venue), "kills": run.kills,
               "killed_while_ingesting": killed_while_ingesting, "caught_up": caught_up,
               "run_exit": code,
               "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(home)}

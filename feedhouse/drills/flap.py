@@ -29,6 +29,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    unique_sent_by_venue,
     verdict,
     wait_quiet,
     write_drill_config,
@@ -89,7 +90,8 @@ def run_flap_drill(
         server.stop()
     stats = server.stats()
     sent = sent_totals(stats)
-    result = {"drill": "flap", **measure_trades(settings, sent)}
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "flap", **measure_trades(settings, sent, by_venue)}
     with warehouse(settings) as client:
         gaps = dict(client.query(
             "SELECT feed, count() FROM ops.feed_gaps WHERE kind = 'disconnect' GROUP BY feed"

@@ -6,12 +6,15 @@ warehouse unreachable for `--outage-seconds` in the middle, so the sink buffers 
 and replays once its probe succeeds. Then the server stops, the run drains and stops,
 and the store is checked:
 
-    lost              = unique trades sent - distinct trades stored
-    duplicates_stored = rows of market.trades - distinct trades stored
+    lost              = unique trades sent - distinct trades stored (per venue)
+    duplicates_stored = rows of market.trades (not merged) beyond one per unique trade
+                        sent: a second row of a key, or a trade under a second key
     ledger            = both invariants hold for every feed and minute
+    reconciliation    = `feedhouse reconcile` of every finished replay (ops.reconciliation)
 
-ok when lost == 0, duplicates_stored == 0, the ledger reconciles and (with an outage)
-rows were replayed from the buffer. The store is kept; its path is printed.
+ok when lost == 0, duplicates_stored == 0, the ledger reconciles, (with an outage) rows
+were replayed from the buffer, and every replay reconciled ok. The store is kept; its path
+is printed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    trade_counts_by_venue,
+    trade_figures,
+    unique_sent_by_venue,
     verdict,
     wait_for_status,
 )
@@ -110,43 +116,60 @@ def outage(
         server.stop()
         write_faults(fault_file, outage=False)
         log.close()
-    result = {"drill": "outage", **_measure(settings, sent, outage_seconds > 0),
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "outage", **_measure(settings, sent, by_venue, outage_seconds > 0),
               "run_exit": code, "store": str(home)}
     _echo(f"drill outage: store kept at {home} (run log: {home / 'run.log'})")
     verdict(result)
 
 
-def _measure(settings, sent: dict, had_outage: bool) -> dict:
+def _measure(settings, sent: dict, unique_by_venue: dict[str, int], had_outage: bool) -> dict:
     from feedhouse.ledger import check_ledger
+    from feedhouse.reconcile import reconcile
     from feedhouse.warehouse import warehouse
 
     with warehouse(settings) as client:
-        stored, distinct = client.query(
-            "SELECT count(), uniqExact(venue, symbol, trade_id) FROM market.trades"
-        ).result_rows[0]
+        # raw rows, no merge: the buffer replay itself must not store anything twice
+        counts = trade_counts_by_venue(client, optimize=False)
         dead = client.query("SELECT count() FROM ops.dead_letter").result_rows[0][0]
         replayed = client.query(
             "SELECT sum(rows) FROM ops.replay_log WHERE table_name IN "
             "('market.trades', 'market.quotes', 'iot.readings')"
         ).result_rows[0][0]
         bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
-    lost = max(0, sent["unique_trades_sent"] - distinct)
+        # what `feedhouse reconcile` does (rows land in ops.reconciliation); the run has
+        # exited, so its ledger is flushed: no settle time to wait out
+        recs = reconcile(client, kinds={f.name: f.kind for f in settings.feeds}, settle_s=0)
+        pending = client.query(
+            "SELECT count() FROM (SELECT DISTINCT replay_id, feed FROM ops.replay_log "
+            "WHERE status = 'finished' AND (replay_id, feed) NOT IN "
+            "(SELECT replay_id, feed FROM ops.reconciliation))"
+        ).result_rows[0][0]
+    figures = trade_figures(unique_by_venue, counts["stored"], counts["distinct"])
+    reconciliation = {"ok": sum(r.ok for r in recs), "failed": sum(not r.ok for r in recs),
+                      "unreconciled": int(pending)}
     result = {
         "sent": sent["trades_sent"],
         "unique_sent": sent["unique_trades_sent"],
-        "stored": int(stored),
-        "duplicates_stored": int(stored - distinct),
+        "stored": sum(counts["stored"].values()),
+        "duplicates_stored": figures["duplicates_stored"],
         "dead_lettered": int(dead),
-        "lost": lost,
+        "lost": figures["lost"],
         "replayed_rows": int(replayed or 0),
         "ledger_ok": not bad,
+        "reconciliation": reconciliation,
     }
     result["ok"] = bool(
-        lost == 0 and result["duplicates_stored"] == 0 and not bad and sent["unique_trades_sent"] > 0
+        figures["ok"] and not bad and sent["unique_trades_sent"] > 0
         and (result["replayed_rows"] > 0 or not had_outage)
+        and reconciliation["failed"] == reconciliation["unreconciled"] == 0
+        and (reconciliation["ok"] > 0 or not had_outage)
     )
     if bad:
         result["ledger_bad_minutes"] = bad[:10]
+    failed = [f"{r.replay_id} {r.feed}: {r.explanation}" for r in recs if not r.ok]
+    if failed:
+        result["reconciliation_failed"] = failed[:5]
     return result
 
 

@@ -34,6 +34,7 @@ from feedhouse.drills.common import (
     measure_trades,
     sent_totals,
     server_feeds,
+    unique_sent_by_venue,
     verdict,
     vm_hwm_mb,
     wait_quiet,
@@ -98,7 +99,8 @@ def run_slow_sink_drill(
         server.stop()
         write_faults(settings.fault_file, latency_ms=0)
     sent = sent_totals(server.stats())
-    result = {"drill": "slow-sink", **measure_trades(settings, sent),
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "slow-sink", **measure_trades(settings, sent, by_venue),
               "latency_ms": latency_ms, "send_rate_normal": round(normal, 1),
               "send_rate_slow": round(slow, 1), "backpressure": slow < normal * 0.75,
               "peak_rss_mb": round(run.peak_rss_mb, 1), "rss_normal_mb": round(rss_normal, 1),
