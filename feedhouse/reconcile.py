@@ -244,3 +244,16 @@ def reconcile(
     if write and results:
         client.insert(RECON_TABLE, [r.row() for r in results], column_names=RECON_COLUMNS)
     return results
+
+
+def latest_reconciliations(client, limit: int = 50) -> list[Reconciliation]:
+    """The newest outcome of each (replay, feed) already reconciled, newest first: what
+    `feedhouse reconcile` shows when no replay is waiting."""
+    cols = ", ".join(f"argMax({c}, checked_ts)" for c in RECON_COLUMNS if c not in
+                     ("replay_id", "feed", "checked_ts"))
+    rows = client.query(
+        f"SELECT replay_id, feed, max(checked_ts) AS checked, {cols} FROM {RECON_TABLE} "
+        "GROUP BY replay_id, feed ORDER BY checked DESC LIMIT {limit:UInt32}",
+        parameters={"limit": limit},
+    ).result_rows
+    return [Reconciliation(*r) for r in rows]

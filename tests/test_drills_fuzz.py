@@ -60,6 +60,6 @@ def test_drill_all_runs_the_named_drills_and_prints_a_table(tmp_path):
     assert [d["drill"] for d in verdict["drills"]] == ["fuzz"]
     assert "feedhouse drills" in proc.stdout
     assert any(line.startswith("│ fuzz") and "│ ok" in line for line in proc.stdout.splitlines())
-    assert (tmp_path / "fuzz" / "run.log").exists()
+    assert (tmp_path / "fuzz" / "drill" / "run.log").exists()
     bad = run_cli("drill", "all", "--only", "nosuch")
     assert bad.returncode == 2 and "unknown drill 'nosuch'" in bad.stderr

@@ -140,6 +140,20 @@ def test_outage_drill_short(tmp_path):
     assert recon["ok"] >= 1 and recon["failed"] == recon["unreconciled"] == 0
     assert str(store) in proc.stderr
 
+    # what a user runs next on the kept store: audit and reconcile both say ok
+    dsn = f"chdb://{store.resolve()}"
+    for cmd in (["audit"], ["reconcile"]):
+        done = run_cli(*cmd, FEEDHOUSE_WAREHOUSE_DSN=dsn, timeout=120)
+        assert done.returncode == 0, cmd + [done.stdout + done.stderr]  # 1 on a mismatch
+    assert "latest reconciliations" in done.stdout and " ok" in done.stdout
+    assert "failed" not in done.stdout, done.stdout
+    statuses = run_cli("sql", "--format", "csv",
+                       "SELECT status, count() FROM ops.reconciliation GROUP BY status",
+                       FEEDHOUSE_WAREHOUSE_DSN=dsn)
+    assert statuses.returncode == 0, statuses.stderr
+    assert [line.split(",")[0].strip('"') for line in statuses.stdout.splitlines()
+            if line.strip()][1:] == ["ok"], statuses.stdout  # after the header
+
 
 def test_other_users_get_the_store_while_run_ingests(tmp_path):
     home = tmp_path / "fh"

@@ -19,6 +19,7 @@ from feedhouse.audit import DEFAULT_GRACE_S, run_audit
 from feedhouse.backfill import backfill_day, day_rows, verify_day
 from feedhouse.cli.context import console, err_console, settings_from
 from feedhouse.errors import FeedhouseError, InputError
+from feedhouse.reconcile import latest_reconciliations
 from feedhouse.reconcile import reconcile as reconcile_replays
 from feedhouse.warehouse import first_line, warehouse
 
@@ -83,12 +84,16 @@ def reconcile(
     """Reconcile finished buffer replays: buffered = replayed = new rows (ops.reconciliation)."""
     settings = settings_from(ctx)
     kinds = {f.name: f.kind for f in settings.feeds}
+    title = "replay reconciliation"
     with _store(settings) as client:
         results = reconcile_replays(client, replay_id=replay_id, kinds=kinds, settle_s=settle_s)
+        if not results:  # nothing new: show what the earlier reconciliations found
+            results = latest_reconciliations(client)
+            title = "latest reconciliations (no replay waiting)"
     if not results:
-        console.print("no finished replay waiting for reconciliation")
+        console.print("no finished replay in ops.replay_log: nothing to reconcile")
         return
-    table = Table(title="replay reconciliation")
+    table = Table(title=title)
     for column in ("replay", "feed", "event range", "buffered", "replayed", "new rows", "status"):
         table.add_column(column)
     for r in results:

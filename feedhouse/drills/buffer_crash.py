@@ -33,6 +33,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    store_of,
     unique_sent_by_venue,
     verdict,
     wait_caught_up,
@@ -71,7 +72,7 @@ def run_buffer_crash_drill(
     from feedhouse.warehouse import warehouse, write_faults
 
     home = drill_home(store, "buffer-crash")
-    echo("buffer-crash", f"store {home}")
+    echo("buffer-crash", f"store {store_of(home)}")
     speed = rate / recorded_trade_rate() if rate > 0 else None
     server = ReplayServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
     server.start()
@@ -123,12 +124,12 @@ def run_buffer_crash_drill(
     result.update({
         "buffered_rows": held_rows, "replayed_rows": int(replayed or 0), "replays": int(replays),
         "buffered_keys_missing": missing, "buffer_left_rows": left, "run_exit": code,
-        "caught_up": caught_up, "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(home),
+        "caught_up": caught_up, "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(store_of(home)),
     })
     result["ok"] = bool(result["ok"] and held_rows > 0 and result["replayed_rows"] == held_rows
                         and missing == 0 and left == 0 and code == 0
                         and caught_up)
-    echo("buffer-crash", f"store kept at {home} (run log: {run.log_path})")
+    echo("buffer-crash", f"store kept at {store_of(home)} (run log: {run.log_path})")
     return result
 
 
@@ -138,7 +139,7 @@ def buffer_crash(
                                      help="rows in the buffer before the SIGKILL"),
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
 ) -> None:
     """SIGKILL with rows in the local buffer, restart: each buffered row inserted once."""
     verdict(run_buffer_crash_drill(seconds, min_buffered, rate, dup, store))

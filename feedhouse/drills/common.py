@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from feedhouse.errors import InputError
 from feedhouse.paths import PROJECT_ROOT
 
 CAPTURES = PROJECT_ROOT / "tests" / "fixtures" / "exchanges"
@@ -89,25 +90,36 @@ def child_env() -> dict[str, str]:
 
 
 def drill_home(store: Path | None, name: str) -> Path:
-    """The drill's working folder: `store`, or a fresh temporary one (kept for inspection)."""
+    """The drill's working folder (config, captures, buffer, recovery, logs): `drill/` in
+    `store`, which is the chDB store itself, so `FEEDHOUSE_WAREHOUSE_DSN=chdb:///STORE`
+    opens what the drill left (default: a fresh temporary folder, kept for inspection)."""
     import tempfile
 
-    home = (store or Path(tempfile.mkdtemp(prefix=f"feedhouse-drill-{name}-"))).resolve()
+    root = (store or Path(tempfile.mkdtemp(prefix=f"feedhouse-drill-{name}-"))).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise InputError(f"--store {root} is not empty: the drill needs a fresh store")
+    home = root / "drill"
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def store_of(home: Path) -> Path:
+    """The chDB store of the drill working in `home` (see drill_home)."""
+    return home.parent
 
 
 def write_drill_config(
     home: Path, feeds: list[dict], file_name: str = "drill.yaml", **extra
 ) -> Path:
-    """A feedhouse.yaml for the pipeline subprocess: store under `home`, fault file beside."""
+    """A feedhouse.yaml for the pipeline subprocess: the drill's store, state in `home`."""
     import yaml
 
     from feedhouse.warehouse import write_faults
 
     fault_file = home / "faults.json"
     write_faults(fault_file, outage=False)
-    data = {"home": str(home), "fault_file": str(fault_file), "feeds": feeds, **extra}
+    data = {"home": str(home), "warehouse_dsn": f"chdb://{store_of(home)}",
+            "fault_file": str(fault_file), "feeds": feeds, **extra}
     config = home / file_name
     config.write_text(yaml.safe_dump(data))
     return config

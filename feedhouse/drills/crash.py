@@ -33,6 +33,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    store_of,
     unique_sent_by_venue,
     verdict,
     wait_caught_up,
@@ -53,7 +54,7 @@ def run_crash_drill(
     from feedhouse.settings import load_settings
 
     home = drill_home(store, "crash")
-    echo("crash", f"store {home}")
+    echo("crash", f"store {store_of(home)}")
     speed = rate / recorded_trade_rate() if rate > 0 else None
     server = ReplayServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
     server.start()
@@ -90,10 +91,10 @@ def run_crash_drill(
     result = {"drill": "crash", **measure_trades(settings, sent, by_venue), "kills": run.kills,
               "killed_while_ingesting": killed_while_ingesting, "caught_up": caught_up,
               "run_exit": code,
-              "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(home)}
+              "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(store_of(home))}
     result["ok"] = bool(result["ok"] and code == 0 and killed_while_ingesting == kills
                         and caught_up)
-    echo("crash", f"store kept at {home} (run log: {run.log_path})")
+    echo("crash", f"store kept at {store_of(home)} (run log: {run.log_path})")
     return result
 
 
@@ -102,7 +103,7 @@ def crash(
     kills: int = typer.Option(3, "--kills", min=1, help="SIGKILLs, spread over the run"),
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
 ) -> None:
     """SIGKILL the ingest at load and restart it: nothing lost, nothing stored twice."""
     verdict(run_crash_drill(seconds, kills, rate, dup, store))

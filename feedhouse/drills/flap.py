@@ -29,6 +29,7 @@ from feedhouse.drills.common import (
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    store_of,
     unique_sent_by_venue,
     verdict,
     wait_quiet,
@@ -58,7 +59,7 @@ def run_flap_drill(
     from feedhouse.warehouse import warehouse
 
     home = drill_home(store, "flap")
-    echo("flap", f"store {home}")
+    echo("flap", f"store {store_of(home)}")
     speed = rate / recorded_trade_rate() if rate > 0 else None
     server = ReplayServer(captures_folder(home), speed=speed, loop=True,
                           faults=f"drop={drop_every:g}s")
@@ -108,7 +109,7 @@ def run_flap_drill(
         "gaps": sum(f["gaps"] for f in per_feed.values()),
         "per_feed": per_feed, "settled": settled, "run_alive": alive, "run_exit": code,
         "tracebacks": run.tracebacks(), "peak_rss_mb": round(run.peak_rss_mb, 1),
-        "store": str(home),
+        "store": str(store_of(home)),
     })
     result["ok"] = bool(
         result["ok"] and drops > 0 and settled and alive and code == 0
@@ -116,7 +117,7 @@ def run_flap_drill(
         and all(f["gaps"] == f["drops"] and f["reconnects"] >= f["drops"]
                 for f in per_feed.values())
     )
-    echo("flap", f"store kept at {home} (run log: {run.log_path})")
+    echo("flap", f"store kept at {store_of(home)} (run log: {run.log_path})")
     return result
 
 
@@ -125,7 +126,7 @@ def flap(
     drop_every: float = typer.Option(5, "--drop-every", min=0.5,
                                      help="seconds after which each connection is dropped"),
     rate: float = typer.Option(2000, "--rate", min=0, help="trades/s to send (0: max)"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
 ) -> None:
     """Connections dropped every few seconds: reconnects, gaps recorded, nothing lost."""
     verdict(run_flap_drill(seconds, drop_every, rate, store))

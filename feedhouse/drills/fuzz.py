@@ -33,6 +33,7 @@ from feedhouse.drills.common import (
     echo,
     sent_totals,
     server_feeds,
+    store_of,
     trade_counts_by_venue,
     trade_figures,
     unique_sent_by_venue,
@@ -151,7 +152,7 @@ def run_fuzz_drill(
     from feedhouse.warehouse import warehouse
 
     home = drill_home(store, "fuzz")
-    echo("fuzz", f"store {home}")
+    echo("fuzz", f"store {store_of(home)}")
     names = fuzz_captures()
     folder = home / "captures"
     folder.mkdir(exist_ok=True)
@@ -230,7 +231,7 @@ def run_fuzz_drill(
         "crashes": int(crashes), "counts": counts, "feeds_short": short,
         "dead_letters_without_reason": int(no_reason), "ledger_ok": not bad,
         "venues": len(served), "run_exit": code, "peak_rss_mb": round(run.peak_rss_mb, 1),
-        "store": str(home),
+        "store": str(store_of(home)),
     }
     result["ok"] = bool(
         crashes == 0 and not short and mq["received"] >= published > 0 and not bad
@@ -239,7 +240,7 @@ def run_fuzz_drill(
     )
     if bad:
         result["ledger_bad_minutes"] = bad[:10]
-    echo("fuzz", f"store kept at {home} (run log: {run.log_path})")
+    echo("fuzz", f"store kept at {store_of(home)} (run log: {run.log_path})")
     return result
 
 
@@ -254,7 +255,7 @@ def fuzz(
     mqtt_messages: int = typer.Option(100_000, "--mqtt", min=1,
                                       help="malformed MQTT payloads published"),
     seed: int = typer.Option(7, "--seed", help="seed of the mutations"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
 ) -> None:
     """Mutated frames and malformed MQTT payloads: no crash, every message accounted for."""
     verdict(run_fuzz_drill(frames, mqtt_messages, seed, store))

@@ -22,26 +22,26 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import typer
-import yaml
 
 from feedhouse.drills.common import (
     captures_folder,
     child_env,
+    drill_home,
     recorded_trade_rate,
     sent_totals,
     server_feeds,
+    store_of,
     trade_counts_by_venue,
     trade_figures,
     unique_sent_by_venue,
     verdict,
     wait_for_status,
+    write_drill_config,
 )
-from feedhouse.errors import InputError
 
 
 def _echo(text: str) -> None:
@@ -52,7 +52,7 @@ def outage(
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
     outage_seconds: float = typer.Option(5, "--outage-seconds", min=0, help="ClickHouse down"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
 ) -> None:
     """ClickHouse unreachable mid-run: nothing lost, nothing stored twice, ledger reconciles."""
@@ -62,23 +62,16 @@ def outage(
 
     if outage_seconds >= seconds:
         raise typer.BadParameter("--outage-seconds must be shorter than --seconds")
-    home = (store or Path(tempfile.mkdtemp(prefix="feedhouse-drill-outage-"))).resolve()
-    if home.exists() and any(home.iterdir()):
-        raise InputError(f"--store {home} is not empty: the drill needs a fresh store")
-    home.mkdir(parents=True, exist_ok=True)
-    _echo(f"drill outage: store {home}")
+    home = drill_home(store, "outage")
+    _echo(f"drill outage: store {store_of(home)}")
     speed = rate / recorded_trade_rate() if rate > 0 else None
     server = ReplayServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
     server.start()
-    config = home / "drill.yaml"
+    config = write_drill_config(
+        home, server_feeds(server),
+        sink={"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
+    )
     fault_file = home / "faults.json"
-    write_faults(fault_file, outage=False)
-    config.write_text(yaml.safe_dump({
-        "home": str(home),
-        "fault_file": str(fault_file),
-        "sink": {"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
-        "feeds": server_feeds(server),
-    }))
     settings = load_settings(config)
     status_file = home / "run_status.json"
     status_file.unlink(missing_ok=True)
@@ -99,7 +92,9 @@ def outage(
             write_faults(fault_file, outage=False)
             _echo("drill outage: ClickHouse back")
         time.sleep(max(0.0, started + seconds - time.monotonic()))
-        server.stop()
+        # hold, not stop: frames still in socket buffers arrive (a stop could drop them:
+        # counted as sent, never received)
+        server.hold()
         sent = sent_totals(server.stats())
 
         def drained(status: dict) -> bool:
@@ -118,8 +113,8 @@ def outage(
         log.close()
     by_venue = unique_sent_by_venue(server)
     result = {"drill": "outage", **_measure(settings, sent, by_venue, outage_seconds > 0),
-              "run_exit": code, "store": str(home)}
-    _echo(f"drill outage: store kept at {home} (run log: {home / 'run.log'})")
+              "run_exit": code, "store": str(store_of(home))}
+    _echo(f"drill outage: store kept at {store_of(home)} (run log: {home / 'run.log'})")
     verdict(result)
 
 

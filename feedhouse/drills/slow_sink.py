@@ -34,6 +34,7 @@ from feedhouse.drills.common import (
     measure_trades,
     sent_totals,
     server_feeds,
+    store_of,
     unique_sent_by_venue,
     verdict,
     vm_hwm_mb,
@@ -66,7 +67,7 @@ def run_slow_sink_drill(
     from feedhouse.warehouse import write_faults
 
     home = drill_home(store, "slow-sink")
-    echo("slow-sink", f"store {home}")
+    echo("slow-sink", f"store {store_of(home)}")
     server = ReplayServer(captures_folder(home), speed=None, loop=True, faults="dup=0.02")
     server.start()
     feeds = server_feeds(server)
@@ -107,10 +108,10 @@ def run_slow_sink_drill(
               "max_rss_mb": max_rss_mb, "queue_frames": queue_frames,
               "reconnects": sum(st["connections"] for st in server.stats().values())
               - len(server.streams),
-              "settled": settled, "run_exit": code, "store": str(home)}
+              "settled": settled, "run_exit": code, "store": str(store_of(home))}
     result["ok"] = bool(result["ok"] and result["backpressure"] and code == 0
                         and 0 < run.peak_rss_mb <= max_rss_mb)
-    echo("slow-sink", f"store kept at {home} (run log: {run.log_path})")
+    echo("slow-sink", f"store kept at {store_of(home)} (run log: {run.log_path})")
     return result
 
 
@@ -121,7 +122,7 @@ def slow_sink(
                                      help="peak RSS the ingest may reach"),
     queue_frames: int = typer.Option(10_000, "--queue-frames", min=100,
                                      help="frames each feed may hold before it stops reading"),
-    store: Path | None = typer.Option(None, "--store", help="store folder (default: new temp)"),
+    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
 ) -> None:
     """Slow inserts under load: backpressure reaches the source, memory bounded, no loss."""
     verdict(run_slow_sink_drill(seconds, latency_ms, max_rss_mb, queue_frames, store))
