@@ -7,7 +7,9 @@ and validated against the market.trades contract.
 Idempotence, three layers:
 * keys already stored for that venue, symbol and day are skipped (so a day the live feed
   already stored adds nothing, and a second run inserts nothing);
-* repeats inside the archive are dropped (first occurrence wins);
+* repeats inside the archive are dropped (first occurrence wins) by the live path's dedup
+  window (dataflows/dedup.py: the same key hashing) held at its 24 h maximum, so every key
+  of the day partition is remembered, at 16 bytes a key;
 * every chunk is inserted with a deterministic `insert_deduplication_token` built from what
   the chunk is (venue, day, file, first/last key, size), so a retried chunk is dropped by
   ClickHouse. Its ledger row (feed `backfill:<venue>`) is written first with the derived
@@ -24,9 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 
 from dataflows.archive import find_captures, find_dumps, read_dump
+from dataflows.dedup import DedupWindow, trade_keys
 from feedhouse.batches import LEDGER_TABLE, TRADES, digest, ledger_table, make_batch, rows_table
 from feedhouse.errors import InputError
 from feedhouse.ledger import LedgerDelta
@@ -34,6 +38,7 @@ from feedhouse.records import Trade, validate_trades
 
 CHUNK_ROWS = 50_000
 DAY_US = 86_400_000_000
+DAY_S = 86_400.0
 
 Connect = Callable[[], AbstractContextManager]  # () -> context manager yielding a client
 Progress = Callable[[str], None]
@@ -143,26 +148,26 @@ def backfill_day(
     result = BackfillResult(venue, day, feed)
     lo, hi = day_bounds_us(day)
     stored: dict[str, set[str]] = {}  # symbol -> ids in the table before this run
-    seen: dict[str, set[str]] = {}  # symbol -> ids taken from the archive in this run
+    # whole-day window and lateness: nothing of the partition is forgotten or judged late
+    window = DedupWindow(window_s=DAY_S, allowed_lateness_s=DAY_S)
     for path, kind, trades in _sources(venue, day, archive):
         load = FileLoad(path, kind)
         result.files.append(load)
         fresh: list[Trade] = []
-        for trade in trades:
-            if not lo <= trade.exchange_ts < hi or trade.venue != venue:
-                continue
-            load.read += 1
-            if trade.symbol not in stored:
-                with connect() as client:
-                    stored[trade.symbol] = stored_ids(client, venue, day, trade.symbol)
-                seen[trade.symbol] = set()
-            if trade.trade_id in stored[trade.symbol]:
-                load.existing += 1
-            elif trade.trade_id in seen[trade.symbol]:
-                load.repeated += 1
-            else:
-                seen[trade.symbol].add(trade.trade_id)
-                fresh.append(trade)
+        of_day = (t for t in trades if lo <= t.exchange_ts < hi and t.venue == venue)
+        for part in _chunks(of_day, chunk_rows):
+            load.read += len(part)
+            event_us = np.fromiter((t.exchange_ts for t in part), np.int64, len(part))
+            first_time = window.filter(trade_keys(part), event_us)
+            load.repeated += len(part) - int(first_time.sum())
+            for trade in (t for t, keep in zip(part, first_time, strict=True) if keep):
+                if trade.symbol not in stored:
+                    with connect() as client:
+                        stored[trade.symbol] = stored_ids(client, venue, day, trade.symbol)
+                if trade.trade_id in stored[trade.symbol]:
+                    load.existing += 1
+                else:
+                    fresh.append(trade)
         for n, chunk in enumerate(_chunks(fresh, chunk_rows)):
             good, bad = _valid(chunk)
             load.invalid += bad
