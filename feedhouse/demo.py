@@ -36,7 +36,7 @@ from feedhouse.drills.common import (
     server_feeds,
     wait_for_status,
     wait_quiet,
-    write_drill_config,
+    write_run_config,
 )
 from feedhouse.errors import InputError
 from feedhouse.settings import Settings, load_settings
@@ -129,7 +129,7 @@ class Demo:
         if broker is not None:
             feeds.append({"name": MQTT_FEED, "kind": "mqtt",
                           "mqtt": {"host": "127.0.0.1", "port": broker.port, "clients": 2}})
-        config = write_drill_config(
+        config = write_run_config(
             self.home, feeds, file_name="demo.yaml",
             reports_dir=str(self.settings.reports_dir),
             sink={"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},

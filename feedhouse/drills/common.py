@@ -108,21 +108,25 @@ def store_of(home: Path) -> Path:
     return home.parent
 
 
-def write_drill_config(
+def write_run_config(
     home: Path, feeds: list[dict], file_name: str = "drill.yaml", **extra
 ) -> Path:
-    """A feedhouse.yaml for the pipeline subprocess: the drill's store, state in `home`."""
+    """A feedhouse.yaml for a pipeline subprocess: state in `home`, fault file beside."""
     import yaml
 
     from feedhouse.warehouse import write_faults
 
     fault_file = home / "faults.json"
     write_faults(fault_file, outage=False)
-    data = {"home": str(home), "warehouse_dsn": f"chdb://{store_of(home)}",
-            "fault_file": str(fault_file), "feeds": feeds, **extra}
+    data = {"home": str(home), "fault_file": str(fault_file), "feeds": feeds, **extra}
     config = home / file_name
     config.write_text(yaml.safe_dump(data))
     return config
+
+
+def write_drill_config(home: Path, feeds: list[dict], **extra) -> Path:
+    """A drill's run config: its store is the --store folder itself (see drill_home)."""
+    return write_run_config(home, feeds, warehouse_dsn=f"chdb://{store_of(home)}", **extra)
 
 
 def vm_hwm_mb(pid: int) -> float | None:
