@@ -92,6 +92,7 @@ def run(
         else:
             raise
     stop = stop or threading.Event()
+    STATS.reset()  # the live status and the stop summary describe this run only
     flow = build_flow(settings, feeds, stop=stop, sources=sources)
     previous = {}
     if handle_signals and threading.current_thread() is threading.main_thread():

@@ -54,6 +54,10 @@ class FeedStats:
     """Running totals per feed for the live status (read by another thread)."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero for a new run (a process may run the dataflow more than once: tests, bench)."""
         self.totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self.buffered_rows = 0
         self.replays = 0
