@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -184,6 +185,32 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _read_request(tls) -> bytes:
+    """The whole HTTP request: answering before the body is read and closing would reset
+    the connection, and the client could see that instead of the answer."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    chunked = re.search(rb"(?im)^transfer-encoding:\s*chunked", head)
+
+    def complete() -> bool:
+        if chunked:
+            return body.endswith(b"0\r\n\r\n")
+        return not match or len(body) >= int(match.group(1))
+
+    while not complete():
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 @pytest.fixture
 def tls_endpoint(tmp_path):
     """A TLS listener on loopback answering every request 503: enough to see whether the
@@ -202,7 +229,7 @@ def tls_endpoint(tmp_path):
                 return
             try:
                 with ctx.wrap_socket(conn, server_side=True) as tls:
-                    requests.append(tls.recv(65536))
+                    requests.append(_read_request(tls))
                     tls.sendall(
                         b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n"
                         b"Connection: close\r\n\r\n"
