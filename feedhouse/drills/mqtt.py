@@ -227,8 +227,10 @@ def run_mqtt_drill(
             name="drill-load",
         )
         load.start()
+        started = time.monotonic()
         if kill_ingest:
             time.sleep(seconds / 3)
+            connected = stats.read().get("clients", 0)  # subscribers, publishers, this reader
             ingest.kill()
             marks["kill_ts_us"] = time.time_ns() // 1000
             events.append(f"ingest SIGKILL at {seconds / 3:.1f}s")
@@ -236,11 +238,15 @@ def run_mqtt_drill(
             time.sleep(max(0.0, 1.0 - (time.time_ns() // 1000 - marks["kill_ts_us"]) / 1e6))
             ingest.start()
             marks["restart_ts_us"] = time.time_ns() // 1000
+            if restart_broker:
+                # the broker restart must find the new ingest connected, or it tests nothing
+                # (a slow start could connect only after it: no disconnect to survive)
+                stats.wait("clients", lambda n: n >= connected, 60, 0.0)
         if restart_broker:
-            time.sleep(max(0.0, seconds * 2 / 3 - (seconds / 3 + 1.0 if kill_ingest else 0.0)))
+            time.sleep(max(0.0, started + seconds * 2 / 3 - time.monotonic()))
             marks["broker_stop_ts_us"] = time.time_ns() // 1000
             broker.restart(down_s=1.0)
-            events.append(f"broker restart at {seconds * 2 / 3:.1f}s")
+            events.append(f"broker restart at {time.monotonic() - started:.1f}s")
         load.join()
         drained = stats.wait("held", lambda n: n == 0, drain_timeout_s, 3.0)
         code = ingest.stop()
