@@ -13,6 +13,7 @@ import os
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -344,6 +345,32 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _refuse_secrets_in_file(path: Path, data: dict[str, Any]) -> None:
+    """Credentials come from the environment or a secrets file, never from feedhouse.yaml
+    (a file that gets copied, committed and mounted everywhere)."""
+    for name in ("warehouse_dsn", "backfill_dsn"):
+        value = data.get(name)
+        if isinstance(value, str) and "@" in value and _has_password(value):
+            raise SettingsError(
+                f"setting '{name}': {path} holds a password; set {ENV_PREFIX}{name.upper()} "
+                f"or put the DSN in a file named by {'warehouse_dsn_file' if name == 'warehouse_dsn' else 'the environment'}"
+            )
+    for i, feed in enumerate(data.get("feeds") or []):
+        mqtt = feed.get("mqtt") if isinstance(feed, dict) else None
+        if isinstance(mqtt, dict) and mqtt.get("password") is not None:
+            raise SettingsError(
+                f"setting 'feeds.{i}.mqtt.password': {path} holds a password; use "
+                "mqtt.password_file (a secrets file) or FEEDHOUSE_FEEDS"
+            )
+
+
+def _has_password(dsn: str) -> bool:
+    try:
+        return bool(urlsplit(dsn.strip()).password)
+    except ValueError:
+        return False
+
+
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "settings"
@@ -421,12 +448,16 @@ def _env_one_line(exc: SourceError) -> str:
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
     """Load settings from YAML (explicit path, or ./feedhouse.yaml if present) and env."""
     data: dict[str, Any] = {}
+    path = None
     if config is not None:
-        data = _read_yaml(Path(config))
+        path = Path(config)
     elif os.environ.get(ENV_PREFIX + "CONFIG"):
-        data = _read_yaml(Path(os.environ[ENV_PREFIX + "CONFIG"]))
+        path = Path(os.environ[ENV_PREFIX + "CONFIG"])
     elif Path(DEFAULT_CONFIG_FILE).is_file():
-        data = _read_yaml(Path(DEFAULT_CONFIG_FILE))
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        data = _read_yaml(path)
+        _refuse_secrets_in_file(path, data)
     data.update(overrides)
     try:
         return Settings(**data)

@@ -42,7 +42,7 @@ def test_slow_sink_drill_pushes_back_to_the_source_with_bounded_memory(tmp_path)
 def test_bad_config_drill_every_case_one_line_exit_2_nothing_written(tmp_path):
     # reduced: the kinds the issue names (the full battery runs in `drill bad-config`)
     kinds = ("unknown venue", "bad DSN", "unknown host", "unreachable host", "wrong password",
-             "missing config", "negative dedup window")
+             "missing config", "negative dedup window", "password in the config")
     args = [a for k in kinds for a in ("--case", k)]
     proc = run_cli("drill", "bad-config", *args, "--work-dir", str(tmp_path / "cases"),
                    timeout=240)
@@ -52,8 +52,9 @@ def test_bad_config_drill_every_case_one_line_exit_2_nothing_written(tmp_path):
     names = {r["case"] for r in verdict["results"]}
     assert names == {"unknown venue", "bad DSN scheme", "unknown host (run)",
                      "unreachable host (init)", "wrong password (run)", "wrong password (init)",
-                     "missing config file", "negative dedup window"}
-    assert verdict["cases"] == verdict["cases_ok"] == 8
+                     "missing config file", "negative dedup window",
+                     "password in the config file"}
+    assert verdict["cases"] == verdict["cases_ok"] == 9
     assert all("setting" in r["message"] or "config file" in r["message"]
                for r in verdict["results"])
     assert all(r["exit"] == 2 for r in verdict["results"])

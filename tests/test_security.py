@@ -97,14 +97,41 @@ def test_secrets_in_a_config_file_stay_hidden_when_another_setting_is_wrong(tmp_
     _assert_clean(out.stdout, out.stderr)
 
 
+@pytest.mark.parametrize(
+    ("text", "setting"),
+    [
+        (f"warehouse_dsn: {SENTINEL_DSN}\n", "warehouse_dsn"),
+        (f"backfill_dsn: {SENTINEL_DSN}\n", "backfill_dsn"),
+        ("feeds:\n  - {name: plant, kind: mqtt, mqtt: {username: u, password: " + SENTINEL
+         + "}}\n", "feeds.0.mqtt.password"),
+    ],
+)
+def test_a_config_file_holding_a_password_is_refused(tmp_path, text, setting):
+    # credentials come only from the environment or a secrets file
+    (tmp_path / "feedhouse.yaml").write_text(text)
+    out = run_cli("sql", "SELECT 1", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: setting '{setting}': ") and "holds a password" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    _assert_clean(out.stdout, out.stderr)
+    # the same DSN from the environment is taken (and fails only to connect)
+    if setting == "warehouse_dsn":
+        (tmp_path / "feedhouse.yaml").unlink()
+        env = run_cli("sql", "SELECT 1", cwd=tmp_path, FEEDHOUSE_WAREHOUSE_DSN=SENTINEL_DSN)
+        assert "holds a password" not in env.stderr and "cannot reach" in env.stderr
+        _assert_clean(env.stdout, env.stderr)
+
+
 def test_audit_report_holds_no_secret(tmp_path):
     from feedhouse.cli.core import init_schema
 
+    pw = tmp_path / "mqtt_pw"
+    pw.write_text(SENTINEL + "\n")
     config = tmp_path / "feedhouse.yaml"
     config.write_text(
         f"home: {tmp_path / 'fh'}\nreports_dir: {tmp_path / 'reports'}\n"
         "feeds:\n"
-        f"  - {{name: sensors, kind: mqtt, mqtt: {{username: u, password: {SENTINEL}}}}}\n"
+        f"  - {{name: sensors, kind: mqtt, mqtt: {{username: u, password_file: {pw}}}}}\n"
     )
     init_schema(load_settings(config))
     out = run_cli("--config", str(config), "report", cwd=tmp_path)
@@ -271,7 +298,7 @@ def test_tls_settings_load_and_bad_files_stop_with_one_line(tmp_path):
     ca, key = _self_signed(tmp_path)
     config = tmp_path / "feedhouse.yaml"
     config.write_text(
-        "warehouse_dsn: https://u:pw@ch.example:8443/db\n"
+        "warehouse_dsn: https://u@ch.example:8443/db\n"
         f"warehouse_ca_file: {ca}\n"
         "warehouse_verify: true\n"
         "feeds:\n"
