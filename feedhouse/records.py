@@ -126,6 +126,10 @@ def datetime_from_us(us: int) -> datetime:
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# 2009-01-03 (Bitcoin's first block): no crypto trade or quote is older, so an earlier
+# exchange time is a corrupt field (a 1970 date from a truncated number), not market data
+MARKET_EPOCH_US = 1_230_940_800_000_000
+MarketTime = Annotated[int, Field(ge=MARKET_EPOCH_US)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -141,7 +145,7 @@ class TradeModel(BaseModel):
     price: PositiveFloat
     amount: PositiveFloat
     side: Literal["buy", "sell", "unknown"]
-    exchange_ts: Annotated[int, Field(gt=0)]
+    exchange_ts: MarketTime
     received_ts: Annotated[int, Field(gt=0)]
 
 
@@ -155,7 +159,7 @@ class QuoteModel(BaseModel):
     bid_size: NonNegFloat
     ask_price: NonNegFloat
     ask_size: NonNegFloat
-    exchange_ts: Annotated[int, Field(gt=0)]
+    exchange_ts: MarketTime
     received_ts: Annotated[int, Field(gt=0)]
 
 

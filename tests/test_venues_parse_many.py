@@ -75,7 +75,7 @@ def test_outcome_codes_of_a_mixed_batch() -> None:
     venue = get_venue("binance")
     trade = (
         '{"stream":"a@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":7,'
-        '"p":"1.5","q":"2","T":5,"m":true}}'
+        '"p":"1.5","q":"2","T":1626992761966,"m":true}}'
     )
     ack = '{"result":null,"id":1}'
     bad = trade.replace('"a":7', '"a":1.5')

@@ -27,7 +27,7 @@ from dataflows.venues.common import (
     safe_parse,
     split_concatenated,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
 # Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
@@ -188,7 +188,7 @@ def _fast(venue: str):
         if not (0.0 < price < INF and 0.0 < amount < INF):  # check_trade, inline
             return 0
         ts = data.T
-        if ts <= 0:
+        if ts < MARKET_EPOCH_US // 1000:  # ms here; the slow path says why
             return 0
         sym = data.s
         ident = data.a if data.__class__ is _AggTrade else data.t

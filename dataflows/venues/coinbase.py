@@ -27,7 +27,7 @@ from dataflows.venues.common import (
     safe_parse,
     us_from_iso_z,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 NAME = "coinbase"
 _CHANNEL = {"trades": "matches", "quotes": "ticker"}
@@ -116,7 +116,7 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     if not (0.0 < price < INF and 0.0 < amount < INF):  # check_trade, inline
         return 0
     ts = us_from_iso_z(msg.time)
-    if ts <= 0:
+    if ts < MARKET_EPOCH_US:  # the slow path says why
         return 0
     product = msg.product_id
     trades.append(_new(Trade, (

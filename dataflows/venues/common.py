@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 import orjson
 
-from feedhouse.records import Invalid, ParseResult, us_from_iso
+from feedhouse.records import MARKET_EPOCH_US, Invalid, ParseResult, us_from_iso
 
 # Quote assets, longest first so "USDT" wins over "USD" when splitting "BTCUSDT".
 QUOTE_ASSETS = (
@@ -95,10 +95,10 @@ def safe_parse(venue: str, fn: Callable[[str | bytes, int], ParseResult]):
             # the contract's cheap checks, so one bad record never fails a whole batch
             # (positional access: NamedTuple attributes cost a descriptor call each)
             for trade in result.trades:
-                if trade[7] <= 0 or not 0 < len(trade[3]) <= 128:
+                if trade[7] < MARKET_EPOCH_US or not 0 < len(trade[3]) <= 128:
                     raise FrameError(f"bad trade id/time {trade[3][:40]!r}/{trade[7]!r}")
             for quote in result.quotes:
-                if quote[7] <= 0:
+                if quote[7] < MARKET_EPOCH_US:
                     raise FrameError(f"bad quote time {quote[7]!r}")
             return result
         except orjson.JSONDecodeError:
@@ -196,8 +196,9 @@ MAX_TS_US = 10**16  # year 2286: later stamps are corrupt, and beyond DateTime64
 
 
 def check_ts(us: int) -> int:
-    """An exchange time in µs must lie after 1970 and before MAX_TS_US."""
-    if not 0 < us < MAX_TS_US:
+    """An exchange time in µs must lie after MARKET_EPOCH_US (2009-01-03: no crypto trade
+    is older, an earlier time is a corrupt field) and before MAX_TS_US."""
+    if not MARKET_EPOCH_US <= us < MAX_TS_US:
         raise FrameError(f"timestamp out of range: {us!r} µs")
     return us
 
