@@ -30,6 +30,7 @@ from dataflows.venues.common import (
 from feedhouse.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
+_MARKET_EPOCH_MS = MARKET_EPOCH_US // 1000  # Binance times are ms
 # Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
 _IGNORED_EVENTS = frozenset(
     {"depthUpdate", "kline", "24hrTicker", "24hrMiniTicker", "markPriceUpdate",
@@ -188,7 +189,7 @@ def _fast(venue: str):
         if not (0.0 < price < INF and 0.0 < amount < INF):  # check_trade, inline
             return 0
         ts = data.T
-        if ts < MARKET_EPOCH_US // 1000:  # ms here; the slow path says why
+        if ts < _MARKET_EPOCH_MS:  # the slow path says why
             return 0
         sym = data.s
         ident = data.a if data.__class__ is _AggTrade else data.t

@@ -24,6 +24,7 @@ from pathlib import Path
 import typer
 
 from feedhouse.drills.common import (
+    STORE_HELP,
     RunProcess,
     captures_folder,
     drill_home,
@@ -139,7 +140,7 @@ def buffer_crash(
                                      help="rows in the buffer before the SIGKILL"),
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """SIGKILL with rows in the local buffer, restart: each buffered row inserted once."""
     verdict(run_buffer_crash_drill(seconds, min_buffered, rate, dup, store))

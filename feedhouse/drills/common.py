@@ -89,6 +89,10 @@ def child_env() -> dict[str, str]:
 # --- shared by the crash, buffer-crash, flap, fuzz and slow-sink drills -----------------
 
 
+STORE_HELP = ("the chDB store to create (new or empty; default: a new temporary folder); "
+              "kept, with the drill's own files in its drill/ folder")
+
+
 def drill_home(store: Path | None, name: str) -> Path:
     """The drill's working folder (config, captures, buffer, recovery, logs): `drill/` in
     `store`, which is the chDB store itself, so `FEEDHOUSE_WAREHOUSE_DSN=chdb:///STORE`

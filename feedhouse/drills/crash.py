@@ -23,6 +23,7 @@ from pathlib import Path
 import typer
 
 from feedhouse.drills.common import (
+    STORE_HELP,
     RunProcess,
     captures_folder,
     drill_home,
@@ -103,7 +104,7 @@ def crash(
     kills: int = typer.Option(3, "--kills", min=1, help="SIGKILLs, spread over the run"),
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """SIGKILL the ingest at load and restart it: nothing lost, nothing stored twice."""
     verdict(run_crash_drill(seconds, kills, rate, dup, store))

@@ -20,6 +20,7 @@ from pathlib import Path
 import typer
 
 from feedhouse.drills.common import (
+    STORE_HELP,
     RunProcess,
     captures_folder,
     drain_held,
@@ -126,7 +127,7 @@ def flap(
     drop_every: float = typer.Option(5, "--drop-every", min=0.5,
                                      help="seconds after which each connection is dropped"),
     rate: float = typer.Option(2000, "--rate", min=0, help="trades/s to send (0: max)"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Connections dropped every few seconds: reconnects, gaps recorded, nothing lost."""
     verdict(run_flap_drill(seconds, drop_every, rate, store))

@@ -31,6 +31,7 @@ import typer
 
 from feedhouse.drills.common import (
     CAPTURES,
+    STORE_HELP,
     RunProcess,
     drill_home,
     echo,
@@ -258,7 +259,7 @@ def fuzz(
     mqtt_messages: int = typer.Option(100_000, "--mqtt", min=1,
                                       help="malformed MQTT payloads published"),
     seed: int = typer.Option(7, "--seed", help="seed of the mutations"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Mutated frames and malformed MQTT payloads: no crash, every message accounted for."""
     verdict(run_fuzz_drill(frames, mqtt_messages, seed, store))

@@ -28,6 +28,7 @@ from pathlib import Path
 import typer
 
 from feedhouse.drills.common import (
+    STORE_HELP,
     captures_folder,
     child_env,
     drill_home,
@@ -52,7 +53,7 @@ def outage(
     rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
     seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
     outage_seconds: float = typer.Option(5, "--outage-seconds", min=0, help="ClickHouse down"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
     dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
 ) -> None:
     """ClickHouse unreachable mid-run: nothing lost, nothing stored twice, ledger reconciles."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import typer
 
 from feedhouse.drills.common import (
+    STORE_HELP,
     RunProcess,
     captures_folder,
     drain_held,
@@ -122,7 +123,7 @@ def slow_sink(
                                      help="peak RSS the ingest may reach"),
     queue_frames: int = typer.Option(10_000, "--queue-frames", min=100,
                                      help="frames each feed may hold before it stops reading"),
-    store: Path | None = typer.Option(None, "--store", help="the chDB store to create (must be new or empty; default: a new temporary folder); kept, with the drill's files in its drill/ folder"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Slow inserts under load: backpressure reaches the source, memory bounded, no loss."""
     verdict(run_slow_sink_drill(seconds, latency_ms, max_rss_mb, queue_frames, store))
