@@ -144,6 +144,7 @@ class ReplayServer:
         self._calm = False
         self._error: BaseException | None = None
         self._hold: dict[str, int] | None = None  # path -> last position to send (hold())
+        self._sending = 0  # frames between the hold check and their count (loop thread)
 
     # -- public API --------------------------------------------------------------------
 
@@ -178,6 +179,11 @@ class ReplayServer:
         """Send nothing beyond what was sent so far (connections stay open; a client that
         reconnects still gets up to that position again): lets a drill drain exactly."""
         self._hold = {name: st.max_pos for name, st in self._stats.items()}
+        # a frame already going out when the hold came is counted once its send returns:
+        # wait for it, so stats() read after hold() covers every frame a client can get
+        deadline = time.monotonic() + 5.0
+        while self._sending and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def stop(self) -> None:
         if self._aloop is not None and self._stop is not None and not self._aloop.is_closed():
@@ -336,8 +342,14 @@ class ReplayServer:
             corrupt = faults.corrupts(g)
             if corrupt:
                 frame = faults.corrupt_frame(frame, g)
-            await ws.send(frame)
-            stats.count(stream, pos, g, copy, corrupt)
+            self._sending += 1  # before the check: hold() waits for frames already going out
+            try:
+                if self._hold is not None and pos > self._hold.get(stream.name, -1):
+                    continue  # held while pacing
+                await ws.send(frame)
+                stats.count(stream, pos, g, copy, corrupt)
+            finally:
+                self._sending -= 1
             pos += 1
             sent += 1
             if sent % YIELD_EVERY == 0:
