@@ -58,8 +58,8 @@ class Probe:
             self.deduped.update(((t[1], t[3]), now) for t in out.trades)
             return out
 
-        def timed_observe(sink, table, rows, batch):
-            observe(sink, table, rows, batch)
+        def timed_observe(sink, table, rows):
+            observe(sink, table, rows)
             ack = time.time_ns() // 1000
             if table != "market.trades":
                 return

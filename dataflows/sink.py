@@ -1,21 +1,22 @@
 """The ClickHouse sink: one partition per feed, batched inserts with deterministic tokens.
 
-Rows accumulate per source partition and flush when `sink.batch_rows` are pending or
-the oldest pending batch is `sink.batch_ms` old (checked on every `write_batch`), and at
-every snapshot. Each insert carries
+Rows accumulate per source partition and are handed to the process's `Committer`
+(feedhouse/committer.py) as one job: at once while it is free, else when `sink.batch_rows`
+are pending or the oldest is `sink.batch_ms` old (checked on every `write_batch`). The
+committer writes every job queued meanwhile in one round, one insert per table for all
+feeds. Each batch of a job carries
 
     insert_deduplication_token = "{feed}:{source partition}:{table}:{first}-{last}:{digest}"
 
 where first/last are the source positions of the messages the batch covers and digest
 names its content (the sum of the records' 64-bit key hashes; for dead letters, gaps
-and ledger rows a hash of the rows). The same batch retried, replayed from the buffer or
-rebuilt after a restart carries the same token; a batch with other content never does.
+and ledger rows a hash of the rows); a combined insert carries a token named after its
+batches' (`feedhouse.batches.combine`). The same batch retried, replayed from the buffer
+or rebuilt after a restart carries the same token; a batch with other content never does.
 
-`snapshot()` flushes everything pending, then the ledger delta of the epoch: Bytewax
-snapshots the sink before the sources of the same epoch, so a source acknowledges
-(MQTT ack, replay position) only what is in ClickHouse or the local buffer.
-
-Partitions of one worker share one `Writer` (one held chDB client, one local buffer).
+`snapshot()` writes everything pending and waits for it, then the ledger delta of the
+epoch: Bytewax snapshots the sink before the sources of the same epoch, so a source
+acknowledges (MQTT ack, replay position) only what is in ClickHouse or the local buffer.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from feedhouse.batches import (
     rows_table,
     table_digest,
 )
+from feedhouse.committer import Committer, Job
 from feedhouse.ledger import COUNTERS, LEDGER_TABLE, LedgerDelta
 from feedhouse.settings import Settings
 from feedhouse.writer import Writer
@@ -127,33 +129,72 @@ class _Pending:
         return len(self.trades) + len(self.quotes) + len(self.readings)
 
 
-class _SharedWriter:
-    """One Writer per process for all partitions; closed when the last one closes."""
+class _SinkGroup:
+    """The partitions of this process's sink and the one Committer they share (one held
+    chDB client, one local buffer). Bytewax runs them on one worker thread (`run_main`),
+    so a partition may flush its siblings: the first snapshot of an epoch writes every
+    partition's rows and ledger in one round, the others find nothing left to do."""
 
-    writer: Writer | None = None
-    users = 0
-
-    @classmethod
-    def acquire(cls, settings: Settings) -> Writer:
-        if cls.writer is None:
-            cls.writer = Writer(settings)
-        cls.users += 1
-        return cls.writer
+    committer: Committer | None = None
+    partitions: list[FeedSinkPartition] = []
 
     @classmethod
-    def release(cls) -> None:
-        cls.users -= 1
-        if cls.users <= 0 and cls.writer is not None:
-            cls.writer.close()
-            cls.writer = None
-            cls.users = 0
+    def join(cls, partition: FeedSinkPartition, settings: Settings) -> Committer:
+        if cls.committer is not None and cls.committer.writer.settings is not settings:
+            # left by a dataflow of this process that aborted (Bytewax does not close
+            # partitions then): it belongs to other settings, maybe another store
+            stale, cls.committer = cls.committer, None
+            stale.abandon()
+        if cls.committer is None:
+            cls.committer = Committer(
+                Writer(settings),
+                max_queued_rows=4 * settings.sink.batch_rows,
+                housekeeping=_housekeeping,
+            )
+            cls.partitions = []
+        cls.partitions.append(partition)
+        return cls.committer
+
+    @classmethod
+    def leave(cls, partition: FeedSinkPartition) -> None:
+        cls.partitions.remove(partition)
+        if not cls.partitions and cls.committer is not None:
+            committer, cls.committer = cls.committer, None
+            committer.close()
+
+    @classmethod
+    def checkpoint(cls) -> None:
+        """Write everything every partition holds, then their ledger deltas (which count
+        the outcome of those rows); returns once all of it is inserted or buffered."""
+        committer = cls.committer
+        assert committer is not None
+        for part in cls.partitions:
+            part.flush_data()
+        committer.drain()
+        ledgers = [job for part in cls.partitions if (job := part.ledger_job()) is not None]
+        if ledgers:
+            committer.submit(Job([b for job in ledgers for b in job.batches]))
+            committer.drain()
+            for part in cls.partitions:
+                part.ledger_written()
+
+
+def _housekeeping(writer: Writer, force: bool = False) -> None:
+    """After each committer round: replay the buffer once ClickHouse answers, publish the
+    buffer's size, hand the embedded store to a process waiting for it."""
+    reports = writer.maybe_replay(force)
+    if reports:
+        STATS.replayed(reports)
+    STATS.buffered_rows = writer.buffer.pending_rows
+    metrics.set_buffer_rows(STATS.buffered_rows)
+    writer.release_if_wanted()
 
 
 class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
     def __init__(self, feed: str, settings: Settings) -> None:
         self.feed = feed
         self.settings = settings
-        self.writer = _SharedWriter.acquire(settings)
+        self.committer = _SinkGroup.join(self, settings)
         self.batch_rows = settings.sink.batch_rows
         self.batch_s = settings.sink.batch_ms / 1000.0
         self.pending: dict[str, _Pending] = {}
@@ -161,6 +202,8 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         self.oldest: float | None = None
         self.ledger = LedgerDelta()
         self.ledger_ranges: dict[str, list[int]] = {}
+        self.jobs: list[Job] = []  # submitted since the last ledger write
+        self._ledger_delta: LedgerDelta | None = None
 
     # --- Bytewax hooks ----------------------------------------------------------------------
     def write_batch(self, items: list[ParsedBatch]) -> None:
@@ -170,23 +213,25 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                 ticked = True  # (quiet feed), or a source batch carrying only gaps
             if parsed.last_pos >= parsed.first_pos or parsed.gaps:
                 self._add(parsed)
+        # hand rows over at once while the committer is free; while it writes, gather up
+        # to batch_ms (fewer, larger jobs: it takes every queued job in its next round)
         if self.rows >= self.batch_rows or (
             self.oldest is not None
-            and (ticked or time.monotonic() - self.oldest >= self.batch_s)
+            and (ticked or self.committer.idle or time.monotonic() - self.oldest >= self.batch_s)
         ):
             self.flush_data()
-        self._housekeeping()
 
     def snapshot(self) -> None:
-        self.flush_all()
+        _SinkGroup.checkpoint()
         return None
 
     def close(self) -> None:
         try:
-            self.flush_all()
-            self._housekeeping(force=True)  # a last replay try before stopping
+            _SinkGroup.checkpoint()
+            # a last replay try before stopping
+            self.committer.call(lambda writer: _housekeeping(writer, force=True))
         finally:
-            _SharedWriter.release()
+            _SinkGroup.leave(self)
 
     # --- internals ----------------------------------------------------------------------------
     def _add(self, parsed: ParsedBatch) -> None:
@@ -222,15 +267,24 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             self.oldest = time.monotonic()
 
     def flush_data(self) -> None:
+        """Submit what is pending: one job, every table of every source partition."""
+        if not self.pending:
+            return
         pending, self.pending = self.pending, {}
         self.rows, self.oldest = 0, None
+        batches: list = []
+        observed: list = []  # (batch index, table, rows) of the record batches
+        parsed: list = []
         for src, pend in pending.items():
-            self._flush_one(src, pend)
+            self._batches_of(src, pend, batches, observed)
+            parsed.extend(pend.parsed)
+        job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed))
+        self.jobs.append(job)
+        self.committer.submit(job)
 
-    def _flush_one(self, src: str, pend: _Pending) -> None:
+    def _batches_of(self, src: str, pend: _Pending, batches: list, observed: list) -> None:
         feed, rng = self.feed, f"{pend.first_pos}-{pend.last_pos}"
         extra = {"feed": feed}
-        inserted = False
         for i, (table, rows) in enumerate(
             ((TRADES, pend.trades), (QUOTES, pend.quotes), (READINGS, pend.readings))
         ):
@@ -243,55 +297,61 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             names = digest(hashes, len(rows)) if hashes is not None and hashes.size == len(rows) \
                 else digest(None, len(rows), rows[0][:4], rows[-1][:4])
             token = f"{feed}:{src}:{table}:{rng}:{names}"
-            batch = make_batch(table, feed, token, data)
-            if self.writer.write(batch, self.ledger) == "inserted":
-                self._observe(table, rows, batch)
-                inserted = True
-        if inserted and pend.parsed:
-            parsed_us, counts = zip(*pend.parsed, strict=True)
-            metrics.observe_us("parsed_to_insert_acked", feed, np.repeat(parsed_us, counts),
-                               time.time_ns() // 1000)
+            observed.append((len(batches), table, rows))
+            batches.append(make_batch(table, feed, token, data))
         for table, rows in ((DEAD_LETTER, pend.dead), (FEED_GAPS, pend.gaps)):
             if rows:
                 data = rows_table(table, [tuple(r) for r in rows])
                 token = f"{feed}:{src}:{table}:{rng}:{table_digest(data)}"
-                self.writer.write(make_batch(table, feed, token, data), self.ledger)
+                batches.append(make_batch(table, feed, token, data))
 
-    def _observe(self, table: str, rows: list, batch) -> None:
+    def _written(self, outcomes: list[str], observed: list, parsed: list) -> None:
+        """On the committer's thread: latency figures of the record batches inserted."""
+        inserted = False
+        for index, table, rows in observed:
+            if outcomes[index] == "inserted":
+                self._observe(table, rows)
+                inserted = True
+        if inserted and parsed:
+            parsed_us, counts = zip(*parsed, strict=True)
+            metrics.observe_us("parsed_to_insert_acked", self.feed, np.repeat(parsed_us, counts),
+                               time.time_ns() // 1000)
+
+    def _observe(self, table: str, rows: list) -> None:
         ack_us = time.time_ns() // 1000
         recv_i, event_i = (6, 5) if table == READINGS else (8, 7)
         received = np.fromiter((r[recv_i] for r in rows), dtype=np.int64, count=len(rows))
         LATENCY.add(ack_us - received)
-        metrics.observe_us("end_to_end", self.feed, [r[event_i] for r in rows], ack_us)
-        metrics.event_time(self.feed, batch.last_event_us)
+        events = np.fromiter((r[event_i] for r in rows), dtype=np.int64, count=len(rows))
+        metrics.observe_us("end_to_end", self.feed, events, ack_us)
+        metrics.event_time(self.feed, int(events.max()))
 
-    def flush_ledger(self) -> None:
+    def ledger_job(self) -> Job | None:
+        """The ledger delta since the last write as a job (None if empty): message
+        counters, and the outcomes of the jobs submitted meanwhile (after `drain()`)."""
+        for job in self.jobs:
+            self.ledger.merge(job.ledger)
+        self.jobs = []
         if not self.ledger:
-            return
+            return None
         delta, self.ledger = self.ledger, LedgerDelta()
         ranges = ",".join(f"{k}:{a}-{b}" for k, (a, b) in sorted(self.ledger_ranges.items()))
         self.ledger_ranges = {}
         data = ledger_table(delta)
         token = f"{self.feed}:{ranges}:{LEDGER_TABLE}:{table_digest(data)}"
-        self.writer.write(make_batch(LEDGER_TABLE, self.feed, token, data), LedgerDelta())
+        self._ledger_delta = delta
+        return Job([make_batch(LEDGER_TABLE, self.feed, token, data)])
+
+    def ledger_written(self) -> None:
+        """The ledger job is written: count its delta in the live status and metrics."""
+        delta, self._ledger_delta = self._ledger_delta, None
+        if delta is None:
+            return
         STATS.add(delta)
         for counter, name in _METRIC_OF.items():
             n = delta.total(counter)
             if n:
                 metrics.count(self.feed, name, n)
-
-    def flush_all(self) -> None:
-        self.flush_data()
-        self.flush_ledger()
-        self._housekeeping()
-
-    def _housekeeping(self, force: bool = False) -> None:
-        reports = self.writer.maybe_replay(force)
-        if reports:
-            STATS.replayed(reports)
-        STATS.buffered_rows = self.writer.buffer.pending_rows
-        metrics.set_buffer_rows(STATS.buffered_rows)
-        self.writer.release_if_wanted()
 
 
 class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):

@@ -76,6 +76,9 @@ class Batch:
     minutes: dict[int, int] = field(default_factory=dict)  # event minute -> records
     first_event_us: int = 0
     last_event_us: int = 0
+    # token of the combined insert this batch was part of (`combine`), when it had to be
+    # buffered: replay inserts the group's batches together again, under that token
+    group: str = ""
 
     @property
     def rows(self) -> int:
@@ -115,6 +118,21 @@ def rows_table(table: str, rows: Sequence[Sequence], extra: dict[str, object] | 
     for name, value in extra.items():
         arrays[name] = pa.array([value] * n, type=schema.field(name).type)
     return pa.table([arrays[n_] for n_ in schema.names], schema=schema)
+
+
+def combine(parts: Sequence[Batch], token: str | None = None) -> Batch:
+    """One insert for batches of one table (group commit): their rows in order, under a
+    token named after theirs, or `token` (a buffered group's, on replay). The same parts
+    in the same order always give the same token, so a retried combined insert that had
+    landed is dropped like any other."""
+    if token is None:
+        h = blake2b(digest_size=16)
+        for part in parts:
+            h.update(part.token.encode())
+            h.update(b"\x1f")
+        token = f"group:{parts[0].table}:{len(parts)}:{h.hexdigest()}"
+    data = pa.concat_tables([p.data for p in parts])
+    return Batch(parts[0].table, "", token, data)
 
 
 def ledger_table(delta: LedgerDelta) -> pa.Table:

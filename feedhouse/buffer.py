@@ -34,6 +34,9 @@ _SCHEMA = [
         minutes VARCHAR,
         payload BLOB NOT NULL
     )""",
+    # token of the combined insert a batch was part of ('' alone); buffers written before
+    # group commit get the column on open
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS insert_group VARCHAR DEFAULT ''",
 ]
 
 
@@ -49,6 +52,7 @@ class Buffered:
     first_event_us: int
     last_event_us: int
     minutes: dict[int, int]
+    group: str = ""
 
 
 class LocalBuffer:
@@ -83,9 +87,9 @@ class LocalBuffer:
         minutes = json.dumps({str(k): v for k, v in batch.minutes.items()})
         (batch_id,) = self._con.execute(
             "INSERT INTO batches (table_name, feed, token, rows, first_event_us, last_event_us,"
-            " minutes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " minutes, payload, insert_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [batch.table, batch.feed, batch.token, batch.rows, batch.first_event_us,
-             batch.last_event_us, minutes, to_ipc(batch.data)],
+             batch.last_event_us, minutes, to_ipc(batch.data), batch.group],
         ).fetchone()
         self._rows += batch.rows
         self._batches += 1
@@ -94,14 +98,14 @@ class LocalBuffer:
     def pending(self, limit: int | None = None) -> list[Buffered]:
         """Stored batches in insertion order."""
         sql = (
-            "SELECT id, table_name, feed, token, rows, first_event_us, last_event_us, minutes "
-            "FROM batches ORDER BY id"
+            "SELECT id, table_name, feed, token, rows, first_event_us, last_event_us, minutes,"
+            " insert_group FROM batches ORDER BY id"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [
             Buffered(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5] or 0), int(r[6] or 0),
-                     {int(k): int(v) for k, v in json.loads(r[7] or "{}").items()})
+                     {int(k): int(v) for k, v in json.loads(r[7] or "{}").items()}, r[8] or "")
             for r in self._con.execute(sql).fetchall()
         ]
 
@@ -109,7 +113,7 @@ class LocalBuffer:
         (blob,) = self._con.execute("SELECT payload FROM batches WHERE id = ?", [entry.id]).fetchone()
         data: pa.Table = from_ipc(blob)
         return Batch(entry.table, entry.feed, entry.token, data, entry.minutes,
-                     entry.first_event_us, entry.last_event_us)
+                     entry.first_event_us, entry.last_event_us, entry.group)
 
     def load_many(self, entries: list[Buffered]) -> list[Batch]:
         """`load` for several batches in one query (replay reads in chunks)."""
@@ -120,7 +124,7 @@ class LocalBuffer:
             [[e.id for e in entries]],
         ).fetchall())
         return [Batch(e.table, e.feed, e.token, from_ipc(by_id[e.id]), e.minutes,
-                      e.first_event_us, e.last_event_us) for e in entries]
+                      e.first_event_us, e.last_event_us, e.group) for e in entries]
 
     def delete(self, batch_id: int) -> None:
         """Forget a batch: call only after ClickHouse accepted it."""

@@ -10,6 +10,8 @@ stores nothing twice. A replay writes:
       parsed = duplicates + inserted + rejected + (buffered - replayed)
   (buffered rows ClickHouse refuses permanently count as replayed and rejected: they left
   the buffer for the dead letter).
+Batches buffered from one combined insert (group commit, `feedhouse.batches.combine`)
+replay together as that insert, under its token.
 If ClickHouse fails again mid-replay, the replay stops (status 'failed'); what remains
 stays buffered, and the replay's own log/ledger rows are buffered if they cannot be
 written.
@@ -22,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from feedhouse.batches import REPLAY_LOG, make_batch, rows_table
+from feedhouse.batches import REPLAY_LOG, combine, make_batch, rows_table
 from feedhouse.ledger import LEDGER_TABLE, LedgerDelta
 from feedhouse.warehouse import ErrorClass, HeldWarehouse, classify_error, first_line
 
@@ -75,33 +77,13 @@ def replay_with(writer) -> list[ReplayReport]:
         rep.buffered_rows += entry.rows
     ledger = LedgerDelta()
     failure: str | None = None
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start : start + CHUNK]
+    for chunk in _chunks(entries):
         done: list[int] = []
         try:
-            for entry, batch in zip(chunk, buffer.load_many(chunk), strict=True):
-                rep = reports[(entry.feed, entry.table)]
-                try:
-                    writer.insert_once(batch)
-                except Exception as exc:
-                    if classify_error(exc) is ErrorClass.RETRYABLE:
-                        failure = first_line(exc)
-                        break
-                    writer.reject(batch, exc, ledger)
-                    if batch.counted:
-                        ledger.add_minutes(batch.feed, batch.minutes, "replayed")
-                    done.append(entry.id)
-                    continue
-                done.append(entry.id)
-                rep.batches += 1
-                rep.rows += entry.rows
-                if entry.rows and batch.counted:
-                    ledger.add_minutes(batch.feed, batch.minutes, "replayed")
-                    ledger.add_minutes(batch.feed, batch.minutes, "inserted")
-                if entry.rows and entry.first_event_us:
-                    rep.first_event_us = min(rep.first_event_us or entry.first_event_us,
-                                             entry.first_event_us)
-                    rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
+            for unit in _units(chunk, buffer.load_many(chunk)):
+                failure = _replay_unit(writer, unit, reports, ledger, done)
+                if failure is not None:
+                    break
         finally:
             buffer.delete_many(done)  # only what ClickHouse accepted (or refused for good)
         if failure is not None:
@@ -119,6 +101,60 @@ def replay_with(writer) -> list[ReplayReport]:
     log.warning("replay %s: %d row(s) from the local buffer%s", replay_id, total,
                 f", stopped: {failure}" if failure else "")
     return list(reports.values())
+
+
+def _chunks(entries: list) -> list[list]:
+    """About CHUNK entries each, never splitting a group (it replays as one insert)."""
+    chunks: list[list] = [[]]
+    for i, entry in enumerate(entries):
+        chunks[-1].append(entry)
+        nxt = entries[i + 1] if i + 1 < len(entries) else None
+        same_group = nxt is not None and entry.group and nxt.group == entry.group
+        if len(chunks[-1]) >= CHUNK and not same_group:
+            chunks.append([])
+    return [c for c in chunks if c]
+
+
+def _units(entries: list, batches: list) -> list[list]:
+    """(entry, batch) pairs in order, consecutive members of one group together."""
+    units: list[list] = []
+    for entry, batch in zip(entries, batches, strict=True):
+        if units and entry.group and units[-1][-1][0].group == entry.group:
+            units[-1].append((entry, batch))
+        else:
+            units.append([(entry, batch)])
+    return units
+
+
+def _replay_unit(writer, unit: list, reports: dict, ledger: LedgerDelta, done: list[int]) -> str | None:
+    """Insert one batch, or a group's batches as the one insert they were, under its
+    token; returns the retryable error that stops the replay, if any."""
+    batches = [b for _, b in unit]
+    insert = batches[0] if len(unit) == 1 else combine(batches, token=unit[0][0].group)
+    try:
+        writer.insert_once(insert)
+    except Exception as exc:
+        if classify_error(exc) is ErrorClass.RETRYABLE:
+            return first_line(exc)
+        for entry, batch in unit:  # refused for good: each batch to the dead letter alone
+            writer.reject(batch, exc, ledger)
+            if batch.counted:
+                ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+            done.append(entry.id)
+        return None
+    for entry, batch in unit:
+        done.append(entry.id)
+        rep = reports[(entry.feed, entry.table)]
+        rep.batches += 1
+        rep.rows += entry.rows
+        if entry.rows and batch.counted:
+            ledger.add_minutes(batch.feed, batch.minutes, "replayed")
+            ledger.add_minutes(batch.feed, batch.minutes, "inserted")
+        if entry.rows and entry.first_event_us:
+            rep.first_event_us = min(rep.first_event_us or entry.first_event_us,
+                                     entry.first_event_us)
+            rep.last_event_us = max(rep.last_event_us, entry.last_event_us)
+    return None
 
 
 def _write_outcome(writer, replay_id: str, reports: list[ReplayReport], ledger: LedgerDelta) -> None:

@@ -21,7 +21,7 @@ import time
 
 import orjson
 
-from feedhouse.batches import DEAD_LETTER, Batch, make_batch, rows_table
+from feedhouse.batches import DEAD_LETTER, Batch, combine, make_batch, rows_table
 from feedhouse.buffer import LocalBuffer
 from feedhouse.ledger import LedgerDelta
 from feedhouse.settings import Settings
@@ -109,6 +109,43 @@ class Writer:
         if batch.counted:
             ledger.add_minutes(batch.feed, batch.minutes, "buffered")
         return "buffered"
+
+    def write_many(self, items: list[tuple[Batch, LedgerDelta]]) -> list[str]:
+        """`write` for batches queued together (group commit): one insert per table.
+
+        The combined insert carries a token named after its batches' (`combine`). If it
+        has to be buffered, its batches are stored as one group and replay inserts them
+        together again under that token: an insert that landed although the call failed
+        (a server timing out after the write) is still dropped on replay. A permanent
+        error falls back to the batches one by one, so only the refused rows are
+        dead-lettered. Returns each batch's outcome, in order.
+        """
+        outcomes = ["inserted"] * len(items)
+        by_table: dict[str, list[int]] = {}
+        for i, (batch, _) in enumerate(items):
+            if batch.rows:
+                by_table.setdefault(batch.table, []).append(i)
+        for indexes in by_table.values():
+            if len(indexes) == 1:
+                outcomes[indexes[0]] = self.write(*items[indexes[0]])
+                continue
+            combined = combine([items[i][0] for i in indexes])
+            try:
+                error = self._insert_retrying(combined)
+            except Exception:
+                for i in indexes:
+                    outcomes[i] = self.write(*items[i])
+                continue
+            outcome = "inserted" if error is None else "buffered"
+            for i in indexes:
+                batch, ledger = items[i]
+                if error is not None:
+                    batch.group = combined.token
+                    self.buffer.put(batch)
+                if batch.counted:
+                    ledger.add_minutes(batch.feed, batch.minutes, outcome)
+                outcomes[i] = outcome
+        return outcomes
 
     def reject(self, batch: Batch, exc: BaseException, ledger: LedgerDelta, depth: int = 0) -> None:
         """Permanent error: bisect, then dead-letter what ClickHouse still refuses."""
