@@ -23,6 +23,7 @@ from bytewax.testing import run_main
 
 from dataflows.flow import build_flow
 from dataflows.sink import STATS
+from feedhouse import metrics
 from feedhouse.settings import FeedSettings, Settings
 
 log = logging.getLogger("feedhouse.run")
@@ -55,6 +56,8 @@ def write_status(settings: Settings, state: str) -> dict:
         "buffered_rows": STATS.buffered_rows,
         "replays": STATS.replays,
         "feeds": {k: dict(v) for k, v in STATS.totals.items()},
+        # how long each exchange source stopped reading (its queue full: backpressure)
+        "source_paused_s": {k: v / 1e6 for k, v in metrics.counter("source_paused_us").items()},
     }
     path = status_path(settings)
     tmp = path.with_name(path.name + ".tmp")

@@ -148,7 +148,7 @@ class _SinkGroup:
         if cls.committer is None:
             cls.committer = Committer(
                 Writer(settings),
-                max_queued_rows=4 * settings.sink.batch_rows,
+                max_queued_rows=settings.sink.batch_rows,
                 housekeeping=_housekeeping,
             )
             cls.partitions = []

@@ -52,11 +52,15 @@ class Committer:
         writer: Writer,
         *,
         max_queued_rows: int,
+        max_queued_jobs: int = 64,
         housekeeping: Callable[[Writer], None] | None = None,
         idle_s: float = 0.1,
     ) -> None:
         self.writer = writer
-        self.max_queued_rows = max_queued_rows  # submit() blocks beyond: backpressure
+        # submit() blocks beyond either bound (backpressure): rows bound memory, jobs bound
+        # how far the dataflow runs ahead when messages carry few rows (book updates)
+        self.max_queued_rows = max_queued_rows
+        self.max_queued_jobs = max_queued_jobs
         self.housekeeping = housekeeping
         self.idle_s = idle_s
         self._cond = threading.Condition()
@@ -79,7 +83,8 @@ class Committer:
     def submit(self, job: Job) -> None:
         rows = job.rows
         with self._cond:
-            while self._queued_rows and self._queued_rows + rows > self.max_queued_rows:
+            while self._jobs and (self._queued_rows + rows > self.max_queued_rows
+                                  or len(self._jobs) >= self.max_queued_jobs):
                 self._raise_if_failed()
                 self._cond.wait(1.0)
             self._raise_if_failed()

@@ -40,6 +40,8 @@ COUNTERS = {
     "buffered": ("feedhouse_buffered_rows", "rows written to the local buffer (outage)"),
     "replayed": ("feedhouse_replayed_rows", "rows replayed from the local buffer"),
     "reconnects": ("feedhouse_reconnects", "source reconnections"),
+    "source_paused_us": ("feedhouse_source_paused_microseconds",
+                         "time the source stopped reading: the dataflow was behind (backpressure)"),
 }
 # hops of one event, as in the latency budget: each observed in seconds
 HOPS = ("exchange_to_receive", "receive_to_parsed", "parsed_to_insert_acked", "end_to_end")
@@ -119,6 +121,11 @@ class PipelineMetrics(Collector):
             if newest > self._newest_s.get(feed, 0.0):
                 self._newest_s[feed] = newest
 
+    def counter(self, name: str) -> dict[str, int]:
+        """One counter's value per feed."""
+        with self._lock:
+            return {feed: v for (feed, counter), v in self._counters.items() if counter == name}
+
     # --- state gauges ------------------------------------------------------------------
 
     def set_connected(self, feed: str, connected: bool) -> None:
@@ -189,6 +196,7 @@ class PipelineMetrics(Collector):
 METRICS = PipelineMetrics()
 # The process-wide instance's methods, so callers write `metrics.count(...)`.
 count = METRICS.count
+counter = METRICS.counter
 observe_many = METRICS.observe_many
 observe_us = METRICS.observe_us
 event_time = METRICS.event_time

@@ -9,7 +9,9 @@ lock first (flock does not order threads of one process reliably).
 Server (`http(s)://user:password@host:8123/db`): one pooled client per DSN, kept open.
 
 A fault injector (drills and tests) can make the warehouse unreachable or slow: it reads
-a small JSON file named by the `fault_file` setting, e.g. {"outage": true, "latency_ms": 50}.
+a small JSON file named by the `fault_file` setting, e.g. {"outage": true, "latency_ms": 50}
+(every use of the warehouse), or {"row_latency_us": 1000} (each insert, per row: a store
+that takes rows slower than offered, however they are batched).
 """
 
 from __future__ import annotations
@@ -111,6 +113,13 @@ def _apply_faults(fault_file: Path | None) -> None:
     latency = float(faults.get("latency_ms", 0) or 0)
     if latency > 0:
         time.sleep(latency / 1000.0)
+
+
+def apply_row_faults(fault_file: Path | None, rows: int) -> None:
+    """The fault injector's per-row insert delay (`row_latency_us`), if any."""
+    per_row_us = float(read_faults(fault_file).get("row_latency_us", 0) or 0)
+    if per_row_us > 0:
+        time.sleep(per_row_us * rows / 1e6)
 
 
 # --- embedded store lock ----------------------------------------------------------------

@@ -25,7 +25,13 @@ from feedhouse.batches import DEAD_LETTER, Batch, combine, make_batch, rows_tabl
 from feedhouse.buffer import LocalBuffer
 from feedhouse.ledger import LedgerDelta
 from feedhouse.settings import Settings
-from feedhouse.warehouse import ErrorClass, HeldWarehouse, classify_error, first_line
+from feedhouse.warehouse import (
+    ErrorClass,
+    HeldWarehouse,
+    apply_row_faults,
+    classify_error,
+    first_line,
+)
 
 log = logging.getLogger("feedhouse.writer")
 BISECT_DEPTH = 4
@@ -50,6 +56,7 @@ class Writer:
     # --- one insert -----------------------------------------------------------------------
     def insert_once(self, batch: Batch) -> None:
         client = self.held.client()
+        apply_row_faults(self.settings.fault_file, batch.rows)
         client.insert_arrow(
             batch.table, batch.data, settings={"insert_deduplication_token": batch.token}
         )

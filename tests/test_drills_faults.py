@@ -34,7 +34,8 @@ def test_slow_sink_drill_pushes_back_to_the_source_with_bounded_memory(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert verdict["drill"] == "slow-sink" and verdict["ok"] is True
     assert verdict["backpressure"] is True
-    assert verdict["send_rate_slow"] < 0.75 * verdict["send_rate_normal"]
+    # while inserts are slow the sources stop reading (their queues are full)
+    assert verdict["source_paused_slow"] >= 0.5 > verdict["source_paused_normal"]
     assert 0 < verdict["peak_rss_mb"] <= verdict["max_rss_mb"]
     assert verdict["lost"] == 0 and verdict["duplicates_stored"] == 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from dataflows.frames import Gap, MessageBatch
 from dataflows.sources.websocket import FeedClient
 from dataflows.venues import get_venue
+from feedhouse import metrics
 from feedhouse.settings import FeedSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,9 @@ class FrameQueue:
     polls for space with a short timeout when full, which only happens under backpressure.
     """
 
-    def __init__(self, capacity: int = QUEUE_FRAMES) -> None:
+    def __init__(self, capacity: int = QUEUE_FRAMES, feed: str = "") -> None:
         self.capacity = capacity
+        self.feed = feed
         self.frames: deque[tuple[int, str | bytes]] = deque()
         self.gaps: deque[Gap] = deque()
         self.closed = False
@@ -53,8 +56,12 @@ class FrameQueue:
         return len(self.frames) < self.capacity
 
     async def wait_space(self) -> None:
+        last = time.monotonic()
         while len(self.frames) >= self.capacity and not self.closed:
             await asyncio.sleep(0.002)
+            now = time.monotonic()  # counted as it goes: a drill samples long pauses
+            metrics.count(self.feed, "source_paused_us", int((now - last) * 1e6))
+            last = now
 
     def gap(self, gap: Gap) -> None:
         self.gaps.append(gap)
@@ -80,7 +87,7 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
     ) -> None:
         self.feed = feed
         self.venue = get_venue(feed.venue or "")
-        self.queue = FrameQueue(queue_frames)
+        self.queue = FrameQueue(queue_frames, feed.name)
         self.batch_frames = batch_frames
         self.pos = start_pos  # position of the next frame handed to Bytewax
         self.client = FeedClient(feed, self.venue, self.queue, start_pos, stop_at_end)
