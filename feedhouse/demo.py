@@ -320,8 +320,10 @@ class Demo:
             problems.append("duplicates stored")
         if not audit.ok:
             problems.append(f"row-count audit: {len(audit.bad)} feed-minutes disagree")
-        if not all(r.ok for r in recs):
-            problems.append("a replay did not reconcile")
+        for r in recs:
+            if not r.ok:  # say why: the explanation names the counts and minutes
+                problems.append(f"replay {r.replay_id} of {r.feed} did not reconcile: "
+                                f"{r.explanation}")
         if not recs and self.plan.outage_seconds > 0:
             problems.append("no buffer replay was logged for the outage")
         if ledger_bad:
