@@ -98,7 +98,7 @@ class PacketReader:
                 size |= (byte & 0x7F) << shift
                 shift += 7
                 complete = not byte & 0x80
-                if shift > 28 and not complete:
+                if shift >= 28 and not complete:  # at most 4 bytes
                     raise WireError("malformed remaining length from the broker")
             if not complete or i + size > end:
                 break  # the rest of this packet has not arrived yet
