@@ -8,7 +8,9 @@ The drill runs as a subprocess; a sampler reads /proc every 0.2 s for it and its
 descendants and keeps each process's last utime+stime, grouped by role: `load` (the drill
 process itself: the load generator's publisher threads run in it), `mosquitto`, `ingest`
 (`feedhouse run`) and `other` (short `feedhouse sql` counts). py-spy (`--spy-seconds`,
-0 = off) records the ingest from outside, starting 3 s after it appears, at 100 Hz.
+0 = off) records the ingest from outside, `--spy-delay` s after it appears, at 100 Hz;
+the ingest's threads' CPU seconds come from /proc/<pid>/task (Python threads named by
+py-spy's tid -> name, native chDB/DuckDB threads by their OS names).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from bench.profile import IDLE, py_spy, summarize
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(ppid, cpu seconds) of a live process."""
+def _stat(pid: int, task: int | None = None) -> tuple[int, float] | None:
+    """(ppid, cpu seconds) of a live process, or of one of its threads (`task`)."""
+    path = Path(f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = path.read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
@@ -59,6 +62,7 @@ class CpuSampler(threading.Thread):
         self.root = root
         self.cpu: dict[int, tuple[str, float]] = {}
         self.ingest_pids: list[int] = []
+        self.threads: dict[tuple[int, int], tuple[str, float]] = {}  # (pid, tid) -> name, cpu
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -73,12 +77,46 @@ class CpuSampler(threading.Thread):
                 if role == "ingest" and pid not in self.ingest_pids:
                     self.ingest_pids.append(pid)
                 self.cpu[pid] = (role, stats[pid][1])
+            for pid in self.ingest_pids:
+                self._sample_threads(pid)
+
+    def _sample_threads(self, pid: int) -> None:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if (s := _stat(pid, tid)) is not None:
+                self.threads[(pid, tid)] = (comm, s[1])
+
+    def ingest_threads(self, names: dict[int, str]) -> dict[str, float]:
+        """CPU seconds of the ingest's threads: Python threads by their py-spy name
+        (`names`: tid -> name), native ones (chDB, DuckDB) by their OS name."""
+        totals: Counter[str] = Counter()
+        for (_, tid), (comm, seconds) in self.threads.items():
+            totals[names.get(tid, f"native:{comm}")] += seconds
+        return {k: round(v, 2) for k, v in totals.most_common() if v >= 0.05}
 
     def by_role(self) -> dict[str, float]:
         totals: Counter[str] = Counter()
         for role, seconds in self.cpu.values():
             totals[role] += seconds
         return {role: round(s, 2) for role, s in sorted(totals.items())}
+
+
+def thread_names(raw: Path) -> dict[int, str]:
+    """tid -> Python thread name, from py-spy's `thread (tid): name` frames."""
+    names = {}
+    for line in raw.read_text().splitlines():
+        for frame in line.split(";"):
+            if frame.startswith("thread ("):
+                tid, _, name = frame[len("thread ("):].partition("): ")
+                names[int(tid, 0)] = name.rsplit(" ", 1)[0] if name.endswith(")") else name
+    return names
 
 
 def by_thread(raw: Path) -> dict[str, int]:
@@ -100,6 +138,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--readings-per-message", type=int, default=1)
     ap.add_argument("--spy-seconds", type=int, default=10)
+    ap.add_argument("--spy-delay", type=float, default=8.0,
+                    help="seconds after the ingest starts (past its start-up)")
+    ap.add_argument("--gil", action="store_true", help="py-spy --gil: only GIL holders")
+    ap.add_argument("--idle", action="store_true",
+                    help="py-spy --idle: waiting threads too (raw stacks; the summary "
+                    "still leaves known waits out)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", type=Path, default=None, help="py-spy raw stacks (kept)")
     ap.add_argument("drill_args", nargs="*", help="more `drill mqtt` options, after --")
@@ -119,11 +163,13 @@ def main() -> int:
     while spy and spy_proc is None and drill.poll() is None:
         time.sleep(0.2)
         if sampler.ingest_pids:
-            time.sleep(3)
+            time.sleep(args.spy_delay)
             spy_proc = subprocess.Popen(
                 [spy, "record", "--pid", str(sampler.ingest_pids[0]), "--duration",
                  str(args.spy_seconds), "--rate", "100", "--format", "raw", "--threads",
-                 "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 *(["--gil"] if args.gil else []), *(["--idle"] if args.idle else []),
+                 "-o", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out, _ = drill.communicate()
     sampler.done.set()
     sampler.join()
@@ -136,7 +182,9 @@ def main() -> int:
         spy_proc.wait(60)
         samples, rows = summarize(raw, args.top)
         print(f"ingest under py-spy ({samples} busy samples at 100 Hz, {raw}):")
-        print("  by thread:", json.dumps(by_thread(raw)))
+        print("  busy samples by thread:", json.dumps(by_thread(raw)))
+        print("  ingest CPU seconds by thread:",
+              json.dumps(sampler.ingest_threads(thread_names(raw))))
         print(f"{'self %':>7} {'total %':>8}  function")
         for frame, self_pct, total_pct in rows:
             print(f"{self_pct:7.1f} {total_pct:8.1f}  {frame}")
