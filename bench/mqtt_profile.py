@@ -175,7 +175,7 @@ def main() -> int:
     sampler.join()
     verdict = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
     keys = ("sent", "sent_readings", "unique_sent", "stored", "lost", "duplicates_stored",
-            "readings_per_s", "ok")
+            "readings_per_s", "drained", "ok")
     print(json.dumps({k: verdict.get(k) for k in keys}))
     print("CPU seconds by process over the whole drill:", json.dumps(sampler.by_role()))
     if spy_proc is not None:
