@@ -29,7 +29,8 @@ BENCHMARKS = {
     "e2e": ("e2e_trades_per_s", "e2e_cpu_us_per_trade"),
     "naive": ("e2e_ratio_vs_naive",),
     "latency": ("tick_to_row_ms",),
-    "mqtt": ("mqtt_readings_per_s", "mqtt_lost"),
+    "mqtt": ("mqtt_readings_per_s", "mqtt_lost", "mqtt_batched_readings_per_s",
+             "mqtt_batched_lost"),
 }
 RESULTS = ROOT / "bench" / "results"
 

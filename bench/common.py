@@ -61,6 +61,7 @@ class Config:
     mqtt_s: float = 60.0
     mqtt_rate: int = 50_000  # readings/s offered by the load generator
     mqtt_repeats: int = 2  # sustained runs (each mqtt_s plus its drain)
+    mqtt_batch: int = 10  # readings per message of the batched-telemetry figure
     dedup_keys: int = 1_000_000
     replay_rows: int = 1_000_000
     workdir: Path = field(default_factory=lambda: ROOT / ".feedhouse" / "bench")

@@ -1,8 +1,9 @@
 """paho-mqtt 2 clients built from `MqttSettings`: protocol, session, TLS, credentials.
 
-Shared by the MQTT source (subscribers: persistent session, manual acks) and the load
-generator (publishers). Persistent sessions are `clean_session=False` on MQTT 3.1.1 and
-`clean_start=False` plus a `SessionExpiryInterval` on MQTT 5.
+Used by the MQTT source (subscribers: persistent session, manual acks, the tuned
+`dataflows.paho_subscriber.SubscriberClient`) and by plain paho clients (TLS tests).
+Persistent sessions are `clean_session=False` on MQTT 3.1.1 and `clean_start=False` plus
+a `SessionExpiryInterval` on MQTT 5.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ def make_client(
     *,
     persistent: bool,
     manual_ack: bool = False,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
     """A configured, unconnected client (`connect_args` gives what `connect` needs)."""
     v5 = settings.protocol == "5"
-    client = mqtt.Client(
+    client = client_class(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=protocol_of(settings),

@@ -43,6 +43,8 @@ MAX_UNIT = 32
 MAX_SEQ = 2**64 - 1
 MAX_TS_US = 10_413_792_000_000_000  # 2300-01-01: past DateTime64(6)'s range
 _LINE_SPLIT = re.compile(r"[,\s]+")
+TOPIC_CACHE = 100_000  # topics whose fields are kept (one per device and sensor)
+US_FROM = 10**14  # `auto` reads integers from here up as µs
 
 
 class BadReading(ValueError):
@@ -69,11 +71,20 @@ def compile_template(template: str) -> Callable[[str], dict[str, str]]:
     literal = [(i, lvl) for i, lvl in enumerate(levels) if not lvl.startswith("{")]
     n = len(levels)
 
+    cache: dict[str, dict[str, str]] = {}  # devices publish on the same topics again
+
     def match(topic: str) -> dict[str, str]:
+        """The topic's fields (a shared dict: read it, never change it)."""
+        fields = cache.get(topic)
+        if fields is not None:
+            return fields
         parts = topic.split("/")
         if len(parts) != n or any(parts[i] != lvl for i, lvl in literal):
             raise BadReading(f"topic does not match template {template!r}")
-        return {name: parts[i] for i, name in named if name != "_"}
+        fields = {name: parts[i] for i, name in named if name != "_"}
+        if len(cache) < TOPIC_CACHE:
+            cache[topic] = fields
+        return fields
 
     return match
 
@@ -85,6 +96,8 @@ MAX_TS_US = 10**16  # year 2286, as for exchange times
 
 
 def _ts_us(value: Any, unit: str) -> int:
+    if type(value) is int and unit in ("auto", "us") and US_FROM <= value < MAX_TS_US:
+        return value  # the common case, as below: µs by magnitude, in range
     if isinstance(value, bool) or value is None:
         raise BadReading("device_ts is not a timestamp")
     if isinstance(value, str):
@@ -102,7 +115,7 @@ def _ts_us(value: Any, unit: str) -> int:
         raise BadReading("device_ts is not a timestamp")
     if unit == "auto":  # by magnitude: seconds, ms, µs or ns since the epoch
         mag = abs(value)
-        unit = "s" if mag < 1e11 else "ms" if mag < 1e14 else "us" if mag < 1e17 else "ns"
+        unit = "s" if mag < 1e11 else "ms" if mag < US_FROM else "us" if mag < 1e17 else "ns"
     scale = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}.get(unit)
     if scale is None:
         raise BadReading("device_ts is a number but ts_unit is iso")
@@ -121,6 +134,8 @@ def _is_number(text: str) -> bool:
 
 
 def _seq(value: Any) -> int:
+    if type(value) is int and 0 <= value <= MAX_SEQ:
+        return value
     if isinstance(value, bool):
         raise BadReading("seq is not an integer")
     if isinstance(value, str) and value.isdigit():
@@ -135,6 +150,8 @@ def _seq(value: Any) -> int:
 
 
 def _value(value: Any, textual: bool) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     if textual and isinstance(value, str):
         try:
             value = float(value)
@@ -149,6 +166,8 @@ def _value(value: Any, textual: bool) -> float:
 
 
 def _name(value: Any, field: str) -> str:
+    if type(value) is str and 0 < len(value) <= MAX_NAME:
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value:

@@ -182,6 +182,19 @@ class BrokerStats:
             values["held"] = values["stored"] - values["retained"]
         return values
 
+    def wait_drained(self, stall_s: float, settle_s: float = 3.0) -> bool:
+        """Wait until the broker holds no message, as long as `held` keeps falling: a
+        backlog (publishers faster than the pipeline) drains at the pipeline's pace, so
+        only `stall_s` seconds without a new low give up."""
+        lowest: int | None = None
+        while True:
+            if self.wait("held", lambda n: n == 0, stall_s, settle_s):
+                return True
+            held = self.read().get("held")
+            if held is None or (lowest is not None and held >= lowest):
+                return False
+            lowest = held
+
     def wait(self, name: str, ok, timeout: float, settle_s: float = 2.5) -> bool:
         """Wait until `ok(value of name)` has held for `settle_s` seconds."""
         deadline = time.monotonic() + timeout

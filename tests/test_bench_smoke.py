@@ -18,7 +18,8 @@ from bench.__main__ import BENCHMARKS, main  # noqa: E402
 KEYS = (
     "normalize_trades_per_s", "normalize_ratio_vs_cryptofeed", "e2e_trades_per_s",
     "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_ms", "mqtt_readings_per_s",
-    "mqtt_lost", "dedup_bytes_per_key", "replay_rows_per_s",
+    "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
+    "replay_rows_per_s",
 )
 
 
@@ -65,6 +66,10 @@ def test_per_venue_normalize_and_cryptofeed_ratios(results) -> None:
 def test_exact_figures(results) -> None:
     figures = results["figures"]
     assert figures["mqtt_lost"]["median"] == 0  # nothing accepted is lost
+    assert figures["mqtt_batched_lost"]["median"] == 0
+    batched = figures["mqtt_batched_readings_per_s"]["settings"]
+    assert batched["readings_per_message"] == 10
+    assert all(r["sent_readings"] == 10 * r["sent"] and r["ok"] for r in batched["runs"])
     assert 8 <= figures["dedup_bytes_per_key"]["median"] <= 64  # key + time, numpy arrays
     e2e = figures["e2e_trades_per_s"]["settings"]
     assert e2e["stored_equals_unique_sent"] and e2e["unique_trades"] > 0

@@ -39,6 +39,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows.frames import Gap, MessageBatch
 from dataflows.mqtt_client import connect_args, make_client, subscriptions
+from dataflows.paho_subscriber import SubscriberClient
 from feedhouse import metrics
 from feedhouse.settings import FeedSettings, MqttSettings
 
@@ -105,10 +106,12 @@ class Subscriber:
         self.gaps: list[Gap] = []
         self._down_since: int | None = now_us()
         self._down_reason = "connecting"
-        client = make_client(mqtt_settings, client_id, persistent=True, manual_ack=True)
+        client = make_client(mqtt_settings, client_id, persistent=True, manual_ack=True,
+                             client_class=SubscriberClient)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_delivery = self._on_delivery
         self.client = client
         CONNECTIONS.set(feed, client_id, False)  # connecting
 
@@ -145,15 +148,16 @@ class Subscriber:
             log.warning("%s: disconnected: %s", self.client_id, reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        """What `SubscriberClient` leaves to paho (QoS 2, v5 properties)."""
+        self._on_delivery(message.mid, message.qos, message.topic, message.payload)
+
+    def _on_delivery(self, mid: int, qos: int, topic: str, payload: bytes) -> None:
         inbox = self.inbox
         if len(inbox) >= self.settings.queue_size:
             self.room.clear()
             while len(inbox) >= self.settings.queue_size and not self.closing:
                 self.room.wait(0.1)
-        inbox.append(
-            Inbound(self.generation, message.mid, message.qos, message.topic, message.payload,
-                    now_us())
-        )
+        inbox.append(Inbound(self.generation, mid, qos, topic, payload, now_us()))
 
     # --- worker thread --------------------------------------------------------------
     def start(self) -> None:
@@ -184,9 +188,11 @@ class Subscriber:
             mine = [(m, pos) for m, pos in pending if m.gen == gen and m.qos]
             if hook is not None:
                 hook(self.client_id, [pos for _, pos in mine])
+            self.client.ack_many([m.mid for m, _ in mine if m.qos == 1])
             ack = self.client.ack
             for m, _ in mine:
-                ack(m.mid, m.qos)
+                if m.qos == 2:
+                    ack(m.mid, m.qos)
         return len(mine)
 
     def stop(self) -> None:
