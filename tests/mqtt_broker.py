@@ -4,10 +4,12 @@ the ingest pipeline running in a thread of the test process."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -63,3 +65,27 @@ def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
         info.wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
+
+
+def load_cli_received(broker: Broker, *load_args: str) -> tuple[dict, list[tuple[str, object]]]:
+    """Run `feedhouse mqtt-load --port <broker> *load_args` while a subscriber on plant/#
+    collects what arrives: (the generator's last-line JSON, [(topic, payload)])."""
+    from conftest import run_cli
+
+    got: list[tuple[str, object]] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, m: got.append((m.topic, orjson.loads(m.payload)))
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe("plant/#", 1)
+    client.loop_start()
+    try:
+        proc = run_cli("mqtt-load", "--port", str(broker.port), *load_args)
+        assert proc.returncode == 0, proc.stderr
+        sent = orjson.loads(proc.stdout.strip().splitlines()[-1])
+        deadline = time.monotonic() + 10
+        while len(got) < sent["count"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return sent, got

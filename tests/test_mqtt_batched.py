@@ -4,12 +4,9 @@ CLI and `feedhouse drill mqtt --readings-per-message`."""
 
 from __future__ import annotations
 
-import time
-
 import orjson
-import paho.mqtt.client as mqtt
 from conftest import run_cli
-from mqtt_broker import broker_fixture, mqtt_settings, pipeline  # noqa: F401
+from mqtt_broker import broker_fixture, load_cli_received, mqtt_settings, pipeline  # noqa: F401
 
 from feedhouse.drills.mqtt import MALFORMED, dead_letters_expected, write_config
 from feedhouse.mqtt_broker import BrokerStats
@@ -43,23 +40,8 @@ def test_batched_messages_with_duplicates_store_exactly_the_unique_readings(brok
 
 
 def test_mqtt_load_cli_sends_arrays_of_consecutive_samples(broker):
-    got: list[tuple[str, list]] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, m: got.append((m.topic, orjson.loads(m.payload)))
-    client.connect("127.0.0.1", broker.port)
-    client.subscribe("plant/#", 1)
-    client.loop_start()
-    try:
-        proc = run_cli("mqtt-load", "--port", str(broker.port), "--rate", "200", "--devices",
-                       "2", "--sensors", "3", "--seconds", "1", "--readings-per-message", "4")
-        assert proc.returncode == 0, proc.stderr
-        sent = orjson.loads(proc.stdout.strip().splitlines()[-1])
-        deadline = time.monotonic() + 10
-        while len(got) < sent["count"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    sent, got = load_cli_received(broker, "--rate", "200", "--devices", "2", "--sensors", "3",
+                                  "--seconds", "1", "--readings-per-message", "4")
     assert sent["count"] == len(got) > 0
     assert sent["readings"] == sent["unique_readings"] == 4 * sent["count"]
     seqs: dict[str, list[int]] = {}

@@ -5,14 +5,12 @@ ingest SIGKILL, and no message acknowledged before its batch is committed."""
 from __future__ import annotations
 
 import threading
-import time
 
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
 from bytewax.outputs import StatefulSinkPartition
 from conftest import run_cli
-from mqtt_broker import broker_fixture, mqtt_settings, pipeline, publish  # noqa: F401
+from mqtt_broker import broker_fixture, load_cli_received, mqtt_settings, pipeline, publish  # noqa: F401
 
 import dataflows.flow
 from dataflows.sink import ClickHouseSink
@@ -179,23 +177,8 @@ def test_mqtt5_persistent_session_end_to_end(broker, home, protocol):
 
 
 def test_mqtt_load_cli_publishes_realistic_sequenced_readings(broker):
-    got: list[tuple[str, dict]] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, m: got.append((m.topic, orjson.loads(m.payload)))
-    client.connect("127.0.0.1", broker.port)
-    client.subscribe("plant/#", 1)
-    client.loop_start()
-    try:
-        proc = run_cli("mqtt-load", "--port", str(broker.port), "--rate", "800", "--devices",
-                       "4", "--sensors", "5", "--seconds", "1.5", "--duplicates", "0.1")
-        assert proc.returncode == 0, proc.stderr
-        sent = orjson.loads(proc.stdout.strip().splitlines()[-1])
-        deadline = time.monotonic() + 10
-        while len(got) < sent["count"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    sent, got = load_cli_received(broker, "--rate", "800", "--devices", "4", "--sensors", "5",
+                                  "--seconds", "1.5", "--duplicates", "0.1")
     assert sent["count"] == len(got) == sent["unique"] + sent["duplicates"]
     assert sent["duplicates"] > 0
     series: dict[str, set[int]] = {}
