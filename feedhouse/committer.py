@@ -70,7 +70,6 @@ class Committer:
         self._busy = False
         self._stopping = False
         self._error: BaseException | None = None
-        self.rounds = 0
         self._thread = threading.Thread(target=self._loop, name="feedhouse-committer", daemon=True)
         self._thread.start()
 
@@ -170,7 +169,6 @@ class Committer:
                 self._cond.notify_all()
 
     def _write(self, jobs: list[Job]) -> None:
-        self.rounds += 1
         items = [(batch, job.ledger) for job in jobs for batch in job.batches]
         outcomes = iter(self.writer.write_many(items))
         for job in jobs:

@@ -108,14 +108,19 @@ class Writer:
         except Exception as exc:
             self.reject(batch, exc, ledger)
             return "rejected"
-        if error is None:
-            if batch.counted:
-                ledger.add_minutes(batch.feed, batch.minutes, "inserted")
-            return "inserted"
-        self.buffer.put(batch)
+        return self._settle(batch, ledger, error)
+
+    def _settle(self, batch: Batch, ledger: LedgerDelta, error: BaseException | None,
+                group: str = "") -> str:
+        """After the insert attempts: inserted (no error) or into the buffer (as part of
+        `group`, if any), counted in the ledger either way; returns which."""
+        outcome = "inserted" if error is None else "buffered"
+        if error is not None:
+            batch.group = group
+            self.buffer.put(batch)
         if batch.counted:
-            ledger.add_minutes(batch.feed, batch.minutes, "buffered")
-        return "buffered"
+            ledger.add_minutes(batch.feed, batch.minutes, outcome)
+        return outcome
 
     def write_many(self, items: list[tuple[Batch, LedgerDelta]]) -> list[str]:
         """`write` for batches queued together (group commit): one insert per table.
@@ -143,15 +148,8 @@ class Writer:
                 for i in indexes:
                     outcomes[i] = self.write(*items[i])
                 continue
-            outcome = "inserted" if error is None else "buffered"
             for i in indexes:
-                batch, ledger = items[i]
-                if error is not None:
-                    batch.group = combined.token
-                    self.buffer.put(batch)
-                if batch.counted:
-                    ledger.add_minutes(batch.feed, batch.minutes, outcome)
-                outcomes[i] = outcome
+                outcomes[i] = self._settle(*items[i], error, group=combined.token)
         return outcomes
 
     def reject(self, batch: Batch, exc: BaseException, ledger: LedgerDelta, depth: int = 0) -> None:
@@ -164,13 +162,7 @@ class Writer:
                 except Exception as part_exc:
                     self.reject(part, part_exc, ledger, depth + 1)
                     continue
-                if error is None:
-                    if part.counted:
-                        ledger.add_minutes(part.feed, part.minutes, "inserted")
-                else:
-                    self.buffer.put(part)
-                    if part.counted:
-                        ledger.add_minutes(part.feed, part.minutes, "buffered")
+                self._settle(part, ledger, error)
             return
         reason = f"insert into {batch.table} refused: {first_line(exc)}"
         if batch.table == DEAD_LETTER:
