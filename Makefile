@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps demo test lint ui bench audit clean
+.PHONY: install system-deps demo test test-fast lint ui bench audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,18 @@ system-deps:
 
 install: $(STAMP) system-deps
 
+# ruff, then the layer rule (import-linter contracts in pyproject.toml)
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
+# everything: unit and integration tests (processes, Mosquitto, WebSocket, Chromium)
 test: install lint
 	$(BIN)/pytest
+
+# unit tests only: no subprocess, no broker, no browser (under 2 minutes)
+test-fast: install lint
+	$(BIN)/pytest -m "not integration"
 
 demo: install
 	$(BIN)/feedhouse demo

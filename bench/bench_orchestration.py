@@ -22,13 +22,13 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedhouse.audit import run_audit  # noqa: E402
-from feedhouse.backfill import backfill_day  # noqa: E402
-from feedhouse.batches import TRADES, ledger_table  # noqa: E402
-from feedhouse.cli.core import init_schema  # noqa: E402
-from feedhouse.ledger import LedgerDelta, minute_counts  # noqa: E402
-from feedhouse.settings import load_settings  # noqa: E402
-from feedhouse.warehouse import warehouse  # noqa: E402
+from dataflows.sink.batches import TRADES, ledger_table  # noqa: E402
+from feedhouse.core.config import load_settings  # noqa: E402
+from feedhouse.store.client import warehouse  # noqa: E402
+from feedhouse.store.ledger import LedgerDelta, minute_counts  # noqa: E402
+from feedhouse.store.migrations import init_schema  # noqa: E402
+from feedhouse.verify.audit import run_audit  # noqa: E402
+from feedhouse.verify.backfill import backfill_day  # noqa: E402
 
 DAY_US = 1705276800 * 1_000_000  # 2024-01-15
 

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from feedhouse.cli.core import init_schema  # noqa: E402
-from feedhouse.settings import load_settings  # noqa: E402
-from feedhouse.warehouse import warehouse  # noqa: E402
+from feedhouse.core.config import load_settings  # noqa: E402
+from feedhouse.store.client import warehouse  # noqa: E402
+from feedhouse.store.migrations import init_schema  # noqa: E402
 from quality.window import Window  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_replay.py [--seconds 3] [--inprocess]
 
-The server runs as `feedhouse replay-server --speed max --loop` in its own process (as in
+The server runs as `feedhouse session-server --speed max --loop` in its own process (as in
 the demo and the drills); this process runs the exchange source partition (websockets
 client thread + bounded queue) and drains its micro-batches like Bytewax would. Looping
 means laps >= 1 go through the venue shifter (decode, shift, encode) on the server.
@@ -22,11 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataflows.replay_server import ReplayServer  # noqa: E402
 from dataflows.sources.exchange import FeedPartition  # noqa: E402
-from feedhouse.settings import FeedSettings  # noqa: E402
+from feedhouse.app.session_server.server import SessionServer  # noqa: E402
+from feedhouse.app.sessions import SESSIONS_DIR  # noqa: E402
+from feedhouse.core.settings import FeedSettings  # noqa: E402
 
-CAPTURES = ROOT / "tests" / "fixtures" / "exchanges"
+CAPTURES = SESSIONS_DIR
 FEEDHOUSE = str(Path(sys.executable).parent / "feedhouse")
 CASES = [  # capture, venue, symbols
     ("COINBASE.ws.28.0", "coinbase", ["SKL-USD"]),
@@ -38,10 +39,10 @@ CASES = [  # capture, venue, symbols
 
 def start_server(inprocess: bool):
     if inprocess:
-        server = ReplayServer(CAPTURES, speed="max", loop=True)
+        server = SessionServer(CAPTURES, speed="max", loop=True)
         return server.start(), server.stop
     proc = subprocess.Popen(
-        [FEEDHOUSE, "replay-server", "--captures", str(CAPTURES), "--port", "0",
+        [FEEDHOUSE, "session-server", "--captures", str(CAPTURES), "--port", "0",
          "--speed", "max", "--loop"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from feedhouse.app.sessions import REST_DIR, SESSIONS_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = ROOT / "tests" / "fixtures" / "exchanges"
-REST = CAPTURES / "rest"
+CAPTURES = SESSIONS_DIR
+REST = REST_DIR
 PYTHON = sys.executable
 FEEDHOUSE = str(Path(PYTHON).with_name("feedhouse"))
 
@@ -167,7 +169,7 @@ def cpu_timed(fn: Callable[[], int], seconds: float) -> float:
 def corpus(capture: str, min_trades: int, *, trades_only: bool) -> list[tuple[int, str | bytes]]:
     """A recorded session looped (ids, times and prices shifted per lap, as the replay
     server does) until it holds `min_trades` trades: [(received_ts µs, frame)]."""
-    from dataflows.replay.stream import RecordedStream
+    from feedhouse.app.session_server.stream import RecordedStream
 
     stream = RecordedStream.load(CAPTURES / capture)
     venue = stream.venue

@@ -5,7 +5,7 @@
 
 Runs in its own process (the bench harness starts it with the cryptofeed interpreter, so
 a separate venv works too). The feed is built as cryptofeed builds it: its symbol table
-comes from the recorded REST replies in tests/fixtures/exchanges/rest/ (served to
+comes from the recorded REST replies in feedhouse/app/sessions/rest/ (served to
 cryptofeed's `HTTPSync.read` by URL, as cryptofeed's own `playback` does), then every frame
 goes through the feed's `message_handler` into a TRADES callback. Prints one JSON line:
 trades per CPU second for each repeat.
@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-REST = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "exchanges" / "rest"
+# its own process (maybe its own venv): the path, not an import of feedhouse
+REST = Path(__file__).resolve().parents[1] / "feedhouse" / "app" / "sessions" / "rest"
 # our venue -> (cryptofeed exchange id, recorded REST file)
 FEEDS = {
     "binance": ("BINANCE", "BINANCE.0"),

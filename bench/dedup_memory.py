@@ -16,7 +16,7 @@ import tracemalloc
 
 import numpy as np
 
-from dataflows.dedup import DedupWindow
+from dataflows.dedup.window import DedupWindow
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """End to end: replay server at max speed on loopback -> `feedhouse run` -> rows in chDB.
 
-Per repeat: a fresh home (chDB store, recovery, buffer), `feedhouse replay-server
+Per repeat: a fresh home (chDB store, recovery, buffer), `feedhouse session-server
 --speed max` serving the served corpus (bench/served.py: Binance USD-M, OKX, Coinbase
 trade frames, looped with shifted ids) in its own process, and `feedhouse run --config`
 (default settings: dedup on, recovery on) in another. The run's status file (rewritten
@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from bench.common import FEEDHOUSE, Config, Figure, measured, module_command, shell
+from bench.common import FEEDHOUSE, Config, Figure, measured, module_command
 from bench.served import Server, build, feeds
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -46,8 +46,8 @@ def write_config(home: Path, feed_list: list[dict], **extra) -> Path:
 
 
 def stored_counts(config: Path) -> tuple[int, int]:
-    from feedhouse.settings import load_settings
-    from feedhouse.warehouse import warehouse
+    from feedhouse.core.config import load_settings
+    from feedhouse.store.client import warehouse
 
     with warehouse(load_settings(config)) as client:
         return client.query(
@@ -135,7 +135,7 @@ def run(cfg: Config) -> list[Figure]:
     settings = {
         "venues": {s.venue: {"file": s.file, "frames": s.frames, "trades": s.trades}
                    for s in served},
-        "unique_trades": expected, "server": "feedhouse replay-server --speed max (own process)",
+        "unique_trades": expected, "server": "feedhouse session-server --speed max (own process)",
         "ingest": "feedhouse run --config <home>/feedhouse.yaml (defaults: dedup, recovery on)",
         "window": "first status with rows -> first status with all rows (wall clock)",
         "ingest_cpu_share": [round(r["ingest_cpu_share"], 2) for r in results],
@@ -151,8 +151,3 @@ def run(cfg: Config) -> list[Figure]:
                  [round(r["cpu_us_per_trade"], 2) for r in results], goal="<= 3",
                  settings=settings),
     ]
-
-
-def replay_server_command(cfg: Config) -> str:
-    return shell([FEEDHOUSE, "replay-server", "--captures", str(corpus_folder(cfg)),
-                  "--speed", "max"])

@@ -52,18 +52,18 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=20)
     args = ap.parse_args()
 
-    from dataflows.replay_server import ReplayServer
     from dataflows.runner import run
-    from dataflows.sink import LATENCY, STATS
-    from feedhouse.settings import load_settings
-    from feedhouse.warehouse import warehouse
+    from dataflows.sink.stats import LATENCY, STATS
+    from feedhouse.app.session_server.server import SessionServer
+    from feedhouse.core.config import load_settings
+    from feedhouse.store.client import warehouse
 
     work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-"))
     caps = work / "captures"
     caps.mkdir()
     name = write_capture(caps, 20_000, args.symbols)
     speed = None if args.mode == "max" else args.rate / RECORDED_RATE
-    server = ReplayServer(caps, speed=speed, loop=True)
+    server = SessionServer(caps, speed=speed, loop=True)
     server.start()
     symbols = [f"S{i:02d}-USDT" for i in range(args.symbols)]
     settings = load_settings(

@@ -1,6 +1,6 @@
 """Tick-to-row latency at a paced rate: receive -> insert acknowledged, and per hop.
 
-The served corpus (bench/served.py) goes out of `feedhouse replay-server --speed X` in its
+The served corpus (bench/served.py) goes out of `feedhouse session-server --speed X` in its
 own process, X chosen so the three feeds together offer `latency_rate` trades/s. The
 ingest dataflow runs in this process (`dataflows.runner.run`, default settings) with
 three timestamps taken around its stages, by wrapping them (no change to their code):
@@ -39,9 +39,9 @@ class Probe:
         self._undo: list = []
 
     def install(self) -> None:
-        import dataflows.dedup_step as dedup_step
+        import dataflows.dedup.stage as dedup_step
         import dataflows.flow as flow
-        from dataflows.sink import FeedSinkPartition
+        from dataflows.sink.stage import FeedSinkPartition
 
         parse_batch, dedup_parsed = flow.parse_batch, dedup_step.dedup_parsed
         observe = FeedSinkPartition._observe
@@ -93,7 +93,7 @@ class Probe:
 
 def one_run(cfg: Config, served, home, speed: float) -> tuple[dict, int, float]:
     from dataflows.runner import run as run_flow
-    from feedhouse.settings import load_settings
+    from feedhouse.core.config import load_settings
 
     shutil.rmtree(home, ignore_errors=True)
     probe = Probe()

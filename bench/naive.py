@@ -33,7 +33,7 @@ def _ms(value) -> int:
 
 def extract(venue: str, msg: dict) -> list[dict]:
     """Trade fields of one decoded frame, the obvious way per venue."""
-    from feedhouse.records import us_from_iso
+    from feedhouse.core.records import us_from_iso
 
     if venue.startswith("binance"):
         data = msg.get("data", msg)
@@ -79,7 +79,7 @@ def consume(feed: dict, inserter: Inserter, first_frame: list[float]) -> None:
     from websockets.sync.client import connect
 
     from dataflows.venues import get_venue
-    from feedhouse.records import TradeModel
+    from feedhouse.core.records import TradeModel
 
     venue = get_venue(feed["venue"])
     url = venue.url_for(feed["url"], feed["symbols"], feed["channels"]) if venue.url_for \
@@ -115,9 +115,9 @@ def consume(feed: dict, inserter: Inserter, first_frame: list[float]) -> None:
 
 
 def one_run(cfg: Config, served, home) -> dict:
-    from feedhouse.cli.core import init_schema
-    from feedhouse.settings import load_settings
-    from feedhouse.warehouse import warehouse
+    from feedhouse.core.config import load_settings
+    from feedhouse.store.client import warehouse
+    from feedhouse.store.migrations import init_schema
 
     shutil.rmtree(home, ignore_errors=True)
     settings = load_settings(home=str(home), recovery=False)

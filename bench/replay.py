@@ -2,7 +2,7 @@
 
 Per repeat: a fresh store (schema applied), the buffer filled with N trade rows in the
 sink's batch size (trades of the looped real captures, ids shifted per lap), then
-`feedhouse.replay.replay_buffer(settings)` timed on the wall clock: rows replayed per
+`dataflows.sink.drain.drain_buffer(settings)` timed on the wall clock: rows replayed per
 second, each batch inserted with its dedup token, ledger and replay log written, then
 deleted from the buffer. Filling the buffer is not timed.
 """
@@ -30,8 +30,8 @@ def trade_rows(n: int) -> list:
 
 
 def fill(settings, rows: list, batch_rows: int) -> int:
-    from feedhouse.batches import TRADES, make_batch, rows_table
-    from feedhouse.buffer import LocalBuffer
+    from dataflows.sink.batches import TRADES, make_batch, rows_table
+    from dataflows.sink.buffer import LocalBuffer
 
     with LocalBuffer(settings.buffer_path) as buf:
         for i in range(0, len(rows), batch_rows):
@@ -42,10 +42,10 @@ def fill(settings, rows: list, batch_rows: int) -> int:
 
 
 def run(cfg: Config) -> list[Figure]:
-    from feedhouse.cli.core import init_schema
-    from feedhouse.replay import replay_buffer
-    from feedhouse.settings import load_settings
-    from feedhouse.warehouse import warehouse
+    from dataflows.sink.writer import drain_buffer
+    from feedhouse.core.config import load_settings
+    from feedhouse.store.client import warehouse
+    from feedhouse.store.migrations import init_schema
 
     rows = trade_rows(cfg.replay_rows)
     rates = []
@@ -58,7 +58,7 @@ def run(cfg: Config) -> list[Figure]:
         init_schema(settings)
         pending = fill(settings, rows, batch_rows)
         started = time.perf_counter()
-        reports = replay_buffer(settings)
+        reports = drain_buffer(settings)
         elapsed = time.perf_counter() - started
         replayed = sum(x.rows for x in reports if x.table == "market.trades")
         with warehouse(settings) as client:

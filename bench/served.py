@@ -7,7 +7,7 @@ own shifter (new trade ids, times and prices per lap) until the venues together 
 folder for later runs), so the server sends them as recorded instead of re-encoding
 every frame while the pipeline is being timed.
 
-`Server` runs `feedhouse replay-server --speed S` on those files in its own process
+`Server` runs `feedhouse session-server --speed S` on those files in its own process
 (its own core and GIL, as the exchange would be).
 """
 
@@ -41,8 +41,8 @@ class Served:
 
 
 def _write(capture: str, out: Path, min_trades: int) -> Served:
-    from dataflows.capture import read_capture
-    from dataflows.replay.stream import RecordedStream
+    from dataflows.sources.capture import read_capture
+    from feedhouse.app.session_server.stream import RecordedStream
 
     stream = RecordedStream.load(CAPTURES / capture)
     venue = stream.venue
@@ -102,10 +102,10 @@ def feeds(served: list[Served], port: int) -> list[dict]:
 
 
 class Server:
-    """`feedhouse replay-server` in its own process; stopped by its PID."""
+    """`feedhouse session-server` in its own process; stopped by its PID."""
 
     def __init__(self, folder: Path, speed: str = "max", stats_file: Path | None = None):
-        self.args = [FEEDHOUSE, "replay-server", "--captures", str(folder), "--speed", speed]
+        self.args = [FEEDHOUSE, "session-server", "--captures", str(folder), "--speed", speed]
         self.log = folder.parent / "replay-server.log"
         if stats_file is not None:
             self.args += ["--stats-file", str(stats_file)]

@@ -2,7 +2,7 @@
 
 Exchange feeds come from `ExchangeSource` (one partition per feed), MQTT feeds from one
 `MqttSource` per feed; both emit `MessageBatch` items. Parsing picks the feed's parser:
-the venue adapter for exchange feeds, `dataflows.readings.reading_parser` for MQTT.
+the venue adapter for exchange feeds, `dataflows.parse.readings.reading_parser` for MQTT.
 Every source is wrapped in `StoppableSource` so `feedhouse run` can stop cleanly on a
 signal: the partitions end, the sink flushes and closes, recovery keeps the last epoch.
 """
@@ -16,11 +16,15 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
 
-from dataflows.dedup_step import DedupLogic
+from dataflows.dedup.stage import DedupLogic
 from dataflows.frames import MessageBatch
-from dataflows.parse import ParsedBatch, ParseOne, parse_batch
-from dataflows.sink import ClickHouseSink
-from feedhouse.settings import FeedSettings, Settings
+from dataflows.parse.readings import reading_parser
+from dataflows.parse.stage import ParsedBatch, ParseOne, parse_batch
+from dataflows.sink.stage import ClickHouseSink
+from dataflows.sources.exchange import ExchangeSource
+from dataflows.sources.mqtt import MqttSource
+from feedhouse.core.errors import SettingsError
+from feedhouse.core.settings import FeedSettings, Settings
 
 STOP_POLL = timedelta(milliseconds=100)
 
@@ -66,7 +70,6 @@ def parser_for(feed: FeedSettings) -> ParseOne | None:
     """MQTT feeds: the feed's reading parser; exchange feeds: None (the venue's
     batch parser, chosen by the batch's venue)."""
     if feed.kind == "mqtt":
-        from dataflows.readings import reading_parser
 
         return reading_parser(feed)
     return None
@@ -76,12 +79,10 @@ def _sources(feeds: list[FeedSettings], settings: Settings) -> list[tuple[str, S
     found: list[tuple[str, Source]] = []
     exchange = [f for f in feeds if f.kind == "exchange"]
     if exchange:
-        from dataflows.sources.exchange import ExchangeSource
 
         found.append(("exchange_in", ExchangeSource(exchange, settings)))
     for feed in feeds:
         if feed.kind == "mqtt":
-            from dataflows.sources.mqtt import MqttSource
 
             found.append((f"mqtt_in_{feed.name}", MqttSource(feed, settings)))
     return found
@@ -100,7 +101,6 @@ def build_flow(
     """
     feeds = list(settings.feeds if feeds is None else feeds)
     if not feeds:
-        from feedhouse.errors import SettingsError
 
         raise SettingsError("setting 'feeds': no feed configured, nothing to run")
     stop = stop or threading.Event()

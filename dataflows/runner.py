@@ -21,10 +21,13 @@ from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import run_main
 
+from dataflows import metrics
 from dataflows.flow import build_flow
-from dataflows.sink import STATS
-from feedhouse import metrics
-from feedhouse.settings import FeedSettings, Settings
+from dataflows.metrics import start_metrics_server
+from dataflows.sink.stats import STATS
+from feedhouse.core.settings import FeedSettings, Settings
+from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
+from feedhouse.store.migrations import init_schema
 
 log = logging.getLogger("feedhouse.run")
 EPOCH = timedelta(seconds=1)
@@ -78,12 +81,10 @@ def run(
     handle_signals: bool = True,
 ) -> None:
     """Apply migrations, then run the dataflow (blocks)."""
-    from feedhouse.cli.core import init_schema
 
     try:
         init_schema(settings)
     except Exception as exc:
-        from feedhouse.warehouse import ErrorClass, classify_error, error_code, first_line
 
         if error_code(exc) == ACCESS_DENIED:
             # a least-privilege ingest user may not run DDL: the schema is the admin's job
@@ -118,7 +119,6 @@ def run(
                 stop.set()
 
     if settings.metrics_port is not None:
-        from feedhouse.metrics import start_metrics_server
 
         port = start_metrics_server(settings.metrics_port, host=settings.metrics_host)
         log.info("metrics on http://127.0.0.1:%d/metrics", port)

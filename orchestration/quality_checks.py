@@ -28,11 +28,14 @@ from dagster import (
     multi_asset_check,
 )
 
-from feedhouse.settings import Settings
+from feedhouse.core.settings import Settings
 from orchestration.assets.tables import OWNERS, TABLE_KEYS
 from orchestration.partitions import BACKFILL_START
 from orchestration.resources.settings import SettingsResource
+from quality.report import build_report
+from quality.runner import run_quality
 from quality.suites import suite_tables
+from quality.window import Window
 
 CHECK_NAME = "great_expectations"
 SUITE_KEYS: dict[str, AssetKey] = {
@@ -84,7 +87,6 @@ def suite_check_result(res, window_label: str, run_id: str) -> AssetCheckResult:
     can_subset=True,
 )
 def data_quality_checks(context: AssetCheckExecutionContext, settings: SettingsResource):
-    from quality.runner import run_quality
 
     selected = {c.asset_key for c in context.selected_asset_check_keys}
     suites = [s for s, key in SUITE_KEYS.items() if key in selected]
@@ -101,8 +103,6 @@ def partition_quality(settings: Settings, day: date | str, venue: str) -> dict[s
     (with the failed expectations) when an ERROR expectation failed. Call it outside any
     open warehouse block (it opens the warehouse itself).
     """
-    from quality.runner import run_quality
-    from quality.window import Window
 
     run = run_quality(settings, Window.partition(day, venue), venue_only=True)
     metadata: dict[str, object] = {
@@ -140,7 +140,6 @@ def partition_quality(settings: Settings, day: date | str, venue: str) -> dict[s
     "reconciliations, row-count audits and quality results; opens offline.",
 )
 def audit_report(context: AssetExecutionContext, settings: SettingsResource):
-    from quality.report import build_report
 
     day = date.fromisoformat(context.partition_key)
     report = build_report(settings.load(), day)

@@ -11,8 +11,8 @@ from dagster import (
     sensor,
 )
 
-from feedhouse.errors import WarehouseBusy, WarehouseUnavailable
-from feedhouse.reconcile import finished_replays
+from feedhouse.core.errors import WarehouseBusy, WarehouseUnavailable
+from feedhouse.verify.reconcile import finished_replays
 from orchestration.assets.reconcile import ReconcileConfig
 from orchestration.jobs import reconcile_job
 from orchestration.resources.warehouse import WarehouseResource

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
 
-from feedhouse.settings import Settings
-from feedhouse.warehouse import warehouse
+from feedhouse.core.settings import Settings
+from feedhouse.store.client import warehouse
 from quality.report_data import DayData, day_bounds, load_day
 from quality.svg import bar_chart, timeline
 

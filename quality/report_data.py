@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from feedhouse.errors import FeedhouseError
-from feedhouse.warehouse import first_line
+from feedhouse.core.errors import FeedhouseError
+from feedhouse.store.classify import first_line
 
 # Rows per hour per source: trades by venue, readings by feed.
 ROWS_PER_HOUR = """

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from feedhouse.errors import FeedhouseError
-from feedhouse.settings import Settings
-from feedhouse.warehouse import warehouse
+from feedhouse.core.errors import FeedhouseError
+from feedhouse.core.settings import Settings
+from feedhouse.store.client import warehouse
 from quality.gx_engine import SuiteResult, validate
 from quality.results import result_rows, write_results
 from quality.suites import load_suites

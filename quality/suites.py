@@ -18,9 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from feedhouse.errors import FeedhouseError
-from feedhouse.paths import sql_dir
-from feedhouse.settings import QualitySettings
+from feedhouse.core.errors import FeedhouseError
+from feedhouse.core.paths import sql_dir
+from feedhouse.core.settings import QualitySettings
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 SEVERITIES = ("ERROR", "WARN")

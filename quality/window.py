@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from feedhouse.errors import FeedhouseError
-from feedhouse.warehouse import first_line
+from feedhouse.core.errors import FeedhouseError
+from feedhouse.store.classify import first_line
 from quality.suites import Suite, query_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from feedhouse.settings import QualitySettings
+    from feedhouse.core.settings import QualitySettings
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from feedhouse.settings import Settings, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-CAPTURES = FIXTURES / "exchanges"
-FEEDHOUSE = str(Path(sys.executable).parent / "feedhouse")
+from feedhouse.core.config import load_settings
+from feedhouse.core.settings import Settings
+from feedhouse.store.migrations import init_schema
 
 
 @pytest.fixture
@@ -33,33 +27,12 @@ def settings(home: Path) -> Settings:
 @pytest.fixture
 def initialized(settings: Settings) -> Settings:
     """Settings whose store has the feedhouse schema applied."""
-    from feedhouse.cli.core import init_schema
-
     init_schema(settings)
     return settings
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any FEEDHOUSE_* from the caller, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDHOUSE_")}
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str):
-    """Run the `feedhouse` command as a subprocess; returns CompletedProcess (text)."""
-    return subprocess.run(
-        [FEEDHOUSE, *args],
-        cwd=cwd,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 # Fixtures of the Dagster tests (tests/test_dagster_*.py): a seeded store seen through env.
-from dagster_seed import dagster_env, seeded  # noqa: E402, F401
+from tests.support.dagster_seed import dagster_env, seeded  # noqa: E402, F401
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
 from dataflows.sources.websocket import FeedClient
 from dataflows.venues import get_venue
-from feedhouse import metrics
-from feedhouse.settings import FeedSettings, Settings
+from feedhouse.core.settings import FeedSettings, Settings
 
 log = logging.getLogger(__name__)
 

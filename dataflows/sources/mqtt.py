@@ -37,11 +37,11 @@ from typing import NamedTuple
 import paho.mqtt.client as mqtt
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
-from dataflows.mqtt_client import connect_args, make_client, subscriptions
-from dataflows.paho_subscriber import SubscriberClient
-from feedhouse import metrics
-from feedhouse.settings import FeedSettings, MqttSettings
+from dataflows.sources.mqtt_client import connect_args, make_client, subscriptions
+from dataflows.sources.paho_subscriber import SubscriberClient
+from feedhouse.core.settings import FeedSettings, MqttSettings
 
 log = logging.getLogger(__name__)
 POLL = timedelta(milliseconds=5)
@@ -260,7 +260,7 @@ class MqttPartition(StatefulSourcePartition[MessageBatch, int]):
 
 class MqttSource(FixedPartitionedSource[MessageBatch, int]):
     """`feed.mqtt.clients` subscriber partitions behind one shared subscription (or static
-    slices of the topic filters; see `dataflows.mqtt_client.subscriptions`)."""
+    slices of the topic filters; see `dataflows.sources.mqtt_client.subscriptions`)."""
 
     def __init__(self, feed: FeedSettings, settings=None, ack_hook: AckHook | None = None):
         if feed.mqtt is None:

@@ -31,12 +31,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from dataflows.capture import CaptureWriter
+from dataflows import metrics
 from dataflows.frames import Gap
+from dataflows.sources.capture import CaptureWriter
 from dataflows.sources.sequence import SequenceTracker, sequence_fn
 from dataflows.venues.base import Venue
-from feedhouse import metrics
-from feedhouse.settings import FeedSettings
+from feedhouse.core.settings import FeedSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import pkgutil
 from urllib.parse import urlsplit
 
 from dataflows.venues.base import Venue
+from feedhouse.core.settings import KNOWN_VENUES
 
 _SKIP = {"base", "common"}
 
@@ -28,6 +29,7 @@ def _discover() -> dict[str, Venue]:
 
 
 VENUES: dict[str, Venue] = _discover()
+KNOWN_VENUES.update(VENUES)  # lets settings name an unknown venue in one line
 
 
 def venue_for_url(url: str) -> Venue | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from feedhouse.records import Invalid, ParseResult, Quote, Trade
+from feedhouse.core.records import Invalid, ParseResult, Quote, Trade
 
 Frame = str | bytes
 ParseFn = Callable[[Frame, int], ParseResult]  # (frame, received_ts µs) -> result

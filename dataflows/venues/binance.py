@@ -27,7 +27,7 @@ from dataflows.venues.common import (
     safe_parse,
     split_concatenated,
 )
-from feedhouse.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
 _MARKET_EPOCH_MS = MARKET_EPOCH_US // 1000  # Binance times are ms

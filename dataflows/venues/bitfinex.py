@@ -24,7 +24,7 @@ from dataflows.venues.common import (
     num,
     safe_parse,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "bitfinex"
 _CHANNEL = {"trades": "trades", "quotes": "ticker"}

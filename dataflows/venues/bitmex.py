@@ -37,7 +37,7 @@ from dataflows.venues.common import (
     trades_or_ignored,
     us_from_iso_z,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "bitmex"
 _SIDES = {"Buy": "buy", "Sell": "sell"}

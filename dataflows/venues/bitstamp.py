@@ -20,7 +20,7 @@ from dataflows.venues.common import (
     safe_parse,
     split_concatenated,
 )
-from feedhouse.records import ParseResult, Trade
+from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bitstamp"
 _PREFIX = "live_trades_"

@@ -22,7 +22,7 @@ from dataflows.venues.common import (
     split_concatenated,
     us_from_iso_z,
 )
-from feedhouse.records import ParseResult, Trade
+from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bybit"
 _SIDES = {"Buy": "buy", "Sell": "sell"}

@@ -27,7 +27,7 @@ from dataflows.venues.common import (
     safe_parse,
     us_from_iso_z,
 )
-from feedhouse.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 NAME = "coinbase"
 _CHANNEL = {"trades": "matches", "quotes": "ticker"}

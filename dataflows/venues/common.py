@@ -10,7 +10,8 @@ from typing import Annotated
 import msgspec
 import orjson
 
-from feedhouse.records import MARKET_EPOCH_US, Invalid, ParseResult, us_from_iso
+from dataflows.venues.base import BatchResult
+from feedhouse.core.records import MARKET_EPOCH_US, Invalid, ParseResult, us_from_iso
 
 # Quote assets, longest first so "USDT" wins over "USD" when splitting "BTCUSDT".
 QUOTE_ASSETS = (
@@ -293,7 +294,6 @@ def fast_many(parse, marker: str, fast):
     partial output is dropped and the frame goes through `parse`, so ignored/invalid
     outcomes stay those of `parse`.
     """
-    from dataflows.venues.base import BatchResult
 
     marker_bytes = marker.encode()
 

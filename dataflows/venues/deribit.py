@@ -36,7 +36,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "deribit"
 HEARTBEAT_S = 30

@@ -30,7 +30,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "gateio"
 _SIDES = {"buy": "buy", "sell": "sell"}

@@ -27,7 +27,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
-from feedhouse.records import ParseResult, Trade
+from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "gemini"
 _SIDES = {"buy": "buy", "sell": "sell"}

@@ -31,7 +31,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "huobi"
 _SIDES = {"buy": "buy", "sell": "sell"}

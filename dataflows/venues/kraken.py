@@ -25,7 +25,7 @@ from dataflows.venues.common import (
     us_from_decimal_s,
     us_from_iso_z,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "kraken"
 _CHANNEL = {"trades": "trade", "quotes": "ticker"}

@@ -25,7 +25,7 @@ from dataflows.venues.common import (
     num,
     safe_parse,
 )
-from feedhouse.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "okx"
 _CHANNEL = {"trades": "trades", "quotes": "tickers"}

@@ -1,4 +1,4 @@
-"""Row-count audit: the `ops/row_count_audit` asset (runs feedhouse.audit) and, on each data
+"""Row-count audit: the `ops/row_count_audit` asset (runs feedhouse.verify.audit) and, on each data
 table, the check `row_counts_match_ledger` that fails while any audited minute disagrees."""
 
 
@@ -17,7 +17,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from feedhouse.audit import AuditResult, open_mismatches, run_audit
+from feedhouse.verify.audit import AuditResult, open_mismatches, run_audit
 from orchestration.assets.tables import OWNERS, QUOTES_KEY, READINGS_KEY, TRADES_KEY
 from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource

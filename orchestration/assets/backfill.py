@@ -1,5 +1,5 @@
 """Backfills: archive files (captures, Binance daily dumps) loaded into market.trades, one
-partition per day x venue (feedhouse.backfill does the work)."""
+partition per day x venue (feedhouse.verify.backfill does the work)."""
 
 
 import warnings
@@ -16,9 +16,10 @@ from dagster import (
     asset,
 )
 
-from feedhouse.backfill import BackfillResult, backfill_day, day_rows, verify_day
+from feedhouse.verify.backfill import BackfillResult, backfill_day, day_rows, verify_day
 from orchestration.assets.tables import OWNERS
 from orchestration.partitions import BACKFILL_PARTITIONS, DATE, VENUE
+from orchestration.quality_checks import partition_quality
 from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource
 
@@ -91,7 +92,6 @@ def trades_backfill(
         )
     if after:
         # the same suites as the live data: a failing ERROR expectation fails the partition
-        from orchestration.quality_checks import partition_quality
 
         metadata.update(partition_quality(settings.load(), day, venue))
     return MaterializeResult(metadata=metadata)

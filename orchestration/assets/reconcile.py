@@ -1,4 +1,4 @@
-"""Reconciliation of buffer replays: the `ops/reconciliation` asset (runs feedhouse.reconcile).
+"""Reconciliation of buffer replays: the `ops/reconciliation` asset (runs feedhouse.verify.reconcile).
 
 A failed reconciliation is loud: the check `replay_reconciles` fails with the minutes that
 disagree, and the run itself fails (after recording the row and the check).
@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from feedhouse.reconcile import reconcile
+from feedhouse.verify.reconcile import reconcile
 from orchestration.assets.tables import OWNERS
 from orchestration.resources.buffer import BufferResource
 from orchestration.resources.settings import SettingsResource

@@ -15,8 +15,8 @@ import os
 
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
 
-from feedhouse.errors import SettingsError
-from feedhouse.settings import load_settings
+from feedhouse.core.config import load_settings
+from feedhouse.core.errors import SettingsError
 from orchestration.resources.buffer import BufferResource
 from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource

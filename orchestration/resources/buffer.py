@@ -5,7 +5,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from feedhouse.errors import FeedhouseError
+from dataflows.sink.buffer import LocalBuffer
+from feedhouse.core.errors import FeedhouseError
 from orchestration.resources.settings import SettingsResource
 
 
@@ -26,7 +27,6 @@ class BufferResource(ConfigurableResource):
         info: dict[str, object] = {"path": str(path), "batches": 0, "rows": 0}
         if not path.exists():
             return {**info, "state": "empty"}
-        from feedhouse.buffer import LocalBuffer
 
         try:
             with LocalBuffer(path) as buffer:

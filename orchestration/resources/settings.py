@@ -5,7 +5,8 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from feedhouse.settings import Settings, load_settings
+from feedhouse.core.config import load_settings
+from feedhouse.core.settings import Settings
 
 
 class SettingsResource(ConfigurableResource):

@@ -6,13 +6,13 @@ from contextlib import contextmanager
 
 from dagster import ConfigurableResource
 
-from feedhouse.settings import Settings
-from feedhouse.warehouse import warehouse
+from feedhouse.core.settings import Settings
+from feedhouse.store.client import warehouse
 from orchestration.resources.settings import SettingsResource
 
 
 class WarehouseResource(ConfigurableResource):
-    """Opens feedhouse's warehouse (feedhouse.warehouse.warehouse) per use.
+    """Opens feedhouse's warehouse (feedhouse.store.client.warehouse) per use.
 
     An embedded chDB store is shared with the ingest and the CLI under a file lock, so keep
     each `open()` block short; sensors pass a short `lock_timeout_s` and skip when busy.

@@ -22,15 +22,21 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dataflows.capture import capture_url, parse_capture, quote_json, trade_json  # noqa: E402
+from dataflows.sources.capture import (  # noqa: E402
+    capture_url,
+    parse_capture,
+    quote_json,
+    trade_json,
+)
 from dataflows.venues import venue_for_url  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "fixtures" / "exchanges"
+FIXTURES = ROOT / "feedhouse" / "app" / "sessions"
+VENUE_DOCS = ROOT / "tests" / "fixtures" / "venue_docs"
 GOLDEN = ROOT / "tests" / "golden"
 
 
 def captures() -> list[Path]:
-    found = sorted(FIXTURES.glob("*.ws.*")) + sorted((FIXTURES / "docs").glob("*.ws.*"))
+    found = sorted(FIXTURES.glob("*.ws.*")) + sorted(VENUE_DOCS.glob("*.ws.*"))
     return [p for p in found if p.is_file()]
 
 

@@ -1,0 +1,239 @@
+"""Event-time dedup window: drop records whose composite key was seen within the window.
+
+Keys are 64-bit blake2b digests of the record's composite key (stable across processes,
+unlike `hash()`): trades (venue, symbol, trade_id); quotes (venue, symbol, exchange_ts,
+bid, ask); readings (device_id, sensor, seq) or (device_id, sensor, device_ts).
+
+`DedupWindow` is plain logic (tested without a dataflow). The watermark is
+`max event time seen - allowed_lateness`; a key seen at event time t is remembered while
+t >= watermark - window and forgotten after. Records older than `watermark - window`
+("too late": a twin may already be forgotten) are counted in `late`, still checked
+against the keys remembered, and remembered as if they happened at the watermark, so
+repeated deliveries of an old record (reconnect replays, snapshots) are dropped too; a
+twin already forgotten cannot be caught here: ClickHouse's insert tokens and
+ReplacingMergeTree are the net behind those.
+
+Event times more than `max_future_s` ahead of the wall clock (a device with a broken
+clock, a misread timestamp unit) count as that bound: one record stamped a century ahead
+would otherwise lift the watermark past every real record, and nothing would be forgotten
+again (unbounded memory for the whole feed). Backfills and replays are in the past, so
+the clamp never touches them.
+
+Memory: keys live in sorted numpy arrays (uint64 key + int64 event µs = 16 bytes/key) in
+three levels: `main` (large), `mid`, and small `runs` (one per micro-batch). New runs
+merge into `mid`, `mid` into `main` when it reaches 1/8 of it; expired keys are dropped
+at each merge into main. Arrays are never changed in place, so `snapshot()` hands out
+references: no deep copy per epoch (Bytewax's `stateful_map` copies its state each epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from hashlib import blake2b
+from typing import Any
+
+import numpy as np
+
+from feedhouse.core.records import Quote, Reading, Trade
+
+_EMPTY_K = np.empty(0, dtype=np.uint64)
+_EMPTY_T = np.empty(0, dtype=np.int64)
+MAX_RUNS = 16
+MIN_MID = 65_536
+MAX_FUTURE_S = 3600.0  # event times beyond now + this are treated as now + this
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+def stable_hash(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _hashes(texts) -> np.ndarray:
+    return np.fromiter((stable_hash(t) for t in texts), dtype=np.uint64)
+
+
+def trade_keys(trades: Sequence[Trade]) -> np.ndarray:
+    return _hashes(f"{t.venue}\x1f{t.symbol}\x1f{t.trade_id}" for t in trades)
+
+
+def quote_keys(quotes: Sequence[Quote]) -> np.ndarray:
+    return _hashes(
+        f"{q.venue}\x1f{q.symbol}\x1f{q.exchange_ts}\x1f{q.bid_price!r}\x1f{q.ask_price!r}"
+        for q in quotes
+    )
+
+
+def reading_keys(readings: Sequence[Reading], by: str = "seq") -> np.ndarray:
+    if by == "device_ts":
+        return _hashes(f"{r.device_id}\x1f{r.sensor}\x1f\x1e{r.device_ts}" for r in readings)
+    return _hashes(f"{r.device_id}\x1f{r.sensor}\x1f{r.seq}" for r in readings)
+
+
+def _merge(ak: np.ndarray, at: np.ndarray, bk: np.ndarray, bt: np.ndarray):
+    """Merge two key-sorted (key, ts) array pairs into one."""
+    if ak.size == 0:
+        return bk, bt
+    if bk.size == 0:
+        return ak, at
+    idx = np.searchsorted(ak, bk)
+    return np.insert(ak, idx, bk), np.insert(at, idx, bt)
+
+
+class DedupWindow:
+    """Remembers keys for `window_s` of event time behind a watermark."""
+
+    def __init__(
+        self,
+        window_s: float,
+        allowed_lateness_s: float = 0.0,
+        max_future_s: float = MAX_FUTURE_S,
+        clock_us: Callable[[], int] = wall_clock_us,
+    ) -> None:
+        self.window_us = int(window_s * 1_000_000)
+        self.lateness_us = int(allowed_lateness_s * 1_000_000)
+        self.max_future_us = int(max_future_s * 1_000_000)
+        self.clock_us = clock_us
+        self.future = 0  # records whose event time was clamped to now + max_future
+        self.max_event_us: int | None = None
+        self.main = (_EMPTY_K, _EMPTY_T)
+        self.mid = (_EMPTY_K, _EMPTY_T)
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.duplicates = 0
+        self.late = 0
+
+    # --- time -------------------------------------------------------------------------
+    @property
+    def watermark_us(self) -> int | None:
+        if self.max_event_us is None:
+            return None
+        return self.max_event_us - self.lateness_us
+
+    @property
+    def cutoff_us(self) -> int:
+        """Keys with event time below this are forgotten."""
+        wm = self.watermark_us
+        return np.iinfo(np.int64).min if wm is None else wm - self.window_us
+
+    # --- the batch API ----------------------------------------------------------------
+    def filter(self, hashes: np.ndarray, event_ts_us: np.ndarray) -> np.ndarray:
+        """Keep mask for one micro-batch: False for repeats (within the batch or window)."""
+        hashes = np.asarray(hashes, dtype=np.uint64)
+        ts = np.asarray(event_ts_us, dtype=np.int64)
+        n = hashes.size
+        if n:
+            horizon = self.clock_us() + self.max_future_us
+            ahead = ts > horizon
+            n_ahead = int(ahead.sum())
+            if n_ahead:
+                self.future += n_ahead
+                ts = np.where(ahead, horizon, ts)
+        keep = np.ones(n, dtype=bool)
+        if n == 0:
+            return keep
+        # A micro-batch is judged against the watermark as it stood before it: one batch
+        # can span a lot of event time (a replay at full speed), and advancing first
+        # would forget the twin of a record that sits at the batch's start.
+        cutoff = self.cutoff_us
+        late = ts < cutoff
+        n_late = int(late.sum())
+        if n_late:
+            # too late to be judged by event time: checked against what is remembered, and
+            # remembered as if it happened at the watermark (repeat deliveries of it are
+            # dropped for one more window of event-time progress)
+            self.late += n_late
+            ts = np.where(late, self.watermark_us, ts)
+        batch_max = int(ts.max())
+        if self.max_event_us is None or batch_max > self.max_event_us:
+            self.max_event_us = batch_max
+        uniq, first = np.unique(hashes, return_index=True)
+        seen = self._seen(uniq, cutoff)
+        keep[:] = False
+        fresh_idx = first[~seen]
+        keep[fresh_idx] = True
+        if fresh_idx.size:
+            self._add(uniq[~seen], ts[fresh_idx])
+        self.duplicates += n - int(keep.sum())
+        return keep
+
+    def _levels(self):
+        yield self.main
+        yield self.mid
+        yield from self.runs
+
+    def _seen(self, keys: np.ndarray, cutoff: int) -> np.ndarray:
+        seen = np.zeros(keys.size, dtype=bool)
+        for k, t in self._levels():
+            if k.size == 0:
+                continue
+            pos = np.searchsorted(k, keys)
+            pos[pos == k.size] = k.size - 1
+            seen |= (k[pos] == keys) & (t[pos] >= cutoff)
+        return seen
+
+    def _add(self, keys: np.ndarray, ts: np.ndarray) -> None:
+        # keys come sorted from np.unique; ts aligned with them
+        self.runs.append((keys, ts.astype(np.int64, copy=False)))
+        if len(self.runs) >= MAX_RUNS:
+            self._compact()
+
+    def _compact(self) -> None:
+        k = np.concatenate([r[0] for r in self.runs])
+        t = np.concatenate([r[1] for r in self.runs])
+        order = np.lexsort((-t, k))  # by key, newest first: lookups see the newest twin
+        self.mid = _merge(*self.mid, k[order], t[order])
+        self.runs = []
+        if self.mid[0].size >= max(MIN_MID, self.main[0].size // 8):
+            mk, mt = _merge(*self.main, *self.mid)
+            alive = mt >= self.cutoff_us
+            self.main = (mk[alive], mt[alive]) if not alive.all() else (mk, mt)
+            self.mid = (_EMPTY_K, _EMPTY_T)
+
+    def expire(self) -> None:
+        """Drop forgotten keys now (they are also ignored by lookups before that)."""
+        if self.runs:
+            self._compact()
+        cutoff = self.cutoff_us
+        for name in ("main", "mid"):
+            k, t = getattr(self, name)
+            alive = t >= cutoff
+            if not alive.all():
+                setattr(self, name, (k[alive], t[alive]))
+
+    # --- size and recovery --------------------------------------------------------------
+    def __len__(self) -> int:
+        return sum(k.size for k, _ in self._levels())
+
+    def nbytes(self) -> int:
+        return sum(k.nbytes + t.nbytes for k, t in self._levels())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Cheap: arrays are immutable by convention, so references are enough."""
+        return {
+            "window_us": self.window_us,
+            "lateness_us": self.lateness_us,
+            "max_event_us": self.max_event_us,
+            "main": self.main,
+            "mid": self.mid,
+            "runs": list(self.runs),
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "future": self.future,
+        }
+
+    @classmethod
+    def restore(cls, snap: dict[str, Any]) -> DedupWindow:
+        win = cls(0)
+        win.window_us = snap["window_us"]
+        win.lateness_us = snap["lateness_us"]
+        win.max_event_us = snap["max_event_us"]
+        win.main = snap["main"]
+        win.mid = snap["mid"]
+        win.runs = list(snap["runs"])
+        win.duplicates = snap["duplicates"]
+        win.late = snap["late"]
+        win.future = snap.get("future", 0)  # snapshots from before the clamp lack it
+        return win

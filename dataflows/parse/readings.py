@@ -1,0 +1,308 @@
+"""MQTT payloads -> `Reading`s: topic template, payload format, field names, units.
+
+Per feed (`feed.mqtt`):
+- `topic_template` names fields by topic level, e.g. `plant/{site}/{device_id}/{sensor}`
+  (`{_}` skips a level). Fields the topic names win over the payload's.
+- `payload_format`: `json` (one object), `json_array` (a list of objects), or `line`
+  (`key=value` pairs separated by spaces or commas, one reading per line).
+- `field_map`: reading field -> payload key where devices use other names
+  (defaults: device_id, sensor, seq, value, unit, ts -> device_ts, site).
+- `units`: unit per sensor where the payload carries none.
+- `dedup_key`: `seq` needs a sequence number; `device_ts` lets devices omit it (seq 0).
+
+Every reading is checked against the `iot.readings` contract with cheap inline checks
+(the same rules as `feedhouse.core.records.ReadingModel`; a test keeps the two in step), so
+pydantic stays off the hot path. Anything that fails becomes `Invalid(raw, reason)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from dataflows.frames import MessageBatch
+from feedhouse.core.records import Invalid, ParseResult, Reading, us_from_iso
+from feedhouse.core.settings import FeedSettings, MqttSettings
+
+DEFAULT_FIELDS = {
+    "device_id": "device_id",
+    "sensor": "sensor",
+    "seq": "seq",
+    "value": "value",
+    "unit": "unit",
+    "device_ts": "ts",
+    "site": "site",
+}
+MAX_NAME = 128
+MAX_UNIT = 32
+MAX_SEQ = 2**64 - 1
+MAX_TS_US = 10_413_792_000_000_000  # 2300-01-01: past DateTime64(6)'s range
+_LINE_SPLIT = re.compile(r"[,\s]+")
+TOPIC_CACHE = 100_000  # topics whose fields are kept (one per device and sensor)
+US_FROM = 10**14  # `auto` reads integers from here up as µs
+
+
+class BadReading(ValueError):
+    """A payload or one reading in it breaks the contract (the message is the reason)."""
+
+
+def raw_text(payload: bytes | str) -> str:
+    """Payload as dead-letter text: UTF-8 when it is, else `base64:<...>`."""
+    if isinstance(payload, str):
+        return payload
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(payload).decode()
+
+
+# --- topic template -----------------------------------------------------------------------
+
+
+def compile_template(template: str) -> Callable[[str], dict[str, str]]:
+    """`plant/{site}/{device_id}/{sensor}` -> function(topic) -> {field: level}."""
+    levels = template.split("/")
+    named = [(i, lvl[1:-1]) for i, lvl in enumerate(levels) if lvl.startswith("{")]
+    literal = [(i, lvl) for i, lvl in enumerate(levels) if not lvl.startswith("{")]
+    n = len(levels)
+
+    cache: dict[str, dict[str, str]] = {}  # devices publish on the same topics again
+
+    def match(topic: str) -> dict[str, str]:
+        """The topic's fields (a shared dict: read it, never change it)."""
+        fields = cache.get(topic)
+        if fields is not None:
+            return fields
+        parts = topic.split("/")
+        if len(parts) != n or any(parts[i] != lvl for i, lvl in literal):
+            raise BadReading(f"topic does not match template {template!r}")
+        fields = {name: parts[i] for i, name in named if name != "_"}
+        if len(cache) < TOPIC_CACHE:
+            cache[topic] = fields
+        return fields
+
+    return match
+
+
+# --- field conversions ----------------------------------------------------------------
+
+
+MAX_TS_US = 10**16  # year 2286, as for exchange times
+
+
+def _ts_us(value: Any, unit: str) -> int:
+    if type(value) is int and unit in ("auto", "us") and US_FROM <= value < MAX_TS_US:
+        return value  # the common case, as below: µs by magnitude, in range
+    if isinstance(value, bool) or value is None:
+        raise BadReading("device_ts is not a timestamp")
+    if isinstance(value, str):
+        text = value.strip()
+        if unit == "iso" or (unit == "auto" and not _is_number(text)):
+            try:
+                return us_from_iso(text)
+            except ValueError:
+                raise BadReading(f"device_ts {text[:40]!r} is not a timestamp") from None
+        try:  # 'inf'/'nan' pass _is_number but are no integer
+            value = float(text) if "." in text or "e" in text.lower() else int(text)
+        except ValueError:
+            raise BadReading(f"device_ts {text[:40]!r} is not a timestamp") from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadReading("device_ts is not a timestamp")
+    if unit == "auto":  # by magnitude: seconds, ms, µs or ns since the epoch
+        mag = abs(value)
+        unit = "s" if mag < 1e11 else "ms" if mag < US_FROM else "us" if mag < 1e17 else "ns"
+    scale = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}.get(unit)
+    if scale is None:
+        raise BadReading("device_ts is a number but ts_unit is iso")
+    us = int(round(value * scale))
+    if not 0 < us < MAX_TS_US:  # fuzzed magnitudes must not reach int64 columns
+        raise BadReading(f"device_ts {value!r} out of range")
+    return us
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _seq(value: Any) -> int:
+    if type(value) is int and 0 <= value <= MAX_SEQ:
+        return value
+    if isinstance(value, bool):
+        raise BadReading("seq is not an integer")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise BadReading("seq is not an integer")
+    if not 0 <= value <= MAX_SEQ:
+        raise BadReading(f"seq {value} out of range")
+    return value
+
+
+def _value(value: Any, textual: bool) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
+    if textual and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadReading(f"value {value[:40]!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadReading("value is not a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise BadReading("value is not finite")
+    return value
+
+
+def _name(value: Any, field: str) -> str:
+    if type(value) is str and 0 < len(value) <= MAX_NAME:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise BadReading(f"{field} is missing")
+    if len(value) > MAX_NAME:
+        raise BadReading(f"{field} longer than {MAX_NAME} characters")
+    return value
+
+
+# --- the parser ---------------------------------------------------------------------
+
+
+class ReadingParser:
+    """Parses one feed's messages; `parser(payload, received_ts, topic) -> ParseResult`."""
+
+    def __init__(self, mqtt: MqttSettings) -> None:
+        self.topic_fields = compile_template(mqtt.topic_template)
+        keys = {**DEFAULT_FIELDS, **mqtt.field_map}
+        self.k_device, self.k_sensor, self.k_seq = keys["device_id"], keys["sensor"], keys["seq"]
+        self.k_value, self.k_unit, self.k_ts = keys["value"], keys["unit"], keys["device_ts"]
+        self.k_site = keys["site"]
+        self.units = mqtt.units
+        self.ts_unit = mqtt.ts_unit
+        self.need_seq = mqtt.dedup_key == "seq"
+        self.textual = mqtt.payload_format == "line"  # values arrive as text
+        self.objects = {
+            "json": self._json_object,
+            "json_array": self._json_array,
+            "line": self._lines,
+        }[mqtt.payload_format]
+
+    def __call__(self, payload: bytes | str, received_ts: int, topic: str) -> ParseResult:
+        result = ParseResult()
+        try:
+            from_topic = self.topic_fields(topic)
+            objects = self.objects(payload)
+        except BadReading as exc:
+            result.invalid.append(Invalid(raw_text(payload), f"{exc} (topic {topic})"))
+            return result
+        if not objects:
+            result.ignored += 1
+            return result
+        for obj in objects:
+            try:
+                result.readings.append(self._reading(obj, from_topic, received_ts, self.textual))
+            except BadReading as exc:
+                raw = raw_text(payload) if len(objects) == 1 else _one_raw(obj)
+                result.invalid.append(Invalid(raw, f"{exc} (topic {topic})"))
+        return result
+
+    # payload formats -> list of field dicts
+    def _json_object(self, payload: bytes | str) -> list[dict]:
+        obj = _loads(payload)
+        if not isinstance(obj, dict):
+            raise BadReading(f"payload is JSON {type(obj).__name__}, expected an object")
+        return [obj]
+
+    def _json_array(self, payload: bytes | str) -> list[dict]:
+        obj = _loads(payload)
+        if isinstance(obj, dict):  # a lone reading is accepted as a list of one
+            return [obj]
+        if not isinstance(obj, list):
+            raise BadReading(f"payload is JSON {type(obj).__name__}, expected an array")
+        return [o if isinstance(o, dict) else {"\x00bad": o} for o in obj]
+
+    def _lines(self, payload: bytes | str) -> list[dict]:
+        try:
+            text = payload.decode() if isinstance(payload, bytes) else payload
+        except UnicodeDecodeError:
+            raise BadReading("payload is not UTF-8 text") from None
+        out = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            fields = {}
+            for pair in _LINE_SPLIT.split(line.strip()):
+                key, eq, value = pair.partition("=")
+                if not eq or not key:
+                    raise BadReading(f"line pair {pair[:40]!r} is not key=value")
+                fields[key] = value
+            out.append(fields)
+        return out
+
+    def _reading(self, obj: dict, topic: dict, received_ts: int, textual: bool) -> Reading:
+        if "\x00bad" in obj:
+            raise BadReading("array element is not an object")
+        device = _name(topic.get("device_id") or obj.get(self.k_device), "device_id")
+        sensor = _name(topic.get("sensor") or obj.get(self.k_sensor), "sensor")
+        seq_raw = obj.get(self.k_seq)
+        if seq_raw is None:
+            if self.need_seq:
+                raise BadReading("seq is missing")
+            seq = 0
+        else:
+            seq = _seq(seq_raw)
+        if self.k_value not in obj:
+            raise BadReading("value is missing")
+        value = _value(obj[self.k_value], textual)
+        unit = obj.get(self.k_unit) or self.units.get(sensor, "")
+        if not isinstance(unit, str) or len(unit) > MAX_UNIT:
+            raise BadReading("unit is not a short text")
+        ts_raw = obj.get(self.k_ts)
+        if ts_raw is None:
+            raise BadReading("device_ts is missing")
+        device_ts = _ts_us(ts_raw, self.ts_unit)
+        if not 0 < device_ts < MAX_TS_US:
+            raise BadReading(f"device_ts {device_ts} out of range")
+        site = topic.get("site") or obj.get(self.k_site) or ""
+        if not isinstance(site, str):
+            site = str(site)
+        return Reading(device, sensor, seq, value, unit, device_ts, received_ts, site)
+
+
+def _loads(payload: bytes | str) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadReading(f"payload is not JSON: {str(exc).split(':')[0]}") from None
+
+
+def _one_raw(obj: dict) -> str:
+    return orjson.dumps(obj.get("\x00bad", obj), default=str).decode()
+
+
+def reading_parser(feed: FeedSettings) -> ReadingParser:
+    """The per-message parser of an MQTT feed (what `dataflows.parse.stage.parse_batch` calls)."""
+    assert feed.mqtt is not None, f"feed {feed.name} is not an MQTT feed"
+    return ReadingParser(feed.mqtt)
+
+
+def parse_readings(batch: MessageBatch, feed: FeedSettings) -> ParseResult:
+    """Every message of an MQTT micro-batch -> readings, invalid (with reasons), ignored."""
+    parse = reading_parser(feed)
+    topics = batch.topics or [""] * len(batch.messages)
+    result = ParseResult()
+    for (received_ts, payload), topic in zip(batch.messages, topics, strict=True):
+        result.extend(parse(payload, received_ts, topic))
+    return result

@@ -1,1 +1,0 @@
-"""Pieces of the replay server: numbered streams from captures, lap shifting, faults."""

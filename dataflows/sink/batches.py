@@ -1,0 +1,172 @@
+"""Insert batches: rows of one table as an Arrow table, with the token that names them.
+
+The same `Batch` goes to ClickHouse, into the local buffer (Arrow IPC bytes) and back
+out on replay, so a replayed batch is byte-for-byte the batch first tried, carrying the
+same `insert_deduplication_token`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from hashlib import blake2b
+
+import numpy as np
+import pyarrow as pa
+
+from feedhouse.store.ledger import COUNTERS, LEDGER_TABLE, LedgerDelta, minute_counts
+
+TS = pa.timestamp("us", tz="UTC")
+
+TRADES = "market.trades"
+QUOTES = "market.quotes"
+READINGS = "iot.readings"
+DEAD_LETTER = "ops.dead_letter"
+FEED_GAPS = "ops.feed_gaps"
+REPLAY_LOG = "ops.replay_log"
+# tables whose rows are ledger records (counted as inserted/buffered/...)
+EVENT_COLUMN = {TRADES: "exchange_ts", QUOTES: "exchange_ts", READINGS: "device_ts"}
+# the time column that spans a batch (replay_log first/last_event_ts, reconciliation
+# ranges): the event time of records; when the message arrived for dead letters
+TIME_COLUMN = {**EVENT_COLUMN, DEAD_LETTER: "received_ts"}
+
+_SCHEMAS = {
+    TRADES: pa.schema(
+        [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
+         ("trade_id", pa.string()), ("price", pa.float64()), ("amount", pa.float64()),
+         ("side", pa.string()), ("exchange_ts", TS), ("received_ts", TS), ("feed", pa.string())]
+    ),
+    QUOTES: pa.schema(
+        [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
+         ("bid_price", pa.float64()), ("bid_size", pa.float64()), ("ask_price", pa.float64()),
+         ("ask_size", pa.float64()), ("exchange_ts", TS), ("received_ts", TS),
+         ("feed", pa.string())]
+    ),
+    READINGS: pa.schema(
+        [("device_id", pa.string()), ("sensor", pa.string()), ("seq", pa.uint64()),
+         ("value", pa.float64()), ("unit", pa.string()), ("device_ts", TS),
+         ("received_ts", TS), ("site", pa.string()), ("feed", pa.string())]
+    ),
+    DEAD_LETTER: pa.schema(
+        [("feed", pa.string()), ("received_ts", TS), ("raw", pa.string()), ("error", pa.string())]
+    ),
+    FEED_GAPS: pa.schema(
+        [("feed", pa.string()), ("venue", pa.string()), ("gap_start", TS), ("gap_end", TS),
+         ("kind", pa.string()), ("reason", pa.string()), ("missing", pa.uint64())]
+    ),
+    LEDGER_TABLE: pa.schema(
+        [("feed", pa.string()), ("minute", pa.timestamp("s", tz="UTC"))]
+        + [(c, pa.uint64()) for c in COUNTERS]
+    ),
+    REPLAY_LOG: pa.schema(
+        [("replay_id", pa.string()), ("feed", pa.string()), ("table_name", pa.string()),
+         ("batches", pa.uint32()), ("rows", pa.uint64()), ("buffered_rows", pa.uint64()),
+         ("first_event_ts", TS), ("last_event_ts", TS), ("started_ts", TS),
+         ("finished_ts", TS), ("status", pa.string()), ("error", pa.string())]
+    ),
+}
+
+
+@dataclass
+class Batch:
+    table: str
+    feed: str
+    token: str
+    data: pa.Table
+    minutes: dict[int, int] = field(default_factory=dict)  # event minute -> records
+    first_event_us: int = 0
+    last_event_us: int = 0
+    # token of the combined insert this batch was part of (`combine`), when it had to be
+    # buffered: replay inserts the group's batches together again, under that token
+    group: str = ""
+
+    @property
+    def rows(self) -> int:
+        return self.data.num_rows
+
+    @property
+    def counted(self) -> bool:
+        """Rows of this table are ledger records."""
+        return self.table in EVENT_COLUMN
+
+    def slice(self, start: int, length: int, suffix: str) -> Batch:
+        return make_batch(self.table, self.feed, f"{self.token}/{suffix}", self.data.slice(start, length))
+
+
+def make_batch(table: str, feed: str, token: str, data: pa.Table) -> Batch:
+    """A Batch with its event-time range and per-minute counts worked out."""
+    batch = Batch(table, feed, token, data)
+    col = TIME_COLUMN.get(table)
+    if col is not None and data.num_rows:
+        ts = data.column(col).cast(pa.int64()).to_numpy()
+        if table in EVENT_COLUMN:
+            batch.minutes = minute_counts(ts)
+        batch.first_event_us, batch.last_event_us = int(ts.min()), int(ts.max())
+    return batch
+
+
+def rows_table(table: str, rows: Sequence[Sequence], extra: dict[str, object] | None = None) -> pa.Table:
+    """Arrow table for `table` from row tuples in schema order (minus `extra` constants)."""
+    schema = _SCHEMAS[table]
+    extra = extra or {}
+    names = [n for n in schema.names if n not in extra]
+    columns = list(zip(*rows, strict=False)) if rows else [()] * len(names)
+    arrays = {}
+    for name, values in zip(names, columns, strict=False):
+        arrays[name] = pa.array(values, type=schema.field(name).type)
+    n = len(rows)
+    for name, value in extra.items():
+        arrays[name] = pa.array([value] * n, type=schema.field(name).type)
+    return pa.table([arrays[n_] for n_ in schema.names], schema=schema)
+
+
+def combine(parts: Sequence[Batch], token: str | None = None) -> Batch:
+    """One insert for batches of one table (group commit): their rows in order, under a
+    token named after theirs, or `token` (a buffered group's, on replay). The same parts
+    in the same order always give the same token, so a retried combined insert that had
+    landed is dropped like any other."""
+    if token is None:
+        h = blake2b(digest_size=16)
+        for part in parts:
+            h.update(part.token.encode())
+            h.update(b"\x1f")
+        token = f"group:{parts[0].table}:{len(parts)}:{h.hexdigest()}"
+    data = pa.concat_tables([p.data for p in parts])
+    return Batch(parts[0].table, "", token, data)
+
+
+def ledger_table(delta: LedgerDelta) -> pa.Table:
+    cols = delta.columns()
+    cols[1] = [int(d.timestamp()) for d in cols[1]]
+    schema = _SCHEMAS[LEDGER_TABLE]
+    return pa.table(
+        [pa.array(c, type=schema.field(i).type) for i, c in enumerate(cols)], schema=schema
+    )
+
+
+def digest(hashes: np.ndarray | None, *parts: object) -> str:
+    """16 hex chars naming a batch's content: sum of its key hashes and/or the parts."""
+    h = blake2b(digest_size=8)
+    if hashes is not None and hashes.size:
+        h.update(int(hashes.sum(dtype=np.uint64)).to_bytes(8, "little"))
+        h.update(hashes.size.to_bytes(8, "little"))
+    for part in parts:
+        h.update(str(part).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def table_digest(data: pa.Table) -> str:
+    """Content digest of a small table (dead letters, gaps, ledger): its IPC bytes."""
+    return blake2b(to_ipc(data), digest_size=8).hexdigest()
+
+
+def to_ipc(data: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()

@@ -1,0 +1,321 @@
+"""The ClickHouse sink: one partition per feed, batched inserts with deterministic tokens.
+
+Rows accumulate per source partition and are handed to the process's `Committer`
+(feedhouse/committer.py) as one job: at once while it is free, else when `sink.batch_rows`
+are pending or the oldest is `sink.batch_ms` old (checked on every `write_batch`). The
+committer writes every job queued meanwhile in one round, one insert per table for all
+feeds. Each batch of a job carries
+
+    insert_deduplication_token = "{feed}:{source partition}:{table}:{first}-{last}:{digest}"
+
+where first/last are the source positions of the messages the batch covers and digest
+names its content (the sum of the records' 64-bit key hashes; for dead letters, gaps
+and ledger rows a hash of the rows); a combined insert carries a token named after its
+batches' (`dataflows.sink.batches.combine`). The same batch retried, replayed from the buffer
+or rebuilt after a restart carries the same token; a batch with other content never does.
+
+`snapshot()` writes everything pending and waits for it, then the ledger delta of the
+epoch: Bytewax snapshots the sink before the sources of the same epoch, so a source
+acknowledges (MQTT ack, replay position) only what is in ClickHouse or the local buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from dataflows import metrics
+from dataflows.parse.stage import ParsedBatch
+from dataflows.sink.batches import (
+    DEAD_LETTER,
+    FEED_GAPS,
+    QUOTES,
+    READINGS,
+    TRADES,
+    digest,
+    ledger_table,
+    make_batch,
+    rows_table,
+    table_digest,
+)
+from dataflows.sink.committer import Committer, Job
+from dataflows.sink.stats import LATENCY, STATS
+from dataflows.sink.writer import Writer
+from feedhouse.core.settings import Settings
+from feedhouse.store.ledger import LEDGER_TABLE, LedgerDelta
+
+log = logging.getLogger("feedhouse.sink")
+
+
+# ledger counter -> Prometheus counter of dataflows.metrics
+_METRIC_OF = {"received": "received", "parsed": "records", "invalid": "invalid",
+              "duplicates": "duplicates", "inserted": "inserted", "buffered": "buffered",
+              "replayed": "replayed"}
+
+
+
+
+@dataclass
+class _Pending:
+    """Rows from one source partition waiting for the next flush."""
+
+    first_pos: int
+    last_pos: int
+    trades: list = field(default_factory=list)
+    quotes: list = field(default_factory=list)
+    readings: list = field(default_factory=list)
+    hashes: list = field(default_factory=lambda: [[], [], []])
+    dead: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)
+    parsed: list = field(default_factory=list)  # (parsed_us, records) per source batch
+
+    @property
+    def rows(self) -> int:
+        return len(self.trades) + len(self.quotes) + len(self.readings)
+
+
+class _SinkGroup:
+    """The partitions of this process's sink and the one Committer they share (one held
+    chDB client, one local buffer). Bytewax runs them on one worker thread (`run_main`),
+    so a partition may flush its siblings: the first snapshot of an epoch writes every
+    partition's rows and ledger in one round, the others find nothing left to do."""
+
+    committer: Committer | None = None
+    partitions: list[FeedSinkPartition] = []
+
+    @classmethod
+    def join(cls, partition: FeedSinkPartition, settings: Settings) -> Committer:
+        if cls.committer is not None and cls.committer.writer.settings is not settings:
+            # left by a dataflow of this process that aborted (Bytewax does not close
+            # partitions then): it belongs to other settings, maybe another store
+            stale, cls.committer = cls.committer, None
+            stale.abandon()
+        if cls.committer is None:
+            cls.committer = Committer(
+                Writer(settings),
+                max_queued_rows=settings.sink.batch_rows,
+                housekeeping=_housekeeping,
+            )
+            cls.partitions = []
+        cls.partitions.append(partition)
+        return cls.committer
+
+    @classmethod
+    def leave(cls, partition: FeedSinkPartition) -> None:
+        cls.partitions.remove(partition)
+        if not cls.partitions and cls.committer is not None:
+            committer, cls.committer = cls.committer, None
+            committer.close()
+
+    @classmethod
+    def checkpoint(cls) -> None:
+        """Write everything every partition holds, then their ledger deltas (which count
+        the outcome of those rows); returns once all of it is inserted or buffered."""
+        committer = cls.committer
+        assert committer is not None
+        for part in cls.partitions:
+            part.flush_data()
+        committer.drain()
+        ledgers = [job for part in cls.partitions if (job := part.ledger_job()) is not None]
+        if ledgers:
+            committer.submit(Job([b for job in ledgers for b in job.batches]))
+            committer.drain()
+            for part in cls.partitions:
+                part.ledger_written()
+
+
+def _housekeeping(writer: Writer, force: bool = False) -> None:
+    """After each committer round: replay the buffer once ClickHouse answers, publish the
+    buffer's size, hand the embedded store to a process waiting for it."""
+    reports = writer.maybe_replay(force)
+    if reports:
+        STATS.replayed(reports)
+    STATS.buffered_rows = writer.buffer.pending_rows
+    metrics.set_buffer_rows(STATS.buffered_rows)
+    writer.release_if_wanted()
+
+
+class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
+    def __init__(self, feed: str, settings: Settings) -> None:
+        self.feed = feed
+        self.settings = settings
+        self.committer = _SinkGroup.join(self, settings)
+        self.batch_rows = settings.sink.batch_rows
+        self.batch_s = settings.sink.batch_ms / 1000.0
+        self.pending: dict[str, _Pending] = {}
+        self.rows = 0
+        self.oldest: float | None = None
+        self.ledger = LedgerDelta()
+        self.ledger_ranges: dict[str, list[int]] = {}
+        self.jobs: list[Job] = []  # submitted since the last ledger write
+        self._ledger_delta: LedgerDelta | None = None
+
+    # --- Bytewax hooks ----------------------------------------------------------------------
+    def write_batch(self, items: list[ParsedBatch]) -> None:
+        ticked = False
+        for parsed in items:
+            if parsed.last_pos < parsed.first_pos:  # no messages: a tick from the dedup step
+                ticked = True  # (quiet feed), or a source batch carrying only gaps
+            if parsed.last_pos >= parsed.first_pos or parsed.gaps:
+                self._add(parsed)
+        # hand rows over at once while the committer is free; while it writes, gather up
+        # to batch_ms (fewer, larger jobs: it takes every queued job in its next round)
+        if self.rows >= self.batch_rows or (
+            self.oldest is not None
+            and (ticked or self.committer.idle or time.monotonic() - self.oldest >= self.batch_s)
+        ):
+            self.flush_data()
+
+    def snapshot(self) -> None:
+        _SinkGroup.checkpoint()
+        return None
+
+    def close(self) -> None:
+        try:
+            _SinkGroup.checkpoint()
+            # a last replay try before stopping
+            self.committer.call(lambda writer: _housekeeping(writer, force=True))
+        finally:
+            _SinkGroup.leave(self)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _add(self, parsed: ParsedBatch) -> None:
+        if parsed.feed != self.feed:  # routing must keep feeds apart (ledger, tokens)
+            raise RuntimeError(f"sink partition {self.feed} got a batch of {parsed.feed}")
+        src = parsed.partition
+        if parsed.last_pos >= parsed.first_pos:
+            rng = self.ledger_ranges.get(src)
+            if rng is None:
+                self.ledger_ranges[src] = [parsed.first_pos, parsed.last_pos]
+            else:
+                rng[0], rng[1] = min(rng[0], parsed.first_pos), max(rng[1], parsed.last_pos)
+        self.ledger.merge(parsed.ledger)
+        if not (parsed.records or parsed.dead or parsed.gaps):
+            return
+        pend = self.pending.get(src)
+        if pend is None:
+            pend = self.pending[src] = _Pending(parsed.first_pos, parsed.last_pos)
+        pend.first_pos = min(pend.first_pos, parsed.first_pos)
+        pend.last_pos = max(pend.last_pos, parsed.last_pos)
+        pend.trades.extend(parsed.trades)
+        pend.quotes.extend(parsed.quotes)
+        pend.readings.extend(parsed.readings)
+        if parsed.hashes is not None:
+            for acc, h in zip(pend.hashes, parsed.hashes, strict=True):
+                acc.append(h)
+        pend.dead.extend(parsed.dead)
+        pend.gaps.extend(parsed.gaps)
+        if parsed.records and parsed.parsed_us:
+            pend.parsed.append((parsed.parsed_us, parsed.records))
+        self.rows += parsed.records + len(parsed.dead)
+        if self.oldest is None:
+            self.oldest = time.monotonic()
+
+    def flush_data(self) -> None:
+        """Submit what is pending: one job, every table of every source partition."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        self.rows, self.oldest = 0, None
+        batches: list = []
+        observed: list = []  # (batch index, table, rows) of the record batches
+        parsed: list = []
+        for src, pend in pending.items():
+            self._batches_of(src, pend, batches, observed)
+            parsed.extend(pend.parsed)
+        job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed))
+        self.jobs.append(job)
+        self.committer.submit(job)
+
+    def _batches_of(self, src: str, pend: _Pending, batches: list, observed: list) -> None:
+        feed, rng = self.feed, f"{pend.first_pos}-{pend.last_pos}"
+        extra = {"feed": feed}
+        for i, (table, rows) in enumerate(
+            ((TRADES, pend.trades), (QUOTES, pend.quotes), (READINGS, pend.readings))
+        ):
+            if not rows:
+                continue
+            hashes = np.concatenate(pend.hashes[i]) if pend.hashes[i] else None
+            data = rows_table(table, rows, extra)
+            # content digest from the dedup key hashes (receive times never enter it, so a
+            # batch rebuilt after a restart gets the same token)
+            names = digest(hashes, len(rows)) if hashes is not None and hashes.size == len(rows) \
+                else digest(None, len(rows), rows[0][:4], rows[-1][:4])
+            token = f"{feed}:{src}:{table}:{rng}:{names}"
+            observed.append((len(batches), table, rows))
+            batches.append(make_batch(table, feed, token, data))
+        for table, rows in ((DEAD_LETTER, pend.dead), (FEED_GAPS, pend.gaps)):
+            if rows:
+                data = rows_table(table, [tuple(r) for r in rows])
+                token = f"{feed}:{src}:{table}:{rng}:{table_digest(data)}"
+                batches.append(make_batch(table, feed, token, data))
+
+    def _written(self, outcomes: list[str], observed: list, parsed: list) -> None:
+        """On the committer's thread: latency figures of the record batches inserted."""
+        inserted = False
+        for index, table, rows in observed:
+            if outcomes[index] == "inserted":
+                self._observe(table, rows)
+                inserted = True
+        if inserted and parsed:
+            parsed_us, counts = zip(*parsed, strict=True)
+            metrics.observe_us("parsed_to_insert_acked", self.feed, np.repeat(parsed_us, counts),
+                               time.time_ns() // 1000)
+
+    def _observe(self, table: str, rows: list) -> None:
+        ack_us = time.time_ns() // 1000
+        recv_i, event_i = (6, 5) if table == READINGS else (8, 7)
+        received = np.fromiter((r[recv_i] for r in rows), dtype=np.int64, count=len(rows))
+        LATENCY.add(ack_us - received)
+        events = np.fromiter((r[event_i] for r in rows), dtype=np.int64, count=len(rows))
+        metrics.observe_us("end_to_end", self.feed, events, ack_us)
+        metrics.event_time(self.feed, int(events.max()))
+
+    def ledger_job(self) -> Job | None:
+        """The ledger delta since the last write as a job (None if empty): message
+        counters, and the outcomes of the jobs submitted meanwhile (after `drain()`)."""
+        for job in self.jobs:
+            self.ledger.merge(job.ledger)
+        self.jobs = []
+        if not self.ledger:
+            return None
+        delta, self.ledger = self.ledger, LedgerDelta()
+        ranges = ",".join(f"{k}:{a}-{b}" for k, (a, b) in sorted(self.ledger_ranges.items()))
+        self.ledger_ranges = {}
+        data = ledger_table(delta)
+        token = f"{self.feed}:{ranges}:{LEDGER_TABLE}:{table_digest(data)}"
+        self._ledger_delta = delta
+        return Job([make_batch(LEDGER_TABLE, self.feed, token, data)])
+
+    def ledger_written(self) -> None:
+        """The ledger job is written: count its delta in the live status and metrics."""
+        delta, self._ledger_delta = self._ledger_delta, None
+        if delta is None:
+            return
+        STATS.add(delta)
+        for counter, name in _METRIC_OF.items():
+            n = delta.total(counter)
+            if n:
+                metrics.count(self.feed, name, n)
+
+
+class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):
+    """Items are (feed, ParsedBatch); one partition per configured feed."""
+
+    def __init__(self, settings: Settings, feeds: list[str]) -> None:
+        self.settings = settings
+        self.feeds = list(feeds)
+
+    def list_parts(self) -> list[str]:
+        return self.feeds
+
+    def part_fn(self, item_key: str) -> int:
+        # Bytewax indexes into the SORTED global list of partitions
+        return sorted(self.feeds).index(item_key)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> FeedSinkPartition:
+        return FeedSinkPartition(for_part, self.settings)

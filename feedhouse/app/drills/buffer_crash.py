@@ -1,0 +1,150 @@
+"""`feedhouse drill buffer-crash`: SIGKILL while rows sit in the DuckDB buffer, restart.
+
+`feedhouse run` ingests the looping replay server into a fresh chDB store; then the fault
+injector makes ClickHouse unreachable, so the sink writes its batches to the local DuckDB
+buffer. Once the buffer holds `--min-buffered` rows the run is SIGKILLed. The drill reads
+what the buffer holds (rows and trade keys per table), restores ClickHouse and starts the
+run again: it must replay the buffer once and carry on from its recovery snapshot. Then
+the server stops, the run drains and stops, and the store is checked:
+
+    replayed_rows       = sum(rows) of ops.replay_log for market.trades
+    buffered_rows       = trade rows the buffer held at the kill
+    buffered_keys_missing = buffered trades not in market.trades
+
+ok when replayed_rows == buffered_rows (each buffered row inserted exactly once, logged
+once), the buffer is empty, no buffered trade is missing, nothing sent is lost and
+nothing is stored twice (after OPTIMIZE FINAL).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from dataflows.sink.buffer import LocalBuffer
+from feedhouse.app.drills.common import (
+    STORE_HELP,
+    RunProcess,
+    captures_folder,
+    drill_home,
+    echo,
+    max_positions,
+    measure_trades,
+    recorded_trade_rate,
+    sent_totals,
+    server_feeds,
+    store_of,
+    unique_sent_by_venue,
+    verdict,
+    wait_caught_up,
+    wait_for_status,
+    wait_quiet,
+    write_drill_config,
+)
+from feedhouse.app.session_server.server import SessionServer
+from feedhouse.core.config import load_settings
+from feedhouse.store.client import warehouse
+from feedhouse.store.faults import write_faults
+
+TRADES = "market.trades"
+
+
+def buffered_trades(buffer_path: Path) -> tuple[int, set[tuple]]:
+    """(trade rows, trade keys) the local buffer holds."""
+
+    rows, keys = 0, set()
+    with LocalBuffer(buffer_path) as buf:
+        for entry in buf.pending():
+            if entry.table == TRADES:
+                rows += entry.rows
+                data = buf.load(entry).data.select(["venue", "symbol", "trade_id"])
+                keys |= set(zip(*(c.to_pylist() for c in data.columns), strict=True))
+    return rows, keys
+
+
+def run_buffer_crash_drill(
+    seconds: float = 20.0,
+    min_buffered: int = 20_000,
+    rate: float = 0.0,
+    dup: float = 0.02,
+    store: Path | None = None,
+) -> dict:
+
+    home = drill_home(store, "buffer-crash")
+    echo("buffer-crash", f"store {store_of(home)}")
+    speed = rate / recorded_trade_rate() if rate > 0 else None
+    server = SessionServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
+    server.start()
+    config = write_drill_config(
+        home, server_feeds(server),
+        sink={"buffer_after_s": 0.5, "replay_probe_s": 0.5, "retry_max_s": 0.25},
+    )
+    settings = load_settings(config)
+    run = RunProcess(config, home / "run.log")
+    code, caught_up = None, False
+    try:
+        run.start().wait_running()
+        started = time.monotonic()
+        write_faults(settings.fault_file, outage=True)
+        echo("buffer-crash", "ClickHouse unreachable: the sink buffers")
+        status = wait_for_status(run.status_file,
+                                 lambda s: s.get("buffered_rows", 0) >= min_buffered, 120)
+        run.kill()
+        echo("buffer-crash", f"SIGKILL with {status.get('buffered_rows', 0)} rows buffered")
+        time.sleep(0.2)  # the server notices the dead connection
+        sent_before = max_positions(server)
+        held_rows, held_keys = buffered_trades(settings.buffer_path)
+        write_faults(settings.fault_file, outage=False)
+        echo("buffer-crash", f"ClickHouse back; restart ({held_rows} trade rows buffered)")
+        run.start()
+        wait_for_status(run.status_file, lambda s: s.get("replays", 0) >= 1
+                        and s.get("buffered_rows", 1) == 0, 120)
+        caught_up = wait_caught_up(server, sent_before)
+        time.sleep(max(0.0, started + seconds - time.monotonic()))
+        server.stop()
+        wait_quiet(run.status_file)
+        code = run.stop()
+    finally:
+        run.kill()
+        server.stop()
+        write_faults(settings.fault_file, outage=False)
+    sent = sent_totals(server.stats())
+    by_venue = unique_sent_by_venue(server)
+    result = {"drill": "buffer-crash", **measure_trades(settings, sent, by_venue)}
+    with LocalBuffer(settings.buffer_path) as buf:
+        left = buf.pending_rows
+    with warehouse(settings) as client:
+        replayed, replays = client.query(
+            "SELECT sum(rows), uniqExact(replay_id) FROM ops.replay_log "
+            "WHERE table_name = {t:String}", parameters={"t": TRADES}).result_rows[0]
+        stored_keys = set(client.query("SELECT venue, symbol, trade_id FROM market.trades")
+                          .result_rows)
+    missing = len(held_keys - stored_keys)
+    result.update({
+        "buffered_rows": held_rows, "replayed_rows": int(replayed or 0), "replays": int(replays),
+        "buffered_keys_missing": missing, "buffer_left_rows": left, "run_exit": code,
+        "caught_up": caught_up, "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(store_of(home)),
+    })
+    result["ok"] = bool(result["ok"] and held_rows > 0 and result["replayed_rows"] == held_rows
+                        and missing == 0 and left == 0 and code == 0
+                        and caught_up)
+    echo("buffer-crash", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    return result
+
+
+def buffer_crash(
+    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    min_buffered: int = typer.Option(20_000, "--min-buffered", min=1,
+                                     help="rows in the buffer before the SIGKILL"),
+    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
+    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
+    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """SIGKILL with rows in the local buffer, restart: each buffered row inserted once."""
+    verdict(run_buffer_crash_drill(seconds, min_buffered, rate, dup, store))
+
+
+def register(drill_app: typer.Typer) -> None:
+    drill_app.command("buffer-crash")(buffer_crash)

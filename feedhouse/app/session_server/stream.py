@@ -1,0 +1,164 @@
+"""A capture file as the replay server serves it: one numbered stream of frames.
+
+Frame g of the (looped) stream is recorded frame g % K of lap g // K, where K is the
+number of frames the capture received (greeting, acks and data alike, in recorded order;
+all connections of the file one after the other). Lap 0 is sent as recorded; on later
+laps the frames holding trades or quotes go through the venue's shifter so they carry new
+trade ids and times.
+
+For the server's counters each recorded frame is parsed once with its venue adapter: the
+trades it holds become small integer keys, so "unique trades sent" is a bitmap lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from dataflows.sources.capture import read_capture
+from dataflows.venues import VENUES, venue_for_url
+from dataflows.venues.base import Venue
+from feedhouse.app.session_server.shift import Shifter, shifter_for
+from feedhouse.core.errors import InputError
+from feedhouse.core.records import us_from_s
+
+
+@dataclass
+class RecordedStream:
+    name: str  # file name, the URL path
+    url: str  # the recorded connect URL
+    venue: Venue | None
+    frames: list[str | bytes]
+    offsets: list[float]  # seconds since the first frame
+    greeting: int  # frames received before the recorded client sent anything
+    expects_subscribe: bool  # the recorded client sent frames: wait for ours
+    span_s: float  # one lap's length, for shifting timestamps between laps
+    keys: list[tuple[int, ...]] = field(default_factory=list)  # trade keys per frame
+    n_keys: int = 0
+    # frames holding trades or quotes: the only ones shifted on later laps (books,
+    # heartbeats and acks go out as recorded, which keeps looping cheap)
+    market: list[bool] = field(default_factory=list)
+    shifter: Shifter | None = None
+    start_ts: float = 0.0  # epoch seconds of the first recorded frame
+
+    @classmethod
+    def load(cls, path: Path) -> RecordedStream:
+        frames: list[str | bytes] = []
+        times: list[float] = []
+        url = ""
+        greeting: int | None = None
+        sent = False
+        for event in read_capture(path):
+            if event.kind == "connect":
+                url = url or event.url
+            elif event.kind == "sent":
+                sent = True
+                if greeting is None:
+                    greeting = len(frames)
+            else:
+                frames.append(event.data)
+                times.append(event.ts)
+        if not url or not frames:
+            raise InputError(f"capture {path}: no connection or no frames received")
+        venue = venue_for_url(url) or _venue_from_name(path.name)
+        start = times[0]
+        stream = cls(
+            name=path.name,
+            url=url,
+            venue=venue,
+            frames=frames,
+            offsets=[t - start for t in times],
+            greeting=len(frames) if greeting is None else greeting,
+            expects_subscribe=sent,
+            span_s=float(int(times[-1] - start) + 1),
+            shifter=shifter_for(venue.name if venue else None),
+            start_ts=start,
+        )
+        stream._index(times)
+        return stream
+
+    def _index(self, times: list[float]) -> None:
+        """Trade keys per frame (venue adapter), and the shifter's id ranges (lap 0)."""
+        ids: dict[tuple[str, str], int] = {}
+        for frame, ts in zip(self.frames, times, strict=True):
+            keys: tuple[int, ...] = ()
+            market = False
+            if self.venue is not None:
+                result = self.venue.parse(frame, us_from_s(ts))
+                keys = tuple(
+                    ids.setdefault((t.symbol, t.trade_id), len(ids)) for t in result.trades
+                )
+                market = bool(result.trades or result.quotes)
+            self.keys.append(keys)
+            self.market.append(market)
+            if self.shifter is not None and isinstance(frame, str):
+                try:
+                    self.shifter.observe(orjson.loads(frame))
+                except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, IndexError,
+                        AttributeError):
+                    pass  # a frame of unexpected shape (e.g. fuzzed) teaches the shifter nothing
+        self.n_keys = len(ids)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame(self, g: int, at: float | None = None) -> str | bytes:
+        """Frame g (laps included). `at` (epoch s): stamp its event times with `at`
+        instead of moving them by whole laps, so a fast replay still looks live."""
+        lap, i = divmod(g, len(self.frames))
+        raw = self.frames[i]
+        if lap == 0 or self.shifter is None or not self.market[i] or not isinstance(raw, str):
+            return raw
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        # shifters move times by lap * span: pick the span that moves them to `at`
+        span = self.span_s if at is None else (at - self.start_ts - self.offsets[i]) / lap
+        return orjson.dumps(self.shifter.shift(msg, lap, span)).decode()
+
+    def time_of(self, g: int) -> float:
+        """Recorded time of frame g (seconds from the stream's start, laps included)."""
+        lap, i = divmod(g, len(self.frames))
+        return lap * self.span_s + self.offsets[i]
+
+    def laps_until(self, epoch_s: float) -> int:
+        """The first lap whose shifted times lie at or after `epoch_s` (0 without a shifter).
+
+        Serving from that lap on (with `frame(g, at=send time)`) makes a years-old
+        recording look live: event times are the send times, ids are new, and the rest
+        of the pipeline (audits of closed minutes, lag) sees data as from the exchange.
+        """
+        if self.shifter is None:
+            return 0
+        return max(0, int((epoch_s - self.start_ts) // self.span_s) + 1)
+
+    def key_base(self, lap: int) -> int:
+        """Offset of a lap's trade keys: laps are new trades only when shifted."""
+        return lap * self.n_keys if self.shifter is not None else 0
+
+
+def _venue_from_name(file_name: str) -> Venue | None:
+    """Recordings made against the replay server have a loopback URL; their file name
+    (`<feed>.<hour>.ws`) names the venue when the feed is named after it."""
+    return VENUES.get(file_name.split(".", 1)[0].lower())
+
+
+def load_streams(folder: Path) -> dict[str, RecordedStream]:
+    """Every capture file in a folder (README and hidden files skipped), by file name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"captures folder {folder}: not a directory")
+    streams = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix in (".md", ".json"):
+            continue
+        try:
+            streams[path.name] = RecordedStream.load(path)
+        except InputError:
+            continue  # not a capture
+    if not streams:
+        raise InputError(f"captures folder {folder}: no capture files")
+    return streams

@@ -1,0 +1,80 @@
+"""LocalBuffer (DuckDB): put/pending/load/delete, order, and surviving a killed process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from dataflows.sink.batches import TRADES, make_batch, rows_table
+from dataflows.sink.buffer import LocalBuffer
+from feedhouse.core.records import Trade
+
+T0 = 1_700_000_000_000_000
+
+
+def trades_batch(token: str, n: int, start: int = 0):
+    rows = [
+        Trade(
+            "binance",
+            "BTC-USDT",
+            "BTCUSDT",
+            str(start + i),
+            1.5,
+            2.0,
+            "buy",
+            T0 + i * 60_000_000,
+            T0,
+        )
+        for i in range(n)
+    ]
+    return make_batch(TRADES, "bn", token, rows_table(TRADES, rows, {"feed": "bn"}))
+
+
+def test_put_pending_load_delete_in_order(tmp_path):
+    with LocalBuffer(tmp_path / "b.duckdb") as buf:
+        ids = [buf.put(trades_batch(f"t{i}", 3, i * 3)) for i in range(3)]
+        assert buf.pending_rows == 9 and buf.pending_batches == 3
+        pending = buf.pending()
+        assert [p.id for p in pending] == ids
+        assert [p.token for p in pending] == ["t0", "t1", "t2"]
+        first = buf.load(pending[0])
+        assert first.data.column("trade_id").to_pylist() == ["0", "1", "2"]
+        assert first.minutes == {T0 // 1_000_000 // 60 * 60 + 60 * i: 1 for i in range(3)}
+        assert first.first_event_us == T0 and first.last_event_us == T0 + 120_000_000
+        buf.delete(ids[1])
+        assert [p.token for p in buf.pending()] == ["t0", "t2"]
+        assert buf.pending_rows == 6
+
+
+def test_stored_batches_survive_a_killed_process(tmp_path):
+    path = tmp_path / "b.duckdb"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.test_ingest_buffer import trades_batch
+        from dataflows.sink.buffer import LocalBuffer
+        buf = LocalBuffer({str(path)!r})
+        for i in range(5):
+            buf.put(trades_batch(f"k{{i}}", 100, i * 100))
+        print("stored", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL and "stored" in proc.stdout
+    with LocalBuffer(path) as buf:
+        assert buf.pending_rows == 500
+        assert [p.token for p in buf.pending()] == [f"k{i}" for i in range(5)]
+        assert buf.load(buf.pending()[4]).data.num_rows == 100
+
+
+def test_second_opener_gets_a_clear_error(tmp_path):
+    path = tmp_path / "b.duckdb"
+    with LocalBuffer(path):
+        code = f"from dataflows.sink.buffer import LocalBuffer; LocalBuffer({str(path)!r})"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode != 0 and "in use by another process" in proc.stderr

@@ -1,0 +1,139 @@
+"""Group commit: batches queued together go in as one insert per table; a combined insert
+that had to be buffered replays as that same insert, under its token; the committer
+thread pushes back when its queue is full and hands its errors to the dataflow."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dataflows.sink.batches import TRADES, combine
+from dataflows.sink.committer import Committer, Job
+from dataflows.sink.writer import Writer, drain_buffer
+from feedhouse.core.config import load_settings
+from feedhouse.store.client import warehouse
+from feedhouse.store.faults import write_faults
+from feedhouse.store.ledger import LedgerDelta
+from feedhouse.store.migrations import init_schema
+from tests.ingest.test_buffer import trades_batch
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = load_settings(
+        home=str(tmp_path),
+        recovery=False,
+        fault_file=str(tmp_path / "faults.json"),
+        sink={"retry_initial_s": 0.01, "retry_max_s": 0.02, "buffer_after_s": 0.05},
+    )
+    init_schema(s)
+    return s
+
+
+def three_feeds() -> list:
+    """One batch per feed, disjoint trade ids."""
+    return [trades_batch(f"feed{i}:0:{TRADES}:0-9:x", 10, start=100 * i) for i in range(3)]
+
+
+def stored(settings) -> tuple[int, int]:
+    with warehouse(settings) as client:
+        return client.query(
+            "SELECT count(), uniqExact(trade_id) FROM market.trades"
+        ).result_rows[0]
+
+
+def test_batches_written_together_are_one_insert_and_count_in_their_own_ledger(settings):
+    ledgers = [LedgerDelta() for _ in range(3)]
+    writer = Writer(settings)
+    try:
+        outcomes = writer.write_many(list(zip(three_feeds(), ledgers, strict=True)))
+        assert writer.inserts == 1
+    finally:
+        writer.close()
+    assert outcomes == ["inserted"] * 3
+    assert [ledger.total("inserted") for ledger in ledgers] == [10, 10, 10]
+    assert stored(settings) == (30, 30)
+
+
+def test_a_buffered_combined_insert_replays_as_one_insert_under_its_token(settings):
+    parts = three_feeds()
+    ledger = LedgerDelta()
+    write_faults(settings.fault_file, outage=True)
+    writer = Writer(settings)
+    try:
+        assert writer.write_many([(b, ledger) for b in parts]) == ["buffered"] * 3
+        entries = writer.buffer.pending()
+    finally:
+        writer.close()
+    assert ledger.total("buffered") == 30
+    token = combine(parts).token
+    assert [e.group for e in entries] == [token] * 3
+    write_faults(settings.fault_file, outage=False)
+    # the combined insert had landed although the call failed (a server timing out after
+    # the write): replaying the group must store nothing twice
+    writer = Writer(settings)
+    try:
+        writer.insert_once(combine(parts))
+    finally:
+        writer.close()
+    reports = drain_buffer(settings)
+    assert sum(r.rows for r in reports) == 30 and {r.status for r in reports} == {"finished"}
+    assert stored(settings) == (30, 30)
+
+
+class _GatedWriter:
+    """Stands in for Writer in the committer's own unit tests: write_many waits for
+    `gate`, then fails if told to."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.fail: Exception | None = None
+        self.rounds: list[int] = []
+        self.closed = False
+
+    def write_many(self, items):
+        self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        self.rounds.append(len(items))
+        return ["inserted"] * len(items)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_committer_takes_every_queued_job_in_one_round_and_pushes_back_when_full():
+    writer = _GatedWriter()
+    committer = Committer(writer, max_queued_rows=25)
+    try:
+        committer.submit(Job([trades_batch("a", 10)]))  # taken at once, held at the gate
+        time.sleep(0.2)
+        committer.submit(Job([trades_batch("b", 10)]))
+        committer.submit(Job([trades_batch("c", 10)]))  # 20 queued: still room
+        blocked = threading.Thread(target=committer.submit, args=(Job([trades_batch("d", 10)]),))
+        blocked.start()
+        blocked.join(0.3)
+        assert blocked.is_alive()  # 30 > 25 rows queued: the dataflow waits
+        writer.gate.set()
+        blocked.join(5)
+        assert not blocked.is_alive()
+        committer.drain()
+        assert writer.rounds[:2] == [1, 2] and sum(writer.rounds) == 4
+    finally:
+        writer.gate.set()
+        committer.close()
+    assert writer.closed
+
+
+def test_a_committer_failure_stops_the_dataflow_at_its_next_call():
+    writer = _GatedWriter()
+    writer.fail = OSError("disk full")
+    writer.gate.set()
+    committer = Committer(writer, max_queued_rows=100)
+    committer.submit(Job([trades_batch("a", 10)]))
+    with pytest.raises(RuntimeError, match="committer stopped.*disk full"):
+        committer.drain()
+    with pytest.raises(RuntimeError, match="disk full"):
+        committer.submit(Job([trades_batch("b", 10)]))

@@ -1,0 +1,107 @@
+"""`SubscriberClient` (buffered reads, direct deliveries, batched PUBACKs) on real Mosquitto:
+every message arrives once, whole and in order, whatever path it takes (the fast decode,
+or paho's own for QoS 2 and v5 properties), and `ack_many` acknowledges them all."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from dataflows.sources.mqtt_client import connect_args, make_client
+from dataflows.sources.paho_subscriber import READ_SIZE, SubscriberClient
+from feedhouse.app.mqtt.broker import BrokerStats
+from feedhouse.core.settings import MqttSettings
+from tests.support.mqtt import broker_fixture  # noqa: F401
+
+
+class Received:
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int, str, bytes, str]] = []  # mid, qos, topic, payload, path
+        self.lock = threading.Lock()
+
+    def delivery(self, mid, qos, topic, payload) -> None:
+        with self.lock:
+            self.items.append((mid, qos, topic, payload, "fast"))
+
+    def message(self, client, userdata, message) -> None:
+        with self.lock:
+            self.items.append((message.mid, message.qos, message.topic, message.payload, "paho"))
+
+    def wait(self, n: int, timeout: float = 30.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.items) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.items)
+
+
+def subscriber(broker, protocol: str, received: Received, qos: int = 1) -> SubscriberClient:
+    settings = MqttSettings(port=broker.port, protocol=protocol, qos=qos)
+    client = make_client(settings, f"sub-{protocol}", persistent=True, manual_ack=True,
+                         client_class=SubscriberClient)
+    client.on_delivery = received.delivery
+    client.on_message = received.message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_connect = lambda c, *a: c.subscribe("t/#", qos)
+    client.connect(**connect_args(settings, persistent=True))
+    client.loop_start()
+    assert subscribed.wait(10)
+    return client
+
+
+def publish_all(port: int, protocol: str, messages, properties=None) -> None:
+    proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=proto)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    infos = [pub.publish(topic, payload, qos=qos, properties=properties)
+             for topic, payload, qos in messages]
+    for info in infos:
+        info.wait_for_publish(20)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_many_small_and_one_large_message_arrive_whole_in_order_and_are_acked(broker, protocol):
+    received = Received()
+    client = subscriber(broker, protocol, received)
+    big = bytes(range(256)) * (READ_SIZE // 256 * 2 + 3)  # spans several buffered reads
+    messages = [(f"t/{i % 7}/ü", f'{{"n": {i}}}'.encode(), 1) for i in range(5000)]
+    messages.insert(2500, ("t/big", big, 1))
+    try:
+        publish_all(broker.port, protocol, messages)
+        messages.append(("t/q0", b"at most once", 0))  # after: QoS 0 may overtake QoS 1
+        publish_all(broker.port, protocol, messages[-1:])
+        got = received.wait(len(messages))
+        assert [(t, p, q) for _, q, t, p, _ in got] == messages
+        assert {path for *_, path in got} == {"fast"}  # no properties, QoS <= 1
+        client.ack_many([mid for mid, qos, *_ in got if qos == 1])
+        stats = BrokerStats(broker.port)
+        assert stats.wait("held", lambda n: n == 0, 20, 0.0)  # every PUBACK reached it
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_qos2_and_v5_properties_take_pahos_path(broker):
+    received = Received()
+    client = subscriber(broker, "5", received, qos=2)
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("source", "test")
+    try:
+        publish_all(broker.port, "5", [("t/a", b"with properties", 1)], properties=props)
+        publish_all(broker.port, "5", [("t/b", b"exactly once", 2)])
+        publish_all(broker.port, "5", [("t/c", b"plain", 1)])
+        got = received.wait(3)
+        assert [(t, p, path) for _, _, t, p, path in got] == [
+            ("t/a", b"with properties", "paho"), ("t/b", b"exactly once", "paho"),
+            ("t/c", b"plain", "fast")]
+    finally:
+        client.disconnect()
+        client.loop_stop()

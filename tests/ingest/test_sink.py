@@ -1,0 +1,126 @@
+"""The sink under a ClickHouse outage (fault injector): retry, buffer, automatic replay
+with the same tokens, replay log, and a ledger that reconciles."""
+
+from __future__ import annotations
+
+import time
+
+from bytewax.testing import TestingSource
+
+from dataflows.runner import run
+from dataflows.sink.writer import drain_buffer
+from feedhouse.core.config import load_settings
+from feedhouse.store.client import warehouse
+from feedhouse.store.faults import write_faults
+from feedhouse.store.ledger import ledger_totals
+from tests.support.ingest import bad_ledger_minutes, capture_messages, message_batches, table_counts
+
+
+def make_settings(home, **extra):
+    return load_settings(
+        home=str(home),
+        recovery=False,
+        fault_file=str(home / "faults.json"),
+        feeds=[{"name": "cb", "venue": "coinbase"}],
+        sink={
+            "batch_ms": 5,
+            "retry_initial_s": 0.01,
+            "retry_max_s": 0.05,
+            "buffer_after_s": 0.1,
+            "replay_probe_s": 0.1,
+        },
+        **extra,
+    )
+
+
+def items_with_outage(settings, batches, down_at: int, up_at: int):
+    """Yield batches; the warehouse is unreachable between items down_at and up_at."""
+    for i, batch in enumerate(batches):
+        if i == down_at:
+            write_faults(settings.fault_file, outage=True)
+        if i == up_at:
+            write_faults(settings.fault_file, outage=False)
+        time.sleep(0.01)
+        yield batch
+
+
+def test_outage_buffers_then_replays_everything_once(tmp_path):
+    settings = make_settings(tmp_path)
+    messages = capture_messages("COINBASE.ws.28.0")[:4000]
+    batches = message_batches("cb", "coinbase", messages, per=100)
+    batches += message_batches("cb", "coinbase", messages[:1000], per=100, start=len(messages))
+    source = TestingSource(items_with_outage(settings, batches, 10, 25))
+    run(settings, sources=[("test_in", source)], handle_signals=False)
+    with warehouse(settings) as client:
+        rows, keys = table_counts(client, "cb")
+        totals = ledger_totals(client, "cb")
+        log = client.query(
+            "SELECT sum(rows), sum(buffered_rows), countIf(status != 'finished') FROM ops.replay_log"
+            " WHERE table_name IN ('market.trades', 'market.quotes')"
+        ).result_rows[0]
+        assert bad_ledger_minutes(client) == []
+    assert rows == keys > 0  # nothing stored twice
+    assert totals["buffered"] > 0 and totals["replayed"] == totals["buffered"]
+    assert totals["inserted"] == keys
+    assert totals["duplicates"] > 0  # the repeated first 1000 messages
+    assert totals["parsed"] == totals["duplicates"] + totals["inserted"]
+    assert log == (totals["replayed"], totals["replayed"], 0)
+
+
+def test_replay_command_drains_a_buffer_left_by_a_down_warehouse(tmp_path):
+    from tests.support.cli import run_cli
+    from tests.support.ingest import write_config
+
+    config = write_config(tmp_path, [{"name": "cb", "venue": "coinbase"}], recovery=False)
+    settings = load_settings(config)
+    batches = message_batches("cb", "coinbase", capture_messages("COINBASE.ws.28.0")[:3000], per=100)
+    from feedhouse.store.migrations import init_schema
+
+    init_schema(settings)
+    write_faults(settings.fault_file, outage=True)
+    run(settings, sources=[("test_in", TestingSource(batches))], handle_signals=False)
+    out = run_cli("--config", str(config), "drain")  # still down: it says so, keeps all
+    assert out.returncode == 1 and "stopped" in out.stderr
+    write_faults(settings.fault_file, outage=False)
+    out = run_cli("--config", str(config), "replay")  # the old name still works
+    assert out.returncode == 0, out.stderr
+    assert "market.trades" in out.stdout and ": finished" in out.stdout
+    assert drain_buffer(settings) == []  # nothing left: nothing twice
+    with warehouse(settings) as client:
+        rows, keys = table_counts(client, "cb")
+        totals = ledger_totals(client, "cb")
+        failed = client.query("SELECT count() FROM ops.replay_log WHERE status = 'failed'").result_rows
+        assert bad_ledger_minutes(client) == []
+    assert rows == keys == totals["inserted"] == totals["replayed"] > 0
+    assert failed[0][0] > 0  # the attempt during the outage is logged too
+
+
+def test_permanent_error_sends_the_refused_rows_to_the_dead_letter(tmp_path):
+    import pyarrow as pa
+
+    from dataflows.sink.batches import TRADES, make_batch, rows_table
+    from dataflows.sink.writer import Writer
+    from feedhouse.core.records import Trade
+    from feedhouse.store.ledger import LedgerDelta
+    from feedhouse.store.migrations import init_schema
+
+    settings = make_settings(tmp_path)
+    init_schema(settings)
+    t0 = 1_700_000_000_000_000
+    rows = [Trade("kraken", "XMR-USD", "XMR/USD", str(i), 1.0, 1.0, "buy", t0, t0) for i in range(6)]
+    good = rows_table(TRADES, rows, {"feed": "kr"})
+    # a column the table does not have: ClickHouse refuses the insert (not retryable)
+    bad = good.append_column("bogus", pa.array([1] * 6))
+    ledger = LedgerDelta()
+    writer = Writer(settings)
+    try:
+        assert writer.write(make_batch(TRADES, "kr", "t-good", good), ledger) == "inserted"
+        assert writer.write(make_batch(TRADES, "kr", "t-bad", bad), ledger) == "rejected"
+    finally:
+        writer.close()
+    assert ledger.total("inserted") == 6 and ledger.total("rejected") == 6
+    with warehouse(settings) as client:
+        dead = client.query("SELECT feed, raw, error FROM ops.dead_letter").result_rows
+        assert client.query("SELECT count() FROM market.trades").result_rows[0][0] == 6
+    assert len(dead) == 6
+    assert all(f == "kr" and "bogus" in raw and "refused" in err for f, raw, err in dead)

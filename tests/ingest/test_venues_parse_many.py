@@ -1,0 +1,164 @@
+"""Batch parse (Venue.parse_many): the msgspec fast path of Binance, OKX and Coinbase
+gives exactly what looping the per-frame parse gives - on every frame of their captures
+and on mutated trade frames (wrong types, big integers, missing or duplicated keys).
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dataflows.sources.capture import read_capture
+from dataflows.venues import binance, coinbase, get_venue, okx
+from dataflows.venues.base import BatchResult, looping
+from feedhouse.core.records import us_from_s
+from tests.ingest.test_venues_a_fuzz import JSON, _mutate
+from tests.support.paths import corpus
+
+CASES = {
+    "binance": ("BINANCE.ws.1.0", binance._fast("binance")),
+    "binance_futures": ("BINANCE_FUTURES.ws.1.0", binance._fast("binance_futures")),
+    "binance_delivery": ("docs/BINANCE_DELIVERY.ws.docs", binance._fast("binance_delivery")),
+    "okx": ("OKX.ws.1.0", okx._fast),
+    "coinbase": ("COINBASE.ws.28.0", coinbase._fast),
+}
+
+
+def _messages(capture: str) -> list[tuple[int, str | bytes]]:
+    return [
+        (us_from_s(e.ts), e.data) for e in read_capture(corpus(capture)) if e.kind == "received"
+    ]
+
+
+def _same(venue_name: str, messages) -> BatchResult:
+    venue = get_venue(venue_name)
+    got = venue.parse_many(messages)
+    want = looping(venue.parse)(messages)
+    assert got.counts == want.counts
+    assert got.trades == want.trades
+    assert got.quotes == want.quotes
+    assert got.invalid == want.invalid
+    return got
+
+
+@pytest.mark.parametrize("venue_name", sorted(CASES))
+def test_parse_many_equals_looping_parse_on_the_capture(venue_name: str) -> None:
+    capture, fast = CASES[venue_name]
+    messages = _messages(capture)
+    whole = _same(venue_name, messages)
+    assert len(whole.counts) == len(messages) and whole.trades
+    for size in (1, 7, 64):  # any split into micro-batches gives the same records
+        parts = [_same(venue_name, messages[i : i + size]) for i in range(0, len(messages), size)]
+        assert [t for p in parts for t in p.trades] == whole.trades
+    # the fast decoder itself takes every trade frame (else this test compared nothing)
+    venue = get_venue(venue_name)
+    for ts, frame in messages:
+        want = venue.parse(frame, ts).trades
+        if want:
+            out: list = []
+            assert fast(frame, ts, out) == len(want) and out == want, frame[:200]
+
+
+def test_parse_many_default_is_the_per_frame_loop() -> None:
+    kraken = get_venue("kraken")  # no fast path: the default batch parse
+    messages = _messages("KRAKEN.ws.48.0")
+    got = kraken.parse_many(messages)
+    assert got.counts.count(-1) == 0 and len(got.counts) == len(messages)
+    assert got.trades == [t for ts, f in messages for t in kraken.parse(f, ts).trades]
+
+
+def test_outcome_codes_of_a_mixed_batch() -> None:
+    venue = get_venue("binance")
+    trade = (
+        '{"stream":"a@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":7,'
+        '"p":"1.5","q":"2","T":1626992761966,"m":true}}'
+    )
+    ack = '{"result":null,"id":1}'
+    bad = trade.replace('"a":7', '"a":1.5')
+    got = venue.parse_many([(10, trade), (11, ack), (12, bad), (13, trade.encode())])
+    assert got.counts == [1, 0, -1, 1]
+    assert [t.trade_id for t in got.trades] == ["7", "7"]
+    assert [i for i, _ in got.invalid] == [2] and "not an integer" in got.invalid[0][1].reason
+
+
+# -- mutated trade frames -------------------------------------------------------------------
+
+BIG = st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 0, -1, 1.0, 1e300])
+
+
+def _trade_frames(venue_name: str) -> list[str]:
+    capture, _ = CASES[venue_name]
+    venue = get_venue(venue_name)
+    return [f for ts, f in _messages(capture) if venue.parse(f, ts).trades]
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))  # stdlib: writes integers beyond 64 bits
+
+
+def _mutate_fields(data, frame: str) -> str:
+    """Change one field of the trade object itself (types the fast decoder must refuse)."""
+    root = {"x": orjson.loads(frame)}
+    parent, slot = (root["x"], "data") if "data" in root["x"] else (root, "x")
+    if isinstance(parent[slot], list):
+        parent, slot = parent[slot], data.draw(st.integers(0, len(parent[slot]) - 1))
+    target = parent[slot]
+    key = data.draw(st.sampled_from(sorted(target)))
+    op = data.draw(st.sampled_from(["value", "big", "delete", "dup"]))
+    if op == "delete":
+        del target[key]
+    elif op == "dup":  # a repeated key: orjson keeps the last one, so must the fast path
+        inner = _dumps(target)[:-1] + "," + _dumps({key: data.draw(JSON | BIG)})[1:]
+        parent[slot] = "@INNER@"
+        return _dumps(root["x"]).replace('"@INNER@"', inner)
+    else:
+        target[key] = data.draw(BIG if op == "big" else JSON)
+    return _dumps(root["x"])
+
+
+@pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase"])
+def test_parse_many_equals_looping_parse_on_mutated_frames(venue_name: str) -> None:
+    frames = _trade_frames(venue_name)
+    assert frames
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def run(data) -> None:
+        frame = data.draw(st.sampled_from(frames))
+        if data.draw(st.booleans()):
+            mutated = _mutate_fields(data, frame)
+        else:
+            mutated = _mutate(data, frame)
+        _same(venue_name, [(1_700_000_000_000_000, frame), (1_700_000_000_000_001, mutated)])
+
+    run()
+
+
+@pytest.mark.parametrize("venue_name", ["binance_futures", "coinbase"])
+def test_parse_batch_through_parse_many_matches_the_per_frame_path(venue_name: str) -> None:
+    from dataflows.frames import MessageBatch
+    from dataflows.parse.stage import parse_batch
+
+    venue = get_venue(venue_name)
+    messages = _messages(CASES[venue_name][0])
+    bad = messages[-1][1][:-3]  # a broken frame: a dead letter on both paths
+    messages = [*messages, (messages[-1][0] + 61_000_000, bad)]  # ... in the next minute
+    batch = MessageBatch(venue_name, venue_name, "p", 0, messages, [])
+    fast = parse_batch(batch)
+
+    def per_frame(frame, ts):  # not the registered parse: parse_batch loops over frames
+        return venue.parse(frame, ts)
+
+    slow = parse_batch(batch, per_frame)
+    assert fast.trades == slow.trades and fast.quotes == slow.quotes
+    assert fast.dead == slow.dead and len(fast.dead) == 1
+    assert dict(fast.ledger.cells) == dict(slow.ledger.cells)

@@ -1,0 +1,28 @@
+"""Running the `feedhouse` command as a user would: a subprocess with a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.support.paths import FEEDHOUSE
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any FEEDHOUSE_* from the caller, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDHOUSE_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str):
+    """Run the `feedhouse` command as a subprocess; returns CompletedProcess (text)."""
+    return subprocess.run(
+        [FEEDHOUSE, *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
