@@ -24,8 +24,17 @@ from feedhouse.app.sessions import REST_DIR, SESSIONS_DIR
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = SESSIONS_DIR
 REST = REST_DIR
+# captures built from the venues' documented examples (for venues without a recording)
+VENUE_DOCS = ROOT / "tests" / "fixtures" / "venue_docs"
 PYTHON = sys.executable
 FEEDHOUSE = str(Path(PYTHON).with_name("feedhouse"))
+
+def capture_path(name: str) -> Path:
+    """A capture by name: `docs/X` is built from documented examples, others recorded."""
+    if name.startswith("docs/"):
+        return VENUE_DOCS / name.removeprefix("docs/")
+    return CAPTURES / name
+
 
 # The trade-bearing captures of the venues the fast path and cryptofeed both cover.
 NORMALIZE_CAPTURES = {
@@ -171,7 +180,7 @@ def corpus(capture: str, min_trades: int, *, trades_only: bool) -> list[tuple[in
     server does) until it holds `min_trades` trades: [(received_ts µs, frame)]."""
     from feedhouse.app.session_server.stream import RecordedStream
 
-    stream = RecordedStream.load(CAPTURES / capture)
+    stream = RecordedStream.load(capture_path(capture))
     venue = stream.venue
     base = 1_700_000_000_000_000
     out: list[tuple[int, str | bytes]] = []

@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import CAPTURES, FEEDHOUSE
+from bench.common import FEEDHOUSE, capture_path
 
 # venue -> recorded session: the venues with a fast parse path and a lap shifter
 E2E = {
@@ -44,11 +44,11 @@ def _write(capture: str, out: Path, min_trades: int) -> Served:
     from dataflows.sources.capture import read_capture
     from feedhouse.app.session_server.stream import RecordedStream
 
-    stream = RecordedStream.load(CAPTURES / capture)
+    stream = RecordedStream.load(capture_path(capture))
     venue = stream.venue
     assert venue is not None
     header: list[str] = []
-    for event in read_capture(CAPTURES / capture):
+    for event in read_capture(capture_path(capture)):
         if event.kind == "connect":
             header.append(f"{event.url} <-> {event.ts}")
         elif event.kind == "sent":  # the first subscribe: the server waits for ours

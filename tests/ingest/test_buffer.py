@@ -55,7 +55,7 @@ def test_stored_batches_survive_a_killed_process(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {os.getcwd()!r})
-        from tests.test_ingest_buffer import trades_batch
+        from tests.ingest.test_buffer import trades_batch
         from dataflows.sink.buffer import LocalBuffer
         buf = LocalBuffer({str(path)!r})
         for i in range(5):
