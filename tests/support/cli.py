@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -26,3 +27,9 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: st
         text=True,
         timeout=timeout,
     )
+
+
+def drill_verdict(proc) -> dict:
+    """The JSON verdict a `feedhouse drill` run printed as its last stdout line."""
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
