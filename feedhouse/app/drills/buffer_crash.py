@@ -24,7 +24,8 @@ from pathlib import Path
 import typer
 
 from dataflows.sink.buffer import LocalBuffer
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.served import max_positions, wait_caught_up
 from feedhouse.app.drills.verdict import verdict
 from feedhouse.store.client import warehouse
@@ -100,12 +101,12 @@ def run_buffer_crash_drill(
 
 
 def buffer_crash(
-    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    seconds: float = seconds_option(20),
     min_buffered: int = typer.Option(20_000, "--min-buffered", min=1,
                                      help="rows in the buffer before the SIGKILL"),
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    rate: float = RATE_OPTION,
+    dup: float = DUP_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """SIGKILL with rows in the local buffer, restart: each buffered row inserted once."""
     verdict(run_buffer_crash_drill(seconds, min_buffered, rate, dup, store))

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import typer
 
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
 from feedhouse.app.drills.process import received_total
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.served import max_positions, wait_caught_up
 from feedhouse.app.drills.verdict import verdict
 
@@ -68,11 +69,11 @@ def run_crash_drill(
 
 
 def crash(
-    seconds: float = typer.Option(30, "--seconds", min=2, help="how long the server sends"),
+    seconds: float = seconds_option(30),
     kills: int = typer.Option(3, "--kills", min=1, help="SIGKILLs, spread over the run"),
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    rate: float = RATE_OPTION,
+    dup: float = DUP_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """SIGKILL the ingest at load and restart it: nothing lost, nothing stored twice."""
     verdict(run_crash_drill(seconds, kills, rate, dup, store))

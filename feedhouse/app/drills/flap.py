@@ -19,7 +19,8 @@ from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.options import STORE_OPTION
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.verdict import verdict
 from feedhouse.store.client import warehouse
 
@@ -96,7 +97,7 @@ def flap(
     drop_every: float = typer.Option(5, "--drop-every", min=0.5,
                                      help="seconds after which each connection is dropped"),
     rate: float = typer.Option(2000, "--rate", min=0, help="trades/s to send (0: max)"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Connections dropped every few seconds: reconnects, gaps recorded, nothing lost."""
     verdict(run_flap_drill(seconds, drop_every, rate, store))

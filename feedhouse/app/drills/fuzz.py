@@ -32,7 +32,8 @@ import typer
 from dataflows.sources.capture import capture_url, read_capture
 from dataflows.venues import venue_for_url
 from feedhouse.app.drills.mutate import mutate
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.options import STORE_OPTION
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.served import CAPTURES
 from feedhouse.app.drills.verdict import (
     bad_ledger_minutes,
@@ -240,7 +241,7 @@ def fuzz(
     mqtt_messages: int = typer.Option(100_000, "--mqtt", min=1,
                                       help="malformed MQTT payloads published"),
     seed: int = typer.Option(7, "--seed", help="seed of the mutations"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Mutated frames and malformed MQTT payloads: no crash, every message accounted for."""
     verdict(run_fuzz_drill(frames, mqtt_messages, seed, store))

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.verdict import (
     bad_ledger_minutes,
     trade_counts_by_venue,
@@ -36,11 +37,11 @@ from feedhouse.verify.reconcile import reconcile
 
 
 def outage(
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    rate: float = RATE_OPTION,
+    seconds: float = seconds_option(20),
     outage_seconds: float = typer.Option(5, "--outage-seconds", min=0, help="ClickHouse down"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
+    store: Path | None = STORE_OPTION,
+    dup: float = DUP_OPTION,
 ) -> None:
     """ClickHouse unreachable mid-run: nothing lost, nothing stored twice, ledger reconciles."""
 

@@ -59,9 +59,6 @@ from feedhouse.core.errors import InputError
 from feedhouse.core.settings import Settings
 from feedhouse.store.faults import write_faults
 
-STORE_HELP = ("the chDB store to create (new or empty; default: a new temporary folder); "
-              "kept, with the drill's own files in its drill/ folder")
-
 
 def drill_home(store: Path | None, name: str) -> Path:
     """The drill's working folder (config, captures, buffer, recovery, logs): `drill/` in

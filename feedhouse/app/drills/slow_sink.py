@@ -29,8 +29,9 @@ from pathlib import Path
 
 import typer
 
+from feedhouse.app.drills.options import STORE_OPTION, seconds_option
 from feedhouse.app.drills.process import vm_hwm_mb, wait_for_status
-from feedhouse.app.drills.runner import STORE_HELP, DrillRun
+from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.drills.verdict import verdict
 
 PAUSED_SLOW = 0.5  # share of the slow phase the sources must spend not reading
@@ -106,7 +107,7 @@ def run_slow_sink_drill(
 
 
 def slow_sink(
-    seconds: float = typer.Option(30, "--seconds", min=3, help="how long the server sends"),
+    seconds: float = seconds_option(30, least=3),
     latency_ms: float = typer.Option(200, "--latency-ms", min=0, help="added to every insert"),
     row_latency_us: float = typer.Option(5000, "--row-latency-us", min=0,
                                          help="added to every insert per row"),
@@ -114,7 +115,7 @@ def slow_sink(
                                      help="peak RSS the ingest may reach"),
     queue_frames: int = typer.Option(10_000, "--queue-frames", min=100,
                                      help="frames each feed may hold before it stops reading"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Slow inserts under load: backpressure reaches the source, memory bounded, no loss."""
     verdict(run_slow_sink_drill(seconds, latency_ms, row_latency_us, max_rss_mb, queue_frames,
