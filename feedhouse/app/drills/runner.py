@@ -29,7 +29,13 @@ in `home/mosquitto`; `d.use_config(path)` runs a config the caller wrote (the MQ
 drill); `d.drain_held()` holds the server until the run received every frame sent.
 
 Building blocks, usable alone: `process.py` (RunProcess, status polling), `served.py`
-(sessions, feeds, server counters), `verdict.py` (verdict arithmetic and printing).
+(sessions, feeds, server counters), `verdict.py` (verdict arithmetic and printing),
+`options.py` (the shared `--store/--rate/--dup/--seconds` options).
+
+Adding to a drill: a new check of the store reads it after the `with` block through
+`warehouse(d.settings)` and adds its fields to the result before `ok` is computed; a new
+drill is a module with `register(drill_app)` whose body is the block above with its own
+steps (the old `drills/common.py` names live on: see process/served/verdict).
 """
 
 from __future__ import annotations
