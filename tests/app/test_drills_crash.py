@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-from feedhouse.app.drills.common import trade_figures
-from tests.support.cli import run_cli
-
-
-def _verdict(proc) -> dict:
-    assert proc.stdout.strip(), proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from feedhouse.app.drills.verdict import trade_figures
+from tests.support.cli import run_drill
 
 
 def test_verdict_counts_a_trade_stored_under_a_second_key_as_a_duplicate():
@@ -36,11 +29,8 @@ def test_verdict_counts_a_trade_stored_under_a_second_key_as_a_duplicate():
 
 
 def test_crash_drill_sigkills_at_load_and_loses_nothing(tmp_path):
-    proc = run_cli("drill", "crash", "--seconds", "6", "--kills", "1", "--store",
-                   str(tmp_path / "crash"), timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["drill"] == "crash" and verdict["ok"] is True
+    verdict = run_drill("crash", "--seconds", "6", "--kills", "1", "--store",
+                        str(tmp_path / "crash"))
     assert verdict["kills"] == verdict["killed_while_ingesting"] == 1
     assert verdict["lost"] == 0 and verdict["duplicates_stored"] == 0
     # the user's view: count() = count() FINAL = every unique trade sent
@@ -49,11 +39,8 @@ def test_crash_drill_sigkills_at_load_and_loses_nothing(tmp_path):
 
 
 def test_buffer_crash_drill_replays_each_buffered_row_once(tmp_path):
-    proc = run_cli("drill", "buffer-crash", "--seconds", "4", "--min-buffered", "1000",
-                   "--store", str(tmp_path / "bc"), timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["drill"] == "buffer-crash" and verdict["ok"] is True
+    verdict = run_drill("buffer-crash", "--seconds", "4", "--min-buffered", "1000",
+                        "--store", str(tmp_path / "bc"))
     assert verdict["buffered_rows"] >= 500  # trades among the >= 1000 buffered rows
     assert verdict["replayed_rows"] == verdict["buffered_rows"]
     assert verdict["replays"] == 1 and verdict["buffer_left_rows"] == 0

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
-from tests.support.cli import run_cli
-
-
-def _verdict(proc) -> dict:
-    assert proc.stdout.strip(), proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from tests.support.cli import run_drill
 
 
 def test_flap_drill_reconnects_records_every_gap_and_loses_nothing(tmp_path):
-    proc = run_cli("drill", "flap", "--seconds", "5", "--drop-every", "1.5", "--store",
-                   str(tmp_path / "flap"), timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["drill"] == "flap" and verdict["ok"] is True
+    verdict = run_drill("flap", "--seconds", "5", "--drop-every", "1.5", "--store",
+                        str(tmp_path / "flap"))
     assert verdict["drops"] >= 3  # at least one per feed
     for feed, counts in verdict["per_feed"].items():
         assert counts["gaps"] == counts["drops"] >= 1, feed
@@ -28,11 +18,7 @@ def test_flap_drill_reconnects_records_every_gap_and_loses_nothing(tmp_path):
 
 
 def test_slow_sink_drill_pushes_back_to_the_source_with_bounded_memory(tmp_path):
-    proc = run_cli("drill", "slow-sink", "--seconds", "7", "--store", str(tmp_path / "slow"),
-                   timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["drill"] == "slow-sink" and verdict["ok"] is True
+    verdict = run_drill("slow-sink", "--seconds", "7", "--store", str(tmp_path / "slow"))
     assert verdict["backpressure"] is True
     # while inserts are slow the sources stop reading (their queues are full)
     assert verdict["source_paused_slow"] >= 0.5 > verdict["source_paused_normal"]
@@ -45,11 +31,8 @@ def test_bad_config_drill_every_case_one_line_exit_2_nothing_written(tmp_path):
     kinds = ("unknown venue", "bad DSN", "unknown host", "unreachable host", "wrong password",
              "missing config", "negative dedup window", "password in the config")
     args = [a for k in kinds for a in ("--case", k)]
-    proc = run_cli("drill", "bad-config", *args, "--work-dir", str(tmp_path / "cases"),
-                   timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["ok"] is True and verdict["failed"] == []
+    verdict = run_drill("bad-config", *args, "--work-dir", str(tmp_path / "cases"))
+    assert verdict["failed"] == []
     names = {r["case"] for r in verdict["results"]}
     assert names == {"unknown venue", "bad DSN scheme", "unknown host (run)",
                      "unreachable host (init)", "wrong password (run)", "wrong password (init)",

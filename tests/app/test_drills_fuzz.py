@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 import orjson
 
 from feedhouse.app.drills.mutate import mutate
-from tests.support.cli import run_cli
-
-
-def _verdict(proc) -> dict:
-    assert proc.stdout.strip(), proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from tests.support.cli import drill_verdict, run_cli, run_drill
 
 
 def test_mutations_are_deterministic_and_change_the_frame():
@@ -35,11 +29,9 @@ def test_mutations_are_deterministic_and_change_the_frame():
 
 
 def test_fuzz_drill_accounts_for_every_message_without_crashing(tmp_path):
-    proc = run_cli("drill", "fuzz", "--frames", "150", "--mqtt", "200", "--store",
-                   str(tmp_path / "fuzz"), timeout=240)
-    verdict = _verdict(proc)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert verdict["drill"] == "fuzz" and verdict["ok"] is True and verdict["crashes"] == 0
+    verdict = run_drill("fuzz", "--frames", "150", "--mqtt", "200", "--store",
+                        str(tmp_path / "fuzz"))
+    assert verdict["crashes"] == 0
     assert verdict["venues"] >= 10 and verdict["feeds_short"] == {}
     ex, mq = verdict["counts"]["exchange"], verdict["counts"]["mqtt"]
     assert ex["received"] == ex["frames_sent"] == 150 * verdict["venues"]
@@ -54,7 +46,7 @@ def test_fuzz_drill_accounts_for_every_message_without_crashing(tmp_path):
 def test_drill_all_runs_the_named_drills_and_prints_a_table(tmp_path):
     proc = run_cli("drill", "all", "--quick", "--only", "fuzz", "--work-dir", str(tmp_path),
                    timeout=240)
-    verdict = _verdict(proc)
+    verdict = drill_verdict(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert verdict["drill"] == "all" and verdict["ok"] is True
     assert [d["drill"] for d in verdict["drills"]] == ["fuzz"]

@@ -15,20 +15,15 @@ from websockets.sync.client import connect
 from dataflows.venues import get_venue
 from feedhouse.app.session_server.faults import Faults
 from feedhouse.app.session_server.server import SessionServer, parse_speed
-from tests.support.sessions import CASES, captures_dir, recorded_frames
+from tests.support.sessions import (  # noqa: F401
+    CASES,
+    captures_dir,
+    folder_fixture,
+    recorded_frames,
+    server_fixture,
+)
 
 FEEDHOUSE = str(Path(sys.executable).parent / "feedhouse")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return captures_dir(tmp_path_factory.mktemp("captures"))
-
-
-@pytest.fixture(scope="module")
-def server(folder: Path):
-    with SessionServer(folder, speed="max") as srv:
-        yield srv
 
 
 def receive_all(ws, limit: int | None = None) -> tuple[list, int | None]:

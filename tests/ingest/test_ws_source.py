@@ -29,25 +29,15 @@ from feedhouse.core.records import ParseResult
 from tests.support.paths import corpus
 from tests.support.sessions import (
     CASES,
-    captures_dir,
     drain,
     feed_for,
+    folder_fixture,  # noqa: F401
     recorded_frames,
+    server_fixture,  # noqa: F401
     trade_rows,
 )
 
 FAST = {"reconnect_initial_s": 0.02, "reconnect_max_s": 0.2}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return captures_dir(tmp_path_factory.mktemp("captures"))
-
-
-@pytest.fixture(scope="module")
-def server(folder: Path):
-    with SessionServer(folder, speed="max") as srv:
-        yield srv
 
 
 def parse_all(venue_name: str, frames) -> ParseResult:

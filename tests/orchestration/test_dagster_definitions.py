@@ -3,7 +3,6 @@ the UI (started on a free loopback port, stopped by its process group)."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from dagster import AssetKey, in_process_executor, multiprocess_executor
 
+from feedhouse.app.mqtt.broker import free_port
 from orchestration.definitions import defs
 from orchestration.partitions import BACKFILL_PARTITIONS
 from orchestration.resources import current_environment, executor_for
@@ -85,14 +85,8 @@ def test_dagster_definitions_validate(tmp_path):
     assert "Validation successful" in done.stdout + done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dagster_dev_serves_the_ui(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = clean_env(DAGSTER_HOME=str(tmp_path), FEEDHOUSE_HOME=str(tmp_path / "fh"))
     # plain `dagster dev` in the repo root finds the code through workspace.yaml
     proc = subprocess.Popen(

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from feedhouse.app.mqtt.broker import free_port
 from tests.support.browser import png_pixels, render_url, wait_http
 from tests.support.cli import clean_env
 from tests.support.paths import ROOT
@@ -19,14 +19,8 @@ from tests.support.paths import ROOT
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dagster_ui_asset_page_lists_the_great_expectations_check(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = clean_env(DAGSTER_HOME=str(tmp_path), FEEDHOUSE_HOME=str(tmp_path / "fh"))
     proc = subprocess.Popen(
         [DAGSTER, "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)],

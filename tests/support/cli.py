@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -26,3 +27,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: st
         text=True,
         timeout=timeout,
     )
+
+
+def drill_verdict(proc) -> dict:
+    """The JSON verdict a `feedhouse drill` run printed as its last stdout line."""
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_drill(name: str, *args: str, timeout: float = 240) -> dict:
+    """`feedhouse drill NAME ARGS...` as a user runs it; its verdict, once asserted that
+    the drill passed (exit 0, ok, the verdict names the drill)."""
+    proc = run_cli("drill", name, *args, timeout=timeout)
+    verdict = drill_verdict(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verdict["drill"] == name and verdict["ok"] is True, proc.stdout + proc.stderr
+    return verdict

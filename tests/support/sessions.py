@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from dataflows.frames import Gap
 from dataflows.sources.capture import read_capture
 from dataflows.sources.exchange import FeedPartition
+from feedhouse.app.drills.served import link_sessions
+from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.settings import FeedSettings
-from tests.support.paths import corpus
+from tests.support.paths import SESSIONS, corpus
 
 # capture file -> (venue, symbols to subscribe, channels); symbols are in the capture.
 CASES = {
@@ -24,13 +29,21 @@ CASES = {
 
 
 def captures_dir(tmp: Path, names=CASES) -> Path:
-    """A folder holding links to the chosen fixture captures."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        link = tmp / name
-        if not link.exists():
-            link.symlink_to(corpus(name))
-    return tmp
+    """A folder holding links to the chosen recorded sessions."""
+    return link_sessions(tmp, names, SESSIONS)
+
+
+@pytest.fixture(scope="module", name="folder")
+def folder_fixture(tmp_path_factory) -> Path:
+    """Links to every session in CASES (one folder per test module)."""
+    return captures_dir(tmp_path_factory.mktemp("captures"))
+
+
+@pytest.fixture(scope="module", name="server")
+def server_fixture(folder: Path) -> Iterator[SessionServer]:
+    """A session server on `folder` at full speed, for the whole test module."""
+    with SessionServer(folder, speed="max") as srv:
+        yield srv
 
 
 def recorded_frames(name: str) -> list[str | bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from feedhouse.app.cli.context import console, settings_from
-from feedhouse.app.demo import DemoPlan, run_demo
+from feedhouse.app.demo.scenario import DemoPlan, run_demo
 
 
 def demo(

@@ -20,7 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedhouse.app.drills.common import child_env, echo, verdict
+from feedhouse.app.drills.process import child_env, feedhouse_command
+from feedhouse.app.drills.verdict import echo, verdict
 from feedhouse.core.errors import InputError
 
 # name -> (full-size arguments, reduced arguments); "{dir}" is the drill's own folder
@@ -44,7 +45,7 @@ COLUMNS = ("sent", "unique_sent", "stored", "duplicates_stored", "dead_lettered"
 def run_one(name: str, args: list[str], timeout_s: float) -> dict:
     """Run one drill; its verdict (the JSON last line) plus exit code and duration."""
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "feedhouse.app.cli.main", "drill", name, *args]
+    cmd = feedhouse_command("drill", name, *args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
                               env=child_env(), stdin=subprocess.DEVNULL)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,8 @@ from pathlib import Path
 import typer
 import yaml
 
-from feedhouse.app.drills.common import child_env, echo, verdict
+from feedhouse.app.drills.process import child_env, feedhouse_command
+from feedhouse.app.drills.verdict import echo, verdict
 from feedhouse.app.mqtt.broker import free_port
 
 SENTINEL = "s3ntinel-Pa55"  # the password of every DSN; must never be printed
@@ -133,8 +133,8 @@ def run_case(case: Case, folder: Path, timeout_s: float = 60) -> dict:
         config.write_text(yaml.safe_dump({"home": str(home), **case.config}))
     elif isinstance(case.config, str):
         config.write_text(case.config)
-    env = {**child_env(), **case.env}
-    args = [sys.executable, "-m", "feedhouse.app.cli.main", "--config", str(config), *case.command]
+    env = child_env(**case.env)
+    args = feedhouse_command("--config", str(config), *case.command)
     try:
         proc = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True,
                               timeout=timeout_s, stdin=subprocess.DEVNULL)

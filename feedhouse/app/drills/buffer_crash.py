@@ -24,29 +24,11 @@ from pathlib import Path
 import typer
 
 from dataflows.sink.buffer import LocalBuffer
-from feedhouse.app.drills.common import (
-    STORE_HELP,
-    RunProcess,
-    captures_folder,
-    drill_home,
-    echo,
-    max_positions,
-    measure_trades,
-    recorded_trade_rate,
-    sent_totals,
-    server_feeds,
-    store_of,
-    unique_sent_by_venue,
-    verdict,
-    wait_caught_up,
-    wait_for_status,
-    wait_quiet,
-    write_drill_config,
-)
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.served import max_positions, wait_caught_up
+from feedhouse.app.drills.verdict import verdict
 from feedhouse.store.client import warehouse
-from feedhouse.store.faults import write_faults
 
 TRADES = "market.trades"
 
@@ -72,47 +54,31 @@ def run_buffer_crash_drill(
     store: Path | None = None,
 ) -> dict:
 
-    home = drill_home(store, "buffer-crash")
-    echo("buffer-crash", f"store {store_of(home)}")
-    speed = rate / recorded_trade_rate() if rate > 0 else None
-    server = SessionServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
-    server.start()
-    config = write_drill_config(
-        home, server_feeds(server),
-        sink={"buffer_after_s": 0.5, "replay_probe_s": 0.5, "retry_max_s": 0.25},
-    )
-    settings = load_settings(config)
-    run = RunProcess(config, home / "run.log")
-    code, caught_up = None, False
-    try:
+    caught_up = False
+    with DrillRun.fresh("buffer-crash", store) as d:
+        server = d.serve(rate=rate, faults=f"dup={dup}")
+        settings = d.configure(
+            sink={"buffer_after_s": 0.5, "replay_probe_s": 0.5, "retry_max_s": 0.25},
+        )
+        run = d.run
         run.start().wait_running()
         started = time.monotonic()
-        write_faults(settings.fault_file, outage=True)
-        echo("buffer-crash", "ClickHouse unreachable: the sink buffers")
-        status = wait_for_status(run.status_file,
-                                 lambda s: s.get("buffered_rows", 0) >= min_buffered, 120)
+        d.faults(outage=True)
+        d.echo("ClickHouse unreachable: the sink buffers")
+        status = d.status(lambda s: s.get("buffered_rows", 0) >= min_buffered, 120)
         run.kill()
-        echo("buffer-crash", f"SIGKILL with {status.get('buffered_rows', 0)} rows buffered")
+        d.echo(f"SIGKILL with {status.get('buffered_rows', 0)} rows buffered")
         time.sleep(0.2)  # the server notices the dead connection
         sent_before = max_positions(server)
         held_rows, held_keys = buffered_trades(settings.buffer_path)
-        write_faults(settings.fault_file, outage=False)
-        echo("buffer-crash", f"ClickHouse back; restart ({held_rows} trade rows buffered)")
+        d.faults(outage=False)
+        d.echo(f"ClickHouse back; restart ({held_rows} trade rows buffered)")
         run.start()
-        wait_for_status(run.status_file, lambda s: s.get("replays", 0) >= 1
-                        and s.get("buffered_rows", 1) == 0, 120)
+        d.status(lambda s: s.get("replays", 0) >= 1 and s.get("buffered_rows", 1) == 0, 120)
         caught_up = wait_caught_up(server, sent_before)
         time.sleep(max(0.0, started + seconds - time.monotonic()))
-        server.stop()
-        wait_quiet(run.status_file)
-        code = run.stop()
-    finally:
-        run.kill()
-        server.stop()
-        write_faults(settings.fault_file, outage=False)
-    sent = sent_totals(server.stats())
-    by_venue = unique_sent_by_venue(server)
-    result = {"drill": "buffer-crash", **measure_trades(settings, sent, by_venue)}
+        d.finish()
+    result = {"drill": "buffer-crash", **d.measure()}
     with LocalBuffer(settings.buffer_path) as buf:
         left = buf.pending_rows
     with warehouse(settings) as client:
@@ -124,23 +90,23 @@ def run_buffer_crash_drill(
     missing = len(held_keys - stored_keys)
     result.update({
         "buffered_rows": held_rows, "replayed_rows": int(replayed or 0), "replays": int(replays),
-        "buffered_keys_missing": missing, "buffer_left_rows": left, "run_exit": code,
-        "caught_up": caught_up, "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(store_of(home)),
+        "buffered_keys_missing": missing, "buffer_left_rows": left, "run_exit": d.code,
+        "caught_up": caught_up, "peak_rss_mb": d.peak_rss_mb, "store": str(d.store),
     })
     result["ok"] = bool(result["ok"] and held_rows > 0 and result["replayed_rows"] == held_rows
-                        and missing == 0 and left == 0 and code == 0
+                        and missing == 0 and left == 0 and d.code == 0
                         and caught_up)
-    echo("buffer-crash", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    d.kept()
     return result
 
 
 def buffer_crash(
-    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    seconds: float = seconds_option(20),
     min_buffered: int = typer.Option(20_000, "--min-buffered", min=1,
                                      help="rows in the buffer before the SIGKILL"),
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    rate: float = RATE_OPTION,
+    dup: float = DUP_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """SIGKILL with rows in the local buffer, restart: each buffered row inserted once."""
     verdict(run_buffer_crash_drill(seconds, min_buffered, rate, dup, store))

@@ -22,28 +22,11 @@ from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.common import (
-    STORE_HELP,
-    RunProcess,
-    captures_folder,
-    drill_home,
-    echo,
-    max_positions,
-    measure_trades,
-    received_total,
-    recorded_trade_rate,
-    sent_totals,
-    server_feeds,
-    store_of,
-    unique_sent_by_venue,
-    verdict,
-    wait_caught_up,
-    wait_for_status,
-    wait_quiet,
-    write_drill_config,
-)
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
+from feedhouse.app.drills.process import received_total
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.served import max_positions, wait_caught_up
+from feedhouse.app.drills.verdict import verdict
 
 
 def run_crash_drill(
@@ -54,57 +37,43 @@ def run_crash_drill(
     store: Path | None = None,
 ) -> dict:
 
-    home = drill_home(store, "crash")
-    echo("crash", f"store {store_of(home)}")
-    speed = rate / recorded_trade_rate() if rate > 0 else None
-    server = SessionServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
-    server.start()
-    config = write_drill_config(home, server_feeds(server))
-    settings = load_settings(config)
-    run = RunProcess(config, home / "run.log")
     killed_while_ingesting = 0
-    code, caught_up = None, True
-    try:
+    caught_up = True
+    with DrillRun.fresh("crash", store) as d:
+        server = d.serve(rate=rate, faults=f"dup={dup}")
+        d.configure()
+        run = d.run
         run.start().wait_running()
         started = time.monotonic()
         for k in range(1, kills + 1):
             time.sleep(max(0.0, started + seconds * k / (kills + 1) - time.monotonic()))
             # the kill must hit a run that is moving data, not one still starting up
-            before = received_total(wait_for_status(run.status_file, lambda s: True, 5))
-            status = wait_for_status(run.status_file,
-                                     lambda s, b=before: received_total(s) > b, 30)
+            before = received_total(d.status())
+            status = d.status(lambda s, b=before: received_total(s) > b, 30)
             killed_while_ingesting += received_total(status) > before
             run.kill()
-            echo("crash", f"SIGKILL {k}/{kills} after {time.monotonic() - started:.1f}s; restart")
+            d.echo(f"SIGKILL {k}/{kills} after {time.monotonic() - started:.1f}s; restart")
             time.sleep(0.2)  # the server notices the dead connection
             sent_before = max_positions(server)
             run.start().wait_running()
             caught_up &= wait_caught_up(server, sent_before)
         time.sleep(max(0.0, started + seconds - time.monotonic()))
-        server.stop()
-        wait_quiet(run.status_file)
-        code = run.stop()
-    finally:
-        run.kill()
-        server.stop()
-    sent = sent_totals(server.stats())
-    by_venue = unique_sent_by_venue(server)
-    result = {"drill": "crash", **measure_trades(settings, sent, by_venue), "kills": run.kills,
+        d.finish()
+    result = {"drill": "crash", **d.measure(), "kills": run.kills,
               "killed_while_ingesting": killed_while_ingesting, "caught_up": caught_up,
-              "run_exit": code,
-              "peak_rss_mb": round(run.peak_rss_mb, 1), "store": str(store_of(home))}
-    result["ok"] = bool(result["ok"] and code == 0 and killed_while_ingesting == kills
+              "run_exit": d.code, "peak_rss_mb": d.peak_rss_mb, "store": str(d.store)}
+    result["ok"] = bool(result["ok"] and d.code == 0 and killed_while_ingesting == kills
                         and caught_up)
-    echo("crash", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    d.kept()
     return result
 
 
 def crash(
-    seconds: float = typer.Option(30, "--seconds", min=2, help="how long the server sends"),
+    seconds: float = seconds_option(30),
     kills: int = typer.Option(3, "--kills", min=1, help="SIGKILLs, spread over the run"),
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    rate: float = RATE_OPTION,
+    dup: float = DUP_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """SIGKILL the ingest at load and restart it: nothing lost, nothing stored twice."""
     verdict(run_crash_drill(seconds, kills, rate, dup, store))

@@ -19,25 +19,9 @@ from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.common import (
-    STORE_HELP,
-    RunProcess,
-    captures_folder,
-    drain_held,
-    drill_home,
-    echo,
-    measure_trades,
-    recorded_trade_rate,
-    sent_totals,
-    server_feeds,
-    store_of,
-    unique_sent_by_venue,
-    verdict,
-    wait_quiet,
-    write_drill_config,
-)
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
+from feedhouse.app.drills.options import STORE_OPTION
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.verdict import verdict
 from feedhouse.store.client import warehouse
 
 
@@ -59,41 +43,27 @@ def run_flap_drill(
     store: Path | None = None,
 ) -> dict:
 
-    home = drill_home(store, "flap")
-    echo("flap", f"store {store_of(home)}")
-    speed = rate / recorded_trade_rate() if rate > 0 else None
-    server = SessionServer(captures_folder(home), speed=speed, loop=True,
-                          faults=f"drop={drop_every:g}s")
-    server.start()
-    feeds = server_feeds(server)
-    feed_of_path = {f["url"].rsplit("/", 1)[1]: f["name"] for f in feeds}
-    # reconnect quickly: the drill is about surviving the drops, not about backoff
-    for feed in feeds:
-        feed.update(reconnect_initial_s=0.2, reconnect_max_s=2.0)
-    config = write_drill_config(home, feeds)
-    settings = load_settings(config)
-    run = RunProcess(config, home / "run.log")
-    code, settled, alive = None, False, True
-    try:
-        run.start().wait_running()
+    settled, alive = False, True
+    with DrillRun.fresh("flap", store) as d:
+        server = d.serve(rate=rate, faults=f"drop={drop_every:g}s")
+        # reconnect quickly: the drill is about surviving the drops, not about backoff
+        for feed in d.feeds:
+            feed.update(reconnect_initial_s=0.2, reconnect_max_s=2.0)
+        settings = d.configure()
+        feed_of_path = d.feed_of_path
+        d.run.start().wait_running()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
             time.sleep(0.5)
-            alive &= run.alive
+            alive &= d.run.alive
         server.calm()  # no drop may race the check below
         settled = _all_reconnected(server, drop_every * 2 + 10)
-        settled &= drain_held(server, run.status_file, feed_of_path)
-        server.stop()
-        wait_quiet(run.status_file)
-        alive &= run.alive
-        code = run.stop()
-    finally:
-        run.kill()
-        server.stop()
+        settled &= d.drain_held()
+        d.drain()
+        alive &= d.run.alive
+        d.stop()
     stats = server.stats()
-    sent = sent_totals(stats)
-    by_venue = unique_sent_by_venue(server)
-    result = {"drill": "flap", **measure_trades(settings, sent, by_venue)}
+    result = {"drill": "flap", **d.measure()}
     with warehouse(settings) as client:
         gaps = dict(client.query(
             "SELECT feed, count() FROM ops.feed_gaps WHERE kind = 'disconnect' GROUP BY feed"
@@ -108,17 +78,17 @@ def run_flap_drill(
         "drops": drops,
         "reconnects": sum(f["reconnects"] for f in per_feed.values()),
         "gaps": sum(f["gaps"] for f in per_feed.values()),
-        "per_feed": per_feed, "settled": settled, "run_alive": alive, "run_exit": code,
-        "tracebacks": run.tracebacks(), "peak_rss_mb": round(run.peak_rss_mb, 1),
-        "store": str(store_of(home)),
+        "per_feed": per_feed, "settled": settled, "run_alive": alive, "run_exit": d.code,
+        "tracebacks": d.run.tracebacks(), "peak_rss_mb": d.peak_rss_mb,
+        "store": str(d.store),
     })
     result["ok"] = bool(
-        result["ok"] and drops > 0 and settled and alive and code == 0
+        result["ok"] and drops > 0 and settled and alive and d.code == 0
         and result["tracebacks"] == 0
         and all(f["gaps"] == f["drops"] and f["reconnects"] >= f["drops"]
                 for f in per_feed.values())
     )
-    echo("flap", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    d.kept()
     return result
 
 
@@ -127,7 +97,7 @@ def flap(
     drop_every: float = typer.Option(5, "--drop-every", min=0.5,
                                      help="seconds after which each connection is dropped"),
     rate: float = typer.Option(2000, "--rate", min=0, help="trades/s to send (0: max)"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Connections dropped every few seconds: reconnects, gaps recorded, nothing lost."""
     verdict(run_flap_drill(seconds, drop_every, rate, store))

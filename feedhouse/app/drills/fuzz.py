@@ -31,28 +31,19 @@ import typer
 
 from dataflows.sources.capture import capture_url, read_capture
 from dataflows.venues import venue_for_url
-from feedhouse.app.drills.common import (
-    CAPTURES,
-    STORE_HELP,
-    RunProcess,
-    drill_home,
-    echo,
-    sent_totals,
-    server_feeds,
-    store_of,
+from feedhouse.app.drills.mutate import mutate
+from feedhouse.app.drills.options import STORE_OPTION
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.served import CAPTURES
+from feedhouse.app.drills.verdict import (
+    bad_ledger_minutes,
     trade_counts_by_venue,
     trade_figures,
-    unique_sent_by_venue,
     verdict,
-    wait_for_status,
-    write_drill_config,
 )
-from feedhouse.app.drills.mutate import mutate
-from feedhouse.app.mqtt.broker import Broker, BrokerStats
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
+from feedhouse.app.mqtt.broker import BrokerStats
 from feedhouse.store.client import warehouse
-from feedhouse.store.ledger import check_ledger, ledger_totals
+from feedhouse.store.ledger import ledger_totals
 
 MQTT_FEED = "plant"
 PUBLISH_WINDOW = 1000
@@ -154,52 +145,44 @@ def run_fuzz_drill(
     timeout_s: float = 900.0,
 ) -> dict:
 
-    home = drill_home(store, "fuzz")
-    echo("fuzz", f"store {store_of(home)}")
-    names = fuzz_captures()
-    folder = home / "captures"
-    folder.mkdir(exist_ok=True)
-    rng = random.Random(seed)
-    for name in names:
-        write_mutated_capture(CAPTURES / name, folder / name, frames, rng)
-    echo("fuzz", f"{len(names)} venues x {frames} mutated frames written; loading the server")
-    server = SessionServer(folder, speed=None, loop=False)
-    server.start()
-    broker = Broker(home / "mosquitto").start()
-    feeds = server_feeds(server, names)  # symbols from the intact sessions
-    feed_of_path = {f["url"].rsplit("/", 1)[1]: f["name"] for f in feeds}
-    feeds.append({"name": MQTT_FEED, "kind": "mqtt",
-                  "mqtt": {"host": "127.0.0.1", "port": broker.port, "clients": 2}})
-    config = write_drill_config(home, feeds)
-    settings = load_settings(config)
-    run = RunProcess(config, home / "run.log")
-    stats = BrokerStats(broker.port)
-    code, published, crashes = None, 0, 0
-    served = {feed_of_path[p]: server.stream_positions(p) for p in server.streams}
-    try:
+    published, crashes = 0, 0
+    with DrillRun.fresh("fuzz", store) as d:
+        names = fuzz_captures()
+        folder = d.home / "captures"
+        folder.mkdir(exist_ok=True)
+        rng = random.Random(seed)
+        for name in names:
+            write_mutated_capture(CAPTURES / name, folder / name, frames, rng)
+        d.echo(f"{len(names)} venues x {frames} mutated frames written; loading the server")
+        server = d.serve(names, folder=folder, loop=False)  # symbols from the intact sessions
+        broker = d.start_broker()
+        feed_of_path = d.feed_of_path
+        d.feeds.append({"name": MQTT_FEED, "kind": "mqtt",
+                        "mqtt": {"host": "127.0.0.1", "port": broker.port, "clients": 2}})
+        settings = d.configure()
+        run = d.run
+        stats = BrokerStats(broker.port)
+        served = {feed_of_path[p]: server.stream_positions(p) for p in server.streams}
         run.start()
         if not stats.wait("shared_subscriptions", lambda n: n >= 2, 90, 0.0):
             raise RuntimeError(f"the MQTT feed did not subscribe: see {run.log_path}")
         published = publish_malformed(broker.port, mqtt_messages, seed)
-        echo("fuzz", f"{published} malformed MQTT payloads published")
+        d.echo(f"{published} malformed MQTT payloads published")
         # every position of every stream received (a frame re-sent after a reconnect
         # is counted once by position), and every publish
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and run.alive:
-            status = wait_for_status(run.status_file, lambda s: True, 5)
+            status = d.status()
             if _exchange_drained(status, served) and status.get("feeds", {}).get(
                     MQTT_FEED, {}).get("received", 0) >= published:
                 break
             time.sleep(1.0)
         stats.wait("held", lambda n: n == 0, 60, 2.0)
         crashes += not run.alive
-        code = run.stop()
-    finally:
-        run.kill()
-        server.stop()
-        broker.stop()
-    sent = sent_totals(server.stats())
-    by_venue = unique_sent_by_venue(server)
+        code = d.stop()
+    sent = d.sent()
+    by_venue = d.unique_by_venue()
+    feeds = d.feeds
     with warehouse(settings) as client:
         trades = trade_counts_by_venue(client)  # merges (OPTIMIZE ... FINAL)
         readings = client.query("SELECT count() FROM iot.readings").result_rows[0][0]
@@ -208,7 +191,7 @@ def run_fuzz_drill(
             parameters={"m": MQTT_FEED}).result_rows)
         no_reason = client.query(
             "SELECT count() FROM ops.dead_letter WHERE empty(trim(error))").result_rows[0][0]
-        bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
+        bad = bad_ledger_minutes(client)
         per_feed = {f: ledger_totals(client, f) for f in [*served, MQTT_FEED]}
     ex = {k: sum(per_feed[f][k] for f in served) for k in per_feed[MQTT_FEED]}
     mq = per_feed[MQTT_FEED]
@@ -233,8 +216,8 @@ def run_fuzz_drill(
         "dead_lettered": int(sum(dead.values())), "lost": lost, "readings_stored": int(readings),
         "crashes": int(crashes), "counts": counts, "feeds_short": short,
         "dead_letters_without_reason": int(no_reason), "ledger_ok": not bad,
-        "venues": len(served), "run_exit": code, "peak_rss_mb": round(run.peak_rss_mb, 1),
-        "store": str(store_of(home)),
+        "venues": len(served), "run_exit": code, "peak_rss_mb": d.peak_rss_mb,
+        "store": str(d.store),
     }
     result["ok"] = bool(
         crashes == 0 and not short and mq["received"] >= published > 0 and not bad
@@ -243,7 +226,7 @@ def run_fuzz_drill(
     )
     if bad:
         result["ledger_bad_minutes"] = bad[:10]
-    echo("fuzz", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    d.kept()
     return result
 
 
@@ -258,7 +241,7 @@ def fuzz(
     mqtt_messages: int = typer.Option(100_000, "--mqtt", min=1,
                                       help="malformed MQTT payloads published"),
     seed: int = typer.Option(7, "--seed", help="seed of the mutations"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Mutated frames and malformed MQTT payloads: no crash, every message accounted for."""
     verdict(run_fuzz_drill(frames, mqtt_messages, seed, store))

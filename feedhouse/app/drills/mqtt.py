@@ -18,10 +18,7 @@ across a restart (2.0.11 measured: README "MQTT feeds"), shared otherwise.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +29,10 @@ import paho.mqtt.client as mqtt
 import typer
 import yaml
 
-from feedhouse.app.drills.common import child_env, trade_figures, verdict
-from feedhouse.app.mqtt.broker import Broker, BrokerStats, mosquitto_version
+from feedhouse.app.drills.process import child_env, feedhouse_command
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.verdict import trade_figures, verdict
+from feedhouse.app.mqtt.broker import BrokerStats, mosquitto_version
 from feedhouse.app.mqtt.load import LoadPlan, run_load
 from feedhouse.core.config import load_settings
 from feedhouse.core.errors import FeedhouseError
@@ -43,42 +42,6 @@ from feedhouse.store.client import warehouse
 FEED = "plant"
 MALFORMED = [b"{not json", b'{"seq": 1, "ts": 1763700000}', b'{"seq": -3, "value": 1, "ts": 1}',
              b"[1, 2, 3]", b'{"seq": 4, "value": "warm", "ts": 1763700000}']
-
-
-def ingest_command() -> list[str]:
-    """`feedhouse run` (settings from FEEDHOUSE_CONFIG)."""
-    return [sys.executable, "-m", "feedhouse.app.cli.main", "run"]
-
-
-class Ingest:
-    """The ingest process, started, SIGKILLed and stopped by PID."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        env = child_env()
-        env["FEEDHOUSE_CONFIG"] = str(config)
-        self.env, self.log_path = env, log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(ingest_command(), env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, timeout: float = 60.0) -> int | None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return proc.returncode if proc else None
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
 
 
 SITES = 4  # the load generator's sites: plant/site0..3/<device>/<sensor>
@@ -165,12 +128,11 @@ def count_rows_apart(config: Path) -> int:
     """Rows in iot.readings, counted by a short-lived `feedhouse sql` process: chDB's
     engine outlives `warehouse()` in the process that opened it, and a store opened by
     two live processes lost rows here (the drill then restarts the ingest on it)."""
-    env = child_env()
-    env["FEEDHOUSE_CONFIG"] = str(config)
     out = subprocess.run(
-        [sys.executable, "-m", "feedhouse.app.cli.main", "sql", "--format", "csv",
-         f"SELECT count() FROM iot.readings WHERE feed = '{FEED}'"],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        feedhouse_command("sql", "--format", "csv",
+                          f"SELECT count() FROM iot.readings WHERE feed = '{FEED}'"),
+        env=child_env(FEEDHOUSE_CONFIG=str(config)), capture_output=True, text=True,
+        timeout=120, check=True,
     )
     return int(out.stdout.strip().splitlines()[-1].strip('"'))
 
@@ -225,15 +187,16 @@ def run_mqtt_drill(
                              f"at most {SITES}, or --subscriptions shared")
     work = Path(work_dir or tempfile.mkdtemp(prefix="feedhouse-drill-mqtt-"))
     work.mkdir(parents=True, exist_ok=True)
-    broker = Broker(work / "mosquitto").start()
-    config = write_config(work, broker.port, protocol, clients, static_topics,
-                          readings_per_message)
-    ingest = Ingest(config, work / "ingest.log")
-    stats = BrokerStats(broker.port)
     events: list[str] = []
     marks: dict[str, int] = {}  # µs since epoch of each fault (tests look around them)
     stored_before = 0  # rows in the store when the last ingest process started
-    try:
+    with DrillRun("mqtt", work, log_name="ingest.log") as d:
+        broker = d.start_broker()
+        config = write_config(work, broker.port, protocol, clients, static_topics,
+                              readings_per_message)
+        d.use_config(config)
+        ingest = d.run
+        stats = BrokerStats(broker.port)
         ingest.start()
         # Publish only once every subscriber holds its (persistent) shared subscription.
         subscribed = (stats.wait("subscriptions", lambda n: n >= SITES, 60, 0)
@@ -274,10 +237,7 @@ def run_mqtt_drill(
             events.append(f"broker restart at {time.monotonic() - started:.1f}s")
         load.join()
         drained = stats.wait_drained(drain_timeout_s)
-        code = ingest.stop()
-    finally:
-        ingest.kill()
-        broker.stop()
+        code = d.stop(60)
     counts = count_store(config)
     unique_sent = sent.get("unique_readings", 0)
     # a stored row beyond one per distinct reading sent is a duplicate, also one stored

@@ -19,106 +19,66 @@ is printed.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.common import (
-    STORE_HELP,
-    captures_folder,
-    child_env,
-    drill_home,
-    recorded_trade_rate,
-    sent_totals,
-    server_feeds,
-    store_of,
+from feedhouse.app.drills.options import DUP_OPTION, RATE_OPTION, STORE_OPTION, seconds_option
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.verdict import (
+    bad_ledger_minutes,
     trade_counts_by_venue,
     trade_figures,
-    unique_sent_by_venue,
     verdict,
-    wait_for_status,
-    write_drill_config,
 )
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
-from feedhouse.store.faults import write_faults
-from feedhouse.store.ledger import check_ledger
 from feedhouse.verify.reconcile import reconcile
 
 
-def _echo(text: str) -> None:
-    typer.echo(text, err=True)
-
-
 def outage(
-    rate: float = typer.Option(0, "--rate", min=0, help="trades/s to send (0: as fast as read)"),
-    seconds: float = typer.Option(20, "--seconds", min=2, help="how long the server sends"),
+    rate: float = RATE_OPTION,
+    seconds: float = seconds_option(20),
     outage_seconds: float = typer.Option(5, "--outage-seconds", min=0, help="ClickHouse down"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
-    dup: float = typer.Option(0.02, "--dup", min=0, max=0.5, help="fraction of frames repeated"),
+    store: Path | None = STORE_OPTION,
+    dup: float = DUP_OPTION,
 ) -> None:
     """ClickHouse unreachable mid-run: nothing lost, nothing stored twice, ledger reconciles."""
 
     if outage_seconds >= seconds:
         raise typer.BadParameter("--outage-seconds must be shorter than --seconds")
-    home = drill_home(store, "outage")
-    _echo(f"drill outage: store {store_of(home)}")
-    speed = rate / recorded_trade_rate() if rate > 0 else None
-    server = SessionServer(captures_folder(home), speed=speed, loop=True, faults=f"dup={dup}")
-    server.start()
-    config = write_drill_config(
-        home, server_feeds(server),
-        sink={"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
-    )
-    fault_file = home / "faults.json"
-    settings = load_settings(config)
-    status_file = home / "run_status.json"
-    status_file.unlink(missing_ok=True)
-    log = (home / "run.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "feedhouse.app.cli.main", "--config", str(config), "run"],
-        stdout=log, stderr=subprocess.STDOUT, env=child_env(),
-    )
-    try:
-        wait_for_status(status_file, lambda s: bool(s.get("feeds")), 60)
+    with DrillRun.fresh("outage", store) as d:
+        server = d.serve(rate=rate, faults=f"dup={dup}")
+        settings = d.configure(
+            sink={"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
+        )
+        d.run.start()
+        d.status(lambda s: bool(s.get("feeds")), 60)
         started = time.monotonic()
         down_at = started + (seconds - outage_seconds) / 2
         time.sleep(max(0.0, down_at - time.monotonic()))
         if outage_seconds > 0:
-            _echo(f"drill outage: ClickHouse unreachable for {outage_seconds:g}s")
-            write_faults(fault_file, outage=True)
+            d.echo(f"ClickHouse unreachable for {outage_seconds:g}s")
+            d.faults(outage=True)
             time.sleep(outage_seconds)
-            write_faults(fault_file, outage=False)
-            _echo("drill outage: ClickHouse back")
+            d.faults(outage=False)
+            d.echo("ClickHouse back")
         time.sleep(max(0.0, started + seconds - time.monotonic()))
         # hold, not stop: frames still in socket buffers arrive (a stop could drop them:
         # counted as sent, never received)
         server.hold()
-        sent = sent_totals(server.stats())
+        sent = d.sent()
 
         def drained(status: dict) -> bool:
             received = sum(f["received"] for f in status["feeds"].values())
             return received >= sent["frames_sent"] and status["buffered_rows"] == 0
 
-        wait_for_status(status_file, drained, 120)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        server.stop()
-        write_faults(fault_file, outage=False)
-        log.close()
-    by_venue = unique_sent_by_venue(server)
-    result = {"drill": "outage", **_measure(settings, sent, by_venue, outage_seconds > 0),
-              "run_exit": code, "store": str(store_of(home))}
-    _echo(f"drill outage: store kept at {store_of(home)} (run log: {home / 'run.log'})")
+        d.status(drained, 120)
+        d.stop()
+    result = {"drill": "outage",
+              **_measure(settings, sent, d.unique_by_venue(), outage_seconds > 0),
+              "run_exit": d.code, "store": str(d.store)}
+    d.kept()
     verdict(result)
 
 
@@ -132,7 +92,7 @@ def _measure(settings, sent: dict, unique_by_venue: dict[str, int], had_outage: 
             "SELECT sum(rows) FROM ops.replay_log WHERE table_name IN "
             "('market.trades', 'market.quotes', 'iot.readings')"
         ).result_rows[0][0]
-        bad = [(c.feed, str(c.minute)) for c in check_ledger(client) if not c.ok]
+        bad = bad_ledger_minutes(client)
         # what `feedhouse reconcile` does (rows land in ops.reconciliation); the run has
         # exited, so its ledger is flushed: no settle time to wait out
         recs = reconcile(client, kinds={f.name: f.kind for f in settings.feeds}, settle_s=0)

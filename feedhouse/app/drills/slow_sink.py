@@ -29,27 +29,10 @@ from pathlib import Path
 
 import typer
 
-from feedhouse.app.drills.common import (
-    STORE_HELP,
-    RunProcess,
-    captures_folder,
-    drain_held,
-    drill_home,
-    echo,
-    measure_trades,
-    sent_totals,
-    server_feeds,
-    store_of,
-    unique_sent_by_venue,
-    verdict,
-    vm_hwm_mb,
-    wait_for_status,
-    wait_quiet,
-    write_drill_config,
-)
-from feedhouse.app.session_server.server import SessionServer
-from feedhouse.core.config import load_settings
-from feedhouse.store.faults import write_faults
+from feedhouse.app.drills.options import STORE_OPTION, seconds_option
+from feedhouse.app.drills.process import vm_hwm_mb, wait_for_status
+from feedhouse.app.drills.runner import DrillRun
+from feedhouse.app.drills.verdict import verdict
 
 PAUSED_SLOW = 0.5  # share of the slow phase the sources must spend not reading
 
@@ -84,61 +67,47 @@ def run_slow_sink_drill(
     store: Path | None = None,
 ) -> dict:
 
-    home = drill_home(store, "slow-sink")
-    echo("slow-sink", f"store {store_of(home)}")
-    server = SessionServer(captures_folder(home), speed=None, loop=True, faults="dup=0.02")
-    server.start()
-    feeds = server_feeds(server)
-    feed_of_path = {f["url"].rsplit("/", 1)[1]: f["name"] for f in feeds}
-    for feed in feeds:
-        feed["queue_frames"] = queue_frames
-    config = write_drill_config(home, feeds)
-    settings = load_settings(config)
-    run = RunProcess(config, home / "run.log")
-    code, rss_normal, settled = None, 0.0, False
+    rss_normal, settled = 0.0, False
     paused_normal = paused_slow = normal = slow = 0.0
-    try:
+    with DrillRun.fresh("slow-sink", store) as d:
+        server = d.serve(faults="dup=0.02")
+        for feed in d.feeds:
+            feed["queue_frames"] = queue_frames
+        d.configure()
+        feeds, run = len(d.feeds), d.run
         run.start().wait_running()
         third = seconds / 3
         # skip the first second of each phase: it still carries the previous one's pace
         time.sleep(1.0)
-        normal, paused_normal = _phase(server, run.status_file, len(feeds), third - 1.0)
+        normal, paused_normal = _phase(server, run.status_file, feeds, third - 1.0)
         rss_normal = vm_hwm_mb(run.proc.pid) or 0.0
-        write_faults(settings.fault_file, latency_ms=latency_ms, row_latency_us=row_latency_us)
-        echo("slow-sink", f"inserts slowed by {latency_ms:g} ms + {row_latency_us:g} µs a row")
+        d.faults(latency_ms=latency_ms, row_latency_us=row_latency_us)
+        d.echo(f"inserts slowed by {latency_ms:g} ms + {row_latency_us:g} µs a row")
         # the queues first absorb what they can hold; measure once they are full
-        slow, paused_slow = _phase(server, run.status_file, len(feeds), 2 * third, tail=0.4)
-        write_faults(settings.fault_file, latency_ms=0)
-        echo("slow-sink", "latency removed; draining")
-        settled = drain_held(server, run.status_file, feed_of_path)
-        server.stop()
-        wait_quiet(run.status_file)
-        code = run.stop()
-    finally:
-        run.kill()
-        server.stop()
-        write_faults(settings.fault_file, latency_ms=0)
-    sent = sent_totals(server.stats())
-    by_venue = unique_sent_by_venue(server)
-    result = {"drill": "slow-sink", **measure_trades(settings, sent, by_venue),
+        slow, paused_slow = _phase(server, run.status_file, feeds, 2 * third, tail=0.4)
+        d.faults(latency_ms=0)
+        d.echo("latency removed; draining")
+        settled = d.drain_held()
+        d.finish()
+    result = {"drill": "slow-sink", **d.measure(),
               "latency_ms": latency_ms, "row_latency_us": row_latency_us,
               "send_rate_normal": round(normal, 1), "send_rate_slow": round(slow, 1),
               "source_paused_normal": round(paused_normal, 3),
               "source_paused_slow": round(paused_slow, 3),
               "backpressure": paused_slow >= PAUSED_SLOW and paused_slow > paused_normal,
-              "peak_rss_mb": round(run.peak_rss_mb, 1), "rss_normal_mb": round(rss_normal, 1),
+              "peak_rss_mb": d.peak_rss_mb, "rss_normal_mb": round(rss_normal, 1),
               "max_rss_mb": max_rss_mb, "queue_frames": queue_frames,
               "reconnects": sum(st["connections"] for st in server.stats().values())
               - len(server.streams),
-              "settled": settled, "run_exit": code, "store": str(store_of(home))}
-    result["ok"] = bool(result["ok"] and result["backpressure"] and code == 0
+              "settled": settled, "run_exit": d.code, "store": str(d.store)}
+    result["ok"] = bool(result["ok"] and result["backpressure"] and d.code == 0
                         and 0 < run.peak_rss_mb <= max_rss_mb)
-    echo("slow-sink", f"store kept at {store_of(home)} (run log: {run.log_path})")
+    d.kept()
     return result
 
 
 def slow_sink(
-    seconds: float = typer.Option(30, "--seconds", min=3, help="how long the server sends"),
+    seconds: float = seconds_option(30, least=3),
     latency_ms: float = typer.Option(200, "--latency-ms", min=0, help="added to every insert"),
     row_latency_us: float = typer.Option(5000, "--row-latency-us", min=0,
                                          help="added to every insert per row"),
@@ -146,7 +115,7 @@ def slow_sink(
                                      help="peak RSS the ingest may reach"),
     queue_frames: int = typer.Option(10_000, "--queue-frames", min=100,
                                      help="frames each feed may hold before it stops reading"),
-    store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """Slow inserts under load: backpressure reaches the source, memory bounded, no loss."""
     verdict(run_slow_sink_drill(seconds, latency_ms, row_latency_us, max_rss_mb, queue_frames,

@@ -1,0 +1,128 @@
+"""After the demo's run: the row-count audit, the replay reconciliation, the ledger
+invariants, the quality suites and the audit report, folded into one `DemoOutcome`
+(a row per feed for the final table, and the problems that make the demo fail)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from feedhouse.core.settings import Settings
+from feedhouse.store.client import warehouse
+from feedhouse.store.ledger import check_ledger
+from feedhouse.verify.audit import run_audit
+from feedhouse.verify.reconcile import reconcile
+from quality.report import build_report
+from quality.runner import run_quality
+from quality.window import Window
+
+MQTT_FEED = "plant"
+
+
+@dataclass
+class DemoOutcome:
+    ok: bool
+    rows: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    report: Path | None = None
+    data_docs: Path | None = None
+
+
+def verify(settings: Settings, seconds: float, outage_seconds: float, sent: dict,
+           mqtt_sent: dict, console: Console) -> DemoOutcome:
+    """Prove the demo's store: `sent` is the session server's totals, `mqtt_sent` the load
+    generator's ({} without MQTT); the demo ran `seconds` with an outage of `outage_seconds`."""
+
+    console.print("running the row-count audit, reconciliation, quality checks "
+                  "and the audit report ...")
+    kinds = {f.name: f.kind for f in settings.feeds}
+    problems: list[str] = []
+    with warehouse(settings) as client:
+        newest = client.query(
+            "SELECT greatest((SELECT toUnixTimestamp(max(exchange_ts)) FROM market.trades),"
+            " (SELECT toUnixTimestamp(max(device_ts)) FROM iot.readings))"
+        ).result_rows[0][0]
+        # the run has stopped: every minute up to the newest event is closed
+        audit = run_audit(client, kinds=kinds, full=True, grace_s=0,
+                          now_s=max(time.time(), float(newest or 0)) + 61)
+        recs = reconcile(client, kinds=kinds, settle_s=0)
+        ledger_bad = [c for c in check_ledger(client) if not c.ok]
+        counts = feed_counts(client)
+    window = Window.last_minutes(int(seconds // 60) + 5,
+                                 now=datetime.now(UTC) + timedelta(minutes=2))
+    quality = run_quality(settings, window)
+    report = build_report(settings)
+    audit_by_feed = {s.feed: s for s in audit.by_feed()}
+    recs_by_feed: dict[str, list[str]] = {}
+    for r in recs:
+        recs_by_feed.setdefault(r.feed, []).append(r.status)
+    # per suite: "ok", "WARN" (a warning failed) or "ERROR"
+    suite_state = {
+        r.suite.name: "ERROR" if r.errors else ("WARN" if r.failed else "ok")
+        for r in quality.results
+    }
+    rows = []
+    for feed, c in sorted(counts.items()):
+        a = audit_by_feed.get(feed)
+        audit_text = "-" if a is None else ("ok" if not a.bad_minutes else
+                                            f"{len(a.bad_minutes)} bad min")
+        rec = recs_by_feed.get(feed, [])
+        rec_text = "-" if not rec else ("ok" if all(s == "ok" for s in rec) else "FAILED")
+        suite = "iot_readings" if c["kind"] == "mqtt" else "market_trades"
+        rows.append({**c, "feed": feed, "audit": audit_text, "reconciliation": rec_text,
+                     "quality": suite_state.get(suite, "-")})
+    exchange_unique = sent["unique_trades_sent"]
+    stored_trades = sum(c["stored"] for c in counts.values() if c["kind"] == "exchange")
+    if stored_trades < exchange_unique:
+        problems.append(f"{exchange_unique - stored_trades} exchange trades lost")
+    if mqtt_sent:
+        stored_readings = sum(c["stored"] for c in counts.values() if c["kind"] == "mqtt")
+        if stored_readings < mqtt_sent.get("unique", 0):
+            problems.append(f"{mqtt_sent['unique'] - stored_readings} readings lost")
+    if sum(c["duplicates_stored"] for c in counts.values()):
+        problems.append("duplicates stored")
+    if not audit.ok:
+        problems.append(f"row-count audit: {len(audit.bad)} feed-minutes disagree")
+    for r in recs:
+        if not r.ok:  # say why: the explanation names the counts and minutes
+            problems.append(f"replay {r.replay_id} of {r.feed} did not reconcile: "
+                            f"{r.explanation}")
+    if not recs and outage_seconds > 0:
+        problems.append("no buffer replay was logged for the outage")
+    if ledger_bad:
+        problems.append(f"ledger invariants broken in {len(ledger_bad)} feed-minutes")
+    if not quality.ok:
+        problems.append("an ERROR quality expectation failed")
+    return DemoOutcome(not problems, rows, problems, report.path, quality.docs_index)
+
+
+def feed_counts(client) -> dict[str, dict]:
+    """Per feed: ledger counters and what the tables hold (distinct keys and raw rows)."""
+    ledger = client.query(
+        "SELECT feed, sum(received), sum(duplicates), sum(invalid), sum(buffered), "
+        "sum(replayed) FROM ops.ingest_ledger GROUP BY feed"
+    ).result_rows
+    stored = dict(
+        (feed, (rows, distinct, "exchange")) for feed, rows, distinct in client.query(
+            "SELECT feed, count(), uniqExact(venue, symbol, trade_id) FROM market.trades "
+            "GROUP BY feed").result_rows
+    )
+    stored.update(
+        (feed, (rows, distinct, "mqtt")) for feed, rows, distinct in client.query(
+            "SELECT feed, count(), uniqExact(device_id, sensor, device_ts, seq) "
+            "FROM iot.readings GROUP BY feed").result_rows
+    )
+    out = {}
+    for feed, received, dups, invalid, buffered, replayed in ledger:
+        if feed.startswith("backfill:"):
+            continue
+        rows, distinct, kind = stored.get(feed, (0, 0, "mqtt" if feed == MQTT_FEED else "exchange"))
+        out[feed] = {"kind": kind, "received": int(received), "stored": int(distinct),
+                     "duplicates_stored": int(rows - distinct), "duplicates": int(dups),
+                     "invalid": int(invalid), "buffered": int(buffered),
+                     "replayed": int(replayed)}
+    return out
