@@ -296,6 +296,7 @@ def test_bad_parameters_are_user_errors():
         analytics.get("../../etc/passwd")
 
 
+@pytest.mark.integration
 def test_cli_runs_a_query_and_lists_them(store):
     settings, trades = store
     out = run_cli("analytics", "vwap", "--format", "json", FEEDHOUSE_HOME=str(settings.home))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from dataflows.sources.capture import parse_capture, read_capture
 from tests.support.cli import run_cli
 from tests.support.paths import VENUE_DOCS
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 URL = "wss://ws-feed.pro.coinbase.com"
 MATCH = (

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.support.cli import clean_env, run_cli
 from tests.support.paths import FEEDHOUSE
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_sql_formats(tmp_path) -> None:

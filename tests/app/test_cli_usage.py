@@ -6,6 +6,8 @@ import pytest
 
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
+
 
 @pytest.mark.parametrize(
     ("args", "expected"),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from feedhouse.app import analytics
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_short_demo_reconciles_everything(tmp_path) -> None:

@@ -123,6 +123,7 @@ def test_named_volumes_are_declared_used_and_hold_the_state():
         assert env["FEEDHOUSE_METRICS_PORT"] == "9108" and "9108" in str(service["healthcheck"])
 
 
+@pytest.mark.integration
 def test_no_secret_values_in_the_compose_file():
     text = json.dumps(COMPOSE)  # parsed: comments are not part of the stack
     example = dict(

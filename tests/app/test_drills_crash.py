@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from feedhouse.app.drills.verdict import trade_figures
 from tests.support.cli import run_drill
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_verdict_counts_a_trade_stored_under_a_second_key_as_a_duplicate():

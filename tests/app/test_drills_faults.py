@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.cli import run_drill
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_flap_drill_reconnects_records_every_gap_and_loses_nothing(tmp_path):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 import orjson
+import pytest
 
 from feedhouse.app.drills.mutate import mutate
 from tests.support.cli import drill_verdict, run_cli, run_drill
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_mutations_are_deterministic_and_change_the_frame():

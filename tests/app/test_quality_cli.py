@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.support.cli import run_cli
 from tests.support.quality_seed import at, audits, seed, store_settings, trades
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_check_and_report_commands(tmp_path):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
+
 from dataflows.sink.buffer import LocalBuffer
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
@@ -26,6 +28,8 @@ from tests.support.ingest import (
     wait_status,
     write_config,
 )
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def _inserted(status: dict) -> int:

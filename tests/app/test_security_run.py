@@ -8,8 +8,12 @@ import re
 import signal
 import urllib.request
 
+import pytest
+
 from feedhouse.app.session_server.server import SessionServer
 from tests.support.ingest import captures_dir, replay_feeds, start_run, wait_status, write_config
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 SENTINEL = "S3ntinel-run-pw"
 

@@ -159,6 +159,7 @@ def test_speed_parsing() -> None:
         Faults.parse("drop=fast")
 
 
+@pytest.mark.integration
 def test_cli_serves_on_a_free_port_and_writes_stats(folder: Path, tmp_path: Path) -> None:
     stats_file = tmp_path / "stats.json"
     proc = subprocess.Popen(

@@ -16,6 +16,8 @@ from tests.support.paths import ROOT
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repo, not an installed package
 from bench.__main__ import BENCHMARKS, main  # noqa: E402
 
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
+
 KEYS = (
     "normalize_trades_per_s", "normalize_ratio_vs_cryptofeed", "e2e_trades_per_s",
     "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_ms", "mqtt_readings_per_s",

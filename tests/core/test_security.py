@@ -35,6 +35,7 @@ def _assert_clean(*texts: str) -> None:
 # --- credentials never printed ---------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "args",
     [("init",), ("sql", "SELECT 1"), ("analytics", "vwap"), ("sql", "--help"), ("--help",)],
@@ -54,6 +55,7 @@ def test_cli_never_prints_the_warehouse_password(tmp_path, args):
         assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "dsn",
     [
@@ -68,6 +70,7 @@ def test_odd_dsns_do_not_leak_pieces_of_the_password(tmp_path, dsn):
     _assert_clean(out.stdout, out.stderr, redact_dsn(dsn))
 
 
+@pytest.mark.integration
 def test_secrets_in_a_config_file_stay_hidden_when_another_setting_is_wrong(tmp_path):
     dsn_file = tmp_path / "dsn"
     dsn_file.write_text(SENTINEL_DSN + "\n")
@@ -98,6 +101,7 @@ def test_secrets_in_a_config_file_stay_hidden_when_another_setting_is_wrong(tmp_
     _assert_clean(out.stdout, out.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("text", "setting"),
     [
@@ -123,6 +127,7 @@ def test_a_config_file_holding_a_password_is_refused(tmp_path, text, setting):
         _assert_clean(env.stdout, env.stderr)
 
 
+@pytest.mark.integration
 def test_audit_report_holds_no_secret(tmp_path):
     from feedhouse.store.migrations import init_schema
 
@@ -295,6 +300,7 @@ def test_https_dsn_speaks_tls_and_verifies_by_default(tls_endpoint):
             pass
 
 
+@pytest.mark.integration
 def test_tls_settings_load_and_bad_files_stop_with_one_line(tmp_path):
     ca, key = _self_signed(tmp_path)
     config = tmp_path / "feedhouse.yaml"

@@ -56,6 +56,7 @@ def test_bad_values_name_the_setting(overrides: dict, expected: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.integration
 def test_bad_setting_stops_cli_with_one_line(tmp_path: Path) -> None:
     result = run_cli("init", cwd=tmp_path, FEEDHOUSE_SINK__BATCH_MS="soon")
     assert result.returncode == 2
@@ -67,6 +68,7 @@ def test_bad_setting_stops_cli_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / ".feedhouse").exists(), "nothing may be written on a bad setting"
 
 
+@pytest.mark.integration
 def test_bad_yaml_file_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("sink: [unclosed\n")
@@ -79,6 +81,7 @@ def test_bad_yaml_file_is_one_line(tmp_path: Path) -> None:
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_password_never_printed(tmp_path: Path) -> None:
     dsn = "http://user:Sentinel-Secret-42@127.0.0.1:1/db"
     result = run_cli("sql", "SELECT 1", cwd=tmp_path, FEEDHOUSE_WAREHOUSE_DSN=dsn,
@@ -102,6 +105,7 @@ def test_backfills_write_through_backfill_dsn_when_set(tmp_path, monkeypatch):
     assert "w@" not in repr(settings)  # a secret like warehouse_dsn
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -122,6 +126,7 @@ def test_env_value_that_is_not_json_is_one_line(tmp_path: Path, env: dict, expec
     assert not (tmp_path / ".feedhouse").exists(), "nothing may be written on a bad setting"
 
 
+@pytest.mark.integration
 def test_env_json_error_never_shows_the_value(tmp_path: Path) -> None:
     result = run_cli("init", cwd=tmp_path, FEEDHOUSE_FEEDS='[{"password": "Sentinel-Secret-42"')
     assert result.returncode == 2
@@ -129,6 +134,7 @@ def test_env_json_error_never_shows_the_value(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

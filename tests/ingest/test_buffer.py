@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from dataflows.sink.batches import TRADES, make_batch, rows_table
 from dataflows.sink.buffer import LocalBuffer
 from feedhouse.core.records import Trade
@@ -49,6 +51,7 @@ def test_put_pending_load_delete_in_order(tmp_path):
         assert buf.pending_rows == 6
 
 
+@pytest.mark.integration
 def test_stored_batches_survive_a_killed_process(tmp_path):
     path = tmp_path / "b.duckdb"
     script = textwrap.dedent(
@@ -72,6 +75,7 @@ def test_stored_batches_survive_a_killed_process(tmp_path):
         assert buf.load(buf.pending()[4]).data.num_rows == 100
 
 
+@pytest.mark.integration
 def test_second_opener_gets_a_clear_error(tmp_path):
     path = tmp_path / "b.duckdb"
     with LocalBuffer(path):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dataflows.dedup.stage import dedup_parsed
 from dataflows.dedup.window import DedupWindow, stable_hash, trade_keys
@@ -104,6 +105,7 @@ def test_snapshot_restore_equality_and_behaviour():
     assert all(np.array_equal(a, b) for a, b in zip(before, snap["main"], strict=True))
 
 
+@pytest.mark.integration
 def test_hash_is_stable_across_processes():
     code = (
         "from dataflows.dedup.window import stable_hash; print(stable_hash('binance\\x1fBTC-USDT\\x1f1'))"

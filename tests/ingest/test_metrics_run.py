@@ -6,9 +6,13 @@ import re
 import signal
 import urllib.request
 
+import pytest
+
 from feedhouse.app.mqtt.broker import free_port
 from feedhouse.app.session_server.server import SessionServer
 from tests.support.ingest import captures_dir, replay_feeds, start_run, wait_status, write_config
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def _value(text: str, sample: str) -> float:

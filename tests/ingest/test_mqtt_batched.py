@@ -5,6 +5,7 @@ CLI and `feedhouse drill mqtt --readings-per-message`."""
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from feedhouse.app.drills.mqtt import MALFORMED, dead_letters_expected, write_config
 from feedhouse.app.mqtt.broker import BrokerStats
@@ -14,6 +15,8 @@ from feedhouse.core.settings import MqttSettings
 from feedhouse.store.client import warehouse
 from tests.support.cli import run_cli
 from tests.support.mqtt import broker_fixture, load_cli_received, mqtt_settings, pipeline  # noqa: F401
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 def test_batched_messages_with_duplicates_store_exactly_the_unique_readings(broker, home):

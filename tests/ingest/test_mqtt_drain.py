@@ -3,7 +3,11 @@ gives up (the drill's drain after a load generator that outran the pipeline)."""
 
 from __future__ import annotations
 
+import pytest
+
 from feedhouse.app.mqtt.broker import BrokerStats
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 
 class ScriptedStats(BrokerStats):

@@ -22,6 +22,8 @@ from feedhouse.store.client import warehouse
 from tests.support.cli import run_cli
 from tests.support.mqtt import broker_fixture, load_cli_received, mqtt_settings, pipeline, publish  # noqa: F401
 
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
+
 
 def wait_subscribed(broker, clients: int = 2) -> BrokerStats:
     stats = BrokerStats(broker.port)

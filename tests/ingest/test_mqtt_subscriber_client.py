@@ -18,6 +18,8 @@ from feedhouse.app.mqtt.broker import BrokerStats
 from feedhouse.core.settings import MqttSettings
 from tests.support.mqtt import broker_fixture  # noqa: F401
 
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
+
 
 class Received:
     def __init__(self) -> None:

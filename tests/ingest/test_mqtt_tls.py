@@ -15,6 +15,8 @@ from dataflows.sources.mqtt_client import connect_args, make_client
 from feedhouse.app.mqtt.broker import PROD_CONF, Broker
 from feedhouse.core.settings import MqttSettings
 
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
+
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from bytewax.testing import TestingSource
 
 from dataflows.runner import run
@@ -67,6 +68,7 @@ def test_outage_buffers_then_replays_everything_once(tmp_path):
     assert log == (totals["replayed"], totals["replayed"], 0)
 
 
+@pytest.mark.integration
 def test_replay_command_drains_a_buffer_left_by_a_down_warehouse(tmp_path):
     from tests.support.cli import run_cli
     from tests.support.ingest import write_config

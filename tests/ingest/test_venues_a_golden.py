@@ -66,6 +66,7 @@ def test_docs_fixtures_say_where_they_come_from() -> None:
         assert first.startswith("# Not a recording: built from") and "documentation" in first
 
 
+@pytest.mark.integration
 def test_capture_parse_cli_reproduces_golden() -> None:
     path = corpus("BINANCE.ws.1.0")
     done = subprocess.run(

@@ -214,6 +214,7 @@ def test_pings_are_answered():
     assert get_venue("bitmex").parse("pong", 1).ignored == 1
 
 
+@pytest.mark.integration
 def test_cli_reproduces_golden_for_gzip_capture():
     out = subprocess.run(
         [FEEDHOUSE, "capture", "parse", str(corpus("HUOBI.ws.44.0"))],

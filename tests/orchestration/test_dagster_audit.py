@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import pytest
 from dagster import RunConfig
 
 from orchestration.assets.audit import AuditConfig
@@ -34,6 +35,7 @@ def checks(result) -> dict[str, tuple[bool, dict]]:
     }
 
 
+@pytest.mark.integration
 def test_clean_run_audits_ok_and_deleted_rows_show_as_missing_minutes(seeded):
     result = run_audit_job()
     assert result.success

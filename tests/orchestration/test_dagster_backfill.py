@@ -5,6 +5,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import pytest
 from dagster import MultiPartitionKey
 
 from feedhouse.store.client import warehouse
@@ -99,6 +100,7 @@ def test_binance_dump_partition_loads_once(dagster_env, tmp_path, monkeypatch):
         assert run_audit(client, full=True).ok
 
 
+@pytest.mark.integration
 def test_backfill_over_live_day_and_captures_adds_no_duplicate(seeded, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()

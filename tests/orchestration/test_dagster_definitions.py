@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, in_process_executor, multiprocess_executor
 
 from feedhouse.app.mqtt.broker import free_port
@@ -17,6 +18,8 @@ from orchestration.partitions import BACKFILL_PARTITIONS
 from orchestration.resources import current_environment, executor_for
 from tests.support.cli import clean_env
 from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
 from feedhouse.store.client import warehouse
@@ -54,6 +55,7 @@ def test_sensor_requests_one_run_per_finished_replay_and_runs_write_ok(seeded):
     assert isinstance(evaluate_sensor(), SkipReason)
 
 
+@pytest.mark.integration
 def test_tampered_table_fails_loudly_naming_the_minute(seeded):
     # one replayed trade (minute 10:02) disappears before the reconciliation
     command(seeded, "DELETE FROM market.trades WHERE trade_id = '1016'")

@@ -45,6 +45,7 @@ def store(tmp_path_factory):
     return settings, {"settings": SettingsResource(config_path=str(config))}
 
 
+@pytest.mark.integration
 def test_definitions_load_without_great_expectations():
     code = (
         "import sys; from orchestration.definitions import defs; "

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from feedhouse.app.mqtt.broker import free_port
 from tests.support.browser import png_pixels, render_url, wait_http
 from tests.support.cli import clean_env
 from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 

@@ -145,6 +145,7 @@ def test_report_is_self_contained_and_holds_no_secrets(reports):
     assert settings.dsn not in html and str(settings.home) not in html
 
 
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(reports, tmp_path):
     _, built = reports
     page = built[DRILL_DAY].path

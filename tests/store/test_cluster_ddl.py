@@ -128,6 +128,7 @@ def test_printed_script_builds_the_schema_init_would(settings, tmp_path) -> None
         assert _plain_tables(client) == printed
 
 
+@pytest.mark.integration
 def test_cli_print_and_bad_cluster_name() -> None:
     result = run_cli("init", "--print", "--cluster", CLUSTER)
     assert result.returncode == 0, result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import discover, init_schema
 from tests.support.cli import run_cli
@@ -79,6 +81,7 @@ def test_same_dedup_token_stores_rows_once(initialized) -> None:
     assert counts == (6, 3)
 
 
+@pytest.mark.integration
 def test_init_cli_twice_same_schema(tmp_path) -> None:
     first = run_cli("init", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
