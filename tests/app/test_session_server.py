@@ -207,6 +207,7 @@ def test_cli_serves_on_a_free_port_and_writes_stats(folder: Path, tmp_path: Path
     assert proc.returncode == 0
 
 
+@pytest.mark.integration
 def test_rebase_now_serves_live_looking_trades(tmp_path) -> None:
     """--now: a years-old recording is served with event times of now, new ids."""
     import asyncio

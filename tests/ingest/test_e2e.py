@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from dataflows.runner import run
 from dataflows.sink.stats import STATS
 from feedhouse.app.session_server.server import SessionServer
@@ -24,6 +26,7 @@ def wait_drained(server, timeout_s: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.integration
 def test_replayed_venues_land_once_and_the_ledger_reconciles(tmp_path):
     server = SessionServer(captures_dir(tmp_path), speed=None, loop=True, faults="dup=0.05")
     server.start()

@@ -73,6 +73,7 @@ def test_clean_run_audits_ok_and_deleted_rows_show_as_missing_minutes(seeded):
     assert READING_FEED in cli.stdout
 
 
+@pytest.mark.integration
 def test_replay_finished_after_the_audit_reopens_its_minutes(seeded):
     assert run_audit_job().success
     # a replay finishing now stores 3 more rows in minute 1 (ledger counts them too)

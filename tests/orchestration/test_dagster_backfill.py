@@ -65,6 +65,7 @@ def day_state(settings):
     )[0]
 
 
+@pytest.mark.integration
 def test_binance_dump_partition_loads_once(dagster_env, tmp_path, monkeypatch):
     archive = tmp_path / "archive" / "spot"
     archive.mkdir(parents=True)

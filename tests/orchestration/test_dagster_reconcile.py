@@ -37,6 +37,7 @@ def run_request(request, raise_on_error=True):
     )
 
 
+@pytest.mark.integration
 def test_sensor_requests_one_run_per_finished_replay_and_runs_write_ok(seeded):
     add_replay(seeded, "replay-0002", 1, 3)
     result = evaluate_sensor()

@@ -72,6 +72,7 @@ def test_definitions_load_without_great_expectations():
         assert (AssetKey(key), CHECK_NAME) in check_keys
 
 
+@pytest.mark.integration
 def test_data_quality_job_reports_each_suite_as_a_check(store):
     settings, resources = store
     now = datetime.now(UTC).replace(microsecond=0)
@@ -128,6 +129,7 @@ def test_audit_report_asset_attaches_path_and_summary(store):
     assert "no quality check ran" in check.metadata["problems"].value
 
 
+@pytest.mark.integration
 def test_partition_quality_fails_a_partition_with_an_error(store):
     settings, _ = store
     day = "2026-11-19"

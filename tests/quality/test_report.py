@@ -75,6 +75,7 @@ def reports(tmp_path_factory):
     return settings, built
 
 
+@pytest.mark.integration
 def test_drilled_outage_shows_gap_replay_and_ok_reconciliation(reports):
     settings, built = reports
     report = built[DRILL_DAY]

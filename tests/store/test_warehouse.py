@@ -28,6 +28,7 @@ def _worker(dsn: str, worker: int, rounds: int, errors) -> None:
         errors.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.integration
 def test_two_processes_share_one_store(settings) -> None:
     with warehouse(settings) as client:
         client.command("CREATE DATABASE t")
@@ -61,6 +62,7 @@ def _hold(dsn: str, seconds: float, ready) -> None:
         time.sleep(seconds)
 
 
+@pytest.mark.integration
 def test_busy_store_names_the_holder(settings) -> None:
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
