@@ -50,8 +50,12 @@ test-fast: install lint
 demo: install
 	$(BIN)/feedhouse demo
 
+# The Dagster instance the demo records its runs in; with no feedhouse.yaml here (and no
+# FEEDHOUSE_CONFIG), the demo's settings: its store, feeds and sample archive_dir.
 ui: install
 	DAGSTER_HOME=$(CURDIR)/.feedhouse/dagster_home; mkdir -p $$DAGSTER_HOME; \
+	if [ -z "$$FEEDHOUSE_CONFIG" ] && [ ! -f feedhouse.yaml ] && [ -f .feedhouse/demo.yaml ]; then \
+		export FEEDHOUSE_CONFIG=$(CURDIR)/.feedhouse/demo.yaml; fi; \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 # Benchmarks (bench/README.md): < 15 min, writes bench/results/latest.json + a dated copy.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from orchestration import quality_checks
+from orchestration import freshness, quality_checks, run_failures
 from orchestration.assets import audit, backfill, reconcile, tables
 from orchestration.jobs import JOBS
 from orchestration.resources import EXECUTOR, RESOURCES
@@ -16,14 +16,14 @@ from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
 
 ASSETS = [*tables.ASSETS, *audit.ASSETS, *reconcile.ASSETS, *backfill.ASSETS, *quality_checks.ASSETS]
-ASSET_CHECKS = [*audit.CHECKS, *quality_checks.CHECKS]
+ASSET_CHECKS = [*audit.CHECKS, *quality_checks.CHECKS, *freshness.CHECKS]
 
 defs = Definitions(
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
     jobs=[*JOBS, *quality_checks.JOBS],
     schedules=[*SCHEDULES, *quality_checks.SCHEDULES],
-    sensors=SENSORS,
+    sensors=[*SENSORS, *run_failures.SENSORS],
     resources=RESOURCES,
     executor=EXECUTOR,
 )

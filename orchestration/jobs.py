@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from orchestration.assets.audit import AUDIT_KEY, row_counts_match_ledger
-from orchestration.assets.backfill import BACKFILL_KEY
-from orchestration.assets.reconcile import RECON_KEY
+from orchestration.assets.audit import row_counts_match_ledger
 from orchestration.assets.tables import TABLES
+from orchestration.freshness import freshness_checks
+from orchestration.keys import AUDIT_KEY, BACKFILL_KEY, RECON_KEY
 
 observe_tables_job = define_asset_job(
     "observe_tables",
-    selection=AssetSelection.assets(*(t.key for t in TABLES)).without_checks(),
-    description="Observe every ClickHouse table: row counts, last event time, rows per "
-    "venue/feed, lag.",
+    selection=AssetSelection.assets(*(t.key for t in TABLES)).without_checks()
+    | AssetSelection.checks(freshness_checks),
+    description="Observe every ClickHouse table (row counts, last event time, rows per "
+    "venue/feed, lag) and check that trades, quotes and readings are fresh.",
 )
 row_count_audit_job = define_asset_job(
     "row_count_audit",

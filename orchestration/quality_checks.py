@@ -6,7 +6,7 @@ definitions load. Severity: a check fails with ERROR when an ERROR expectation f
 WARN when only WARN ones did (per-expectation severity lives in each suite's meta).
 """
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,20 +16,23 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
+    Config,
     DailyPartitionsDefinition,
-    DefaultScheduleStatus,
-    Failure,
     MaterializeResult,
     MetadataValue,
+    RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     asset,
-    build_schedule_from_partitioned_job,
     define_asset_job,
     multi_asset_check,
+    schedule,
 )
 
-from feedhouse.core.settings import Settings
-from orchestration.assets.tables import OWNERS, TABLE_KEYS
+from orchestration.assets.tables import TABLE_KEYS
+from orchestration.automation import SCHEDULE_STATUS
+from orchestration.keys import AUDIT_KEY, OWNERS, RECON_KEY, REPORT_KEY
+from orchestration.partition_quality import partition_quality as partition_quality
 from orchestration.partitions import BACKFILL_START
 from orchestration.resources.settings import SettingsResource
 from quality.report import build_report
@@ -42,8 +45,20 @@ SUITE_KEYS: dict[str, AssetKey] = {
     suite: TABLE_KEYS.get(table, AssetKey(table.split(".")))
     for suite, table in suite_tables().items()
 }
-REPORT_KEY = AssetKey(["reports", "audit_report"])
-REPORT_PARTITIONS = DailyPartitionsDefinition(start_date=BACKFILL_START, timezone="UTC")
+# end_offset=1: today's partition exists (a report of the day so far, e.g. after the demo)
+REPORT_PARTITIONS = DailyPartitionsDefinition(start_date=BACKFILL_START, timezone="UTC",
+                                              end_offset=1)
+
+
+class QualityWindowConfig(Config):
+    window_minutes: int = 0  # 0: setting quality.window_minutes
+    # the window ends this many minutes after now (events stamped a little ahead of our
+    # clock, e.g. by a replay that rebases recorded sessions to now)
+    ahead_minutes: float = 0.0
+
+
+def today_utc() -> str:
+    return datetime.now(UTC).date().isoformat()
 
 
 def suite_check_result(res, window_label: str, run_id: str) -> AssetCheckResult:
@@ -86,35 +101,20 @@ def suite_check_result(res, window_label: str, run_id: str) -> AssetCheckResult:
     ],
     can_subset=True,
 )
-def data_quality_checks(context: AssetCheckExecutionContext, settings: SettingsResource):
-
+def data_quality_checks(
+    context: AssetCheckExecutionContext, config: QualityWindowConfig, settings: SettingsResource
+):
     selected = {c.asset_key for c in context.selected_asset_check_keys}
     suites = [s for s, key in SUITE_KEYS.items() if key in selected]
-    run = run_quality(settings.load(), suites=suites)
+    loaded = settings.load()
+    window = Window.last_minutes(
+        config.window_minutes or loaded.quality.window_minutes,
+        now=datetime.now(UTC) + timedelta(minutes=config.ahead_minutes),
+    )
+    run = run_quality(loaded, window, suites=suites)
     context.log.info(run.summary())
     for res in run.results:
         yield suite_check_result(res, run.window.label(), run.run_id)
-
-
-def partition_quality(settings: Settings, day: date | str, venue: str) -> dict[str, object]:
-    """For the backfill: check one day x venue partition before it is reported done.
-
-    Returns metadata to attach to the partition's materialization; raises dagster.Failure
-    (with the failed expectations) when an ERROR expectation failed. Call it outside any
-    open warehouse block (it opens the warehouse itself).
-    """
-
-    run = run_quality(settings, Window.partition(day, venue), venue_only=True)
-    metadata: dict[str, object] = {
-        "quality": MetadataValue.md("\n".join(["```", run.summary(), "```"])),
-        "quality_run_id": run.run_id,
-    }
-    if run.docs_index is not None:
-        metadata["data_docs"] = MetadataValue.path(str(run.docs_index))
-    if not run.ok:
-        first = run.summary().splitlines()
-        raise Failure(f"quality of partition {day}|{venue}: {'; '.join(first)}", metadata=metadata)
-    return metadata
 
 
 @asset(
@@ -124,8 +124,8 @@ def partition_quality(settings: Settings, day: date | str, venue: str) -> dict[s
     kinds={"html"},
     partitions_def=REPORT_PARTITIONS,
     deps=[
-        AssetKey(["ops", "row_count_audit"]),
-        AssetKey(["ops", "reconciliation"]),
+        AUDIT_KEY,
+        RECON_KEY,
         *(TABLE_KEYS[t] for t in ("ops.quality_results", "ops.replay_log", "ops.feed_gaps")),
     ],
     check_specs=[
@@ -140,7 +140,6 @@ def partition_quality(settings: Settings, day: date | str, venue: str) -> dict[s
     "reconciliations, row-count audits and quality results; opens offline.",
 )
 def audit_report(context: AssetExecutionContext, settings: SettingsResource):
-
     day = date.fromisoformat(context.partition_key)
     report = build_report(settings.load(), day)
     problems = report.data.problems()
@@ -170,23 +169,34 @@ data_quality_job = define_asset_job(
 audit_report_job = define_asset_job(
     "audit_report",
     selection=AssetSelection.assets(REPORT_KEY),
-    description="Write the day's audit report (HTML) and attach its summary.",
+    # Launched without a partition (`dagster job execute -j audit_report`), the run writes
+    # the report of the day the definitions were loaded: today. The launchpad, the
+    # schedule and backfills set their own partition, which wins over this default.
+    tags={"dagster/partition": today_utc()},
+    description="Write the day's audit report (HTML) and attach its summary; without a "
+    "partition: today's.",
 )
 data_quality_schedule = ScheduleDefinition(
     name="data_quality_every_15_minutes",
     job=data_quality_job,
     cron_schedule="*/15 * * * *",
     execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
-# Daily, shortly after midnight UTC: the report of the day that just ended.
-audit_report_schedule = build_schedule_from_partitioned_job(
-    audit_report_job,
+
+
+@schedule(
     name="audit_report_daily",
-    hour_of_day=0,
-    minute_of_hour=20,
-    default_status=DefaultScheduleStatus.RUNNING,
+    job=audit_report_job,
+    cron_schedule="20 0 * * *",
+    execution_timezone="UTC",
+    default_status=SCHEDULE_STATUS,
+    description="Shortly after midnight UTC: the report of the day that just ended.",
 )
+def audit_report_schedule(context: ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
+    return RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
+
 
 ASSETS = [audit_report]
 CHECKS = [data_quality_checks]

@@ -2,7 +2,6 @@
 
 
 from dagster import (
-    DefaultSensorStatus,
     RunConfig,
     RunRequest,
     SensorEvaluationContext,
@@ -14,6 +13,7 @@ from dagster import (
 from feedhouse.core.errors import WarehouseBusy, WarehouseUnavailable
 from feedhouse.verify.reconcile import finished_replays
 from orchestration.assets.reconcile import ReconcileConfig
+from orchestration.automation import SENSOR_STATUS
 from orchestration.jobs import reconcile_job
 from orchestration.resources.warehouse import WarehouseResource
 
@@ -23,7 +23,7 @@ SENSOR_LOCK_TIMEOUT_S = 1.0  # a sensor tick must not queue behind the ingest: s
 @sensor(
     job=reconcile_job,
     minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     description="Requests one reconcile_replays run per finished replay in ops.replay_log "
     "that has no reconciliation yet.",
 )

@@ -159,6 +159,9 @@ class FeedSettings(Strict):
     # Frames an exchange feed may hold between its socket and the dataflow; when full the
     # client stops reading (backpressure). None: the source's default (100k frames).
     queue_frames: int | None = Field(None, ge=100, le=10_000_000)
+    # Dagster's freshness check fails when this feed's newest event is older than this;
+    # None: quality.freshness_s.
+    freshness_s: float | None = Field(None, gt=0)
     mqtt: MqttSettings | None = None
 
     @model_validator(mode="after")
@@ -198,6 +201,10 @@ class QualitySettings(Strict):
     sample_size: int = Field(10, ge=1, le=1000, description="offending keys kept per result")
     data_docs_keep_days: float = Field(
         7.0, gt=0, description="Data Docs validation pages older than this are deleted"
+    )
+    freshness_s: float = Field(
+        600.0, gt=0, description="newest event of a feed older than this: its table is stale "
+        "(Dagster's freshness checks; per feed: feeds[].freshness_s)"
     )
     sensor_ranges: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
@@ -244,6 +251,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     fault_file: Path | None = Field(None, description="fault injector switch (drills and tests)")
+    dagster_automation: Literal["auto", "on", "off"] = Field(
+        "auto", description="Dagster schedules and sensors start on or off; auto: on for a "
+        "ClickHouse server, off for the embedded chDB store"
+    )
     sink: SinkSettings = Field(default_factory=SinkSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     feeds: list[FeedSettings] = Field(default_factory=list)

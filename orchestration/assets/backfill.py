@@ -7,7 +7,6 @@ from datetime import date
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     BackfillPolicy,
     BetaWarning,
     Failure,
@@ -16,14 +15,16 @@ from dagster import (
     asset,
 )
 
+from feedhouse.core.errors import FeedhouseError
 from feedhouse.verify.backfill import BackfillResult, backfill_day, day_rows, verify_day
-from orchestration.assets.tables import OWNERS
+from orchestration.keys import BACKFILL_KEY, OWNERS
+from orchestration.partition_quality import partition_quality
 from orchestration.partitions import BACKFILL_PARTITIONS, DATE, VENUE
-from orchestration.quality_checks import partition_quality
 from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource
 
-BACKFILL_KEY = AssetKey(["market", "trades_backfill"])
+ARCHIVE_UNSET = ("setting 'archive_dir' is not set: point it at a folder of archive files "
+                 "(archive_dir in feedhouse.yaml or FEEDHOUSE_ARCHIVE_DIR)")
 
 
 def files_markdown(result: BackfillResult) -> str:
@@ -65,11 +66,14 @@ def trades_backfill(
     day, venue = date.fromisoformat(keys[DATE]), keys[VENUE]
     archive = settings.load().archive_dir
     if archive is None:
-        raise Failure("setting 'archive_dir' is not set: nothing to backfill from")
+        raise Failure(ARCHIVE_UNSET, allow_retries=False)
     with warehouse.open_for_backfill() as client:
         before = day_rows(client, venue, day)
-    result = backfill_day(warehouse.open_for_backfill, venue, day, archive,
-                          progress=context.log.info)
+    try:
+        result = backfill_day(warehouse.open_for_backfill, venue, day, archive,
+                              progress=context.log.info)
+    except FeedhouseError as exc:  # a missing folder, an unreadable file: one line, no trace
+        raise Failure(f"backfill {venue} {day}: {exc}", allow_retries=False) from None
     with warehouse.open_for_backfill() as client:
         after = day_rows(client, venue, day)
         bad = verify_day(client, result)
@@ -92,7 +96,6 @@ def trades_backfill(
         )
     if after:
         # the same suites as the live data: a failing ERROR expectation fails the partition
-
         metadata.update(partition_quality(settings.load(), day, venue))
     return MaterializeResult(metadata=metadata)
 

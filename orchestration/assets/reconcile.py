@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     Config,
     Failure,
     MaterializeResult,
@@ -18,18 +17,19 @@ from dagster import (
     asset,
 )
 
-from feedhouse.verify.reconcile import reconcile
-from orchestration.assets.tables import OWNERS
+from feedhouse.verify.reconcile import SETTLE_S, reconcile
+from orchestration.assets.tables import TABLE_KEYS
+from orchestration.keys import AUDIT_KEY, OWNERS, RECON_KEY
 from orchestration.resources.buffer import BufferResource
 from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource
 
-RECON_KEY = AssetKey(["ops", "reconciliation"])
 CHECK_NAME = "replay_reconciles"
 
 
 class ReconcileConfig(Config):
     replay_id: str = ""  # empty: every finished replay not reconciled yet
+    settle_s: float = SETTLE_S  # skip replays that finished less than this many seconds ago
 
 
 def _minutes(values) -> list[str]:
@@ -41,6 +41,7 @@ def _minutes(values) -> list[str]:
     group_name="ops",
     owners=OWNERS,
     kinds={"clickhouse"},
+    deps=[AUDIT_KEY, TABLE_KEYS["ops.replay_log"]],
     description="One row per buffer replay: buffered rows = replayed rows = new rows in the "
     "table (net of duplicates), and the ledger agrees minute by minute; failures name the "
     "minutes that disagree.",
@@ -55,7 +56,8 @@ def reconciliation(
     buffer: BufferResource,
 ):
     with warehouse.open() as client:
-        results = reconcile(client, replay_id=config.replay_id or None, kinds=settings.feed_kinds())
+        results = reconcile(client, replay_id=config.replay_id or None, kinds=settings.feed_kinds(),
+                            settle_s=config.settle_s)
     failed = [r for r in results if not r.ok]
     rows = [
         {"replay_id": r.replay_id, "feed": r.feed, "status": r.status, "buffered": r.buffered_rows,

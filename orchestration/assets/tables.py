@@ -19,9 +19,8 @@ from dagster import (
     multi_observable_source_asset,
 )
 
+from orchestration.keys import BACKFILL_KEY, OWNERS, RECON_KEY
 from orchestration.resources.warehouse import WarehouseResource
-
-OWNERS = ["team:data-platform"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,7 @@ class TableAsset:
     description: str
     event_ts: str  # newest value = "last event time"; lag = now - that
     by: tuple[str, ...]  # rows broken down per value of each column
+    deps: tuple[AssetKey, ...] = ()  # what writes into this table (the lineage in the UI)
 
     @property
     def key(self) -> AssetKey:
@@ -42,11 +42,13 @@ class TableAsset:
 
 TABLES = [
     TableAsset("market.trades", "Normalized trades from every exchange feed and backfill; one row "
-               "per (venue, symbol, trade_id).", "exchange_ts", ("venue", "feed")),
+               "per (venue, symbol, trade_id).", "exchange_ts", ("venue", "feed"),
+               deps=(BACKFILL_KEY,)),
     TableAsset("market.quotes", "Best bid/ask updates where a venue provides them.", "exchange_ts",
                ("venue", "feed")),
     TableAsset("market.ohlcv_1m", "1-minute candles per venue and symbol, built by a materialized "
-               "view from market.trades (rows = venue x symbol x minute parts).", "minute", ("venue",)),
+               "view from market.trades (rows = venue x symbol x minute parts).", "minute", ("venue",),
+               deps=(AssetKey(["market", "trades"]),)),
     TableAsset("iot.readings", "Sensor readings from the MQTT feeds; one row per (device_id, sensor, "
                "device_ts, seq).", "device_ts", ("feed", "sensor")),
     TableAsset("ops.ingest_ledger", "What every pipeline stage counted, per feed and minute "
@@ -56,8 +58,9 @@ TABLES = [
     TableAsset("ops.replay_log", "One row per buffer replay (feed x table); each finished replay "
                "is reconciled by the reconcile_replays job.", "finished_ts", ("status", "feed")),
     TableAsset("ops.feed_gaps", "Disconnects and sequence gaps per feed.", "gap_start", ("feed", "kind")),
-    TableAsset("ops.quality_results", "Results of the data-quality suites.", "checked_ts",
-               ("suite",)),
+    TableAsset("ops.quality_results", "Results of the data-quality suites (written by the "
+               "data_quality job, whose great_expectations checks run after the reconciliation).",
+               "checked_ts", ("suite",), deps=(RECON_KEY,)),
 ]
 TABLE_KEYS = {t.table: t.key for t in TABLES}
 TRADES_KEY = TABLE_KEYS["market.trades"]
@@ -97,17 +100,26 @@ def _observe_tables(context: AssetExecutionContext, warehouse: WarehouseResource
     yield from results
 
 
-with warnings.catch_warnings():  # multi_observable_source_asset is marked beta in 1.13
-    warnings.simplefilter("ignore", BetaWarning)
-    observe_tables = multi_observable_source_asset(
-        name="observe_clickhouse_tables",
-        specs=[
-            AssetSpec(t.key, description=t.description, group_name=t.group, owners=OWNERS,
-                      kinds={"clickhouse"}, metadata={"table": t.table})
-            for t in TABLES
-        ],
-        can_subset=True,
-    )(_observe_tables)
+def _observable(name: str, tables: list[TableAsset]):
+    with warnings.catch_warnings():  # multi_observable_source_asset is marked beta in 1.13
+        warnings.simplefilter("ignore", BetaWarning)
+        return multi_observable_source_asset(
+            name=name,
+            specs=[
+                AssetSpec(t.key, description=t.description, group_name=t.group, owners=OWNERS,
+                          kinds={"clickhouse"}, metadata={"table": t.table}, deps=t.deps)
+                for t in tables
+            ],
+            can_subset=True,
+        )(_observe_tables)
 
 
-ASSETS = [observe_tables]
+# Two ops: the tables the ingest writes (upstream of the audit) and the tables the
+# verification writes downstream of the reconciliation (one op for both would depend on
+# itself through the audit).
+observe_tables = _observable(
+    "observe_clickhouse_tables", [t for t in TABLES if RECON_KEY not in t.deps])
+observe_results = _observable(
+    "observe_verification_tables", [t for t in TABLES if RECON_KEY in t.deps])
+
+ASSETS = [observe_tables, observe_results]

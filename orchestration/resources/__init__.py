@@ -37,8 +37,10 @@ def current_environment() -> str:
     return "embedded" if dsn.startswith("chdb:") else "production"
 
 
-def resources_for(env: str) -> dict[str, object]:
-    settings = SettingsResource(config_path=os.environ.get("FEEDHOUSE_CONFIG") or None)
+def resources_for(env: str, config_path: str | None = None) -> dict[str, object]:
+    """`config_path`: the feedhouse.yaml runs read (default: FEEDHOUSE_CONFIG, else the
+    usual lookup); the demo passes its own so its runs see its store and feeds."""
+    settings = SettingsResource(config_path=config_path or os.environ.get("FEEDHOUSE_CONFIG") or None)
     if env == "production":
         warehouse = WarehouseResource(settings=settings)
     else:

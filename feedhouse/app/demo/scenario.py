@@ -8,9 +8,13 @@
    rows/s, duplicates, invalid and buffered rows per feed (live_view.py);
 4. in the middle the fault injector makes ClickHouse unreachable: the buffer fills, then
    drains once ClickHouse answers again;
-5. then, in this process, the row-count audit, the replay reconciliation, the quality
-   suites and the audit report run, and a final table says whether everything reconciled
-   (verification.py).
+5. then the row-count audit, the replay reconciliation, the quality suites and the audit
+   report run as Dagster runs of the instance under `<home>/dagster_home` (the one
+   `make ui` opens; orchestration.verify_runs), and a final table says whether everything
+   reconciled (verification.py);
+6. it leaves a sample archive (a day of Binance USD-M futures dumps made from a recorded
+   session) under `<home>/archive` and points `archive_dir` at it, so the backfill
+   partition `2024-01-15|binance_futures` can be materialized from the UI.
 
 The setup and teardown (server, broker, config, ingest process) is the drills' runner,
 `feedhouse.app.drills.runner.DrillRun`, working in the demo's home.
@@ -28,6 +32,7 @@ from pathlib import Path
 from rich.console import Console
 
 from feedhouse.app.demo.live_view import LiveView, final_table, print_next_steps
+from feedhouse.app.demo.sample_archive import SAMPLE_DIR, write_sample_archive
 from feedhouse.app.demo.verification import MQTT_FEED, DemoOutcome, verify
 from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.mqtt.broker import Broker, BrokerStats, mosquitto_binary
@@ -47,7 +52,7 @@ DEMO_CAPTURES = (
 MARKER = ".demo"  # a home folder the demo created and may wipe
 STATE = ("clickhouse", "clickhouse.lock", "clickhouse.want", "buffer.duckdb",
          "buffer.duckdb.wal", "recovery", "run_status.json", "faults.json", "captures",
-         "mosquitto", "demo.yaml", "run.log")
+         "mosquitto", "demo.yaml", "run.log", SAMPLE_DIR)
 
 
 @dataclass
@@ -107,6 +112,7 @@ class Demo:
                                          "clients": 2}})
             run_settings = d.configure(
                 file_name="demo.yaml", reports_dir=str(self.settings.reports_dir),
+                archive_dir=str(write_sample_archive(self.home)),
                 sink={"buffer_after_s": 1.0, "replay_probe_s": 0.5, "retry_max_s": 0.5},
             )
             load = None
@@ -129,7 +135,7 @@ class Demo:
         if code not in (0, None):
             return DemoOutcome(False, problems=[f"feedhouse run exited {code}: see "
                                                 f"{self.home / 'run.log'}"])
-        return verify(run_settings, plan.seconds, plan.outage_seconds, sent, self.mqtt_sent,
+        return verify(d.config, run_settings, plan.seconds, plan.outage_seconds, sent, self.mqtt_sent,
                       self.console)
 
     def _start_broker(self, d: DrillRun) -> Broker | None:

@@ -1,12 +1,11 @@
-"""After the demo's run: the row-count audit, the replay reconciliation, the ledger
-invariants, the quality suites and the audit report, folded into one `DemoOutcome`
+"""After the demo's run: the row-count audit, the replay reconciliation, the quality
+suites and the audit report as Dagster runs, plus the ledger invariants, folded into one
+`DemoOutcome`
 (a row per feed for the final table, and the problems that make the demo fail)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -14,11 +13,7 @@ from rich.console import Console
 from feedhouse.core.settings import Settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import check_ledger
-from feedhouse.verify.audit import run_audit
-from feedhouse.verify.reconcile import reconcile
-from quality.report import build_report
-from quality.runner import run_quality
-from quality.window import Window
+from orchestration.verify_runs import verify_with_dagster
 
 MQTT_FEED = "plant"
 
@@ -32,49 +27,33 @@ class DemoOutcome:
     data_docs: Path | None = None
 
 
-def verify(settings: Settings, seconds: float, outage_seconds: float, sent: dict,
-           mqtt_sent: dict, console: Console) -> DemoOutcome:
-    """Prove the demo's store: `sent` is the session server's totals, `mqtt_sent` the load
-    generator's ({} without MQTT); the demo ran `seconds` with an outage of `outage_seconds`."""
+def verify(config: Path, settings: Settings, seconds: float, outage_seconds: float,
+           sent: dict, mqtt_sent: dict, console: Console) -> DemoOutcome:
+    """Prove the demo's store through Dagster runs of the instance `make ui` opens (audit,
+    reconciliation of every replay, quality checks, report: orchestration.verify_runs).
+    `sent` is the session server's totals, `mqtt_sent` the load generator's ({} without
+    MQTT); the demo ran `seconds` with an outage of `outage_seconds`."""
 
     console.print("running the row-count audit, reconciliation, quality checks "
-                  "and the audit report ...")
-    kinds = {f.name: f.kind for f in settings.feeds}
+                  "and the audit report as Dagster runs ...")
     problems: list[str] = []
+    runs = verify_with_dagster(config, window_minutes=int(seconds // 60) + 5)
+    console.print(runs.summary(), highlight=False)
     with warehouse(settings) as client:
-        newest = client.query(
-            "SELECT greatest((SELECT toUnixTimestamp(max(exchange_ts)) FROM market.trades),"
-            " (SELECT toUnixTimestamp(max(device_ts)) FROM iot.readings))"
-        ).result_rows[0][0]
-        # the run has stopped: every minute up to the newest event is closed
-        audit = run_audit(client, kinds=kinds, full=True, grace_s=0,
-                          now_s=max(time.time(), float(newest or 0)) + 61)
-        recs = reconcile(client, kinds=kinds, settle_s=0)
         ledger_bad = [c for c in check_ledger(client) if not c.ok]
         counts = feed_counts(client)
-    window = Window.last_minutes(int(seconds // 60) + 5,
-                                 now=datetime.now(UTC) + timedelta(minutes=2))
-    quality = run_quality(settings, window)
-    report = build_report(settings)
-    audit_by_feed = {s.feed: s for s in audit.by_feed()}
     recs_by_feed: dict[str, list[str]] = {}
-    for r in recs:
-        recs_by_feed.setdefault(r.feed, []).append(r.status)
-    # per suite: "ok", "WARN" (a warning failed) or "ERROR"
-    suite_state = {
-        r.suite.name: "ERROR" if r.errors else ("WARN" if r.failed else "ok")
-        for r in quality.results
-    }
+    for r in runs.reconciliations:
+        recs_by_feed.setdefault(r["feed"], []).append(r["status"])
     rows = []
     for feed, c in sorted(counts.items()):
-        a = audit_by_feed.get(feed)
-        audit_text = "-" if a is None else ("ok" if not a.bad_minutes else
-                                            f"{len(a.bad_minutes)} bad min")
+        bad = runs.audit_feeds.get(feed)
+        audit_text = "-" if bad is None else ("ok" if not bad else f"{bad} bad min")
         rec = recs_by_feed.get(feed, [])
         rec_text = "-" if not rec else ("ok" if all(s == "ok" for s in rec) else "FAILED")
         suite = "iot_readings" if c["kind"] == "mqtt" else "market_trades"
         rows.append({**c, "feed": feed, "audit": audit_text, "reconciliation": rec_text,
-                     "quality": suite_state.get(suite, "-")})
+                     "quality": runs.suite_state.get(suite, "-")})
     exchange_unique = sent["unique_trades_sent"]
     stored_trades = sum(c["stored"] for c in counts.values() if c["kind"] == "exchange")
     if stored_trades < exchange_unique:
@@ -85,19 +64,23 @@ def verify(settings: Settings, seconds: float, outage_seconds: float, sent: dict
             problems.append(f"{mqtt_sent['unique'] - stored_readings} readings lost")
     if sum(c["duplicates_stored"] for c in counts.values()):
         problems.append("duplicates stored")
-    if not audit.ok:
-        problems.append(f"row-count audit: {len(audit.bad)} feed-minutes disagree")
-    for r in recs:
-        if not r.ok:  # say why: the explanation names the counts and minutes
-            problems.append(f"replay {r.replay_id} of {r.feed} did not reconcile: "
-                            f"{r.explanation}")
-    if not recs and outage_seconds > 0:
+    if not runs.audit_ran:
+        problems.append("the row-count audit did not run")
+    elif runs.audit_mismatched:
+        problems.append(f"row-count audit: {runs.audit_mismatched} feed-minutes disagree")
+    for r in runs.reconciliations:
+        if r["status"] != "ok":  # say why: the explanation names the counts and minutes
+            problems.append(f"replay {r['replay_id']} of {r['feed']} did not reconcile: "
+                            f"{r['explanation']}")
+    if not runs.reconciliations and outage_seconds > 0:
         problems.append("no buffer replay was logged for the outage")
     if ledger_bad:
         problems.append(f"ledger invariants broken in {len(ledger_bad)} feed-minutes")
-    if not quality.ok:
+    if not runs.quality_ok:
         problems.append("an ERROR quality expectation failed")
-    return DemoOutcome(not problems, rows, problems, report.path, quality.docs_index)
+    problems += [f"Dagster {line}" for line in runs.failed_runs
+                 if "reconcile_replays" not in line]  # a failed replay is named above
+    return DemoOutcome(not problems, rows, problems, runs.report, runs.data_docs)
 
 
 def feed_counts(client) -> dict[str, dict]:
