@@ -25,6 +25,8 @@ from tests.support.browser import png_pixels, render_url, wait_http
 from tests.support.cli import clean_env, run_cli
 from tests.support.paths import ROOT
 
+pytestmark = pytest.mark.integration  # Dagster runs, the webserver and a browser
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DEMO_JOBS = ("observe_tables", "row_count_audit", "reconcile_replays", "data_quality",
              "audit_report")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster import (
     AssetCheckKey,
@@ -35,6 +36,8 @@ from orchestration.verify_runs import VerifyRuns, verify_with_dagster
 from tests.support.cli import clean_env
 from tests.support.dagster_seed import FEEDS_YAML, REPLAY_ID, TRADE_FEED, query
 from tests.support.paths import ROOT
+
+pytestmark = pytest.mark.integration  # Dagster runs, the webserver and a browser
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 TRADES = AssetKey(["market", "trades"])
