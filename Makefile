@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+DATADOCS := quality/datadocs
+DATADOCS_STAMP := $(DATADOCS)/node_modules/.package-lock.json
+
 .PHONY: install system-deps demo test test-fast lint ui bench audit clean
 
 $(BIN)/python:
@@ -17,11 +20,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip check
 	touch $(STAMP)
 
-# Mosquitto (MQTT tests and demo) and Chromium (report rendering test) from Debian.
+# The files Great Expectations' Data Docs load from CDNs (Bootstrap, jQuery,
+# bootstrap-table, Font Awesome, Vega), from the npm registry at the versions in
+# quality/datadocs/package-lock.json, so Data Docs render offline (quality/offline_docs.py).
+$(DATADOCS_STAMP): $(DATADOCS)/package.json $(DATADOCS)/package-lock.json
+	cd $(DATADOCS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(DATADOCS_STAMP)
+
+# Mosquitto (MQTT tests and demo), Chromium (report rendering tests) and npm (Data Docs
+# assets) from Debian.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = "0" ]; then \
 			echo "installing$$missing with apt-get"; \
@@ -33,6 +45,7 @@ system-deps:
 	fi
 
 install: $(STAMP) system-deps
+	@$(MAKE) -s --no-print-directory $(DATADOCS_STAMP)
 
 # ruff, then the layer rule (import-linter contracts in pyproject.toml)
 lint: install
@@ -71,4 +84,4 @@ audit: install
 	$(BIN)/pip-audit --skip-editable --strict
 
 clean:
-	rm -rf $(VENV) .feedhouse reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) .feedhouse reports .pytest_cache .ruff_cache $(DATADOCS)/node_modules

@@ -112,9 +112,10 @@ def build_flow(
         streams.append(op.input(step_id, flow, source))
     merged = streams[0] if len(streams) == 1 else op.merge("all_in", *streams)
     parsers = {f.name: parser_for(f) for f in feeds}
+    no_quotes = {f.name for f in feeds if f.kind == "exchange" and "quotes" not in f.channels}
 
     def parse(batch: MessageBatch) -> ParsedBatch:
-        return parse_batch(batch, parsers.get(batch.feed))
+        return parse_batch(batch, parsers.get(batch.feed), batch.feed not in no_quotes)
 
     parsed = op.map("parse", merged, parse)
     keyed = op.key_on("by_feed", parsed, lambda p: p.feed)

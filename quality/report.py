@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
 
+from feedhouse.core.report_files import report_path
 from feedhouse.core.settings import Settings
 from feedhouse.store.client import warehouse
 from quality.report_data import DayData, day_bounds, load_day
@@ -44,10 +45,6 @@ class Report:
 
     def markdown(self) -> str:
         return markdown_summary(self.data, self.path)
-
-
-def report_path(settings: Settings, day: date) -> Path:
-    return settings.reports_dir / f"audit-{day.isoformat()}.html"
 
 
 def build_report(
@@ -110,11 +107,20 @@ def _section_rows(data: DayData) -> str:
     series: dict[str, list[float]] = defaultdict(lambda: [0.0] * 24)
     for r in data.rows_per_hour:
         series[r["source"]][int(r["hour"])] = float(r["rows"])
+    quotes = {q["source"]: int(q["rows"]) for q in data.quotes}
+    note = _none(
+        "Rows are trades (market.trades, per venue) and sensor readings (iot.readings, per "
+        "feed), by event time; best bid/ask quotes (market.quotes) are not counted in them "
+        "and are shown apart."
+    )
     if not series:
-        return _none("No rows in any table for this day.")
-    chart = bar_chart("Rows per hour (UTC)", hours, dict(series), stacked=True)
-    totals = [[escape(s), f"{int(sum(v)):,}", f"{int(max(v)):,}"] for s, v in series.items()]
-    return chart + _table(["venue / feed", "rows", "busiest hour"], totals)
+        return note + _none("No rows in any table for this day.")
+    chart = bar_chart("Rows per hour (UTC): trades and readings", hours, dict(series), stacked=True)
+    totals = [[escape(s), f"{int(sum(v)):,}", f"{int(max(v)):,}",
+               f"{quotes[s]:,}" if s in quotes else "–"] for s, v in series.items()]
+    totals += [[escape(s), "0", "0", f"{n:,}"] for s, n in quotes.items() if s not in series]
+    headers = ["venue / feed", "rows", "busiest hour", "quotes (not in rows)"]
+    return note + chart + _table(headers, totals)
 
 
 def _section_ledger(data: DayData) -> str:
@@ -146,6 +152,20 @@ def _section_ledger(data: DayData) -> str:
     return chart + _table(headers, rows)
 
 
+def _lag_note(data: DayData) -> str:
+    """A negative received − event time is clock skew: say so where it shows."""
+    ahead = [(r["source"], r["recv_ms"][0]) for r in data.lag if r["recv_ms"][0] < 0]
+    if not ahead:
+        return ""
+    names = ", ".join(f"{escape(s)} ({v:,.1f} ms at the median)" for s, v in ahead)
+    return _none(
+        f"Negative received − event time: {names}. The venue stamps event time with its "
+        "own clock, which runs ahead of this machine's clock by at least that much; it is "
+        "clock skew, not data from the future. The market_trades quality suite accepts "
+        "exchange_ts up to quality.clock_skew_s after received_ts."
+    )
+
+
 def _section_lag(data: DayData) -> str:
     if not data.lag:
         return _none("No rows, so no lag to measure.")
@@ -164,7 +184,7 @@ def _section_lag(data: DayData) -> str:
         },
         unit=" ms",
     )
-    return chart + _table(headers, rows)
+    return chart + _table(headers, rows) + _lag_note(data)
 
 
 def _section_gaps(data: DayData) -> str:

@@ -27,6 +27,14 @@ SELECT source, hour, count() AS rows FROM (
 GROUP BY source, hour ORDER BY source, hour
 """
 
+# Best bid/ask rows per venue: a table of their own, not counted in "rows" (trades and
+# readings), which the verdict and the rows-per-hour chart use.
+QUOTES = """
+SELECT venue AS source, count() AS rows FROM market.quotes
+WHERE exchange_ts >= {start:DateTime64(6, 'UTC')} AND exchange_ts < {end:DateTime64(6, 'UTC')}
+GROUP BY venue ORDER BY venue
+"""
+
 LEDGER = """
 SELECT feed, sum(received) AS received, sum(invalid) AS invalid, sum(parsed) AS parsed,
        sum(duplicates) AS duplicates, sum(inserted) AS inserted, sum(buffered) AS buffered,
@@ -144,6 +152,7 @@ class DayData:
     replays: list[dict] = field(default_factory=list)
     audits: list[dict] = field(default_factory=list)
     quality: list[dict] = field(default_factory=list)
+    quotes: list[dict] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -201,4 +210,5 @@ def load_day(client, day: date, now: datetime | None = None) -> DayData:
         replays=_records(client, REPLAYS, params),
         audits=_records(client, AUDITS, params),
         quality=_records(client, QUALITY, params),
+        quotes=_records(client, QUOTES, params),
     )

@@ -19,9 +19,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from feedhouse.core.errors import FeedhouseError
+from feedhouse.core.report_files import data_docs_dir
 from feedhouse.core.settings import Settings
 from feedhouse.store.client import warehouse
 from quality.gx_engine import SuiteResult, validate
+from quality.offline_docs import make_offline
 from quality.results import result_rows, write_results
 from quality.suites import load_suites
 from quality.window import Window, query_parameters, read_window
@@ -60,10 +62,6 @@ class QualityRun:
         )
 
 
-def data_docs_dir(settings: Settings) -> Path:
-    return settings.reports_dir / "data_docs"
-
-
 def run_quality(
     settings: Settings,
     window: Window | None = None,
@@ -87,6 +85,7 @@ def run_quality(
     docs_dir = data_docs_dir(settings) if docs else None
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
+    built_since = time.time() - 1.0
     t0 = time.perf_counter()
     results = [
         validate(s, tables[s.name].to_pandas(), docs_dir, settings.quality.sample_size)
@@ -97,6 +96,7 @@ def run_quality(
     run = QualityRun(uuid.uuid4().hex, checked, window, results, None, timings)
     if docs_dir is not None and (docs_dir / "index.html").exists():
         run.docs_index = docs_dir / "index.html"
+        make_offline(docs_dir, since=built_since)
         prune_data_docs(docs_dir, settings.quality.data_docs_keep_days)
     with warehouse(settings) as client:
         write_results(client, result_rows(run.run_id, checked, window, results))

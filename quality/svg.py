@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#84cc16", "#ec4899")
@@ -12,13 +12,23 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _legend(names: list[str], x: float, y: float) -> str:
+LEGEND_STEP, LEGEND_ROW = 170, 18
+
+
+def _legend_per_row(x: float, width: int) -> int:
+    return max(int((width - x) // LEGEND_STEP), 1)
+
+
+def _legend(names: list[str], x: float, y: float, width: int) -> str:
+    """Every series' swatch and name, wrapping into rows of what fits in `width`."""
+    per_row = _legend_per_row(x, width)
     parts = []
     for i, name in enumerate(names):
-        xi = x + i * 170
+        xi = x + (i % per_row) * LEGEND_STEP
+        yi = y + (i // per_row) * LEGEND_ROW
         parts.append(
-            f'<rect x="{xi:.0f}" y="{y - 10:.0f}" width="12" height="12" fill="{color(i)}"/>'
-            f'<text x="{xi + 16:.0f}" y="{y:.0f}" font-size="12">{escape(name)}</text>'
+            f'<rect x="{xi:.0f}" y="{yi - 10:.0f}" width="12" height="12" fill="{color(i)}"/>'
+            f'<text x="{xi + 16:.0f}" y="{yi:.0f}" font-size="12">{escape(name)}</text>'
         )
     return "".join(parts)
 
@@ -36,6 +46,8 @@ def bar_chart(
     """Bars per category, one colour per series (stacked or side by side)."""
     names = list(series)
     left, right, top, bottom = 70, 20, 40, 60
+    extra_rows = max(len(names) - 1, 0) // _legend_per_row(left, width)
+    height += extra_rows * LEGEND_ROW  # the legend wraps below the plot
     plot_w, plot_h = width - left - right, height - top - bottom
     if stacked:
         peak = max((sum(s[i] for s in series.values()) for i in range(len(categories))), default=0)
@@ -77,9 +89,28 @@ def bar_chart(
             f'<text x="{left + c * slot + slot / 2:.1f}" y="{top + plot_h + 14}" font-size="11" '
             f'text-anchor="middle">{escape(label)}</text>'
         )
-    out.append(_legend(names, left, height - 12))
+    out.append(_legend(names, left, height - 12 - extra_rows * LEGEND_ROW, width))
     out.append("</svg>")
     return "".join(out)
+
+
+TICKS_S = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600)
+
+
+def zoom_window(
+    start: datetime, end: datetime, spans: list[tuple[datetime, datetime]]
+) -> tuple[datetime, datetime]:
+    """The part of [start, end) worth drawing: the spans with half as much again on either
+    side (at least 10 s), so a 15 s outage is a bar, not a hairline on a 24 h axis."""
+    if not spans:
+        return start, end
+    first = max(min(s for s, _ in spans), start)
+    last = min(max(e for _, e in spans), end)
+    pad = max((last - first) * 0.5, timedelta(seconds=10))
+    lo, hi = max(first - pad, start), min(last + pad, end)
+    if (hi - lo) >= (end - start) * 0.5:
+        return start, end
+    return lo, hi
 
 
 def timeline(
@@ -89,12 +120,18 @@ def timeline(
     lanes: dict[str, list[tuple[datetime, datetime, str, str]]],
     *,
     width: int = 1100,
+    zoom: bool = True,
 ) -> str:
-    """Spans (start, end, colour, tooltip) on one lane per name across [start, end)."""
+    """Spans (start, end, colour, tooltip) on one lane per name across [start, end);
+    `zoom`: across the part of it that holds the spans (see zoom_window), axis in HH:MM:SS."""
     left, right, top, lane_h = 170, 20, 40, 26
     plot_w = width - left - right
     height = top + lane_h * max(len(lanes), 1) + 40
+    if zoom:
+        start, end = zoom_window(start, end, [(s, e) for sp in lanes.values() for s, e, *_ in sp])
     total = (end - start).total_seconds()
+    step = next((t for t in TICKS_S if total / t <= 10), 3 * 3600)
+    zoomed = total < 86400
 
     def x(ts: datetime) -> float:
         frac = min(max((ts - start).total_seconds() / total, 0.0), 1.0)
@@ -107,12 +144,24 @@ def timeline(
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text x="10" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
-    for hour in range(0, 25, 3):
-        xh = left + plot_w * hour / 24
+    first_tick = start.timestamp() // step * step + (step if start.timestamp() % step else 0)
+    tick = first_tick
+    while tick <= end.timestamp() + 1e-6:
+        xh = left + plot_w * (tick - start.timestamp()) / total
+        at = datetime.fromtimestamp(tick, start.tzinfo)
+        label = at.strftime("%H:%M:%S" if step < 60 else "%H:%M")
+        if at.date() > start.date() and label.strip("0:") == "":
+            label = "24:00"  # the day's end, not the next day's start
         out.append(
             f'<line x1="{xh:.1f}" y1="{top}" x2="{xh:.1f}" y2="{height - 30}" stroke="#ddd"/>'
             f'<text x="{xh:.1f}" y="{height - 14}" font-size="11" text-anchor="middle">'
-            f"{hour:02d}:00</text>"
+            f"{label}</text>"
+        )
+        tick += step
+    if zoomed:
+        out.append(
+            f'<text x="{width - right}" y="22" font-size="11" text-anchor="end" fill="#666">'
+            f'{start:%H:%M:%S}–{end:%H:%M:%S} UTC shown</text>'
         )
     for n, (name, spans) in enumerate(lanes.items()):
         y = top + n * lane_h

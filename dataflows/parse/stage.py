@@ -70,10 +70,17 @@ def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> N
             ledger.add_minutes(feed, minute_counts([r[ts_field] for r in records]), "parsed")
 
 
-def parse_batch(batch: MessageBatch, parse_one: ParseOne | None = None) -> ParsedBatch:
+def parse_batch(
+    batch: MessageBatch, parse_one: ParseOne | None = None, keep_quotes: bool = True
+) -> ParsedBatch:
     """Parse every message of the batch: the venue's batch parser (`parse_many`) for
-    exchange feeds, or `parse_one(frame, received_ts[, topic])` per message (MQTT)."""
-    parsed = _parse_exchange(batch) if parse_one is None else _parse_each(batch, parse_one)
+    exchange feeds, or `parse_one(frame, received_ts[, topic])` per message (MQTT).
+    `keep_quotes=False` (a feed whose `channels` leave quotes out): quotes a venue sends
+    anyway are dropped; a message that held only those counts as ignored."""
+    if parse_one is None:
+        parsed = _parse_exchange(batch, keep_quotes)
+    else:
+        parsed = _parse_each(batch, parse_one)
     done_us = time.time_ns() // 1000
     _observe_hops(parsed, batch, done_us)
     return parsed._replace(parsed_us=done_us)
@@ -118,11 +125,18 @@ def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
     )
 
 
-def _parse_exchange(batch: MessageBatch) -> ParsedBatch:
+def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatch:
 
     feed = batch.feed
     result = get_venue(batch.venue).parse_many(batch.messages)
     counts = result.counts
+    if not keep_quotes and result.quotes:
+        # A message's records all carry its received_ts: one with records but no trade
+        # left held only quotes.
+        with_trades = {t.received_ts for t in result.trades}
+        counts = [n if n <= 0 or batch.messages[i][0] in with_trades else 0
+                  for i, n in enumerate(counts)]
+        result.quotes = []
 
     def outcome(i: int) -> str:
         n = counts[i]

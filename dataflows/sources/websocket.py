@@ -166,8 +166,10 @@ class FeedClient:
                 if self.next_pos > before:
                     self._backoff.reset()  # that connection worked: start backoff afresh
                 delay = self._backoff.next_delay()
-                log.warning("feed %s: %s; reconnecting in %.2fs",
-                            self.feed.name, self._down[1] if self._down else "", delay)
+                # the host too: "gaierror: Name or service not known" alone names none
+                host = urlsplit(self.base_url).netloc.rpartition("@")[2]
+                log.warning("feed %s (%s): %s; reconnecting in %.2fs", self.feed.name, host,
+                            self._down[1] if self._down else "", delay)
                 await self._sleep(delay)
         finally:
             if self._writer is not None:

@@ -29,7 +29,8 @@ def _discover() -> dict[str, Venue]:
 
 
 VENUES: dict[str, Venue] = _discover()
-KNOWN_VENUES.update(VENUES)  # lets settings name an unknown venue in one line
+# lets settings name an unknown venue or channel in one line
+KNOWN_VENUES.update({name: tuple(venue.channels) for name, venue in VENUES.items()})
 
 
 def venue_for_url(url: str) -> Venue | None:

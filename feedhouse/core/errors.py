@@ -42,3 +42,10 @@ class InputError(FeedhouseError):
     """An input file or argument cannot be used (unreadable file, unknown venue)."""
 
     exit_code = 2
+
+
+class QueryError(FeedhouseError):
+    """The user's own SQL (`feedhouse sql`, an analytics query) was refused by ClickHouse;
+    the message is the engine's, without the client's internals."""
+
+    exit_code = 2

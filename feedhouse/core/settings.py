@@ -26,9 +26,10 @@ from feedhouse.core.errors import SettingsError
 
 ENV_PREFIX = "FEEDHOUSE_"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
-# Venue names a feed may use; the ingest layer's adapter registry fills it in when it is
-# imported (settings sit below the adapters, so they cannot ask for the list).
-KNOWN_VENUES: set[str] = set()
+# Venue names a feed may use, with the channels each offers; the ingest layer's adapter
+# registry fills it in when it is imported (settings sit below the adapters, so they
+# cannot ask for the list).
+KNOWN_VENUES: dict[str, tuple[str, ...]] = {}
 
 
 class Strict(BaseModel):
@@ -174,6 +175,13 @@ class FeedSettings(Strict):
             if KNOWN_VENUES and self.venue not in KNOWN_VENUES:
                 known = ", ".join(sorted(KNOWN_VENUES))
                 raise ValueError(f"unknown venue {self.venue!r} (known: {known})")
+            offered = KNOWN_VENUES.get(self.venue, ("trades", "quotes"))
+            wrong = [c for c in self.channels if c not in offered]
+            if wrong:
+                raise ValueError(f"channels: venue {self.venue!r} has no {wrong[0]!r} channel "
+                                 f"(has: {', '.join(offered)})")
+            if not self.channels:
+                raise ValueError("channels: empty; give at least one of: " + ", ".join(offered))
         return self
 
 
@@ -222,7 +230,7 @@ def _default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    """Every setting of feedhouse; see README 'Settings' for the table."""
+    """Every setting of feedhouse; see docs/user-guide.md 'Settings' for the table."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -246,7 +254,9 @@ class Settings(BaseSettings):
     buffer_path: Path | None = None
     recovery_dir: Path | None = None
     recovery: bool = True
-    reports_dir: Path = Path("reports")
+    reports_dir: Path | None = Field(
+        None, description="audit reports and Data Docs (default: <home>/reports)"
+    )
     archive_dir: Path | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
@@ -283,7 +293,7 @@ class Settings(BaseSettings):
             self.warehouse_dsn = SecretStr(f"chdb://{home / 'clickhouse'}")
         self.buffer_path = (self.buffer_path or home / "buffer.duckdb").expanduser().resolve()
         self.recovery_dir = (self.recovery_dir or home / "recovery").expanduser().resolve()
-        self.reports_dir = self.reports_dir.expanduser().resolve()
+        self.reports_dir = (self.reports_dir or home / "reports").expanduser().resolve()
         names = [f.name for f in self.feeds]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

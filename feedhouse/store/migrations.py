@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from feedhouse.core.dsn import chdb_path
 from feedhouse.core.errors import FeedhouseError
 from feedhouse.core.paths import sql_dir
 from feedhouse.store.client import warehouse
 from feedhouse.store.cluster_ddl import ClusterDDL, cluster_of
+from feedhouse.store.lock import store_claim
 
 _END = re.compile(r";[ \t]*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -132,9 +135,12 @@ def init_schema(
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     """Apply pending migrations; return (applied files, all feedhouse tables).
     `cluster`: DDL ON CLUSTER, replicated local tables behind Distributed ones."""
+    store = chdb_path(settings.dsn)
+    # a demo or drill working on this store: say so, touch nothing
+    claim = store_claim(store, "feedhouse init") if store is not None else nullcontext()
     # connect first: a warehouse that cannot be used (bad password, unknown host) must
     # leave nothing behind
-    with warehouse(settings) as client:
+    with claim, warehouse(settings) as client:
         applied = apply_migrations(client, cluster=cluster)
         tables = list_tables(client)
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from feedhouse.app import analytics
+from feedhouse.app.cli.output import shown, tidy
 from feedhouse.core.config import load_settings
 from feedhouse.core.errors import InputError
 from feedhouse.store.client import warehouse
@@ -308,3 +309,53 @@ def test_cli_runs_a_query_and_lists_them(store):
     bad = run_cli("analytics", "vwap", "-p", "window_minutes=x", FEEDHOUSE_HOME=str(settings.home))
     assert bad.returncode == 2 and "window_minutes" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_piped_table_shows_whole_cells_and_tidy_floats(store):
+    """`feedhouse analytics vwap | cat`: stdout is a pipe (run_cli), no cell is cut to
+    `binan…`, and floats carry no noise (`9480.22`, not `9480.219999999992`)."""
+    settings, trades = store
+    env = {"FEEDHOUSE_HOME": str(settings.home)}
+    as_json = run_cli("analytics", "vwap", "--format", "json", **env)
+    piped = run_cli("analytics", "vwap", **env)
+    assert piped.returncode == 0, piped.stderr
+    assert "…" not in piped.stdout
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    for row in rows:
+        # every float in JSON has at most 10 significant digits
+        for key in ("volume", "vwap", "avg_price", "last_price"):
+            digits = repr(row[key]).replace(".", "").replace("-", "").lstrip("0")
+            assert len(digits.split("e")[0]) <= 10, (key, row[key])
+        line = next(li for li in piped.stdout.splitlines()
+                    if f" {row['venue']} " in li and f" {row['symbol']} " in li)
+        assert f" {row['first_trade']} " in line, line  # the whole timestamp
+        assert f" {row['volume']:g} " in line and str(row["trades"]) in line, line
+    vwaps = {(r["venue"], r["symbol"]): r["vwap"] for r in rows}
+    for (venue, symbol), group in _by_key(trades).items():
+        expected = sum(t[4] * t[5] for t in group) / sum(t[5] for t in group)
+        assert vwaps[(venue, symbol)] == pytest.approx(expected, rel=1e-9)
+    exact = run_cli("sql", "SELECT 0.1 + 0.2 AS x", "--format", "json", **env)
+    assert json.loads(exact.stdout)["x"] == 0.1 + 0.2  # `sql` json keeps every digit
+    shown = run_cli("sql", "SELECT 0.1 + 0.2 AS x, 1e-5 - 4e-19 AS y", **env)
+    assert " 0.3 " in shown.stdout and " 0.00001 " in shown.stdout, shown.stdout
+
+
+def test_sql_error_in_an_analytics_query_exits_2(store, tmp_path):
+    settings, _ = store
+    out = run_cli("sql", "SELECT nope FROM market.trades", FEEDHOUSE_HOME=str(settings.home))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: Code: 47. DB::Exception: Unknown expression identifier `nope`. "
+        "In scope SELECT nope FROM market.trades. (UNKNOWN_IDENTIFIER)"
+    ]
+
+
+def test_cells_show_floats_without_noise_and_whole():
+
+    assert shown(9480.219999999992) == "9480.22"
+    assert shown(9.999999999999593e-06) == "0.00001"
+    assert shown(42003.5) == "42003.5" and shown(3.0) == "3" and shown(0.0) == "0"
+    assert shown(1.2345678901234e-9) == "0.00000000123456789" and shown(-0.5) == "-0.5"
+    assert shown([5.772005772007539, 11.534025374855354]) == "[5.772005772, 11.53402537]"
+    assert tidy([0.1 + 0.2, "x", 7]) == [0.3, "x", 7]
+    assert shown(None) == "" and shown(float("nan")) == "nan"

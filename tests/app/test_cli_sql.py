@@ -25,11 +25,14 @@ def test_sql_formats(tmp_path) -> None:
 
 
 def test_syntax_error_is_one_line(tmp_path) -> None:
+    """An error in the user's query: exit 2 (like any bad input), the engine's message
+    without what the client appended (`FORMAT Native`) and a long token list cut short."""
     result = run_cli("sql", "SELEC 1", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error: Code: 62. DB::Exception: Syntax error")
+    assert "FORMAT" not in lines[0] and "more)" in lines[0] and len(lines[0]) < 300
 
 
 def test_two_sql_commands_at_the_same_moment(tmp_path) -> None:

@@ -29,7 +29,7 @@ def test_short_demo_reconciles_everything(tmp_path) -> None:
         assert received > 0 and stored > 0, rows[feed]
         assert buffered == replayed, rows[feed]  # the outage's rows all came back
         assert cells[7:] == ["ok", "ok", "ok"] or cells[7:] == ["ok", "-", "ok"], rows[feed]
-    (report,) = (tmp_path / "reports").glob("audit-*.html")
+    (report,) = (tmp_path / ".feedhouse" / "reports").glob("audit-*.html")  # <home>/reports
     html = report.read_text()
     assert "is complete: every row-count audit is ok" in html
     # the report of this real run shows the drilled outage: its replays, each reconciled ok

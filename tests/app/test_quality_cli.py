@@ -41,6 +41,13 @@ def test_check_and_report_commands(tmp_path):
     assert path.is_file() and "30 rows" in path.read_text()
     # Rows, an ok audit and the partition's passed quality checks: the day is complete.
     assert f"{day}: complete" in rep.stdout
+    # a day with nothing ingested is not complete: exit 1, so cron can alert on it
+    empty = run_cli("report", "--date", "2099-01-01", **env)
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "2099-01-01: NOT complete" in empty.stdout and "no rows were ingested" in empty.stdout
+    assert (settings.reports_dir / "audit-2099-01-01.html").is_file()
+    kept = run_cli("report", "--date", "2099-01-01", "--allow-incomplete", **env)
+    assert kept.returncode == 0 and "NOT complete" in kept.stdout
     usage = run_cli("report", "--date", "20-11-2026", **env)
     assert usage.returncode == 2 and "--date '20-11-2026': expected YYYY-MM-DD" in usage.stderr
 

@@ -27,12 +27,17 @@ FLAGS = [
 ]
 
 
-def _chromium(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _chromium(
+    tmp: Path, *args: str, timeout: float = 60, offline: bool = False
+) -> subprocess.CompletedProcess:
+    """`offline`: in a network namespace of its own (`unshare -n`: no interface but a
+    loopback that is down), so nothing can load from the internet."""
     profile = tmp / "chromium-profile"  # fresh per call: nothing shared with other runs
     if profile.exists():
         shutil.rmtree(profile)
     return subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        [*(["unshare", "--net"] if offline else []), CHROMIUM, *FLAGS,
+         f"--user-data-dir={profile}", *args],
         capture_output=True,
         timeout=timeout,
         check=True,
@@ -43,6 +48,17 @@ def screenshot(page: Path, tmp: Path, size: str = "1200,2000") -> bytes:
     out = tmp / "screenshot.png"
     _chromium(tmp, f"--screenshot={out}", f"--window-size={size}", page.resolve().as_uri())
     return out.read_bytes()
+
+
+def offline_render(page: Path, tmp: Path, size: str = "1200,1400") -> tuple[bytes, str]:
+    """(screenshot PNG, rendered DOM text) of `page` with the network off, after its
+    scripts ran (5 s of virtual time)."""
+    out = tmp / "offline.png"
+    budget = "--virtual-time-budget=5000"
+    uri = page.resolve().as_uri()
+    _chromium(tmp, f"--screenshot={out}", f"--window-size={size}", budget, uri, offline=True)
+    dom = _chromium(tmp, "--dump-dom", budget, uri, offline=True).stdout.decode()
+    return out.read_bytes(), _text(dom)
 
 
 def page_text(page: Path, tmp: Path) -> str:

@@ -16,13 +16,10 @@ from quality.window import Window
 
 
 def store_settings(tmp: Path, **overrides) -> Settings:
-    """Settings for a fresh chDB store under tmp, schema applied."""
+    """Settings for a fresh chDB store under tmp (the home's own store, so reports keep
+    their plain names), schema applied."""
     settings = load_settings(
-        None,
-        home=str(tmp / "home"),
-        warehouse_dsn=f"chdb://{tmp / 'ch'}",
-        reports_dir=str(tmp / "reports"),
-        **overrides,
+        None, home=str(tmp / "home"), reports_dir=str(tmp / "reports"), **overrides
     )
     init_schema(settings)
     return settings

@@ -6,10 +6,9 @@ import typer
 from rich.table import Table
 
 from feedhouse.app import analytics as catalog
-from feedhouse.app.cli.context import console, settings_from
-from feedhouse.app.cli.core import OutputFormat, print_rows
-from feedhouse.core.errors import FeedhouseError, InputError
-from feedhouse.store.classify import first_line
+from feedhouse.app.cli.context import settings_from
+from feedhouse.app.cli.output import OutputFormat, engine_message, print_rows, print_table
+from feedhouse.core.errors import FeedhouseError, InputError, QueryError
 from feedhouse.store.client import warehouse
 
 
@@ -29,7 +28,9 @@ def analytics(
     param: list[str] = typer.Option(
         [], "--param", "-p", help="NAME=VALUE for a query parameter (repeatable)"
     ),
-    output: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    output: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="table (whole cells, also when piped), csv or json lines"
+    ),
     show_sql: bool = typer.Option(False, "--show-sql", help="print the SQL instead of running it"),
 ) -> None:
     """Run an analytics query from sql/analytics/ (VWAP, OHLCV, spreads, device health...)."""
@@ -40,7 +41,7 @@ def analytics(
         for query in catalog.catalog().values():
             params = ", ".join(f"{p.name}={p.default}" for p in query.params)
             table.add_row(query.name, query.question, params)
-        console.print(table)
+        print_table(table)
         return
     query = catalog.get(name)
     overrides = _pairs(param)
@@ -55,7 +56,7 @@ def analytics(
     except FeedhouseError:
         raise
     except Exception as exc:
-        raise FeedhouseError(first_line(exc)) from None
+        raise QueryError(engine_message(exc)) from None
     print_rows(columns, rows, output)
 
 

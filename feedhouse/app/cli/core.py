@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from enum import StrEnum
-
 import typer
 from rich.table import Table
 
 from feedhouse.app.cli.context import console, settings_from
-from feedhouse.core.errors import FeedhouseError
-from feedhouse.store.classify import first_line
+from feedhouse.app.cli.output import OutputFormat, engine_message, print_rows, print_table
+from feedhouse.core.errors import FeedhouseError, QueryError
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import init_schema, schema_script
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 def tables_table(tables: list[tuple[str, str, str]], title: str) -> Table:
@@ -56,13 +45,15 @@ def init(
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         console.print("schema up to date: nothing to apply")
-    console.print(tables_table(tables, "feedhouse tables"))
+    print_table(tables_table(tables, "feedhouse tables"))
 
 
 def sql(
     ctx: typer.Context,
     query: str = typer.Argument(..., help="the SQL to run against the configured warehouse"),
-    output: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    output: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="table (whole cells, also when piped), csv or json lines"
+    ),
 ) -> None:
     """Query the configured warehouse."""
     settings = settings_from(ctx)
@@ -73,27 +64,8 @@ def sql(
     except FeedhouseError:
         raise
     except Exception as exc:
-        raise FeedhouseError(first_line(exc)) from None
-    print_rows(columns, rows, output)
-
-
-def print_rows(columns: list[str], rows: list, output: OutputFormat) -> None:
-    if output is OutputFormat.json:
-        for row in rows:
-            typer.echo(json.dumps(dict(zip(columns, row, strict=True)), default=str))
-    elif output is OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        typer.echo(buf.getvalue(), nl=False)
-    else:
-        table = Table()
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(str(v) for v in row))
-        console.print(table)
+        raise QueryError(engine_message(exc)) from None
+    print_rows(columns, rows, output, exact=output is not OutputFormat.table)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 import feedhouse
+from feedhouse.app.cli._help import FeedhouseGroup
 from feedhouse.core.errors import FeedhouseError
 
 
@@ -41,6 +42,7 @@ _USAGE_ERRORS = _usage_error_classes()
 
 app = typer.Typer(
     name="feedhouse",
+    cls=FeedhouseGroup,
     help="Market-data and IoT ingestion into ClickHouse that you can prove.",
     no_args_is_help=True,
     add_completion=False,

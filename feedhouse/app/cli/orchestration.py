@@ -17,6 +17,7 @@ from rich.table import Table
 
 from dataflows.venues import VENUES
 from feedhouse.app.cli.context import console, err_console, settings_from
+from feedhouse.app.cli.output import print_table
 from feedhouse.core.errors import FeedhouseError, InputError
 from feedhouse.store.classify import first_line
 from feedhouse.store.client import warehouse
@@ -69,7 +70,7 @@ def audit(
     for s in summaries:
         table.add_row(s.feed, s.table_name, str(s.minutes), str(s.ok), str(s.missing), str(s.extra),
                       str(s.ledger_rows), str(s.table_rows), style=None if not s.bad_minutes else "red")
-    console.print(table)
+    print_table(table)
     for s in summaries:
         if s.bad_minutes:
             console.print(f"[red]{s.feed}: minutes that disagree: {_hhmm(s.bad_minutes)}[/red]")
@@ -103,7 +104,7 @@ def reconcile(
         table.add_row(r.replay_id, r.feed, f"{r.range_start:%H:%M:%S}-{r.range_end:%H:%M:%S}",
                       str(r.buffered_rows), str(r.replayed_rows), str(r.table_rows), r.status,
                       style=None if r.ok else "red")
-    console.print(table)
+    print_table(table)
     for r in results:
         style = "green" if r.ok else "red"
         console.print(f"[{style}]{r.replay_id} {r.status}:[/{style}] {escape(r.explanation)}")
@@ -165,7 +166,7 @@ def backfill(
                       verdict, quality, style="red" if failed else None)
         err_console.print(f"[dim]{day}: done in {(datetime.now() - started).total_seconds():.1f}s[/dim]")
         day += timedelta(days=1)
-    console.print(table)
+    print_table(table)
     if failed:
         raise typer.Exit(1)
 

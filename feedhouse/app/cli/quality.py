@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from feedhouse.app.cli.context import console, settings_from
+from feedhouse.app.cli.output import print_table
 from feedhouse.core.errors import InputError
 from quality.report import build_report
 from quality.runner import run_quality
@@ -60,7 +61,7 @@ def check(
             f"[red]{len(res.errors)}[/]" if res.errors else "0",
             f"[yellow]{warns}[/]" if warns else "0",
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
     for res in run.results:
         for out in res.failed:
             console.print(
@@ -81,9 +82,15 @@ def check(
 
 def report(
     ctx: typer.Context,
-    day: str | None = typer.Option(None, "--date", help="the UTC day to report (default today)"),
+    day: str | None = typer.Option(
+        None, "--date", metavar="YYYY-MM-DD", help="the UTC day to report (default today)"
+    ),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="exit 0 even when the day is not complete"
+    ),
 ) -> None:
-    """Write the day's self-contained audit report (HTML) and print its verdict."""
+    """Write the day's self-contained audit report (HTML) and print its verdict; exit 1
+    when the day is not complete (cron can alert on it)."""
 
     settings = settings_from(ctx)
     built = build_report(settings, _day(day))
@@ -92,6 +99,8 @@ def report(
     for problem in built.data.problems():
         console.print(f"  - {problem}")
     typer.echo(f"report: {built.path}")
+    if not built.complete and not allow_incomplete:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -39,6 +39,7 @@ from feedhouse.app.mqtt.broker import Broker, BrokerStats, mosquitto_binary
 from feedhouse.app.mqtt.load import LoadPlan, run_load
 from feedhouse.core.errors import InputError
 from feedhouse.core.settings import MqttSettings, Settings
+from feedhouse.store.lock import claim_store
 
 # sessions the session server can loop into new trades (ids and times shifted per lap)
 DEMO_CAPTURES = (
@@ -100,6 +101,7 @@ class Demo:
 
     def run(self) -> DemoOutcome:
 
+        claim_store(self.home / "clickhouse", "feedhouse demo")  # before wiping anything
         prepare_home(self.home)
         plan = self.plan
         with DrillRun("demo", self.home) as d:
@@ -123,7 +125,9 @@ class Demo:
                 load = self._start_load(broker.port)
             self._live(d)
             self.view.phase = "draining"
-            d.server.stop()
+            # hold, not stop: nothing new is sent but connections stay open, so frames still
+            # in socket buffers arrive (a stop could drop them: counted sent, never received)
+            d.server.hold()
             if load is not None:
                 load.join(timeout=plan.seconds + 120)
             sent = d.sent()

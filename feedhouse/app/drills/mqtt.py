@@ -13,7 +13,7 @@ was lost and no duplicate was stored.
 Subscriptions (`--subscriptions`): `shared` ($share group over all clients), `static`
 (plain subscriptions, one slice of the sites per client) or `auto` (default): static when
 the broker is restarted and the local Mosquitto does not restore shared subscriptions
-across a restart (2.0.11 measured: README "MQTT feeds"), shared otherwise.
+across a restart (2.0.11 measured: docs/internals.md "MQTT feeds"), shared otherwise.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def count_rows_apart(config: Path) -> int:
 
 def count_store(config: Path) -> dict:
     """Rows and distinct readings after `OPTIMIZE TABLE iot.readings FINAL`: rows a SIGKILLed
-    ingest inserted again under new insert tokens (README "Known limit") are left to
+    ingest inserted again under new insert tokens (docs/internals.md "Known limit") are left to
     ReplacingMergeTree, the documented last line of defence; the drill counts what a user
     sees once it merged, not whether a background merge happened to run yet."""
     settings = load_settings(config)

@@ -64,6 +64,7 @@ from feedhouse.core.config import load_settings
 from feedhouse.core.errors import InputError
 from feedhouse.core.settings import Settings
 from feedhouse.store.faults import write_faults
+from feedhouse.store.lock import claim_store
 
 
 def drill_home(store: Path | None, name: str) -> Path:
@@ -71,6 +72,7 @@ def drill_home(store: Path | None, name: str) -> Path:
     `store`, which is the chDB store itself, so `FEEDHOUSE_WAREHOUSE_DSN=chdb:///STORE`
     opens what the drill left (default: a fresh temporary folder, kept for inspection)."""
     root = (store or Path(tempfile.mkdtemp(prefix=f"feedhouse-drill-{name}-"))).resolve()
+    claim_store(root, f"feedhouse drill {name}")  # two drills on one --store: one line
     if root.exists() and any(root.iterdir()):
         raise InputError(f"--store {root} is not empty: the drill needs a fresh store")
     home = root / "drill"

@@ -46,7 +46,9 @@ def server_feeds(server: SessionServer, names=DRILL_CAPTURES,
         venue, result, _ = parse_capture(source / name)
         symbols = sorted({t.symbol for t in result.trades} | {q.symbol for q in result.quotes})
         feeds.append({"name": venue.name, "venue": venue.name, "url": server.url(name),
-                      "symbols": symbols, "channels": ["trades"]})
+                      "symbols": symbols,
+                      # what the session recorded: a feed stores only its channels
+                      "channels": ["trades", "quotes"] if result.quotes else ["trades"]})
     return feeds
 
 
