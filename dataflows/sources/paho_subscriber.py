@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import PUBACK, MQTTErrorCode
 
@@ -32,6 +33,7 @@ OnDelivery = Callable[[int, int, str, bytes], None]
 
 READ_SIZE = 256 * 1024
 _PUBACK = struct.Struct("!BBH")
+_PUBACK_REC = np.dtype([("cmd", "u1"), ("len", "u1"), ("mid", ">u2")])
 
 
 class SubscriberClient(mqtt.Client):
@@ -103,6 +105,9 @@ class SubscriberClient(mqtt.Client):
     def ack_many(self, mids: list[int]) -> None:
         """PUBACK every QoS 1 message id in `mids` (manual_ack), in one queued write."""
         if mids:
-            pack = _PUBACK.pack
-            packet = b"".join([pack(PUBACK, 2, mid) for mid in mids])
-            self._packet_queue(PUBACK, packet, 0, 0)
+            # one numpy record per PUBACK (0x40, 2, mid big-endian): no struct.pack per id
+            packets = np.empty(len(mids), dtype=_PUBACK_REC)
+            packets["cmd"] = PUBACK
+            packets["len"] = 2
+            packets["mid"] = mids
+            self._packet_queue(PUBACK, packets.tobytes(), 0, 0)
