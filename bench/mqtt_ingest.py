@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from feedhouse.app.drills.mqtt import FEED, Ingest, write_config
+from feedhouse.app.drills.mqtt import FEED, Ingest, ingest_command, write_config
 from feedhouse.app.mqtt.broker import Broker, BrokerStats
 from feedhouse.app.mqtt.load import LoadPlan, run_load
 from feedhouse.core.config import load_settings
@@ -55,17 +55,35 @@ def own_cpu_s() -> float:
     return time.process_time()
 
 
+class IngestAt(Ingest):
+    """The ingest run from another checkout (A/B comparisons): its folder is the working
+    directory (first on `python -m`'s path) and PYTHONPATH."""
+
+    def __init__(self, config: Path, log_path: Path, code: Path) -> None:
+        super().__init__(config, log_path)
+        self.code = code
+        self.env["PYTHONPATH"] = str(code)
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(ingest_command(), env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=self.code)
+
+
 class Session:
     """Mosquitto + `feedhouse run` on a fresh store, with load steps published into it."""
 
-    def __init__(self, work: Path, readings_per_message: int = 1, clients: int = 2) -> None:
+    def __init__(self, work: Path, readings_per_message: int = 1, clients: int = 2,
+                 ingest_code: Path | None = None) -> None:
         self.work = work
         self.rpm = readings_per_message
         work.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(work / "mosquitto").start()
         self.config = write_config(work, self.broker.port, "3.1.1", clients, False,
                                    readings_per_message)
-        self.ingest = Ingest(self.config, work / "ingest.log")
+        self.ingest = Ingest(self.config, work / "ingest.log") if ingest_code is None \
+            else IngestAt(self.config, work / "ingest.log", ingest_code)
         self.stats = BrokerStats(self.broker.port)
         self.seq = 0
         self.unique_sent = 0
@@ -199,9 +217,12 @@ def main() -> int:
     ap.add_argument("--hold-s", type=float, default=60)
     ap.add_argument("--readings-per-message", type=int, default=1)
     ap.add_argument("--naive", action="store_true")
+    ap.add_argument("--ingest-code", type=Path, default=None,
+                    help="run the ingest from this checkout (PYTHONPATH), e.g. a worktree "
+                    "of the commit before, for a side-by-side comparison")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-mqtt-"))
-    session = Session(work / "s", args.readings_per_message)
+    session = Session(work / "s", args.readings_per_message, ingest_code=args.ingest_code)
     try:
         ramp = session.ramp([float(s) for s in args.steps.split(",")], args.step_s, args.hold_s)
         counts = session.finish()
