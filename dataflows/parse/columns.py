@@ -86,8 +86,8 @@ class ReadingColumns:
             pa.array(self.device_id, pa.string()), pa.array(self.sensor, pa.string()),
             pa.array(self.seq, pa.uint64()), pa.array(self.value, pa.float64()),
             pa.array(self.unit, pa.string()),
-            pa.array(self.device_ts, pa.int64()).cast(_TS),
-            pa.array(self.received_ts, pa.int64()).cast(_TS),
+            pa.array(self.device_ts, _TS),  # int64 µs as they are: no cast pass
+            pa.array(self.received_ts, _TS),
             pa.array(self.site, pa.string()),
             pa.array([feed] * n, pa.string()),
         ]

@@ -50,15 +50,20 @@ class ParsedBatch(NamedTuple):
 
 
 def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
-    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'."""
+    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'
+    (or `outcome` the list of them)."""
     if not messages:
         return
     minute = minute_of(messages[0][0])
     if minute == minute_of(messages[-1][0]):  # the usual case: one minute, count in bulk
         ledger.add(feed, minute, "received", len(messages))
-        for name, n in Counter(outcome(i) for i in range(len(messages))).items():
+        counts = Counter(outcome) if isinstance(outcome, list) \
+            else Counter(outcome(i) for i in range(len(messages)))
+        for name, n in counts.items():
             ledger.add(feed, minute, name, n)
         return
+    if isinstance(outcome, list):
+        outcome = outcome.__getitem__
     for i, (received_ts, _raw) in enumerate(messages):
         minute = minute_of(received_ts)
         ledger.add(feed, minute, "received")
@@ -107,7 +112,7 @@ def _parse_columns(batch: MessageBatch, parse_columns) -> ParsedBatch:
     messages = batch.messages
     dead = [DeadLetter(feed, messages[i][0], bad.raw, bad.reason) for i, bad in invalid]
     ledger = LedgerDelta()
-    _ledger_messages(ledger, feed, messages, outcomes.__getitem__)
+    _ledger_messages(ledger, feed, messages, outcomes)
     _count_parsed(ledger, feed, (), (), readings)
     return ParsedBatch(
         feed, batch.partition, batch.first_pos, batch.last_pos,
