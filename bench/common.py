@@ -73,6 +73,13 @@ class Config:
     mqtt_rate: int = 50_000  # readings/s offered by the load generator
     mqtt_repeats: int = 2  # sustained runs (each mqtt_s plus its drain)
     mqtt_batch: int = 10  # readings per message of the batched-telemetry figure
+    # ramps (readings/s offered per step, mqtt_step_s each; the highest bounded one is then
+    # held for mqtt_s), the rate of the CPU and latency figures, the naive comparison's
+    mqtt_steps: tuple[int, ...] = (5_000, 10_000, 20_000, 30_000, 40_000, 50_000)
+    mqtt_batched_steps: tuple[int, ...] = (20_000, 50_000, 100_000, 150_000)
+    mqtt_step_s: float = 10.0
+    mqtt_cpu_rate: int = 10_000
+    mqtt_naive_s: float = 15.0
     dedup_keys: int = 1_000_000
     replay_rows: int = 1_000_000
     workdir: Path = field(default_factory=lambda: ROOT / ".feedhouse" / "bench")
@@ -84,6 +91,8 @@ class Config:
             name="tiny", repeats=2, normalize_s=0.05, normalize_trades=500, e2e_trades=20_000,
             e2e_repeats=1, naive_trades=2_000, latency_rate=500, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
             mqtt_rate=500, mqtt_repeats=1, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,
+            mqtt_steps=(500,), mqtt_batched_steps=(1_000,), mqtt_step_s=2.0, mqtt_cpu_rate=500,
+            mqtt_naive_s=2.0,
         )
 
 

@@ -1,5 +1,11 @@
-"""MQTT: sensor readings through Mosquitto into chDB, sustained, with the load generator
-on the same machine: `feedhouse drill mqtt` (no faults) run as a subprocess.
+"""MQTT: sensor readings through Mosquitto into chDB, with the load generator on the same
+machine. `run()` (the figures of `python -m bench`) ramps the offered rate on one broker
+and one `feedhouse run` (bench.mqtt_ingest.Session): CPU per message of the ingest (and
+of Mosquitto and the load generator beside it), the highest rate whose backlog stays
+bounded, latency, loss, and the naive paho subscriber under the same load.
+
+`command`/`run_once`/`sustained` below run `feedhouse drill mqtt` (no faults) as a
+subprocess: one sustained run's verdict, as before the ramp.
 
 The drill starts Mosquitto and `feedhouse run` on an MQTT feed (fresh store), publishes
 readings at `--rate` for `--seconds` (QoS 1), waits until the broker holds no
@@ -20,7 +26,8 @@ import json
 import shutil
 import subprocess
 
-from bench.common import FEEDHOUSE, ROOT, Config, Figure, measured, shell
+from bench.common import FEEDHOUSE, ROOT, Config, Figure, measured, module_command, shell
+from bench.mqtt_ingest import Session, naive
 
 
 def command(cfg: Config, work, readings_per_message: int = 1) -> list[str]:
@@ -80,6 +87,84 @@ def sustained(cfg: Config, key: str, readings_per_message: int) -> list[Figure]:
     ]
 
 
+def _session(cfg: Config, steps: tuple[int, ...], readings_per_message: int, name: str
+             ) -> tuple[dict, list[dict], dict]:
+    """A ramp then a hold on one broker + ingest (bench.mqtt_ingest); the ramp result,
+    every step, the store's counts."""
+    session = Session(cfg.workdir / name, readings_per_message)
+    try:
+        ramp = session.ramp(list(steps), cfg.mqtt_step_s, cfg.mqtt_s, cfg.mqtt_cpu_rate)
+        counts = session.finish()
+    finally:
+        session.close()
+        shutil.rmtree(cfg.workdir / name, ignore_errors=True)
+    return ramp, session.steps, counts
+
+
+def _steps_settings(steps: list[dict]) -> list[dict]:
+    return [{k: s.get(k) for k in ("offered_readings_per_s", "seconds", "messages",
+                                   "published_messages_per_s", "held_at_end", "bounded",
+                                   "cpu_us_per_message", "latency_ms")} for s in steps]
+
+
 def run(cfg: Config) -> list[Figure]:
-    return [*sustained(cfg, "mqtt_readings_per_s", 1),
-            *sustained(cfg, "mqtt_batched_readings_per_s", cfg.mqtt_batch)]
+    cmd = module_command("mqtt", cfg)
+    figures: list[Figure] = []
+    # --- one reading per message: ramp + hold, CPU and latency at mqtt_cpu_rate ---------
+    ramp, steps, counts = _session(cfg, cfg.mqtt_steps, 1, "mqtt-1")
+    at = next(s for s in steps if s["offered_readings_per_s"] == cfg.mqtt_cpu_rate)
+    cpu = at["cpu_us_per_message"]
+    common = {"broker": "Mosquitto (docker/mosquitto/mosquitto.conf), loopback", "qos": 1,
+              "devices": 200, "sensors": 5, "step_s": cfg.mqtt_step_s, "hold_s": cfg.mqtt_s,
+              "shared_machine": "other engineers' tests ran on the same 2 cores: wall rates "
+              "vary, CPU per message is the stable figure"}
+    figures.append(measured(
+        "mqtt_ingest_cpu_us_per_message", "µs CPU/message", cmd, [cpu["ingest"]], goal="<= 20",
+        settings={**common, "offered_readings_per_s": cfg.mqtt_cpu_rate,
+                  "bounded": at["bounded"], "beside_us_per_message": {
+                      "mosquitto": cpu["mosquitto"], "load_generator": cpu["load_generator"]}},
+        note="CPU seconds of the `feedhouse run` process (all threads, chDB's too) from "
+             "load start until the broker held no unacknowledged message, / messages"))
+    figures.append(measured(
+        "mqtt_ingest_core_capacity", "messages/s per core", cmd, [round(1e6 / cpu["ingest"])],
+        goal=">= 50,000", settings={"from": "1e6 / mqtt_ingest_cpu_us_per_message"}))
+    rate = ramp["rate"] or 0
+    figures.append(measured(
+        "mqtt_readings_per_s", "readings/s", cmd, [rate], goal=">= 30,000",
+        settings={**common, "readings_per_message": 1, "steps": _steps_settings(steps),
+                  "held_rate_bounded": ramp["hold"]["bounded"] if ramp["hold"] else None},
+        note="the highest offered rate whose backlog stayed bounded for hold_s (0: none)"))
+    lost = measured("mqtt_lost", "readings", cmd, [counts["lost"]], goal="<= 0",
+                    settings={**counts, "steps": len(steps)})
+    figures.append(lost)
+    for q in ("p50", "p99"):
+        figures.append(measured(
+            f"mqtt_latency_ms.{q}", "ms", cmd, [at["latency_ms"][q]],
+            goal="<= 100" if q == "p99" else "",
+            settings={"offered_readings_per_s": cfg.mqtt_cpu_rate, "bounded": at["bounded"],
+                      "from": "device_ts (set by the load generator at publish) to the row's "
+                              "inserted_ts (now64 at insert)"}))
+    # --- the naive subscriber, same broker config, same load ----------------------------
+    msgs_s = cfg.mqtt_cpu_rate
+    naive_result = naive(cfg.workdir / "mqtt-naive", msgs_s, cfg.mqtt_naive_s)
+    shutil.rmtree(cfg.workdir / "mqtt-naive", ignore_errors=True)
+    ratio = naive_result["cpu_us_per_message"]["naive"] / cpu["ingest"]
+    figures.append(measured(
+        "mqtt_ratio_vs_naive", "x (naive CPU / feedhouse CPU per message)", cmd,
+        [round(ratio, 2)], goal=">= 1",
+        settings={"naive": naive_result, "feedhouse_cpu_us_per_message": cpu["ingest"],
+                  "naive_command": "python -m bench.mqtt_naive (paho + json + "
+                                   "clickhouse-connect, 1,000-row inserts)"}))
+    # --- batched telemetry ----------------------------------------------------------------
+    n = cfg.mqtt_batch
+    ramp_b, steps_b, counts_b = _session(cfg, cfg.mqtt_batched_steps, n, "mqtt-batched")
+    runs = [{"sent": s["messages"], "sent_readings": s["messages"] * n,
+             "ok": counts_b["lost"] == 0} for s in steps_b]
+    figures.append(measured(
+        "mqtt_batched_readings_per_s", "readings/s", cmd, [ramp_b["rate"] or 0],
+        goal=">= 100,000",
+        settings={**common, "readings_per_message": n, "steps": _steps_settings(steps_b),
+                  "runs": runs}))
+    figures.append(measured("mqtt_batched_lost", "readings", cmd, [counts_b["lost"]],
+                            goal="<= 0", settings=counts_b))
+    return figures

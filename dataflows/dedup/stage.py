@@ -13,12 +13,15 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
 from dataflows.dedup.window import DedupWindow, quote_keys, reading_keys, trade_keys
+from dataflows.parse.columns import ReadingColumns
 from dataflows.parse.stage import ParsedBatch
 from feedhouse.core.settings import FeedSettings
 from feedhouse.store.ledger import LedgerDelta, minute_counts
 
 
 def _ts(records, index: int) -> np.ndarray:
+    if isinstance(records, ReadingColumns):
+        return records.device_ts
     return np.fromiter((r[index] for r in records), dtype=np.int64, count=len(records))
 
 
@@ -40,9 +43,15 @@ def dedup_parsed(window: DedupWindow, parsed: ParsedBatch, reading_key: str = "s
     return parsed._replace(
         trades=[r for r, k in zip(parsed.trades, k_t, strict=True) if k],
         quotes=[r for r, k in zip(parsed.quotes, k_q, strict=True) if k],
-        readings=[r for r, k in zip(parsed.readings, k_r, strict=True) if k],
+        readings=_keep_readings(parsed.readings, k_r),
         hashes=(th[k_t], qh[k_q], rh[k_r]),
     )
+
+
+def _keep_readings(readings, keep: np.ndarray):
+    if isinstance(readings, ReadingColumns):
+        return readings.take(keep)
+    return [r for r, k in zip(readings, keep, strict=True) if k]
 
 
 def tick(feed: str) -> ParsedBatch:

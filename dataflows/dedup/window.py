@@ -34,7 +34,9 @@ from hashlib import blake2b
 from typing import Any
 
 import numpy as np
+from xxhash import xxh3_64_intdigest
 
+from dataflows.parse.columns import ReadingColumns
 from feedhouse.core.records import Quote, Reading, Trade
 
 _EMPTY_K = np.empty(0, dtype=np.uint64)
@@ -67,10 +69,22 @@ def quote_keys(quotes: Sequence[Quote]) -> np.ndarray:
     )
 
 
-def reading_keys(readings: Sequence[Reading], by: str = "seq") -> np.ndarray:
-    if by == "device_ts":
-        return _hashes(f"{r.device_id}\x1f{r.sensor}\x1f\x1e{r.device_ts}" for r in readings)
-    return _hashes(f"{r.device_id}\x1f{r.sensor}\x1f{r.seq}" for r in readings)
+def reading_keys(readings: Sequence[Reading] | ReadingColumns, by: str = "seq") -> np.ndarray:
+    """xxh3-64 of `device\x1fsensor\x1fseq` (or `...\x1f\x1e<device_ts>`); the same keys
+    from `Reading` rows and from `ReadingColumns` (the MQTT hot path: no tuple per row)."""
+    if isinstance(readings, ReadingColumns):
+        devices, sensors = readings.device_id, readings.sensor
+        third = (readings.device_ts if by == "device_ts" else readings.seq).tolist()
+    else:
+        devices = [r.device_id for r in readings]
+        sensors = [r.sensor for r in readings]
+        third = [r.device_ts if by == "device_ts" else r.seq for r in readings]
+    sep = "\x1f\x1e" if by == "device_ts" else "\x1f"
+    h = xxh3_64_intdigest
+    return np.fromiter(
+        (h(f"{d}\x1f{s}{sep}{x}".encode()) for d, s, x in zip(devices, sensors, third, strict=True)),
+        dtype=np.uint64, count=len(devices),
+    )
 
 
 def _merge(ak: np.ndarray, at: np.ndarray, bk: np.ndarray, bt: np.ndarray):

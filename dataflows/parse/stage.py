@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
+from dataflows.parse.columns import ReadingColumns
 from dataflows.venues import get_venue
 from feedhouse.core.records import ParseResult, Quote, Reading, Trade
 from feedhouse.store.ledger import LedgerDelta, minute_counts, minute_of
@@ -35,7 +36,7 @@ class ParsedBatch(NamedTuple):
     last_pos: int
     trades: list[Trade]
     quotes: list[Quote]
-    readings: list[Reading]
+    readings: list[Reading] | ReadingColumns  # MQTT: columns (reads as a list of Reading)
     dead: list[DeadLetter]
     gaps: list[Gap]
     ledger: LedgerDelta
@@ -49,15 +50,20 @@ class ParsedBatch(NamedTuple):
 
 
 def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
-    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'."""
+    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'
+    (or `outcome` the list of them)."""
     if not messages:
         return
     minute = minute_of(messages[0][0])
     if minute == minute_of(messages[-1][0]):  # the usual case: one minute, count in bulk
         ledger.add(feed, minute, "received", len(messages))
-        for name, n in Counter(outcome(i) for i in range(len(messages))).items():
+        counts = Counter(outcome) if isinstance(outcome, list) \
+            else Counter(outcome(i) for i in range(len(messages)))
+        for name, n in counts.items():
             ledger.add(feed, minute, name, n)
         return
+    if isinstance(outcome, list):
+        outcome = outcome.__getitem__
     for i, (received_ts, _raw) in enumerate(messages):
         minute = minute_of(received_ts)
         ledger.add(feed, minute, "received")
@@ -67,7 +73,9 @@ def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
 def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> None:
     for records, ts_field in ((trades, 7), (quotes, 7), (readings, 5)):
         if records:
-            ledger.add_minutes(feed, minute_counts([r[ts_field] for r in records]), "parsed")
+            ts = records.device_ts if isinstance(records, ReadingColumns) \
+                else [r[ts_field] for r in records]
+            ledger.add_minutes(feed, minute_counts(ts), "parsed")
 
 
 def parse_batch(
@@ -91,13 +99,38 @@ def _observe_hops(parsed: ParsedBatch, batch: MessageBatch, done_us: int) -> Non
     if not batch.messages:
         return
     metrics.observe_us("receive_to_parsed", parsed.feed, [m[0] for m in batch.messages], done_us)
-    for records, event_i, received_i in ((parsed.trades, 7, 8), (parsed.readings, 5, 6)):
+    readings = parsed.readings
+    if isinstance(readings, ReadingColumns):
+        if readings:
+            metrics.observe_us("exchange_to_receive", parsed.feed, readings.device_ts,
+                               readings.received_ts)
+        readings = ()
+    for records, event_i, received_i in ((parsed.trades, 7, 8), (readings, 5, 6)):
         if records:
             metrics.observe_us("exchange_to_receive", parsed.feed,
                                [r[event_i] for r in records], [r[received_i] for r in records])
 
 
+def _parse_columns(batch: MessageBatch, parse_columns) -> ParsedBatch:
+    """MQTT: the whole micro-batch at once, readings as columns."""
+    feed = batch.feed
+    topics = batch.topics if batch.topics is not None else [""] * len(batch.messages)
+    readings, outcomes, invalid = parse_columns(batch.messages, topics)
+    messages = batch.messages
+    dead = [DeadLetter(feed, messages[i][0], bad.raw, bad.reason) for i, bad in invalid]
+    ledger = LedgerDelta()
+    _ledger_messages(ledger, feed, messages, outcomes)
+    _count_parsed(ledger, feed, (), (), readings)
+    return ParsedBatch(
+        feed, batch.partition, batch.first_pos, batch.last_pos,
+        [], [], readings, dead, list(batch.gaps), ledger,
+    )
+
+
 def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
+    parse_columns = getattr(parse_one, "parse_columns", None)
+    if parse_columns is not None:
+        return _parse_columns(batch, parse_columns)
     feed = batch.feed
     trades: list[Trade] = []
     quotes: list[Quote] = []

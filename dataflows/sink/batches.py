@@ -66,6 +66,8 @@ _SCHEMAS = {
     ),
 }
 
+READINGS_SCHEMA = _SCHEMAS[READINGS]
+
 
 @dataclass
 class Batch:

@@ -29,12 +29,14 @@ import numpy as np
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from dataflows import metrics
+from dataflows.parse.columns import ReadingColumns
 from dataflows.parse.stage import ParsedBatch
 from dataflows.sink.batches import (
     DEAD_LETTER,
     FEED_GAPS,
     QUOTES,
     READINGS,
+    READINGS_SCHEMA,
     TRADES,
     digest,
     ledger_table,
@@ -67,7 +69,8 @@ class _Pending:
     last_pos: int
     trades: list = field(default_factory=list)
     quotes: list = field(default_factory=list)
-    readings: list = field(default_factory=list)
+    readings: list = field(default_factory=list)  # chunks: ReadingColumns or Reading lists
+    n_readings: int = 0
     hashes: list = field(default_factory=lambda: [[], [], []])
     dead: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
@@ -75,7 +78,7 @@ class _Pending:
 
     @property
     def rows(self) -> int:
-        return len(self.trades) + len(self.quotes) + len(self.readings)
+        return len(self.trades) + len(self.quotes) + self.n_readings
 
 
 class _SinkGroup:
@@ -203,7 +206,9 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         pend.last_pos = max(pend.last_pos, parsed.last_pos)
         pend.trades.extend(parsed.trades)
         pend.quotes.extend(parsed.quotes)
-        pend.readings.extend(parsed.readings)
+        if parsed.readings:
+            pend.readings.append(parsed.readings)
+            pend.n_readings += len(parsed.readings)
         if parsed.hashes is not None:
             for acc, h in zip(pend.hashes, parsed.hashes, strict=True):
                 acc.append(h)
@@ -240,7 +245,11 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             if not rows:
                 continue
             hashes = np.concatenate(pend.hashes[i]) if pend.hashes[i] else None
-            data = rows_table(table, rows, extra)
+            if table == READINGS:  # columns from the parser on: Arrow from the arrays
+                rows = ReadingColumns.concat(rows)
+                data = rows.to_arrow(READINGS_SCHEMA, feed)
+            else:
+                data = rows_table(table, rows, extra)
             # content digest from the dedup key hashes (receive times never enter it, so a
             # batch rebuilt after a restart gets the same token)
             names = digest(hashes, len(rows)) if hashes is not None and hashes.size == len(rows) \
@@ -268,10 +277,13 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
 
     def _observe(self, table: str, rows: list) -> None:
         ack_us = time.time_ns() // 1000
-        recv_i, event_i = (6, 5) if table == READINGS else (8, 7)
-        received = np.fromiter((r[recv_i] for r in rows), dtype=np.int64, count=len(rows))
+        if isinstance(rows, ReadingColumns):
+            received, events = rows.received_ts, rows.device_ts
+        else:
+            recv_i, event_i = (6, 5) if table == READINGS else (8, 7)
+            received = np.fromiter((r[recv_i] for r in rows), dtype=np.int64, count=len(rows))
+            events = np.fromiter((r[event_i] for r in rows), dtype=np.int64, count=len(rows))
         LATENCY.add(ack_us - received)
-        events = np.fromiter((r[event_i] for r in rows), dtype=np.int64, count=len(rows))
         metrics.observe_us("end_to_end", self.feed, events, ack_us)
         metrics.event_time(self.feed, int(events.max()))
 

@@ -22,7 +22,8 @@ KEYS = (
     "normalize_trades_per_s", "normalize_ratio_vs_cryptofeed", "e2e_trades_per_s",
     "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_ms", "mqtt_readings_per_s",
     "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
-    "replay_rows_per_s",
+    "replay_rows_per_s", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
+    "mqtt_latency_ms", "mqtt_ratio_vs_naive",
 )
 
 
@@ -73,6 +74,11 @@ def test_exact_figures(results) -> None:
     batched = figures["mqtt_batched_readings_per_s"]["settings"]
     assert batched["readings_per_message"] == 10
     assert all(r["sent_readings"] == 10 * r["sent"] and r["ok"] for r in batched["runs"])
+    assert set(figures["mqtt_latency_ms"]) == {"p50", "p99"}
+    beside = figures["mqtt_ingest_cpu_us_per_message"]["settings"]["beside_us_per_message"]
+    assert set(beside) == {"mosquitto", "load_generator"}  # reported beside the ingest
+    naive = figures["mqtt_ratio_vs_naive"]["settings"]["naive"]
+    assert naive["received"] == naive["inserted"] == naive["messages_sent"] > 0
     assert 8 <= figures["dedup_bytes_per_key"]["median"] <= 64  # key + time, numpy arrays
     e2e = figures["e2e_trades_per_s"]["settings"]
     assert e2e["stored_equals_unique_sent"] and e2e["unique_trades"] > 0

@@ -200,3 +200,58 @@ def test_subscriptions_shared_or_static_slices():
     with pytest.raises(SettingsError, match="at least one topic filter per client"):
         load_settings(feeds=[{"name": "m", "kind": "mqtt",
                               "mqtt": {"share_group": "", "topics": ["x/#"], "clients": 2}}])
+
+
+# --- a micro-batch at once (parse_columns): the same readings and reasons as one by one ---
+
+GOOD = [{"seq": i, "value": 20 + i / 8, "ts": TS_US + i, "unit": "C" if i % 2 else ""}
+        for i in range(6)]
+BAD = [b"{not json", {"seq": -1, "value": 1.0, "ts": TS_US}, {"seq": 1, "value": "hot", "ts": 1},
+       {"seq": 1, "value": 1.0}, b'{"seq": 18446744073709551616, "value": 1.0, "ts": 1}', b"",
+       b'{"seq": 1, "value": 1.0, "ts": 1763700000123456000000}',
+       {"seq": 1, "value": 1, "ts": "yesterday"}, {"seq": 1, "value": 1.0, "ts": 1763700000}]
+
+
+def _one_by_one(parser, messages, topics):
+    readings, reasons, outcomes = [], [], []
+    for (received, payload), topic in zip(messages, topics, strict=True):
+        result = parser(payload, received, topic)
+        readings += result.readings
+        reasons += [bad.reason for bad in result.invalid]
+        outcomes.append("with_records" if result.readings
+                        else "invalid" if result.invalid else "ignored")
+    return readings, reasons, outcomes
+
+
+@pytest.mark.parametrize("fmt", ["json", "json_array"])
+@pytest.mark.parametrize("with_bad", [False, True])
+def test_batch_parse_gives_what_one_by_one_gives(fmt, with_bad):
+    parser = reading_parser(feed(payload_format=fmt))
+    payloads = [orjson.dumps(g) for g in GOOD]
+    if fmt == "json_array":
+        payloads += [orjson.dumps(GOOD[:3]), orjson.dumps([GOOD[4]])]
+    if with_bad:
+        payloads[2:2] = [b if isinstance(b, bytes) else orjson.dumps(b) for b in BAD]
+    topics = [TOPIC if i % 3 else "plant/site2/dev7/humidity" for i in range(len(payloads))]
+    if with_bad:
+        topics[1] = "plant/site1/too/many/levels"
+    messages = [(RECV + i, p) for i, p in enumerate(payloads)]
+    batch = parser.parse_columns(messages, topics)
+    readings, reasons, outcomes = _one_by_one(parser, messages, topics)
+    assert list(batch.readings) == readings and len(readings) >= len(GOOD)
+    assert [bad.reason for _, bad in batch.invalid] == reasons
+    assert batch.outcomes == outcomes
+    assert bool(reasons) == with_bad
+    validate_readings(list(batch.readings))
+
+
+def test_batch_columns_feed_the_arrow_insert_table():
+    from dataflows.sink.batches import READINGS, READINGS_SCHEMA, rows_table
+
+    parser = reading_parser(feed())
+    messages = [(RECV, orjson.dumps(g)) for g in GOOD]
+    assert parser._fast_columns(messages, [TOPIC] * len(GOOD)) is not None  # typed path
+    cols = parser.parse_columns(messages, [TOPIC] * len(GOOD)).readings
+    assert cols.to_arrow(READINGS_SCHEMA, "plant").equals(
+        rows_table(READINGS, list(cols), {"feed": "plant"}))
+    assert [r.unit for r in cols] == ["C"] * len(GOOD)  # "" took the sensor's unit

@@ -107,3 +107,36 @@ def test_qos2_and_v5_properties_take_pahos_path(broker):
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _publish(topic: str, payload: bytes, qos: int, mid: int = 0) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic.encode()
+    if qos:
+        body += mid.to_bytes(2, "big")
+    body += payload
+    header = bytes([0x30 | (qos << 1)])
+    n, length = len(body), b""
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (128 if n else 0)])
+        if not n:
+            return header + length + body
+
+
+def test_buffered_publishes_are_delivered_in_one_loop_up_to_what_paho_must_decode():
+    """The loop over whole buffered packets stops, leaving the rest to paho's own reader,
+    at a QoS 2 PUBLISH, an empty topic and a packet not wholly buffered yet."""
+    client = SubscriberClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    got = Received()
+    client.on_delivery = got.delivery
+    big = b"x" * 300  # a two-byte remaining length
+    fast = [_publish("a/b", b"1", 1, 7), _publish("a/c", big, 1, 8), _publish("a/d", b"", 0)]
+    for rest in (_publish("a/e", b"2", 2, 9) + fast[0], _publish("", b"3", 1, 10) + fast[0],
+                 _publish("a/f", b"4", 1, 11)[:-1]):  # the last: its final byte still unread
+        client._rbuf, client._rpos = b"".join(fast) + rest, 0
+        got.items.clear()
+        client._deliver_buffered()
+        assert [(m, q, t, p) for m, q, t, p, _ in got.items] == [
+            (7, 1, "a/b", b"1"), (8, 1, "a/c", big), (0, 0, "a/d", b"")]
+        assert client._rpos == sum(map(len, fast))  # paho reads on from the stopping packet
+    assert not client._out_packet  # manual acks: nothing acknowledged on delivery
