@@ -82,6 +82,8 @@ class Config:
     mqtt_naive_s: float = 15.0
     dedup_keys: int = 1_000_000
     replay_rows: int = 1_000_000
+    backfill_rows: int = 1_000_000  # trades of the generated Binance day
+    backfill_repeats: int = 3
     workdir: Path = field(default_factory=lambda: ROOT / ".feedhouse" / "bench")
     only: tuple[str, ...] = ()
 
@@ -92,7 +94,7 @@ class Config:
             e2e_repeats=1, naive_trades=2_000, latency_rate=500, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
             mqtt_rate=500, mqtt_repeats=1, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,
             mqtt_steps=(500,), mqtt_batched_steps=(1_000,), mqtt_step_s=2.0, mqtt_cpu_rate=500,
-            mqtt_naive_s=2.0,
+            mqtt_naive_s=2.0, backfill_rows=20_000, backfill_repeats=1,
         )
 
 

@@ -14,7 +14,7 @@ import time
 
 from bench.common import NORMALIZE_CAPTURES, Config, Figure, corpus, measured, module_command
 
-GOAL = ">= 200,000"
+GOAL = ">= 500,000"
 CAPTURES = ("binance_futures", "okx", "coinbase")
 
 

@@ -170,5 +170,9 @@ def to_ipc(data: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def from_ipc(blob: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+def from_ipc(blob: bytes | pa.Buffer) -> pa.Table:
+    return pa.ipc.open_stream(blob if isinstance(blob, pa.Buffer) else pa.py_buffer(blob)).read_all()
+
+
+def schema_of(table: str) -> pa.Schema:
+    return _SCHEMAS[table]

@@ -119,12 +119,15 @@ class LocalBuffer:
         """`load` for several batches in one query (replay reads in chunks)."""
         if not entries:
             return []
-        by_id = dict(self._con.execute(
-            "SELECT id, payload FROM batches WHERE id IN (SELECT unnest(?))",
-            [[e.id for e in entries]],
-        ).fetchall())
-        return [Batch(e.table, e.feed, e.token, from_ipc(by_id[e.id]), e.minutes,
-                      e.first_event_us, e.last_event_us, e.group) for e in entries]
+        # one Arrow column of payloads: each batch's IPC stream is read in place, no copy
+        found = self._con.sql(
+            "SELECT id, payload FROM batches WHERE id IN (SELECT unnest($ids))",
+            params={"ids": [e.id for e in entries]},
+        ).to_arrow_table()
+        payloads = found.column("payload").combine_chunks()
+        by_id = {int(i): k for k, i in enumerate(found.column("id").to_pylist())}
+        return [Batch(e.table, e.feed, e.token, from_ipc(payloads[by_id[e.id]].as_buffer()),
+                      e.minutes, e.first_event_us, e.last_event_us, e.group) for e in entries]
 
     def delete(self, batch_id: int) -> None:
         """Forget a batch: call only after ClickHouse accepted it."""

@@ -1,58 +1,78 @@
 """Backfill one day of one venue from archive files into market.trades, idempotently.
 
-Sources (dataflows/archive.py): recorded captures, parsed by the venue's own adapter (the
-live normalization), and Binance's daily trade dumps, read into the same `Trade` records
-and validated against the market.trades contract.
+Sources (dataflows/archive_columns.py, read as Arrow columns): Binance's daily trade dumps,
+Tardis.dev normalized trade files, and recorded captures (parsed by the venue's own live
+adapter). Symbols and trade ids are the live adapters', so live and backfilled days meet.
 
-Idempotence, three layers:
-* keys already stored for that venue, symbol and day are skipped (so a day the live feed
-  already stored adds nothing, and a second run inserts nothing);
-* repeats inside the archive are dropped (first occurrence wins) by the live path's dedup
-  window (dataflows/dedup.py: the same key hashing) held at its 24 h maximum, so every key
-  of the day partition is remembered, at 16 bytes a key;
-* every chunk is inserted with a deterministic `insert_deduplication_token` built from what
-  the chunk is (venue, day, file, first/last key, size), so a retried chunk is dropped by
-  ClickHouse. Its ledger row (feed `backfill:<venue>`) is written first with the derived
-  token: a crash between the two leaves ledger > table, and the rerun rebuilds the identical
-  chunk, completing the table while the ledger insert is deduplicated.
-The warehouse is opened per chunk (short blocks), so the live ingest keeps its store.
+Per file, everything is done on whole columns (no per-row Python):
+* rows outside the day are left out;
+* repeats inside the archive are dropped, first occurrence wins (a hash group-by on
+  (symbol, trade_id) within the file, and a set membership test against the keys of the
+  files read before it in this run) -- counted as `repeated` on every run;
+* keys already stored for that venue, symbol and day (the live feed or an earlier run)
+  are removed by set membership against the stored ids (one Arrow query per symbol);
+  rows whose id had to be hashed (the venue has none) are also matched by content
+  (exchange time, price, amount, side), so a live day of such a venue meets them too;
+* the market.trades contract (feedhouse.core.records.TradeModel) is checked vectorised
+  (`contract_mask`); the few rows it refuses are checked again by the pydantic model one
+  by one, which gives each its reason, and go to ops.dead_letter with it;
+* the remaining rows are inserted in chunks of `chunk_rows` (>= 100k), each with a
+  deterministic `insert_deduplication_token` built from what the chunk is (venue, day,
+  file, first/last key, size), so a retried chunk is dropped by ClickHouse. Its ledger row
+  (feed `backfill:<venue>`) is written first with the derived token: a crash between the
+  two leaves ledger > table, and the rerun rebuilds the identical chunk, completing the
+  table while the ledger insert is deduplicated.
+The warehouse is opened per chunk (short blocks), so the live ingest keeps its store, and
+the schema is applied first (as `feedhouse run` does), so a fresh store needs no `init`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from dataflows.dedup.window import DedupWindow, trade_keys
 from dataflows.sink.batches import (
+    DEAD_LETTER,
     LEDGER_TABLE,
     TRADES,
     digest,
     ledger_table,
     make_batch,
-    rows_table,
+    schema_of,
 )
-from dataflows.sources.archive import find_captures, find_dumps, read_dump
-from dataflows.sources.capture import capture_url, parse_capture
-from dataflows.venues import VENUES, venue_for_url
-from dataflows.venues.common import split_concatenated
-from feedhouse.core.errors import InputError
-from feedhouse.core.records import Trade, validate_trades
+from dataflows.sources.archive_columns import COLUMNS, ArchiveFile, find_files, read_file
+from feedhouse.core.errors import FeedhouseError, InputError
+from feedhouse.core.records import MARKET_EPOCH_US, Trade, validate_trades
+from feedhouse.store.bulk import insert_arrow_bulk
 from feedhouse.store.ledger import LedgerDelta
+from feedhouse.store.migrations import apply_migrations
 from feedhouse.verify.audit import audit_range
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 500_000
 DAY_US = 86_400_000_000
-DAY_S = 86_400.0
+SIDES = ("buy", "sell", "unknown")
+SYMBOL_PATTERN = r"^[A-Z0-9.]+-[A-Z0-9.]+(-[A-Z0-9.]+)*$"  # TradeModel.symbol's
+MAX_NAME = 128  # feedhouse.core.records.Name
 
 Connect = Callable[[], AbstractContextManager]  # () -> context manager yielding a client
 Progress = Callable[[str], None]
+Meter = Callable[[str, int, int], None]  # (file name, rows done, rows of the file)
+
+
+class NoArchiveFiles(FeedhouseError):
+    """No archive file matches the venue and day(s): nothing would be loaded."""
+
+    exit_code = 1
 
 
 def backfill_feed(venue: str) -> str:
@@ -63,12 +83,13 @@ def backfill_feed(venue: str) -> str:
 @dataclass
 class FileLoad:
     path: str
-    kind: str  # capture | trades | aggTrades
+    kind: str  # capture | trades | aggTrades | tardis
     read: int = 0  # trades of the day found in the file
-    invalid: int = 0  # failed the contract
+    invalid: int = 0  # failed the contract (-> ops.dead_letter)
     repeated: int = 0  # repeats inside the archive
     existing: int = 0  # already stored (live feed or an earlier run)
     inserted: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -77,9 +98,21 @@ class BackfillResult:
     day: date
     feed: str
     files: list[FileLoad] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole day
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
+
+    @property
+    def empty_files(self) -> list[FileLoad]:
+        """Files that matched the venue and day but hold no trade of the day."""
+        return [f for f in self.files if f.read == 0]
+
+    @property
+    def rows_per_s(self) -> float:
+        """Trades of the day read and settled (inserted, found stored, repeated or
+        refused) per second of wall time."""
+        return self.total("read") / self.seconds if self.seconds > 0 else 0.0
 
 
 def day_bounds_us(day: date) -> tuple[int, int]:
@@ -87,56 +120,135 @@ def day_bounds_us(day: date) -> tuple[int, int]:
     return start, start + DAY_US
 
 
-def stored_ids(client, venue: str, day: date, symbol: str) -> set[str]:
-    rows = client.query(
-        "SELECT DISTINCT trade_id FROM market.trades WHERE venue = {v:String} "
+def days_between(first: date, last: date) -> list[date]:
+    return [date.fromordinal(d) for d in range(first.toordinal(), last.toordinal() + 1)]
+
+
+def _days_text(days: list[date]) -> str:
+    if len(days) > 3 and days_between(days[0], days[-1]) == days:
+        return f"{days[0]}..{days[-1]}"
+    return ", ".join(d.isoformat() for d in days[:5]) + (f" (+{len(days) - 5})" if len(days) > 5 else "")
+
+
+def archive_plan(archive: Path, venue: str, days: list[date]) -> dict[date, list[ArchiveFile]]:
+    """The archive files of each day; fails fast (one line naming the folder, venue and
+    days) when a day has none, before anything is loaded."""
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise InputError(f"archive directory {archive} does not exist")
+    plan = {day: find_files(archive, day, venue) for day in days}
+    missing = [day for day, files in plan.items() if not files]
+    if missing:
+        raise NoArchiveFiles(
+            f"no archive file for venue {venue} on {_days_text(missing)} in {archive} "
+            "(expected Binance dumps <SYMBOL>-trades|aggTrades-<day>.zip|csv, Tardis.dev "
+            "<exchange>_trades_<day>_<SYMBOL>.csv.gz or captures)"
+        )
+    return plan
+
+
+def ensure_schema(connect: Connect) -> list[str]:
+    """Apply pending migrations (as `feedhouse run` does); the names applied."""
+    with connect() as client:
+        return apply_migrations(client)
+
+
+def stored_ids(client, venue: str, day: date, symbol: str) -> pa.Array:
+    """Trade ids stored for a venue, symbol and day (any feed), as an Arrow array."""
+    table = client.query_arrow(
+        "SELECT trade_id FROM market.trades WHERE venue = {v:String} "
         "AND symbol = {s:String} AND toDate(exchange_ts) = {d:Date}",
         parameters={"v": venue, "s": symbol, "d": day},
-    ).result_rows
-    return {r[0] for r in rows}
+    )
+    return _strings(table.column(0)) if table.num_columns else pa.array([], pa.string())
 
 
-def _valid(chunk: list[Trade]) -> tuple[list[Trade], int]:
-    """The chunk's trades that meet the contract, and how many did not."""
+def stored_content(client, venue: str, day: date, symbol: str) -> pa.Table:
+    """(exchange_ts µs, price, amount, side) of the trades stored for a venue, symbol, day."""
+    table = client.query_arrow(
+        "SELECT toUnixTimestamp64Micro(exchange_ts) AS ts_us, price, amount, "
+        "toString(side) AS side_text FROM market.trades WHERE venue = {v:String} "
+        "AND symbol = {s:String} AND toDate(exchange_ts) = {d:Date}",
+        parameters={"v": venue, "s": symbol, "d": day},
+    )
+    return pa.table({
+        "exchange_ts": table.column(0).cast(pa.int64()), "price": table.column(1),
+        "amount": table.column(2), "side": _strings(table.column(3)),
+    }) if table.num_rows else pa.table({"exchange_ts": pa.array([], pa.int64()),
+                                        "price": pa.array([], pa.float64()),
+                                        "amount": pa.array([], pa.float64()),
+                                        "side": pa.array([], pa.string())})
+
+
+def _strings(col) -> pa.Array:
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    return col.cast(pa.string()) if not pa.types.is_string(col.type) else col
+
+
+# --- the market.trades contract, on columns -----------------------------------------------
+
+
+def contract_mask(venue: str, cols: pa.Table) -> pa.Array:
+    """True where a row meets feedhouse.core.records.TradeModel (the same rules, vectorised)."""
+    n = cols.num_rows
+    if not 0 < len(venue) <= MAX_NAME:
+        return pa.array([False] * n)
+
+    def named(col) -> pa.Array:
+        size = pc.utf8_length(col)
+        return pc.and_(pc.greater(size, 0), pc.less_equal(size, MAX_NAME))
+
+    def positive(col) -> pa.Array:
+        return pc.and_(pc.greater(col, 0.0), pc.is_finite(col))
+
+    distinct = pc.unique(cols["symbol"])
+    good_symbols = distinct.filter(pc.fill_null(pc.match_substring_regex(distinct, SYMBOL_PATTERN), False))
+    checks = [
+        pc.is_in(cols["symbol"], value_set=good_symbols),
+        named(cols["native_symbol"]), named(cols["trade_id"]),
+        positive(cols["price"]), positive(cols["amount"]),
+        pc.is_in(cols["side"], value_set=pa.array(SIDES)),
+        pc.greater_equal(cols["exchange_ts"], MARKET_EPOCH_US),
+        pc.greater(cols["received_ts"], 0),
+    ]
+    mask = checks[0]
+    for check in checks[1:]:
+        mask = pc.and_(mask, check)
+    return pc.fill_null(mask, False)
+
+
+def _trade(venue: str, row: dict) -> Trade:
+    return Trade(venue, row["symbol"], row["native_symbol"], row["trade_id"], row["price"],
+                 row["amount"], row["side"], row["exchange_ts"], row["received_ts"])
+
+
+def contract_reason(venue: str, row: dict) -> str | None:
+    """Why one row breaks the market.trades contract (pydantic's words), None if it does not."""
     try:
-        validate_trades(chunk)
-        return chunk, 0
-    except ValidationError:
-        good = []
-        for trade in chunk:
-            try:
-                validate_trades([trade])
-                good.append(trade)
-            except ValidationError:
-                pass
-        return good, len(chunk) - len(good)
+        validate_trades([_trade(venue, row)])
+        return None
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"][1:]) or "row"
+            parts.append(f"{where}: {err['msg']}")
+        return "market.trades contract: " + "; ".join(parts)
 
 
-def _chunks(items: Iterable[Trade], size: int) -> Iterator[list[Trade]]:
-    chunk: list[Trade] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+# --- one day ------------------------------------------------------------------------------
 
 
-def _sources(venue_name: str, day: date, archive: Path) -> Iterator[tuple[str, str, Iterable[Trade]]]:
-    """(path, kind, trades) for every archive file of that venue and day."""
-
-    venue = VENUES.get(venue_name)
-    normalize = venue.normalize_symbol if venue is not None else split_concatenated
-    for dump in find_dumps(archive, day, venue_name):
-        yield str(dump.path), dump.kind, read_dump(dump, normalize)
-    for path in find_captures(archive, day):
-        url = capture_url(path)
-        found = venue_for_url(url) if url else None
-        if found is None or found.name != venue_name:
-            continue
-        _, parsed, _ = parse_capture(path, venue_name)
-        yield str(path), "capture", parsed.trades
+@dataclass
+class _DayState:
+    venue: str
+    day: date
+    feed: str
+    migrate: bool = True  # apply pending migrations at the first opening
+    seen: dict[str, list[pa.Array]] = field(default_factory=dict)  # symbol -> ids of earlier files
+    stored: dict[str, pa.Array] = field(default_factory=dict)  # symbol -> ids stored before
+    content: dict[str, pa.Table] = field(default_factory=dict)  # symbol -> stored content
 
 
 def backfill_day(
@@ -147,61 +259,245 @@ def backfill_day(
     *,
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
+    meter: Meter | None = None,
+    files: list[ArchiveFile] | None = None,
+    migrate: bool = True,
 ) -> BackfillResult:
-    """Load `venue`'s trades of `day` from the files under `archive` (see module doc)."""
-    archive = Path(archive)
-    if not archive.is_dir():
-        raise InputError(f"archive directory {archive} does not exist")
-    feed = backfill_feed(venue)
-    result = BackfillResult(venue, day, feed)
-    lo, hi = day_bounds_us(day)
-    stored: dict[str, set[str]] = {}  # symbol -> ids in the table before this run
-    # whole-day window and lateness: nothing of the partition is forgotten or judged late
-    window = DedupWindow(window_s=DAY_S, allowed_lateness_s=DAY_S)
-    for path, kind, trades in _sources(venue, day, archive):
-        load = FileLoad(path, kind)
+    """Load `venue`'s trades of `day` from the files under `archive` (see module doc).
+
+    Raises NoArchiveFiles when no file matches; a file that matches but holds no trade of
+    the day shows up in `result.empty_files`. `migrate`: apply pending migrations first."""
+    started = time.perf_counter()
+    if files is None:
+        files = archive_plan(Path(archive), venue, [day])[day]
+    state = _DayState(venue, day, backfill_feed(venue), migrate)
+    result = BackfillResult(venue, day, state.feed)
+    for file in files:
+        load = FileLoad(str(file.path), file.kind)
         result.files.append(load)
-        fresh: list[Trade] = []
-        of_day = (t for t in trades if lo <= t.exchange_ts < hi and t.venue == venue)
-        for part in _chunks(of_day, chunk_rows):
-            load.read += len(part)
-            event_us = np.fromiter((t.exchange_ts for t in part), np.int64, len(part))
-            first_time = window.filter(trade_keys(part), event_us)
-            load.repeated += len(part) - int(first_time.sum())
-            for trade in (t for t, keep in zip(part, first_time, strict=True) if keep):
-                if trade.symbol not in stored:
-                    with connect() as client:
-                        stored[trade.symbol] = stored_ids(client, venue, day, trade.symbol)
-                if trade.trade_id in stored[trade.symbol]:
-                    load.existing += 1
-                else:
-                    fresh.append(trade)
-        for n, chunk in enumerate(_chunks(fresh, chunk_rows)):
-            good, bad = _valid(chunk)
-            load.invalid += bad
-            if good:
-                _insert_chunk(connect, feed, venue, day, Path(path).name, good)
-                load.inserted += len(good)
-            if progress is not None:
-                progress(f"{Path(path).name}: chunk {n + 1}, {load.inserted} rows inserted")
+        file_started = time.perf_counter()
+        _load_file(connect, state, file, load, max(1, chunk_rows), meter)
+        load.seconds = time.perf_counter() - file_started
+        if progress is not None:
+            rate = load.read / load.seconds if load.seconds > 0 else 0.0
+            progress(f"{file.path.name}: {load.read} rows of {day} ({load.inserted} inserted, "
+                     f"{load.existing} already stored, {load.repeated} repeated, "
+                     f"{load.invalid} invalid) in {load.seconds:.1f}s, {rate:,.0f} rows/s")
+    if state.migrate:  # no file held a trade of the day: the schema is still applied
+        ensure_schema(connect)
+    result.seconds = time.perf_counter() - started
     return result
 
 
-def _insert_chunk(connect: Connect, feed: str, venue: str, day: date, name: str, trades: list[Trade]) -> None:
-    first, last = trades[0], trades[-1]
+def _load_file(connect: Connect, state: _DayState, file: ArchiveFile, load: FileLoad,
+               chunk_rows: int, meter: Meter | None) -> None:
+    lo, hi = day_bounds_us(state.day)
+    if meter is not None:
+        meter(file.path.name, 0, 0)  # started: rows/s counts the reading too
+    cols = read_file(file)
+    ts = cols["exchange_ts"]
+    cols = cols.filter(pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi)))
+    load.read = cols.num_rows
+    if meter is not None:
+        meter(file.path.name, 0, load.read)
+    if not load.read:
+        return
+    # repeats: first occurrence of each key in the file, and not in an earlier file
+    first = _first_occurrences(cols)
+    for symbol, ids in _by_symbol(cols, None):
+        earlier = state.seen.get(symbol)
+        if earlier:
+            before = pa.chunked_array(earlier).combine_chunks()
+            first[ids.indices] &= ~_numpy_bool(pc.is_in(ids.values, value_set=before))
+    cols = cols.filter(pa.array(first))
+    load.repeated = load.read - cols.num_rows
+    for symbol, ids in _by_symbol(cols, None):
+        state.seen.setdefault(symbol, []).append(ids.values)
+    name = file.path.name
+    # one opening for the schema, the stored keys, dead letters and the first chunk
+    with connect() as client:
+        if state.migrate:
+            apply_migrations(client)
+            state.migrate = False
+        existing = _existing(client, state, cols)
+        load.existing = int(existing.sum())
+        cols = cols.filter(pa.array(~existing))
+        valid = contract_mask(state.venue, cols)
+        if not pc.all(valid).as_py():
+            cols, bad = _split_invalid(state.venue, cols, valid)
+            load.invalid = len(bad)
+            if bad:
+                _dead_letters(client, state, file, bad)
+        if cols.num_rows:
+            part = cols.slice(0, chunk_rows)
+            _insert_chunk(client, state.feed, state.venue, state.day, name, part)
+            load.inserted += part.num_rows
+    if meter is not None:
+        meter(name, load.repeated + load.existing + load.invalid + load.inserted, load.read)
+    for start in range(chunk_rows, cols.num_rows, chunk_rows):
+        part = cols.slice(start, chunk_rows)
+        with connect() as client:  # short blocks: the live ingest keeps its store
+            _insert_chunk(client, state.feed, state.venue, state.day, name, part)
+        load.inserted += part.num_rows
+        if meter is not None:
+            meter(name, load.repeated + load.existing + load.invalid + load.inserted, load.read)
+
+
+@dataclass
+class _Ids:
+    indices: object  # numpy int64 positions in the table
+    values: pa.Array
+
+
+def _by_symbol(cols: pa.Table, mask) -> Iterable[tuple[str, _Ids]]:
+    """(symbol, its rows' positions and ids), optionally only rows where mask (numpy bool)
+    is True. A file holds one symbol in practice: then no row is copied."""
+    symbols = cols["symbol"]
+    distinct = pc.unique(symbols).to_pylist()
+    ids = cols["trade_id"]
+    if len(distinct) == 1:
+        if mask is None:
+            yield distinct[0], _Ids(np.arange(cols.num_rows), _strings(ids))
+        else:
+            positions = np.flatnonzero(mask)
+            if positions.size:
+                yield distinct[0], _Ids(positions, _strings(ids.take(pa.array(positions))))
+        return
+    for symbol in distinct:
+        where = _numpy_bool(pc.equal(symbols, symbol))
+        if mask is not None:
+            where &= mask
+        positions = np.flatnonzero(where)
+        if positions.size:
+            yield symbol, _Ids(positions, _strings(ids.take(pa.array(positions))))
+
+
+def _numpy_bool(col) -> np.ndarray:
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.fill_null(col, False).to_numpy(zero_copy_only=False).copy()
+
+
+def _first_occurrences(cols: pa.Table) -> np.ndarray:
+    """numpy bool mask: True at the first row of each (symbol, trade_id)."""
+    n = cols.num_rows
+    mask = np.ones(n, dtype=bool)
+    if n < 2:
+        return mask
+    single = len(pc.unique(cols["symbol"])) == 1
+    keys = cols["trade_id"] if single else pc.binary_join_element_wise(
+        cols["symbol"], cols["trade_id"], "\x1f")
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    if single:
+        # numeric ids that strictly increase (every Binance dump, most Tardis files) are
+        # distinct without hashing: equal strings would give equal numbers
+        try:
+            nums = pc.cast(keys, pa.int64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            nums = None
+        if nums is not None and bool(np.all(nums[1:] > nums[:-1])):
+            return mask
+    encoded = pc.dictionary_encode(keys)
+    if len(encoded.dictionary) == n:
+        return mask
+    _, first = np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)
+    mask[:] = False
+    mask[first] = True
+    return mask
+
+
+def _existing(client, state: _DayState, cols: pa.Table) -> np.ndarray:
+    """numpy bool mask: True where the row's key (or, for hashed ids, content) is stored."""
+    existing = np.zeros(cols.num_rows, dtype=bool)
+    hashed = cols["hashed"]
+    any_hashed = bool(pc.any(hashed).as_py())
+    symbols = pc.unique(cols["symbol"]).to_pylist()
+    for symbol in symbols:
+        if symbol not in state.stored:
+            state.stored[symbol] = stored_ids(client, state.venue, state.day, symbol)
+        if any_hashed and symbol not in state.content:
+            state.content[symbol] = stored_content(client, state.venue, state.day, symbol)
+    for symbol, ids in _by_symbol(cols, None):
+        stored = state.stored[symbol]
+        if len(stored):
+            existing[ids.indices] = _numpy_bool(pc.is_in(ids.values, value_set=stored))
+    if any_hashed:
+        existing |= _content_match(state, cols)
+    return existing
+
+
+def _content_match(state: _DayState, cols: pa.Table):
+    """numpy bool mask: hashed-id rows whose (time, price, amount, side) is stored."""
+    out = np.zeros(cols.num_rows, dtype=bool)
+    keys = ["exchange_ts", "price", "amount", "side"]
+    hashed = _numpy_bool(cols["hashed"])
+    for symbol, ids in _by_symbol(cols, hashed):
+        stored = state.content.get(symbol)
+        if stored is None or not stored.num_rows:
+            continue
+        rows = cols.take(pa.array(ids.indices)).select(keys)
+        rows = rows.append_column("i", pa.array(ids.indices, pa.int64()))
+        matched = rows.join(stored, keys=keys, join_type="left semi", use_threads=True)
+        out[matched["i"].to_numpy()] = True
+    return out
+
+
+def _split_invalid(venue: str, cols: pa.Table, valid: pa.Array) -> tuple[pa.Table, list[tuple[dict, str]]]:
+    """(rows to insert, [(row, reason)] refused). The vectorised mask picks the suspects;
+    pydantic has the last word on each (and gives its reason)."""
+    keep = valid.to_numpy(zero_copy_only=False).copy()
+    suspects = np.flatnonzero(~keep)
+    bad: list[tuple[dict, str]] = []
+    for i, row in zip(suspects, cols.take(pa.array(suspects)).to_pylist(), strict=True):
+        reason = contract_reason(venue, row)
+        if reason is None:
+            keep[i] = True
+        else:
+            bad.append((row, reason))
+    return cols.filter(pa.array(keep)), bad
+
+
+def _dead_letters(client, state: _DayState, file: ArchiveFile, bad: list[tuple[dict, str]]) -> None:
+    lo, _ = day_bounds_us(state.day)
+    raws = [orjson.dumps({"file": file.path.name, "row": {k: v for k, v in row.items() if k != "hashed"}},
+                         option=orjson.OPT_SERIALIZE_NUMPY).decode() for row, _ in bad]
+    schema = schema_of(DEAD_LETTER)
+    data = pa.table([pa.array([state.feed] * len(bad)), pa.array([lo] * len(bad), pa.int64()).cast(schema.field(1).type),
+                     pa.array(raws), pa.array([r for _, r in bad])], schema=schema)
+    token = "backfill/" + digest(None, state.venue, state.day, file.path.name, "dead", len(bad), raws[0], raws[-1])
+    client.insert_arrow(DEAD_LETTER, data, settings={"insert_deduplication_token": token})
+
+
+def _trades_table(feed: str, venue: str, part: pa.Table) -> pa.Table:
+    schema = schema_of(TRADES)
+    n = part.num_rows
+    ts_type = schema.field("exchange_ts").type
+    columns = {
+        "venue": pa.repeat(pa.scalar(venue, pa.string()), n),
+        "symbol": part["symbol"], "native_symbol": part["native_symbol"],
+        "trade_id": part["trade_id"], "price": part["price"], "amount": part["amount"],
+        "side": part["side"],
+        "exchange_ts": part["exchange_ts"].cast(ts_type), "received_ts": part["received_ts"].cast(ts_type),
+        "feed": pa.repeat(pa.scalar(feed, pa.string()), n),
+    }
+    return pa.table([columns[name] for name in schema.names], schema=schema)
+
+
+def _insert_chunk(client, feed: str, venue: str, day: date, name: str, part: pa.Table) -> None:
+    last = part.num_rows - 1
+    sym, ids = part["symbol"], part["trade_id"]
     token = "backfill/" + digest(
-        None, venue, day, name, first.symbol, first.trade_id, last.symbol, last.trade_id, len(trades)
+        None, venue, day, name, sym[0].as_py(), ids[0].as_py(), sym[last].as_py(), ids[last].as_py(),
+        part.num_rows,
     )
-    batch = make_batch(TRADES, feed, token, rows_table(TRADES, trades, extra={"feed": feed}))
+    batch = make_batch(TRADES, feed, token, _trades_table(feed, venue, part))
     ledger = LedgerDelta()
     ledger.add_minutes(feed, batch.minutes, "parsed")
     ledger.add_minutes(feed, batch.minutes, "inserted")
-    with connect() as client:
-        # ledger first: see the module doc (a crash in between heals on the rerun)
-        client.insert_arrow(
-            LEDGER_TABLE, ledger_table(ledger), settings={"insert_deduplication_token": token + "/ledger"}
-        )
-        client.insert_arrow(TRADES, batch.data, settings={"insert_deduplication_token": token})
+    # ledger first: see the module doc (a crash in between heals on the rerun)
+    client.insert_arrow(
+        LEDGER_TABLE, ledger_table(ledger), settings={"insert_deduplication_token": token + "/ledger"}
+    )
+    insert_arrow_bulk(client, TRADES, batch.data, token)
 
 
 def day_rows(client, venue: str, day: date) -> int:
@@ -218,3 +514,7 @@ def verify_day(client, result: BackfillResult) -> list:
 
     lo, hi = (b // 1_000_000 for b in day_bounds_us(result.day))
     return [m for m in audit_range(client, result.feed, lo, hi) if m.status != "ok"]
+
+
+__all__ = ["COLUMNS", "CHUNK_ROWS", "BackfillResult", "FileLoad", "NoArchiveFiles", "archive_plan",
+           "backfill_day", "backfill_feed", "contract_mask", "day_rows", "ensure_schema", "verify_day"]

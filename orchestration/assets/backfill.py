@@ -1,5 +1,6 @@
-"""Backfills: archive files (captures, Binance daily dumps) loaded into market.trades, one
-partition per day x venue (feedhouse.verify.backfill does the work)."""
+"""Backfills: archive files (Binance daily dumps, Tardis.dev trades, captures) loaded into
+market.trades, one partition per day x venue (feedhouse.verify.backfill does the work, the same
+code as `feedhouse backfill`)."""
 
 
 import warnings
@@ -16,7 +17,13 @@ from dagster import (
 )
 
 from feedhouse.core.errors import FeedhouseError
-from feedhouse.verify.backfill import BackfillResult, backfill_day, day_rows, verify_day
+from feedhouse.verify.backfill import (
+    BackfillResult,
+    backfill_day,
+    day_rows,
+    ensure_schema,
+    verify_day,
+)
 from orchestration.keys import BACKFILL_KEY, OWNERS
 from orchestration.partition_quality import partition_quality
 from orchestration.partitions import BACKFILL_PARTITIONS, DATE, VENUE
@@ -28,11 +35,12 @@ ARCHIVE_UNSET = ("setting 'archive_dir' is not set: point it at a folder of arch
 
 
 def files_markdown(result: BackfillResult) -> str:
-    lines = ["| file | kind | read | inserted | already stored | repeated | invalid |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| file | kind | read | inserted | already stored | repeated | invalid | rows/s |",
+             "|---|---|---|---|---|---|---|---|"]
     for f in result.files:
+        rate = f.read / f.seconds if f.seconds > 0 else 0.0
         lines.append(f"| {f.path.rsplit('/', 1)[-1]} | {f.kind} | {f.read} | {f.inserted} | "
-                     f"{f.existing} | {f.repeated} | {f.invalid} |")
+                     f"{f.existing} | {f.repeated} | {f.invalid} | {rate:,.0f} |")
     return "\n".join(lines)
 
 
@@ -55,7 +63,7 @@ with warnings.catch_warnings():
     kinds={"clickhouse"},
     partitions_def=BACKFILL_PARTITIONS,
     backfill_policy=BACKFILL_POLICY,
-    description="Archive files (recorded captures and Binance daily trade dumps under "
+    description="Archive files (Binance daily trade dumps, Tardis.dev trade files and recorded captures under "
     "settings.archive_dir) loaded into market.trades under feed backfill:<venue>; running a "
     "partition twice, or over a day the live feed stored, adds no duplicate.",
 )
@@ -67,12 +75,13 @@ def trades_backfill(
     archive = settings.load().archive_dir
     if archive is None:
         raise Failure(ARCHIVE_UNSET, allow_retries=False)
+    ensure_schema(warehouse.open_for_backfill)  # as `feedhouse run` does: no `init` needed
     with warehouse.open_for_backfill() as client:
         before = day_rows(client, venue, day)
     try:
         result = backfill_day(warehouse.open_for_backfill, venue, day, archive,
-                              progress=context.log.info)
-    except FeedhouseError as exc:  # a missing folder, an unreadable file: one line, no trace
+                              progress=context.log.info, migrate=False)
+    except FeedhouseError as exc:  # no archive file, an unreadable one: one line, no trace
         raise Failure(f"backfill {venue} {day}: {exc}", allow_retries=False) from None
     with warehouse.open_for_backfill() as client:
         after = day_rows(client, venue, day)
@@ -84,10 +93,18 @@ def trades_backfill(
         "already_stored": result.total("existing"),
         "repeated_in_archive": result.total("repeated"),
         "invalid": result.total("invalid"),
+        "rows_per_s": MetadataValue.float(round(result.rows_per_s, 1)),
+        "seconds": MetadataValue.float(round(result.seconds, 3)),
+        "empty_files": [f.path.rsplit("/", 1)[-1] for f in result.empty_files],
         "day_rows_before": before,
         "day_rows_after": after,
         "per_file": MetadataValue.md(files_markdown(result)),
     }
+    if not result.total("read"):
+        raise Failure(
+            f"backfill {venue} {day}: the archive files matched ({len(result.files)}) hold no "
+            f"trade of the day", metadata=metadata,
+        )
     if bad:
         raise Failure(
             f"backfill {venue} {day}: {len(bad)} minute(s) disagree with the ledger, first "

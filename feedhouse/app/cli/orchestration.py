@@ -6,13 +6,15 @@ They call the same functions the Dagster assets call (feedhouse.verify.audit, .r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import date
 from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dataflows.venues import VENUES
@@ -22,7 +24,7 @@ from feedhouse.core.errors import FeedhouseError, InputError
 from feedhouse.store.classify import first_line
 from feedhouse.store.client import warehouse
 from feedhouse.verify.audit import DEFAULT_GRACE_S, run_audit
-from feedhouse.verify.backfill import backfill_day, day_rows, verify_day
+from feedhouse.verify.backfill import archive_plan, backfill_day, day_rows, days_between, verify_day
 from feedhouse.verify.reconcile import latest_reconciliations
 from feedhouse.verify.reconcile import reconcile as reconcile_replays
 from quality.runner import PartitionCheckFailed, check_partition
@@ -119,6 +121,28 @@ def _day(text: str, name: str) -> date:
         raise InputError(f"--{name} {text!r}: expected a date like 2024-01-15") from None
 
 
+def _backfill_meter(stack: ExitStack) -> Callable[[str, int, int], None] | None:
+    """A rich progress bar with rows/s when stdout is a terminal (None otherwise)."""
+    if not console.is_terminal:
+        return None
+    bar = stack.enter_context(Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("rows"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ))
+    tasks: dict[str, tuple[object, float]] = {}
+
+    def meter(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = (bar.add_task(name, total=total or 1, rate=""), time.perf_counter())
+        task, started = tasks[name]
+        elapsed = time.perf_counter() - started
+        rate = f"{done / elapsed:,.0f} rows/s" if elapsed > 0 and done else ""
+        bar.update(task, completed=done, total=total or 1, rate=rate)
+
+    return meter
+
+
 def backfill(
     ctx: typer.Context,
     venue: str = typer.Option(..., "--venue", help="venue to backfill, e.g. binance"),
@@ -126,7 +150,8 @@ def backfill(
     end: str | None = typer.Option(None, "--end", help="last day, inclusive (default: --start)"),
     archive: Path | None = typer.Option(None, "--archive", help="archive folder (default: setting archive_dir)"),
 ) -> None:
-    """Load archive files (captures, Binance daily dumps) into market.trades, idempotently."""
+    """Load archive files (Binance daily dumps, Tardis.dev trades, captures) into market.trades,
+    idempotently. Applies pending migrations first; exits 1 when no file matches a day."""
 
     settings = settings_from(ctx).for_backfill()
     if venue not in VENUES:
@@ -137,36 +162,50 @@ def backfill(
     folder = archive or settings.archive_dir
     if folder is None:
         raise InputError("no archive folder: pass --archive DIR or set archive_dir")
+    plan = archive_plan(folder, venue, days_between(first, last))  # fails fast: no file, exit 1
     table = Table(title=f"backfill {venue} from {folder}")
     for column in ("day", "files", "read", "inserted", "already stored", "repeated", "invalid",
-                   "day rows", "ledger", "quality"):
+                   "day rows", "rows/s", "ledger", "quality"):
         table.add_column(column, justify="left" if column in ("day", "audit") else "right")
     failed = False
-    day = first
-    while day <= last:
-        started = datetime.now()
-        result = backfill_day(lambda: _store(settings), venue, day, folder,
-                              progress=lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
-        with _store(settings) as client:
-            stored = day_rows(client, venue, day)
-            bad = verify_day(client, result)
-        failed |= bool(bad)
-        verdict = "ok" if not bad else f"mismatch: {_hhmm([m.minute for m in bad])}"
-        quality = "-"
-        if stored:
+    empty_days: list[str] = []
+    with ExitStack() as stack:
+        meter = _backfill_meter(stack)
+        for day, files in plan.items():
+            result = backfill_day(lambda: _store(settings), venue, day, folder, files=files,
+                                  meter=meter,
+                                  progress=None if meter else lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
+            with _store(settings) as client:
+                stored = day_rows(client, venue, day)
+                bad = verify_day(client, result)
+            day_failed = bool(bad)
+            verdict = "ok" if not bad else f"mismatch: {_hhmm([m.minute for m in bad])}"
+            quality = "-"
+            if stored:
 
-            try:
-                check_partition(settings, day, venue, docs=False)
-                quality = "ok"
-            except PartitionCheckFailed as exc:
-                failed, quality = True, f"failed: {exc}"
-        table.add_row(day.isoformat(), str(len(result.files)), str(result.total("read")),
-                      str(result.total("inserted")), str(result.total("existing")),
-                      str(result.total("repeated")), str(result.total("invalid")), str(stored),
-                      verdict, quality, style="red" if failed else None)
-        err_console.print(f"[dim]{day}: done in {(datetime.now() - started).total_seconds():.1f}s[/dim]")
-        day += timedelta(days=1)
+                try:
+                    check_partition(settings, day, venue, docs=False)
+                    quality = "ok"
+                except PartitionCheckFailed as exc:
+                    day_failed, quality = True, f"failed: {exc}"
+            for empty in result.empty_files:
+                err_console.print(f"[yellow]{day}: {Path(empty.path).name} holds no {venue} trade of "
+                                  f"{day}[/yellow]")
+            if not result.total("read"):
+                day_failed = True
+                empty_days.append(day.isoformat())
+            failed |= day_failed
+            table.add_row(day.isoformat(), str(len(result.files)), str(result.total("read")),
+                          str(result.total("inserted")), str(result.total("existing")),
+                          str(result.total("repeated")), str(result.total("invalid")), str(stored),
+                          f"{result.rows_per_s:,.0f}", verdict, quality,
+                          style="red" if day_failed else None)
+            err_console.print(f"[dim]{day}: done in {result.seconds:.1f}s, "
+                              f"{result.rows_per_s:,.0f} rows/s[/dim]")
     print_table(table)
+    if empty_days:
+        console.print(f"[red]no {venue} trade in the archive files of {', '.join(empty_days)} "
+                      f"under {folder}[/red]")
     if failed:
         raise typer.Exit(1)
 
