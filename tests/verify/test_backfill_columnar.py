@@ -23,7 +23,7 @@ from feedhouse.store.ledger import LedgerDelta
 from feedhouse.store.migrations import apply_migrations
 from feedhouse.verify.audit import run_audit
 from feedhouse.verify.backfill import backfill_day, contract_mask, contract_reason, day_rows
-from tests.support.paths import CAPTURES, ROOT
+from tests.support.paths import ROOT, SESSIONS
 
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repo, not an installed package
 from bench.archive_gen import binance_day, tardis_day  # noqa: E402
@@ -152,7 +152,7 @@ def store_live(settings, venue: str, trades) -> None:
     ("BITSTAMP.ws.1.0", "bitstamp", True),  # Tardis spells BTCUSD, the live feed btcusd
 ])
 def test_a_live_recorded_day_and_a_tardis_day_of_the_same_trades_meet(settings, tmp_path, capture, venue, with_ids):
-    _, parsed, _ = parse_capture(CAPTURES / capture, venue)
+    _, parsed, _ = parse_capture(SESSIONS / capture, venue)
     live = parsed.trades
     day = datetime.fromtimestamp(live[0].exchange_ts / 1e6, UTC).date()
     store_live(settings, venue, live)
@@ -170,7 +170,7 @@ def test_a_live_recorded_day_and_a_tardis_day_of_the_same_trades_meet(settings, 
 
 
 def test_tardis_ids_without_a_live_day_are_stable_hashes(settings, tmp_path):
-    _, parsed, _ = parse_capture(CAPTURES / "KRAKEN.ws.48.0", "kraken")
+    _, parsed, _ = parse_capture(SESSIONS / "KRAKEN.ws.48.0", "kraken")
     write_tardis(tmp_path, "kraken", parsed.trades, with_ids=False)
     day = date(2021, 4, 17)
     first = backfill_day(connect(settings), "kraken", day, tmp_path)
@@ -191,7 +191,7 @@ def test_live_symbol_is_what_each_adapter_stores(tmp_path):
                            ("BITSTAMP.ws.1.0", "bitstamp"), ("GEMINI.ws.1.0", "gemini"),
                            ("GATEIO.ws.1.0", "gateio"), ("BITMEX.ws.1.0", "bitmex"),
                            ("BITGET.ws.1.0", "bitget")):
-        _, parsed, _ = parse_capture(CAPTURES / capture, venue)
+        _, parsed, _ = parse_capture(SESSIONS / capture, venue)
         seen = {(t.native_symbol, t.symbol) for t in parsed.trades}
         assert seen, capture
         for native, symbol in seen:
