@@ -66,7 +66,8 @@ class Config:
     e2e_trades: int = 600_000  # unique trades per e2e repeat (3 venues)
     e2e_repeats: int = 3
     naive_trades: int = 200_000
-    latency_rate: int = 10_000  # trades/s offered
+    latency_rate: int = 10_000  # trades/s offered (bench.flush and older callers)
+    latency_rates: dict = field(default_factory=lambda: {"2k": 2_000, "10k": 10_000})
     latency_s: float = 20.0
     warmup_s: float = 5.0  # latency: rows acked this long after the run started are left out
     mqtt_s: float = 60.0
@@ -91,7 +92,8 @@ class Config:
     def tiny(cls, workdir: Path) -> Config:
         return cls(
             name="tiny", repeats=2, normalize_s=0.05, normalize_trades=500, e2e_trades=20_000,
-            e2e_repeats=1, naive_trades=2_000, latency_rate=500, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
+            e2e_repeats=1, naive_trades=2_000, latency_rate=500,
+            latency_rates={"2k": 200, "10k": 500}, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
             mqtt_rate=500, mqtt_repeats=1, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,
             mqtt_steps=(500,), mqtt_batched_steps=(1_000,), mqtt_step_s=2.0, mqtt_cpu_rate=500,
             mqtt_naive_s=2.0, backfill_rows=20_000, backfill_repeats=1,

@@ -22,6 +22,7 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.testing import run_main
 
 from dataflows import metrics
+from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stats import STATS
@@ -43,6 +44,8 @@ def recovery_config(settings: Settings) -> RecoveryConfig | None:
     folder.mkdir(parents=True, exist_ok=True)
     if not any(folder.glob("part-*.sqlite3")):
         init_db_dir(folder, 1)
+    else:  # dedup windows hashed another way cannot be resumed (one clear line)
+        check_recovery_keys(folder)
     return RecoveryConfig(str(folder))
 
 
@@ -95,6 +98,7 @@ def run(
             log.warning("ClickHouse unreachable at start (%s): buffering", first_line(exc))
         else:
             raise
+    recovery = recovery_config(settings)  # refuses a recovery folder it cannot resume
     stop = stop or threading.Event()
     STATS.reset()  # the live status and the stop summary describe this run only
     flow = build_flow(settings, feeds, stop=stop, sources=sources)
@@ -125,7 +129,7 @@ def run(
     watcher = threading.Thread(target=_watch, name="feedhouse-status", daemon=True)
     watcher.start()
     try:
-        run_main(flow, epoch_interval=EPOCH, recovery_config=recovery_config(settings))
+        run_main(flow, epoch_interval=EPOCH, recovery_config=recovery)
     finally:
         done.set()
         watcher.join(timeout=2)

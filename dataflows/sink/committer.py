@@ -8,6 +8,14 @@ outcome in) and carry on; the committer takes every job queued meanwhile and wri
 with `Writer.write_many`: one insert per table for all feeds. A row waits for the insert
 in flight, then for its own.
 
+Adaptive batching: a job submitted while the committer has been quiet for `linger_s` is
+written at once (an idle pipeline: one row goes in alone). Right after a round, the next
+waits up to `linger_s` from its oldest job's submission, or until `target_rows` are
+queued, so under load each insert carries more rows and the fixed cost of an insert
+(~5-6 ms CPU embedded, measured: docs/performance.md) is paid fewer times per second.
+Queued jobs are one round: at most one insert per table waits behind the one in flight.
+`drain()` (the epoch snapshot) and `call()` cut the wait short.
+
 `drain()` returns once everything submitted is written (inserted, buffered or
 dead-lettered): the sink's snapshot calls it before Bytewax lets a source acknowledge.
 The committer owns its Writer: every use of the warehouse client and the local buffer
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -40,6 +49,7 @@ class Job:
     batches: list[Batch]
     on_written: Callable[[list[str]], None] | None = None  # outcomes, committer thread
     ledger: LedgerDelta = field(default_factory=LedgerDelta)
+    submitted: float = 0.0  # time.monotonic() when submitted
 
     @property
     def rows(self) -> int:
@@ -55,6 +65,8 @@ class Committer:
         max_queued_jobs: int = 64,
         housekeeping: Callable[[Writer], None] | None = None,
         idle_s: float = 0.1,
+        linger_s: float = 0.0,
+        target_rows: int | None = None,
     ) -> None:
         self.writer = writer
         # submit() blocks beyond either bound (backpressure): rows bound memory, jobs bound
@@ -63,6 +75,11 @@ class Committer:
         self.max_queued_jobs = max_queued_jobs
         self.housekeeping = housekeeping
         self.idle_s = idle_s
+        self.linger_s = linger_s
+        self.target_rows = target_rows or max_queued_rows
+        self._last_round_end = -float("inf")
+        self._hurry = 0  # drain()/call() waiting: no lingering
+        self.rounds = 0
         self._cond = threading.Condition()
         self._jobs: list[Job] = []
         self._calls: list[tuple[Callable[[Writer], object], Future]] = []
@@ -75,7 +92,8 @@ class Committer:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued or being written: a job submitted now is written at once."""
+        """Nothing queued or being written: a job submitted now is written at once (or,
+        right after a round, waits at most linger_s for company)."""
         return not self._busy and not self._jobs
 
     # --- the dataflow's side ----------------------------------------------------------------
@@ -87,6 +105,7 @@ class Committer:
                 self._raise_if_failed()
                 self._cond.wait(1.0)
             self._raise_if_failed()
+            job.submitted = time.monotonic()
             self._jobs.append(job)
             self._queued_rows += rows
             self._cond.notify_all()
@@ -94,10 +113,15 @@ class Committer:
     def drain(self) -> None:
         """Wait until every submitted job is written."""
         with self._cond:
-            while self._jobs or self._calls or self._busy:
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                while self._jobs or self._calls or self._busy:
+                    self._raise_if_failed()
+                    self._cond.wait(1.0)
                 self._raise_if_failed()
-                self._cond.wait(1.0)
-            self._raise_if_failed()
+            finally:
+                self._hurry -= 1
 
     def call(self, fn: Callable[[Writer], object]) -> object:
         """Run `fn(writer)` on the committer's thread after what is queued; its result."""
@@ -132,11 +156,27 @@ class Committer:
             raise RuntimeError(f"the ClickHouse committer stopped: {self._error!r}") from self._error
 
     # --- the committer's thread -------------------------------------------------------------
+    def _linger(self) -> None:
+        """Under the lock, jobs queued: right after a round, wait for more rows (up to
+        linger_s from the oldest job's submission, or target_rows queued)."""
+        if self.linger_s <= 0 or not self._jobs:
+            return
+        deadline = self._jobs[0].submitted + self.linger_s
+        if self._jobs[0].submitted - self._last_round_end >= self.linger_s:
+            return  # the committer was quiet: an idle pipeline's row goes at once
+        while (self._queued_rows < self.target_rows and not self._calls
+               and not self._hurry and not self._stopping):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
     def _loop(self) -> None:
         while True:
             with self._cond:
                 if not (self._jobs or self._calls or self._stopping):
                     self._cond.wait(self.idle_s)
+                self._linger()
                 if self._stopping and not (self._jobs or self._calls):
                     return
                 jobs, self._jobs = self._jobs, []
@@ -166,6 +206,9 @@ class Committer:
                 return
             with self._cond:
                 self._busy = False
+                if jobs:
+                    self.rounds += 1
+                    self._last_round_end = time.monotonic()
                 self._cond.notify_all()
 
     def _write(self, jobs: list[Job]) -> None:

@@ -47,7 +47,9 @@ from dataflows.sink.batches import (
 from dataflows.sink.committer import Committer, Job
 from dataflows.sink.stats import LATENCY, STATS
 from dataflows.sink.writer import Writer
+from feedhouse.core.dsn import chdb_path
 from feedhouse.core.settings import Settings
+from feedhouse.store.candles import DEFAULT_SETTLE_S, CandleBuilder, PeriodicCandles
 from feedhouse.store.ledger import LEDGER_TABLE, LedgerDelta
 
 log = logging.getLogger("feedhouse.sink")
@@ -98,10 +100,18 @@ class _SinkGroup:
             stale, cls.committer = cls.committer, None
             stale.abandon()
         if cls.committer is None:
+            # embedded: this process alone writes the store, its inserts and builds take
+            # turns on the committer thread, so no insert can be in flight during a build
+            settle = 0.0 if chdb_path(settings.dsn) else DEFAULT_SETTLE_S
+            candles = PeriodicCandles(settings.sink.candles_every_s,
+                                      CandleBuilder(settle_s=settle))
             cls.committer = Committer(
                 Writer(settings),
-                max_queued_rows=settings.sink.batch_rows,
-                housekeeping=_housekeeping,
+                # a round starts once batch_rows are queued; submit() blocks beyond twice that
+                max_queued_rows=2 * settings.sink.batch_rows,
+                target_rows=settings.sink.batch_rows,
+                linger_s=settings.sink.linger_ms / 1000.0,
+                housekeeping=lambda writer, force=False: _housekeeping(writer, force, candles),
             )
             cls.partitions = []
         cls.partitions.append(partition)
@@ -131,14 +141,19 @@ class _SinkGroup:
                 part.ledger_written()
 
 
-def _housekeeping(writer: Writer, force: bool = False) -> None:
+def _housekeeping(writer: Writer, force: bool = False,
+                  candles: PeriodicCandles | None = None) -> None:
     """After each committer round: replay the buffer once ClickHouse answers, publish the
-    buffer's size, hand the embedded store to a process waiting for it."""
+    buffer's size, build the candles of closed minutes every sink.candles_every_s (on this
+    thread, through the held client: never a second open of the store), hand the embedded
+    store to a process waiting for it."""
     reports = writer.maybe_replay(force)
     if reports:
         STATS.replayed(reports)
     STATS.buffered_rows = writer.buffer.pending_rows
     metrics.set_buffer_rows(STATS.buffered_rows)
+    if candles is not None and not writer.down:
+        candles.maybe_build(writer.held.client, force)
     writer.release_if_wanted()
 
 
@@ -181,7 +196,9 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         try:
             _SinkGroup.checkpoint()
             # a last replay try before stopping
-            self.committer.call(lambda writer: _housekeeping(writer, force=True))
+            # (and a last candle build for the minutes closed by now)
+            housekeeping = self.committer.housekeeping or _housekeeping
+            self.committer.call(lambda writer: housekeeping(writer, force=True))
         finally:
             _SinkGroup.leave(self)
 

@@ -188,10 +188,18 @@ class FeedSettings(Strict):
 class SinkSettings(Strict):
     batch_rows: int = Field(5000, ge=1, le=1_000_000)
     batch_ms: int = Field(20, ge=1, le=60_000)
+    linger_ms: float = Field(
+        30.0, ge=0, le=1000,
+        description="right after an insert, the next waits up to this long for more rows "
+        "(fewer, larger inserts under load; an idle pipeline's row goes at once)",
+    )
     retry_initial_s: float = Field(0.05, gt=0)
     retry_max_s: float = Field(2.0, gt=0)
     buffer_after_s: float = Field(3.0, ge=0, description="unreachable this long -> buffer")
     replay_probe_s: float = Field(1.0, gt=0)
+    candles_every_s: float = Field(
+        15.0, ge=0, le=45, description="build the candles of closed minutes this often (0: off)"
+    )
 
 
 class QualitySettings(Strict):

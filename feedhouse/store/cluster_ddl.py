@@ -8,7 +8,9 @@ One rule set, applied statement by statement in migration order:
   key always lands on the same shard and ReplacingMergeTree/dedup tokens keep working;
 - a materialized view reads and writes the local tables (aggregation stays on the shard);
 - ALTERs go to the local table; column changes (ADD/DROP/MODIFY/RENAME COLUMN) also to
-  the Distributed table, whose columns must match.
+  the Distributed table, whose columns must match;
+- DROP TABLE/VIEW runs ON CLUSTER (SYNC), for both tables of a sharded one; an
+  INSERT ... SELECT (data a migration moves) runs once, through the Distributed tables.
 The rewriter keeps state (which tables became local), so it must see every statement of
 every migration in order, applied or not: `feedhouse.store.migrations.schema_plan` does that.
 """
@@ -32,6 +34,8 @@ _CREATE_VIEW = re.compile(
     rf"^(CREATE (?:MATERIALIZED )?VIEW\s+(?:IF NOT EXISTS\s+)?{_NAME})(.*)$", re.S | re.I
 )
 _ALTER = re.compile(rf"^ALTER TABLE\s+{_NAME}\s+(.*)$", re.S | re.I)
+_DROP = re.compile(rf"^DROP (TABLE|VIEW)\s+(IF EXISTS\s+)?{_NAME}\s*$", re.I)
+_INSERT_SELECT = re.compile(r"^INSERT INTO\s+[A-Za-z_]\w*\.[A-Za-z_]\w*\b.*\bSELECT\b", re.S | re.I)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w+)", re.I)
 _ORDER_BY = re.compile(r"\bORDER BY\s+", re.I)
 _TABLE_COMMENT = re.compile(r"\bCOMMENT\s+('(?:[^'\\]|\\.)*')\s*$", re.S | re.I)
@@ -129,6 +133,17 @@ class ClusterDDL:
             if target != f"{db}.{table}" and changes:
                 out.append(f"ALTER TABLE {db}.{table}{on} {', '.join(changes)}")
             return out
+        if m := _DROP.match(statement):
+            kind, if_exists, db, table = m.group(1).upper(), m.group(2) or "", m.group(3), m.group(4)
+            name = f"{db}.{table}"
+            if name in self.local:  # the Distributed table and its replicated local table
+                self.local.discard(name)
+                return [f"DROP TABLE {if_exists}{name}{on} SYNC",
+                        f"DROP TABLE {if_exists}{name}{LOCAL_SUFFIX}{on} SYNC"]
+            return [f"DROP {kind} {if_exists}{name}{on} SYNC"]
+        if _INSERT_SELECT.match(statement):
+            # data, not DDL: once, through the Distributed tables (each key on its shard)
+            return [statement]
         raise FeedhouseError(f"--cluster: no cluster rule for statement: {statement[:60]}")
 
     def _table(self, head: str, db: str, table: str, rest: str) -> list[str]:

@@ -7,6 +7,13 @@ minute, summed over the record tables the feed writes (trades and quotes for exc
 feeds, readings for MQTT feeds — as found in the data). Each audited minute becomes one
 row of ops.row_count_audit: status `ok`, `missing` (table < ledger) or `extra`.
 
+The candles (market.ohlcv_1m, feedhouse/candles.py) are proven the same way: per venue,
+symbol and closed minute, `trades` in the candle against the distinct trades in
+market.trades (ledger_count = distinct trades, table_count = the candle's trades) and its
+volume against their sum(amount); a row with feed `venue/symbol` and table_name
+market.ohlcv_1m, status ok, missing, extra or `volume`. The audit first builds the
+candles that are due (closed or changed since the last build), like `feedhouse run` does.
+
 Which minutes: every closed minute (older than `grace_s`) not yet audited, every minute
 whose last audit was not `ok` (a late ledger flush heals, a real loss stays visible),
 and every minute a finished buffer replay covered after the minute's last audit.
@@ -23,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feedhouse.core.tables import RECORD_TABLES, default_table, table_label
+from feedhouse.store.candles import CANDLES_TABLE, DEFAULT_LATENESS_S, CandleBuilder, candle_checks
 from feedhouse.store.ledger import LEDGER_TABLE
 
 AUDIT_TABLE = "ops.row_count_audit"
@@ -60,6 +68,26 @@ class MinuteAudit:
         ]
 
 
+@dataclass(frozen=True)
+class CandleAudit(MinuteAudit):
+    """One candle against the distinct trades of its minute: ledger_count = distinct
+    trades, table_count = the candle's `trades`; volumes compared too."""
+
+    candle_volume: float = 0.0
+    distinct_volume: float = 0.0
+    volume_ok: bool = True
+
+    @property
+    def status(self) -> str:
+        status = super().status
+        return "volume" if status == "ok" and not self.volume_ok else status
+
+
+def candle_feed(venue: str, symbol: str) -> str:
+    """The `feed` label of a candle's audit rows."""
+    return f"{venue}/{symbol}"
+
+
 @dataclass
 class FeedSummary:
     feed: str
@@ -92,7 +120,8 @@ class AuditResult:
         for m in self.minutes:
             s = out.setdefault(m.feed, FeedSummary(m.feed, m.table_name))
             s.minutes += 1
-            setattr(s, m.status, getattr(s, m.status) + 1)
+            status = "extra" if m.status == "volume" else m.status  # a candle's wrong volume
+            setattr(s, status, getattr(s, status) + 1)
             s.ledger_rows += m.ledger_count
             s.table_rows += m.table_count
             if m.status != "ok":
@@ -235,6 +264,38 @@ def compare(
     return out
 
 
+def bad_candle_minutes(client, cutoff: int) -> list[int]:
+    """Minutes (epoch s, before cutoff) of candles whose latest audit is not ok."""
+    rows = client.query(
+        "SELECT DISTINCT toUInt32(minute) FROM (SELECT feed, minute, "
+        f"argMax(status, audited_ts) AS status FROM {AUDIT_TABLE} "
+        "WHERE table_name = {table:String} AND minute < toDateTime({cutoff:UInt32}, 'UTC') "
+        "GROUP BY feed, minute) WHERE status != 'ok'",
+        parameters={"table": CANDLES_TABLE, "cutoff": cutoff},
+    ).result_rows
+    return [int(m) for (m,) in rows]
+
+
+def audit_candles(
+    client, ranges: list[tuple[int, int]], states: dict[Key, tuple[str, str]], full: bool
+) -> list[CandleAudit]:
+    """Candle audits over the event-time ranges: those never audited ok, not ok now, or
+    all of them (`full`)."""
+    out = []
+    for lo, hi in ranges:
+        for c in candle_checks(client, lo, hi):
+            feed = candle_feed(c.venue, c.symbol)
+            if not (full or not c.ok or states.get((feed, c.minute), ("", ""))[0] != "ok"):
+                continue
+            out.append(CandleAudit(
+                feed=feed, table_name=CANDLES_TABLE, minute=_dt(c.minute),
+                ledger_count=c.distinct_trades, table_count=c.candle_trades,
+                candle_volume=c.candle_volume, distinct_volume=c.distinct_volume,
+                volume_ok=c.status != "volume",
+            ))
+    return out
+
+
 def audit_range(
     client, feed: str, lo: int, hi: int, kinds: dict[str, str] | None = None
 ) -> list[MinuteAudit]:
@@ -254,23 +315,32 @@ def run_audit(
     since_s: float | None = None,
     kinds: dict[str, str] | None = None,
     write: bool = True,
+    candles: bool = True,
 ) -> AuditResult:
     """Audit the minutes due now and (when `write`) append them to ops.row_count_audit.
 
     `kinds`: {feed: 'exchange'|'mqtt'} from settings, used only for a feed that has no rows
     in any table yet. `full`: re-audit every closed minute of the ledger (from `since_s`
-    on, when given) — catches rows lost after a minute was audited ok.
+    on, when given) — catches rows lost after a minute was audited ok. `candles`: also
+    build the due candles (when `write`) and prove them.
     """
     now_s = time.time() if now_s is None else now_s
     cutoff = closed_cutoff(now_s, grace_s)
     audited_ts = datetime.fromtimestamp(now_s, UTC)
+    if candles and write:
+        # the minute audit schedule builds what `feedhouse run` may not have built yet
+        # (it was stopped, or a replay/backfill wrote old minutes)
+        CandleBuilder(lateness_s=min(DEFAULT_LATENESS_S, grace_s)).build_due(client, now_s)
     wanted = candidate_minutes(client, cutoff, full=full, since=int(since_s or 0))
     recent = range(max(cutoff - RECENT_S, 0), cutoff, 60)
+    again = bad_candle_minutes(client, cutoff) if candles else []
     ledger: dict[Key, int] = {}
     tables: dict[Key, dict[str, int]] = {}
     states: dict[Key, tuple[str, str]] = {}
-    for lo, hi in spans([m for _, m in wanted] + list(recent)):
+    ranges = []
+    for lo, hi in spans([m for _, m in wanted] + list(recent) + again):
         hi = min(hi, cutoff)
+        ranges.append((lo, hi))
         ledger.update(ledger_counts(client, lo, hi))
         tables.update(table_counts(client, lo, hi))
         states.update(audit_states(client, lo, hi))
@@ -282,6 +352,8 @@ def run_audit(
     for feed, kind in (kinds or {}).items():
         hint.setdefault(feed, default_table(feed, {feed: kind}).name)
     minutes = compare(ledger, tables, wanted | unexplained, hint)
+    if candles:
+        minutes += audit_candles(client, ranges, states, full)
     if write and minutes:
         client.insert(
             AUDIT_TABLE, [m.row(audited_ts) for m in minutes], column_names=AUDIT_COLUMNS

@@ -23,7 +23,8 @@ from orchestration.resources.settings import SettingsResource
 from orchestration.resources.warehouse import WarehouseResource
 
 CHECK_NAME = "row_counts_match_ledger"
-CHECKED_TABLES = {TRADES_KEY: "market.trades", QUOTES_KEY: "market.quotes", READINGS_KEY: "iot.readings"}
+CHECKED_TABLES = {TRADES_KEY: "market.trades", QUOTES_KEY: "market.quotes", READINGS_KEY: "iot.readings",
+                  TABLE_KEYS["market.ohlcv_1m"]: "market.ohlcv_1m"}  # candles vs distinct trades
 FIRST_N = 20
 
 
@@ -64,7 +65,9 @@ def newest_event_s(client) -> float:
     deps=[TRADES_KEY, QUOTES_KEY, READINGS_KEY,
           *(TABLE_KEYS[t] for t in ("ops.ingest_ledger", "ops.dead_letter", "ops.replay_log"))],
     description="Row-count audit, one row per feed x event-time minute: the ledger's count of "
-    "stored rows against the distinct keys in the table (status ok/missing/extra). Each run "
+    "stored rows against the distinct keys in the table (status ok/missing/extra); and per "
+    "venue/symbol x minute, the candle (built first when due) against the distinct trades "
+    "(trades and volume; status ok/missing/extra/volume). Each run "
     "audits the closed minutes not yet audited, those not ok, and those a replay re-opened; "
     "the daily full audit re-checks the last day.",
 )

@@ -46,9 +46,9 @@ TABLES = [
                deps=(BACKFILL_KEY,)),
     TableAsset("market.quotes", "Best bid/ask updates where a venue provides them.", "exchange_ts",
                ("venue", "feed")),
-    TableAsset("market.ohlcv_1m", "1-minute candles per venue and symbol, built by a materialized "
-               "view from market.trades (rows = venue x symbol x minute parts).", "minute", ("venue",),
-               deps=(AssetKey(["market", "trades"]),)),
+    TableAsset("market.ohlcv_1m", "1-minute candles per venue and symbol, built for closed minutes "
+               "from the distinct trades by `feedhouse run` and the audit (read with FINAL).",
+               "minute", ("venue",), deps=(AssetKey(["market", "trades"]),)),
     TableAsset("iot.readings", "Sensor readings from the MQTT feeds; one row per (device_id, sensor, "
                "device_ts, seq).", "device_ts", ("feed", "sensor")),
     TableAsset("ops.ingest_ledger", "What every pipeline stage counted, per feed and minute "

@@ -18,10 +18,9 @@ SELECT
     argMin(venue, close) AS lowest_venue
 FROM
 (
-    SELECT venue, symbol, minute, argMaxMerge(close) AS close
-    FROM market.ohlcv_1m
+    SELECT venue, symbol, minute, close
+    FROM market.ohlcv_1m FINAL
     WHERE minute > (SELECT max(minute) FROM market.ohlcv_1m) - toIntervalMinute({window_minutes:UInt32})
-    GROUP BY venue, symbol, minute
 )
 GROUP BY symbol, minute
 HAVING venues >= {min_venues:UInt8}

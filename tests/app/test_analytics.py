@@ -15,6 +15,7 @@ from feedhouse.app import analytics
 from feedhouse.app.cli.output import shown, tidy
 from feedhouse.core.config import load_settings
 from feedhouse.core.errors import InputError
+from feedhouse.store.candles import build_minutes
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import init_schema
 from tests.support.cli import run_cli
@@ -106,8 +107,8 @@ def store(tmp_path_factory):
     trades = _trades()
     with warehouse(settings) as client:
         conv = [tuple(_dt(x) if i in (7, 8) else x for i, x in enumerate(r)) for r in trades]
-        # Later inserts carry earlier trades of the same minutes: the candles must merge
-        # partial states (argMinMerge/argMaxMerge), not trust insert order.
+        # Later inserts carry earlier trades of the same minutes: open/close come from
+        # event time, not insert order.
         client.insert("market.trades", conv[1::2], column_names=TRADE_COLUMNS)
         client.insert("market.trades", conv[0::2], column_names=TRADE_COLUMNS)
         # A duplicate (same key) slipping past dedup must not weigh twice in VWAP.
@@ -141,6 +142,7 @@ def store(tmp_path_factory):
                 "site",
             ],
         )
+        build_minutes(client, {(t[7] // (60 * S)) * 60 for t in trades})
     return settings, trades
 
 
@@ -174,7 +176,7 @@ def test_catalog_lists_every_file_with_a_question():
             assert f"{{{p.name}:{p.type}}}" in query.sql, (query.name, p.name)
 
 
-def test_ohlcv_candles_merge_partial_states(store):
+def test_ohlcv_candles_from_distinct_trades(store):
     settings, trades = store
     rows = _run(settings, "ohlcv_1m")
     assert len(rows) == 3 * 2 * 3
@@ -188,7 +190,7 @@ def test_ohlcv_candles_merge_partial_states(store):
         assert row["close"] == group[-1][4]
         assert row["high"] == max(t[4] for t in group)
         assert row["low"] == min(t[4] for t in group)
-        assert row["trades"] == len(group) + (1 if group[0] == trades[0] else 0)
+        assert row["trades"] == len(group)  # the duplicate of trades[0] counts once
 
 
 def test_vwap_matches_hand_computed_value(store):

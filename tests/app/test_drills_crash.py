@@ -40,6 +40,11 @@ def test_crash_drill_sigkills_at_load_and_loses_nothing(tmp_path):
     # the user's view: count() = count() FINAL = every unique trade sent
     assert verdict["stored"] == verdict["final_rows"] == verdict["unique_sent"] > 0
     assert verdict["ledger_ok"] is True and verdict["peak_rss_mb"] > 0
+    # the candles count every distinct trade once, per minute, though rows were re-inserted
+    candles = verdict["candles"]
+    assert candles["bad_minutes"] == 0 and candles["minutes"] > 0
+    assert candles["candle_trades"] == candles["distinct_trades"] == verdict["unique_sent"]
+    assert candles["candle_volume"] == candles["distinct_volume"]
 
 
 def test_buffer_crash_drill_replays_each_buffered_row_once(tmp_path):
@@ -50,3 +55,6 @@ def test_buffer_crash_drill_replays_each_buffered_row_once(tmp_path):
     assert verdict["replays"] == 1 and verdict["buffer_left_rows"] == 0
     assert verdict["buffered_keys_missing"] == 0
     assert verdict["lost"] == 0 and verdict["duplicates_stored"] == 0
+    candles = verdict["candles"]
+    assert candles["bad_minutes"] == 0
+    assert candles["candle_trades"] == candles["distinct_trades"] == verdict["unique_sent"]

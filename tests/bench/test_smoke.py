@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 
 KEYS = (
     "normalize_trades_per_s", "normalize_ratio_vs_cryptofeed", "e2e_trades_per_s",
-    "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_ms", "mqtt_readings_per_s",
+    "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_2k_ms", "tick_to_row_10k_ms",
+    "mqtt_readings_per_s",
     "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
     "replay_rows_per_s", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
@@ -83,10 +84,12 @@ def test_exact_figures(results) -> None:
     assert 8 <= figures["dedup_bytes_per_key"]["median"] <= 64  # key + time, numpy arrays
     e2e = figures["e2e_trades_per_s"]["settings"]
     assert e2e["stored_equals_unique_sent"] and e2e["unique_trades"] > 0
-    assert set(figures["tick_to_row_ms"]) >= {
-        "p50", "p95", "p99", "receive_to_parsed_p99", "parsed_to_dedup_p99",
-        "dedup_to_insert_acked_p99",
-    }
+    for key in ("tick_to_row_2k_ms", "tick_to_row_10k_ms"):
+        assert set(figures[key]) >= {
+            "p50", "p95", "p99", "receive_to_parsed_p99", "parsed_to_dedup_p99",
+            "dedup_to_insert_acked_p99", "server_cpu_share", "ingest_cpu_us_per_trade",
+        }
+    assert figures["tick_to_row_2k_ms"]["p99"]["settings"]["offered_trades_per_s"] == 200
 
 
 def test_a_comparison_that_cannot_run_says_unavailable(tmp_path, monkeypatch) -> None:

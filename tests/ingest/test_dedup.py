@@ -8,12 +8,21 @@ import sys
 
 import numpy as np
 import pytest
+from xxhash import xxh3_64_intdigest
 
+from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.dedup.stage import dedup_parsed
-from dataflows.dedup.window import DedupWindow, stable_hash, trade_keys
+from dataflows.dedup.window import (
+    KEY_VERSION,
+    DedupWindow,
+    KeyVersionError,
+    stable_hash,
+    trade_keys,
+)
 from dataflows.parse.stage import ParsedBatch
 from feedhouse.core.records import Trade
 from feedhouse.store.ledger import LedgerDelta
+from tests.support.cli import run_cli
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
@@ -166,3 +175,62 @@ def test_a_record_stamped_far_ahead_does_not_stop_forgetting():
     assert len(win) <= 70
     assert win.late < 3700  # records behind the clamped outlier for its first hour only
     assert keep(win, [999], [T0 + 200 * 365 * 86_400 * S]) == [True]  # forgotten too
+
+
+def test_keys_are_xxh3_64_of_the_utf8_fields():
+    # pinned: a stored window or insert token depends on these staying the same
+    assert stable_hash("binance\x1fBTC-USDT\x1f1") == xxh3_64_intdigest(b"binance\x1fBTC-USDT\x1f1")
+    assert stable_hash("abc") == 0x78AF5F94892F3950
+    keys = trade_keys([_trade("1", T0), _trade("é", T0)])
+    assert keys.dtype == np.uint64
+    assert keys.tolist() == [xxh3_64_intdigest(b"binance\x1fBTC-USDT\x1f1"),
+                             xxh3_64_intdigest("binance\x1fBTC-USDT\x1fé".encode())]
+
+
+def _old_recovery(folder, snap: dict) -> None:
+    """A Bytewax recovery folder whose dedup step holds `snap` for feed `binance`."""
+    import pickle
+    import sqlite3
+
+    from bytewax.recovery import init_db_dir
+
+    folder.mkdir()
+    init_db_dir(folder, 1)
+    con = sqlite3.connect(folder / "part-0.sqlite3")
+    con.execute("CREATE TABLE IF NOT EXISTS snaps (step_id TEXT NOT NULL, state_key TEXT NOT "
+                "NULL, snap_epoch INTEGER NOT NULL, ser_change BLOB, "
+                "PRIMARY KEY (step_id, state_key, snap_epoch))")
+    con.execute("INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES "
+                "('feedhouse.dedup', 'binance', 7, ?)", (pickle.dumps(snap),))
+    con.commit()
+    con.close()
+
+
+@pytest.mark.integration
+def test_a_snapshot_carries_its_key_version_and_an_old_one_is_refused(tmp_path):
+    win = DedupWindow(600, 5)
+    keep(win, [1, 2, 3], [T0] * 3)
+    snap = win.snapshot()
+    assert snap["key_version"] == KEY_VERSION == 2
+    assert len(DedupWindow.restore(snap)) == 3
+    old = {k: v for k, v in snap.items() if k != "key_version"}  # written before xxh3
+    with pytest.raises(KeyVersionError, match=r"version 1 \(blake2b-64\).*xxh3-64"):
+        DedupWindow.restore(old)
+    # `feedhouse run` checks its recovery folder first: one line, exit 1, nothing started
+    ok_folder, old_folder = tmp_path / "ok", tmp_path / "old"
+    _old_recovery(ok_folder, snap)
+    _old_recovery(old_folder, old)
+    assert check_recovery_keys(ok_folder) == 1
+    with pytest.raises(KeyVersionError, match=f"recovery folder {old_folder} \\(feed binance\\)"):
+        check_recovery_keys(old_folder)
+    config = tmp_path / "feedhouse.yaml"
+    config.write_text(
+        f"home: {tmp_path / 'home'}\nrecovery_dir: {old_folder}\nfeeds:\n"
+        "  - {name: binance, venue: binance, url: 'ws://127.0.0.1:9/ws', "
+        "symbols: [BTC-USDT], channels: [trades]}\n")
+    proc = run_cli("--config", str(config), "run", "--seconds", "1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: recovery folder {old_folder} (feed binance) holds "
+                                "dedup keys of version 1"), proc.stderr
+    assert "Traceback" not in proc.stderr

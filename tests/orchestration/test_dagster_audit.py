@@ -17,6 +17,7 @@ from tests.support.dagster_seed import (
     query,
 )
 
+CANDLES = "binance/BTC-USDT"  # the feed label of the candles' audit rows
 LATEST = (
     "SELECT feed, toString(minute), argMax(status, audited_ts), argMax(difference, audited_ts) "
     "FROM ops.row_count_audit GROUP BY feed, minute ORDER BY feed, minute"
@@ -40,7 +41,9 @@ def test_clean_run_audits_ok_and_deleted_rows_show_as_missing_minutes(seeded):
     result = run_audit_job()
     assert result.success
     rows = query(seeded, LATEST)
-    assert len(rows) == 6  # 3 minutes x 2 feeds
+    # 3 minutes x 2 feeds, and the 3 candles of binance BTC-USDT (built by the job first)
+    assert len(rows) == 9
+    assert {r[0] for r in rows} == {TRADE_FEED, READING_FEED, CANDLES}
     assert {r[2] for r in rows} == {"ok"}
     assert all(passed for passed, _ in checks(result).values())
     # an incremental audit right after has nothing new to do
@@ -56,8 +59,12 @@ def test_clean_run_audits_ok_and_deleted_rows_show_as_missing_minutes(seeded):
     assert bad == [
         (TRADE_FEED, "2024-01-15 10:00:00", "missing", -2),
         (TRADE_FEED, "2024-01-15 10:02:00", "missing", -1),
+        # the candles built before the loss now count trades their source no longer holds
+        (CANDLES, "2024-01-15 10:00:00", "extra", 2),
+        (CANDLES, "2024-01-15 10:02:00", "extra", 1),
     ]
     found = checks(result)
+    assert not found["market/ohlcv_1m"][0]
     passed, metadata = found["market/trades"]
     assert not passed
     assert metadata["mismatched_minutes"].value == 2

@@ -11,8 +11,7 @@ from tests.support.cli import run_cli
 EXPECTED = {
     ("market", "trades"): ("ReplacingMergeTree", "venue, symbol, trade_id"),
     ("market", "quotes"): ("ReplacingMergeTree", None),
-    ("market", "ohlcv_1m"): ("AggregatingMergeTree", "venue, symbol, minute"),
-    ("market", "ohlcv_1m_mv"): ("MaterializedView", None),
+    ("market", "ohlcv_1m"): ("ReplacingMergeTree", "venue, symbol, minute"),
     ("iot", "readings"): ("ReplacingMergeTree", "device_id, sensor, device_ts, seq"),
     ("ops", "ingest_ledger"): ("SummingMergeTree", "feed, minute"),
     ("ops", "dead_letter"): ("MergeTree", None),

@@ -13,6 +13,9 @@ server stops, the run drains and stops, and the store is checked after
 
 ok when nothing was lost, nothing is stored twice (count() = count() FINAL = distinct),
 every kill happened while the run was ingesting, and the ledger reconciles.
+The derived candles must agree with their source too: for every venue, symbol and minute
+closed when the run was asked to stop, market.ohlcv_1m's `trades` and `volume` equal the
+count() and sum(amount) of the distinct trades (a re-inserted batch must not count twice).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def run_crash_drill(
             caught_up &= wait_caught_up(server, sent_before)
         time.sleep(max(0.0, started + seconds - time.monotonic()))
         d.finish()
-    result = {"drill": "crash", **d.measure(), "kills": run.kills,
+    result = {"drill": "crash", **d.measure(candles=True), "kills": run.kills,
               "killed_while_ingesting": killed_while_ingesting, "caught_up": caught_up,
               "run_exit": d.code, "peak_rss_mb": d.peak_rss_mb, "store": str(d.store)}
     result["ok"] = bool(result["ok"] and d.code == 0 and killed_while_ingesting == kills

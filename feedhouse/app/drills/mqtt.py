@@ -8,7 +8,9 @@ restarts the broker (`--restart-broker`, at 2/3). It waits until the broker hold
 unacknowledged message (acks follow commits, so that is the drain; a backlog may take
 longer than the run, it is waited for while it shrinks), stops the ingest,
 and counts what the store holds. The last stdout line is JSON; exit 0 only when nothing
-was lost and no duplicate was stored.
+was lost and no duplicate was stored. (No derived table is built from iot.readings, so
+there is no derived table to check against its source here, unlike the crash drills'
+candles.)
 
 Subscriptions (`--subscriptions`): `shared` ($share group over all clients), `static`
 (plain subscriptions, one slice of the sites per client) or `auto` (default): static when

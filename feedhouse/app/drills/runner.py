@@ -41,6 +41,7 @@ steps (the old `drills/common.py` names live on: see process/served/verdict).
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +64,7 @@ from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
 from feedhouse.core.errors import InputError
 from feedhouse.core.settings import Settings
+from feedhouse.store.candles import closed_cutoff
 from feedhouse.store.faults import write_faults
 from feedhouse.store.lock import claim_store
 
@@ -113,6 +115,7 @@ class DrillRun:
         self.settings: Settings | None = None
         self.run: RunProcess | None = None
         self.code: int | None = None  # the run's exit code, once stopped
+        self.candles_before: int | None = None  # closed-minute cutoff at finish()
 
     @classmethod
     def fresh(cls, name: str, store: Path | None) -> DrillRun:
@@ -195,8 +198,10 @@ class DrillRun:
         return self.code
 
     def finish(self) -> int | None:
-        """drain() then stop(): the usual end of a drill."""
+        """drain() then stop(): the usual end of a drill. The closed-minute cutoff at the
+        stop is kept: the run's last candle build covers every minute before it."""
         self.drain()
+        self.candles_before = closed_cutoff(time.time())
         return self.stop()
 
     def close(self) -> None:
@@ -219,9 +224,12 @@ class DrillRun:
     def unique_by_venue(self) -> dict[str, int]:
         return unique_sent_by_venue(self.server)
 
-    def measure(self, optimize: bool = True) -> dict:
-        """The standard trade verdict fields (verdict.measure_trades) of this drill."""
-        return measure_trades(self.settings, self.sent(), self.unique_by_venue(), optimize)
+    def measure(self, optimize: bool = True, candles: bool = False) -> dict:
+        """The standard trade verdict fields (verdict.measure_trades) of this drill;
+        `candles`: also the derived candles against their trades (drills that can insert
+        a batch twice: after finish())."""
+        return measure_trades(self.settings, self.sent(), self.unique_by_venue(), optimize,
+                              candles_before=self.candles_before if candles else None)
 
     @property
     def peak_rss_mb(self) -> float:

@@ -11,6 +11,7 @@ import json
 import sys
 
 from feedhouse.core.settings import Settings
+from feedhouse.store.candles import candle_checks
 from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import check_ledger, ledger_totals
 
@@ -78,14 +79,20 @@ def bad_ledger_minutes(client) -> list[tuple[str, str]]:
 
 
 def measure_trades(settings: Settings, sent: dict, unique_by_venue: dict[str, int],
-                   optimize: bool = True) -> dict:
+                   optimize: bool = True, candles_before: int | None = None) -> dict:
     """What the store holds against what the session server sent (standard verdict fields).
 
     stored is counted after `OPTIMIZE TABLE market.trades FINAL` (what a user querying
     the table sees once ReplacingMergeTree merged; `optimize=False`: raw rows), and
     duplicates_stored is every stored row beyond one per sent unique trade (see
     trade_figures: that includes a trade stored under a second key, which the merge cannot
-    remove). rows_before_merge / duplicates_inserted keep the raw figures for the record."""
+    remove). rows_before_merge / duplicates_inserted keep the raw figures for the record.
+
+    `candles_before` (epoch s; the closed-minute cutoff when the run was asked to stop, so
+    its last candle build covered every minute before it): the derived candles must agree
+    with their source per venue, symbol and minute (trades = distinct trades, volume =
+    their sum(amount)); `candles` holds the totals, and any minute that disagrees fails
+    the drill (`candle_bad_minutes`)."""
 
     with warehouse(settings) as client:
         counts = trade_counts_by_venue(client, optimize)
@@ -93,6 +100,7 @@ def measure_trades(settings: Settings, sent: dict, unique_by_venue: dict[str, in
         dead = client.query("SELECT count() FROM ops.dead_letter").result_rows[0][0]
         bad = bad_ledger_minutes(client)
         totals = ledger_totals(client)
+        candles = candle_checks(client, 0, candles_before) if candles_before else None
     figures = trade_figures(unique_by_venue, counts["stored"], counts["distinct"],
                             counts["rows_before_merge"])
     stored = sum(counts["stored"].values())
@@ -115,4 +123,19 @@ def measure_trades(settings: Settings, sent: dict, unique_by_venue: dict[str, in
     )
     if bad:
         result["ledger_bad_minutes"] = bad[:10]
+    if candles is not None:
+        wrong = [c for c in candles if not c.ok]
+        result["candles"] = {
+            "minutes": len(candles),
+            "candle_trades": sum(c.candle_trades for c in candles),
+            "distinct_trades": sum(c.distinct_trades for c in candles),
+            "candle_volume": round(sum(c.candle_volume for c in candles), 6),
+            "distinct_volume": round(sum(c.distinct_volume for c in candles), 6),
+            "bad_minutes": len(wrong),
+        }
+        result["ok"] = bool(result["ok"] and not wrong and candles)
+        if wrong:
+            result["candle_bad_minutes"] = [
+                (c.venue, c.symbol, c.minute, c.status, c.candle_trades, c.distinct_trades)
+                for c in wrong[:10]]
     return result
