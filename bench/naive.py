@@ -48,7 +48,7 @@ def extract(venue: str, msg: dict) -> list[dict]:
         return [{"native_symbol": t["instId"], "trade_id": t["tradeId"], "price": t["px"],
                  "amount": t["sz"], "side": t["side"], "exchange_ts": _ms(t["ts"])}
                 for t in msg["data"]]
-    if venue == "coinbase":
+    if venue in ("coinbase", "coinbase_exchange"):  # the ws-feed format
         if msg.get("type") not in ("match", "last_match"):
             return []
         return [{"native_symbol": msg["product_id"], "trade_id": str(msg["trade_id"]),

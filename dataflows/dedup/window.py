@@ -77,8 +77,11 @@ def trade_keys(trades: Sequence[Trade]) -> np.ndarray:
 
 
 def quote_keys(quotes: Sequence[Quote]) -> np.ndarray:
+    # an update is its venue's update id where it has one, else every field (sizes too)
     return _hashes(
+        f"{q.venue}\x1f{q.symbol}\x1f\x1e{q.update_id}" if q.update_id else
         f"{q.venue}\x1f{q.symbol}\x1f{q.exchange_ts}\x1f{q.bid_price!r}\x1f{q.ask_price!r}"
+        f"\x1f{q.bid_size!r}\x1f{q.ask_size!r}"
         for q in quotes
     )
 

@@ -158,10 +158,24 @@ def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
     )
 
 
-def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatch:
+_CONNECTION_PARSERS: dict[tuple[str, str], object] = {}  # (feed, venue key) -> parse_many
 
+
+def _parse_many(feed: str, venue_key: str):
+    """The venue's batch parser; per feed for venues with per-connection state."""
+    venue = get_venue(venue_key)
+    if venue.session is None:
+        return venue.parse_many
+    key = (feed, venue_key)
+    found = _CONNECTION_PARSERS.get(key)
+    if found is None:
+        found = _CONNECTION_PARSERS[key] = venue.parser()[1]
+    return found
+
+
+def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatch:
     feed = batch.feed
-    result = get_venue(batch.venue).parse_many(batch.messages)
+    result = _parse_many(feed, batch.venue)(batch.messages)
     counts = result.counts
     if not keep_quotes and result.quotes:
         # A message's records all carry its received_ts: one with records but no trade

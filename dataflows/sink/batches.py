@@ -34,13 +34,15 @@ _SCHEMAS = {
     TRADES: pa.schema(
         [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
          ("trade_id", pa.string()), ("price", pa.float64()), ("amount", pa.float64()),
-         ("side", pa.string()), ("exchange_ts", TS), ("received_ts", TS), ("feed", pa.string())]
+         ("side", pa.string()), ("exchange_ts", TS), ("received_ts", TS),
+         ("instrument_type", pa.string()), ("native_amount", pa.float64()),
+         ("contract_size", pa.float64()), ("feed", pa.string())]
     ),
     QUOTES: pa.schema(
         [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
          ("bid_price", pa.float64()), ("bid_size", pa.float64()), ("ask_price", pa.float64()),
          ("ask_size", pa.float64()), ("exchange_ts", TS), ("received_ts", TS),
-         ("feed", pa.string())]
+         ("instrument_type", pa.string()), ("update_id", pa.uint64()), ("feed", pa.string())]
     ),
     READINGS: pa.schema(
         [("device_id", pa.string()), ("sensor", pa.string()), ("seq", pa.uint64()),
@@ -67,6 +69,8 @@ _SCHEMAS = {
 }
 
 READINGS_SCHEMA = _SCHEMAS[READINGS]
+# columns added by migration 010, for rows built without them
+_COLUMN_DEFAULTS = {"instrument_type": "spot", "contract_size": 1.0, "update_id": 0}
 
 
 @dataclass
@@ -117,6 +121,9 @@ def rows_table(table: str, rows: Sequence[Sequence], extra: dict[str, object] | 
     for name, values in zip(names, columns, strict=False):
         arrays[name] = pa.array(values, type=schema.field(name).type)
     n = len(rows)
+    for name in names[len(arrays):]:  # rows of the shape before migration 010
+        arrays[name] = arrays["amount"] if name == "native_amount" else \
+            pa.array([_COLUMN_DEFAULTS[name]] * n, type=schema.field(name).type)
     for name, value in extra.items():
         arrays[name] = pa.array([value] * n, type=schema.field(name).type)
     return pa.table([arrays[n_] for n_ in schema.names], schema=schema)

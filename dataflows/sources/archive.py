@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from dataflows.venues import instruments
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import Trade
 
@@ -109,21 +110,27 @@ def _open_text(path: Path) -> io.TextIOBase:
         raise InputError(f"archive {path}: cannot read ({exc})") from None
 
 
-def read_dump(dump: DumpFile, normalize) -> Iterator[Trade]:
-    """Trades of one dump file, in file order. A malformed line raises InputError naming it."""
+def read_dump(dump: DumpFile, normalize, spec_of=None) -> Iterator[Trade]:
+    """Trades of one dump file, in file order. A malformed line raises InputError naming it.
+    `spec_of(native)` (the venue's instrument catalog) converts contract sizes (COIN-M) to
+    BASE like the live adapter; without it the symbol alone gives the instrument type."""
     i_id, i_price, i_amount, i_time, i_maker = _COLUMNS[dump.kind]
-    symbol = normalize(dump.native_symbol)
+    spec = spec_of(dump.native_symbol) if spec_of is not None else \
+        instruments.spec_of(normalize(dump.native_symbol))
+    symbol = spec.symbol
     with _open_text(dump.path) as handle:
         for line_no, row in enumerate(csv.reader(handle), start=1):
             if not row or (line_no == 1 and not row[0].strip().isdigit()):
                 continue  # empty line or header row
             try:
                 ts = to_us(row[i_time])
+                price, size = float(row[i_price]), float(row[i_amount])
                 yield Trade(
                     dump.venue, symbol, dump.native_symbol, row[i_id].strip(),
-                    float(row[i_price]), float(row[i_amount]),
+                    price, spec.base(size, price),
                     "sell" if row[i_maker].strip().lower() == "true" else "buy",
                     ts, ts,  # no receive time in a dump: the event time stands in
+                    spec.kind, size, spec.contract_size,
                 )
             except (IndexError, ValueError):
                 raise InputError(f"archive {dump.path}: line {line_no} is not a {dump.kind} row") from None

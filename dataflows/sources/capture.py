@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from dataflows.venues import VENUES, venue_for_url
+from dataflows.venues import VENUES, venue_at, venue_for_url
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import Invalid, ParseResult, Quote, Trade, iso_from_us, us_from_s
 
@@ -129,6 +129,8 @@ def parse_capture(path: Path | str, venue_name: str | None = None):
             raise InputError(
                 f"unknown venue {venue_name!r} (known: {', '.join(sorted(VENUES))})"
             )
+        # the recorded endpoint picks the variant (Bybit's market, Coinbase's API)
+        venue = venue_at(venue, capture_url(path, lambda _number, _line: None))
     else:
         skipped: list[int] = []
         url = capture_url(path, lambda number, _line: skipped.append(number))
@@ -146,11 +148,12 @@ def parse_capture(path: Path | str, venue_name: str | None = None):
         total.invalid.append(Invalid(line[:4096], reason))
         summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
 
+    parse = venue.parser()[0]  # this recording's own connection state
     for event in read_capture(path, malformed):
         if event.kind != "received":
             continue
         summary.frames += 1
-        result = venue.parse(event.data, us_from_s(event.ts))
+        result = parse(event.data, us_from_s(event.ts))
         total.extend(result)
         for item in result.invalid:
             summary.reasons[item.reason] = summary.reasons.get(item.reason, 0) + 1
@@ -173,6 +176,9 @@ def trade_json(trade: Trade) -> dict:
         "side": trade.side,
         "exchange_ts": iso_from_us(trade.exchange_ts),
         "received_ts": iso_from_us(trade.received_ts),
+        "instrument_type": trade.instrument_type,
+        "native_amount": trade.native_amount,
+        "contract_size": trade.contract_size,
     }
 
 

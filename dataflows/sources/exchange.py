@@ -27,7 +27,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
 from dataflows.sources.websocket import FeedClient
-from dataflows.venues import get_venue
+from dataflows.venues import get_venue, venue_at
+from dataflows.venues.instruments import refresh
 from feedhouse.core.settings import FeedSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         stop_at_end: bool = True,
     ) -> None:
         self.feed = feed
-        self.venue = get_venue(feed.venue or "")
+        venue = get_venue(feed.venue or "")
+        self.venue = venue_at(venue, feed.url or venue.url)  # the endpoint's variant
         self.queue = FrameQueue(queue_frames, feed.name)
         self.batch_frames = batch_frames
         self.pos = start_pos  # position of the next frame handed to Bytewax
@@ -100,6 +102,9 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         self._finalizer = weakref.finalize(self, _shutdown, self.client, self.queue)
 
     def _run(self) -> None:
+        venue = self.venue
+        if venue.catalog is not None:  # live: the venue's instrument list, fresh
+            refresh(venue.catalog, self.feed.url or venue.url, venue.hosts)
         try:
             asyncio.run(self.client.run())
         except Exception:  # the client catches its own failures; this is a last resort
@@ -113,7 +118,7 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
                 raise StopIteration  # end of a finite replay (or stopped)
             return []
         batch = MessageBatch(
-            self.feed.name, self.venue.name, self.feed.name, self.pos, frames, gaps
+            self.feed.name, self.venue.key, self.feed.name, self.pos, frames, gaps
         )
         self.pos += len(frames)
         return [batch]

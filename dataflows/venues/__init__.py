@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from dataflows.venues.base import Venue
 from feedhouse.core.settings import KNOWN_VENUES
 
-_SKIP = {"base", "common"}
+_SKIP = {"base", "common", "instruments"}
 
 
 def _discover() -> dict[str, Venue]:
@@ -22,13 +22,25 @@ def _discover() -> dict[str, Venue]:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         for venue in getattr(module, "VENUES", []):
-            if venue.name in found:
-                raise RuntimeError(f"venue {venue.name!r} registered twice")
-            found[venue.name] = venue
+            if venue.key in found:
+                raise RuntimeError(f"venue {venue.key!r} registered twice")
+            found[venue.key] = venue
     return found
 
 
-VENUES: dict[str, Venue] = _discover()
+# every registry key, endpoint variants ("bybit@spot") included
+ALL: dict[str, Venue] = _discover()
+# the venue names a feed can be configured with
+VENUES: dict[str, Venue] = {k: v for k, v in ALL.items() if k == v.name}
+
+
+def venue_at(venue: Venue, url: str | None) -> Venue:
+    """The variant of `venue` that serves this URL (itself when it has none)."""
+    if venue.select is None or not url:
+        return venue
+    return ALL.get(venue.select(url), venue)
+
+
 # lets settings name an unknown venue or channel in one line
 KNOWN_VENUES.update({name: tuple(venue.channels) for name, venue in VENUES.items()})
 
@@ -38,13 +50,13 @@ def venue_for_url(url: str) -> Venue | None:
     host = (urlsplit(url).hostname or "").lower()
     for venue in VENUES.values():
         if host in venue.hosts:
-            return venue
+            return venue_at(venue, url)
     return None
 
 
 def get_venue(name: str) -> Venue:
     try:
-        return VENUES[name]
+        return ALL[name]
     except KeyError:
         known = ", ".join(sorted(VENUES))
         raise KeyError(f"unknown venue {name!r} (known: {known})") from None

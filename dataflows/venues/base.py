@@ -83,7 +83,26 @@ class Venue:
     # Batch parse of a micro-batch (a fast decoder for the common trade frames, the
     # per-frame `parse` for the rest); results equal looping `parse`. None: that loop.
     parse_many: ParseManyFn | None = None
+    # Registry key ("" = name). One venue may have variants for its endpoints (Bybit's
+    # spot / linear / inverse paths give the same frames different meanings): each is a
+    # Venue with the same name and its own key, and `select(url)` names the key to use.
+    key: str = ""
+    select: Callable[[str], str] | None = None
+    # Instrument specs (dataflows/venues/instruments.py): refreshed on start in live mode.
+    catalog: object | None = None
+    # Venues whose frames depend on earlier frames of the same connection (Bitfinex's
+    # channel ids): a fresh per-connection parser. `parse` serves one connection only.
+    session: Callable[[], ParseFn] | None = None
+
+    def parser(self) -> tuple[ParseFn, ParseManyFn]:
+        """(parse, parse_many) for one connection: its own state where the venue has any."""
+        if self.session is None:
+            return self.parse, self.parse_many  # type: ignore[return-value]
+        parse = self.session()
+        return parse, looping(parse)
 
     def __post_init__(self) -> None:
         if self.parse_many is None:
             object.__setattr__(self, "parse_many", looping(self.parse))
+        if not self.key:
+            object.__setattr__(self, "key", self.name)

@@ -10,7 +10,8 @@ Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instI
 Heartbeat: the client sends the text `ping` every 30 s.
 
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
-`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`; v1 spot ids like `BTCUSDT_SPBL` -> `BTC-USDT`.
+`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-231229`; v1 spot
+ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
+from dataflows.venues.instruments import kind_of
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "bitget"
@@ -50,16 +52,19 @@ _IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
 
 
 def normalize(native: str) -> str:
-    """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP'."""
+    """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP';
+    delivery 'BTCUSD_231229' -> 'BTC-USD-231229'."""
     pair, sep, suffix = native.upper().partition("_")
     base = split_with(pair, _QUOTES)
+    if sep and len(suffix) == 6 and suffix.isdigit():
+        return f"{base}-{suffix}"
     return f"{base}-PERP" if sep and suffix != "SPBL" else base
 
 
 def native(symbol: str) -> str:
     """'BTC-USDT' and 'BTC-USDT-PERP' -> 'BTCUSDT' (the instType tells them apart)."""
     parts = symbol.upper().split("-")
-    return "".join(parts[:2])
+    return "".join(parts[:2]) + (f"_{parts[2]}" if parts[2:3] != ["PERP"] and len(parts) > 2 else "")
 
 
 _normalize = normalizer(normalize)
@@ -70,7 +75,7 @@ def _symbol(arg: dict) -> tuple[str, str]:
     if inst.__class__ is not str or not inst:
         raise FrameError(f"bad instId {inst!r}")
     symbol = _normalize(inst)
-    if arg.get("instType") in _FUTURES_TYPES and not symbol.endswith("-PERP"):
+    if arg.get("instType") in _FUTURES_TYPES and kind_of(symbol) == "spot":
         symbol += "-PERP"
     return symbol, inst
 
@@ -83,7 +88,7 @@ def _trade_v2(entry: dict, symbol: str, inst: str, received_ts: int) -> Trade:
     if side is None:
         raise FrameError(f"bad side {entry['side']!r}")
     return Trade(VENUE, symbol, inst, text_id(entry["tradeId"]), price, amount, side,
-                 ms_us(entry["ts"]), received_ts)
+                 ms_us(entry["ts"]), received_ts, kind_of(symbol), amount, 1.0)
 
 
 def _trade_v1(entry: list, symbol: str, inst: str, received_ts: int) -> Trade:
@@ -97,7 +102,8 @@ def _trade_v1(entry: list, symbol: str, inst: str, received_ts: int) -> Trade:
     exchange_ts = ms_us(ts)
     # no exchange id in v1: hash the trade's own fields, as sent (strings, not floats)
     ident = stable_trade_id(inst, ts, price_text, size_text, side_text)
-    return Trade(VENUE, symbol, inst, ident, price, amount, side, exchange_ts, received_ts)
+    return Trade(VENUE, symbol, inst, ident, price, amount, side, exchange_ts, received_ts,
+                 kind_of(symbol), amount, 1.0)
 
 
 def _trades(data: list, arg: dict, received_ts: int) -> list[Trade]:
@@ -130,7 +136,7 @@ def _quotes(data: list, arg: dict, received_ts: int) -> list[Quote]:
         ask, ask_size = _level(entry["asks"])
         check_quote(bid, bid_size, ask, ask_size)
         out.append(Quote(VENUE, symbol, inst, bid, bid_size, ask, ask_size,
-                         ms_us(entry["ts"]), received_ts))
+                         ms_us(entry["ts"]), received_ts, kind_of(symbol)))
     return out
 
 

@@ -3,15 +3,19 @@
 Tables arrive as {"table", "action", "data": [...]}:
 - `trade`: `partial` (a snapshot of recent trades, sent once per subscription) and `insert`
   (new trades); both count as trades, dedup collapses the snapshot's repeats. The id is
-  `trdMatchID`, `side` the taker side, `size` the amount in contracts (as BitMEX reports it).
+  `trdMatchID`, `side` the taker side. `size` is in contracts (kept as native_amount); the
+  amount is `homeNotional`, BitMEX's own BASE figure (inverse XBT contracts: 1 USD each, so
+  size / price; quanto and linear: the instrument's multiplier); contract_size is what one
+  contract was worth (USD when inverse, else BASE).
 - `quote`: best bid/ask (`partial` + `insert`) -> quotes.
 - other tables (orderBookL2, ...), the welcome `info`, subscribe acks, errors -> ignored.
 Heartbeat: when nothing arrives for 5 s the client sends the text `ping`; BitMEX answers
 `pong` (ignored).
 
 Symbols: perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a
-month code (`XBTU21` -> `BTC-USD-U21`; legacy alt futures are XBT-quoted: `XRPU21` ->
-`XRP-BTC-U21`); spot pairs have an underscore (`XBT_USDT` -> `BTC-USDT`). XBT reads as BTC.
+month code, expiring on the month's last Friday (`XBTU21` -> `BTC-USD-210924`; legacy alt
+futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot pairs have an underscore
+(`XBT_USDT` -> `BTC-USDT`). XBT reads as BTC. Quote sizes stay in contracts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     FrameError,
@@ -28,7 +33,6 @@ from dataflows.venues.common import (
     check_trade,
     check_ts,
     loads,
-    normalizer,
     num,
     quote_table,
     quotes_or_ignored,
@@ -37,7 +41,7 @@ from dataflows.venues.common import (
     trades_or_ignored,
     us_from_iso_z,
 )
-from feedhouse.core.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "bitmex"
 _SIDES = {"Buy": "buy", "Sell": "sell"}
@@ -71,10 +75,11 @@ def normalize(native: str) -> str:
     future = _FUTURE.match(upper)
     if future:
         root, code = future.groups()
+        expiry = ins.from_month_code(code)
         if root == "XBT":
-            return f"BTC-USD-{code}"
+            return f"BTC-USD-{expiry}"
         pair = _pair(root)
-        return f"{pair[0]}-{pair[1]}-{code}" if pair else f"{root}-BTC-{code}"
+        return f"{pair[0]}-{pair[1]}-{expiry}" if pair else f"{root}-BTC-{expiry}"
     pair = _pair(upper)
     return f"{pair[0]}-{pair[1]}-PERP" if pair else f"{upper}-PERP"
 
@@ -89,6 +94,8 @@ def native(symbol: str) -> str:
     tail = parts[2]
     if tail == "PERP":
         return base + quote
+    if len(tail) == 6 and tail.isdigit():  # expiry -> month code
+        tail = f"{ins.MONTH_CODES[int(tail[2:4]) - 1]}{tail[:2]}"
     if base == "XBT" and quote == "USD":
         return base + tail
     if quote == "XBT":
@@ -96,7 +103,16 @@ def native(symbol: str) -> str:
     return base + quote + tail
 
 
-_normalize = normalizer(normalize)
+def _spec(native: str) -> ins.Spec:
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); the others are valued
+    per trade by homeNotional."""
+    symbol = normalize(native)
+    inverse = "_" not in native and symbol.split("-")[:1] == ["BTC"] \
+        and symbol.split("-")[1] in ("USD", "EUR")
+    return ins.spec_of(symbol, 1.0, inverse)
+
+
+_catalog = ins.Catalog(VENUE, _spec)
 
 
 def _symbol(entry: dict) -> str:
@@ -123,10 +139,18 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
         if side is None:
             raise FrameError(f"bad side {entry['side']!r}")
         sym = _symbol(entry)
-        out.append(Trade(
-            VENUE, _normalize(sym), sym, text_id(entry["trdMatchID"]), price, amount, side,
-            _stamp(entry), received_ts,
-        ))
+        spec = _catalog(sym)
+        base = entry.get("homeNotional")
+        if base is None:
+            trade = ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
+                              side, _stamp(entry), received_ts)
+        else:  # BitMEX's own BASE figure (to the satoshi), and the multiplier it implies
+            base = num(base)
+            check_trade(price, base)
+            size = 1.0 if spec.inverse else round(base / amount, 12)
+            trade = Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
+                          side, _stamp(entry), received_ts, spec.kind, amount, size)
+        out.append(trade)
     return out
 
 
@@ -134,15 +158,15 @@ def _side(value: object) -> float:
     return 0.0 if value is None else num(value)  # null: that side of the book is empty
 
 
-def _quotes(data: list, received_ts: int) -> list[Quote]:
+def _quotes(data: list, received_ts: int) -> list:
     out = []
     for entry in data:
         bid, bid_size = _side(entry["bidPrice"]), _side(entry["bidSize"])
         ask, ask_size = _side(entry["askPrice"]), _side(entry["askSize"])
         check_quote(bid, bid_size, ask, ask_size)
         sym = _symbol(entry)
-        out.append(Quote(
-            VENUE, _normalize(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
+        out.append(ins.quote(
+            VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
         ))
     return out
 

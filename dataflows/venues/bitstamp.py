@@ -64,7 +64,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         pair = channel[len(_PREFIX):]
         return ParseResult(trades=[Trade(
             NAME, _normalize(pair), pair, str(ident), price, amount, side, int(micros),
-            received_ts,
+            received_ts, "spot", amount, 1.0,
         )])
     if event.__class__ is str and (event == "data" or event.startswith("bts:")):
         if event == "bts:error":

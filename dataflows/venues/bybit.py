@@ -1,5 +1,8 @@
 """Bybit v5 public WebSocket (`publicTrade.<symbol>`) and the legacy `realtime_public`
-`trade.<symbol>` format of the fixture.
+`trade.<symbol>` format of the fixture. The market comes from the endpoint's path
+(/v5/public/spot, /linear, /inverse, /option; realtime_public was the USDT perpetuals):
+one Venue per market (keys bybit, bybit@spot, bybit@inverse, bybit@option), all named
+`bybit`, chosen by the feed's URL. Inverse sizes are USD contracts, converted to BASE.
 
 v5: data items {T ms, s, S Buy/Sell (taker), v, p, i}; legacy: {symbol, price, size,
 side, trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every 20 s.
@@ -7,16 +10,18 @@ side, trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import orjson
 
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     FrameError,
     check_trade,
     loads,
-    normalizer,
     num,
     safe_parse,
     split_concatenated,
@@ -26,33 +31,62 @@ from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bybit"
 _SIDES = {"Buy": "buy", "Sell": "sell"}
+# v5 public has one path per market: the same frame means another instrument on each
+# (publicTrade.BTCUSDT is spot BTC-USDT on /spot, the perpetual BTC-USDT-PERP on /linear).
+MARKETS = ("linear", "spot", "inverse", "option")
 
 
-_MONTH_CODES = frozenset("FGHJKMNQUVXZ")  # futures month letters: BTCUSDH23 = March 2023
+def _key(market: str) -> str:
+    return NAME if market == "linear" else f"{NAME}@{market}"
 
 
-def normalize(native: str) -> str:
-    """'BTCUSDT' -> 'BTC-USDT'; USDC perpetual 'BTCPERP' -> 'BTC-PERP'; inverse futures
-    'BTCUSDH23' -> 'BTC-USD-H23'; dated linear futures are already dashed ('BTC-29DEC23')."""
+def _select(url: str) -> str:
+    path = urlsplit(url).path.rstrip("/")
+    market = path.rsplit("/", 1)[-1]
+    return _key(market if market in MARKETS else "linear")  # realtime_public: USDT perps
+
+
+def normalize(native: str, market: str = "linear") -> str:
+    """Spot 'BTCUSDT' -> 'BTC-USDT'. Linear: 'BTCUSDT' -> 'BTC-USDT-PERP', USDC perpetual
+    'BTCPERP' -> 'BTC-USDC-PERP', futures 'BTC-29DEC23' -> 'BTC-USDC-231229' and
+    'BTCUSDT-27DEC24' -> 'BTC-USDT-241227'. Inverse: 'BTCUSD' -> 'BTC-USD-PERP', 'BTCUSDH23'
+    -> 'BTC-USD-230331'. Options: 'BTC-29DEC23-40000-C' -> 'BTC-USDC-231229-40000-C'."""
     upper = native.upper()
+    if market == "spot":
+        return split_concatenated(upper)
     if "-" in upper:
-        return upper
+        head, expiry, *rest = upper.split("-")
+        pair = split_concatenated(head) if len(head) > 5 else f"{head}-USDC"
+        return "-".join([pair, ins.from_ddmmmyy(expiry), *rest])
     if upper.endswith("PERP") and len(upper) > 4:
-        return f"{upper[:-4]}-PERP"
-    if len(upper) > 6 and upper[-3] in _MONTH_CODES and upper[-2:].isdigit():
-        return f"{split_concatenated(upper[:-3])}-{upper[-3:]}"
-    return split_concatenated(upper)
-
-
-_normalize = normalizer(normalize)
+        return f"{upper[:-4]}-USDC-PERP"
+    if len(upper) > 6 and upper[-3] in ins.MONTH_CODES and upper[-2:].isdigit():
+        return f"{split_concatenated(upper[:-3])}-{ins.from_month_code(upper[-3:])}"
+    return f"{split_concatenated(upper)}-PERP"
 
 
 def native(symbol: str) -> str:
-    """'BTC-USDT' -> 'BTCUSDT'; dated linear futures keep their dash ('BTC-29DEC23')."""
+    """The inverse of `normalize` for any market (the URL picks the market)."""
     parts = symbol.upper().split("-")
-    if len(parts) == 2 and parts[1][:1].isdigit():
-        return "-".join(parts)
-    return "".join(parts)
+    if len(parts) == 2:
+        return "".join(parts)
+    if parts[2] == "PERP":
+        return f"{parts[0]}PERP" if parts[1] == "USDC" else parts[0] + parts[1]
+    day, month, year = int(parts[2][4:]), int(parts[2][2:4]), parts[2][:2]
+    if parts[1] == "USD" and len(parts) == 3:  # inverse futures: month code
+        return f"{parts[0]}USD{ins.MONTH_CODES[month - 1]}{year}"
+    expiry = f"{day}{calendar.month_abbr[month].upper()}{year}"
+    head = parts[0] if parts[1] == "USDC" else parts[0] + parts[1]
+    return "-".join([head, expiry, *parts[3:]])
+
+
+def _catalog(market: str) -> ins.Catalog:
+    def rule(native_symbol: str) -> ins.Spec:
+        symbol = normalize(native_symbol, market)
+        # inverse contracts are 1 USD each
+        return ins.spec_of(symbol, 1.0, market == "inverse")
+
+    return ins.Catalog(_key(market), rule)
 
 
 def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
@@ -83,20 +117,20 @@ def _ms(value: object) -> int:
     raise FrameError(f"bad ms timestamp {value!r}")
 
 
-def _v5(data: list, received_ts: int) -> list[Trade]:
+def _v5(spec_of: ins.Catalog, data: list, received_ts: int) -> list[Trade]:
     trades = []
     for item in data:
         price, amount = num(item["p"]), num(item["v"])
         check_trade(price, amount)
         sym = item["s"]
-        trades.append(Trade(
-            NAME, _normalize(sym), sym, _id(item["i"]), price, amount, _side(item["S"]),
+        trades.append(ins.trade(
+            NAME, spec_of(sym), sym, _id(item["i"]), price, amount, _side(item["S"]),
             _ms(item["T"]), received_ts,
         ))
     return trades
 
 
-def _legacy(data: list, received_ts: int) -> list[Trade]:
+def _legacy(spec_of: ins.Catalog, data: list, received_ts: int) -> list[Trade]:
     trades = []
     for item in data:
         price, amount = num(item["price"]), num(item["size"])
@@ -104,14 +138,14 @@ def _legacy(data: list, received_ts: int) -> list[Trade]:
         sym = item["symbol"]
         when = item.get("trade_time_ms")
         ts = _ms(when) if when is not None else us_from_iso_z(item["timestamp"])
-        trades.append(Trade(
-            NAME, _normalize(sym), sym, _id(item["trade_id"]), price, amount,
+        trades.append(ins.trade(
+            NAME, spec_of(sym), sym, _id(item["trade_id"]), price, amount,
             _side(item["side"]), ts, received_ts,
         ))
     return trades
 
 
-def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+def _parse(spec_of: ins.Catalog, frame: str | bytes, received_ts: int) -> ParseResult:
     msg = loads(frame)
     if msg.__class__ is not dict:
         raise FrameError("not a JSON object")
@@ -120,9 +154,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         if topic.__class__ is not str:
             raise FrameError(f"bad topic {topic!r}")
         if topic.startswith("publicTrade."):
-            trades = _v5(msg["data"], received_ts)
+            trades = _v5(spec_of, msg["data"], received_ts)
         elif topic.startswith("trade."):
-            trades = _legacy(msg["data"], received_ts)
+            trades = _legacy(spec_of, msg["data"], received_ts)
         else:
             return ParseResult(ignored=1)  # order books, tickers, klines
         return ParseResult(trades=trades, ignored=0 if trades else 1)
@@ -133,20 +167,23 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message (no topic)")
 
 
-VENUES = [
-    Venue(
+def _venue(market: str) -> Venue:
+    spec_of = _catalog(market)
+    return Venue(
         name=NAME,
-        # v5 public has one path per market (spot, linear, inverse); the fixture's
-        # realtime_public was the USDT perpetuals, now /v5/public/linear.
-        url="wss://stream.bybit.com/v5/public/linear",
+        key=_key(market),
+        url=f"wss://stream.bybit.com/v5/public/{market}",
         hosts=("stream.bybit.com", "stream.bytick.com"),
-        parse=safe_parse(NAME, _parse),
+        parse=safe_parse(NAME, lambda frame, received_ts: _parse(spec_of, frame, received_ts)),
         subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
         unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
         ping_interval_s=20.0,
         ping_frame='{"op":"ping"}',
         native_symbol=native,
-        normalize_symbol=normalize,
+        normalize_symbol=lambda symbol: normalize(symbol, market),
         channels=("trades",),
+        select=_select,
     )
-]
+
+
+VENUES = [_venue(market) for market in MARKETS]

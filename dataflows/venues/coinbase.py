@@ -1,8 +1,11 @@
-"""Coinbase Exchange `ws-feed`: `match`/`last_match` trades, `ticker` quotes.
+"""Coinbase Exchange `ws-feed` (venue `coinbase_exchange`): `match`/`last_match` trades,
+`ticker` quotes. Coinbase Advanced Trade (venue `coinbase`) is coinbase_advanced.py; a feed
+configured as `coinbase` with a ws-feed URL is served by this adapter (chosen by URL).
 
 `side` on a match is the MAKER's side, so the taker side is its opposite. Every message
-carries the product's `sequence` (the source uses it for gap detection); the parser does
-not need it. Product ids are already BASE-QUOTE.
+carries the product's `sequence`, which jumps by design on the matches/ticker channels;
+`trade_id` is consecutive per product instead, and that is the gap check (sequence_of).
+Product ids are already BASE-QUOTE (spot).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal
 import msgspec
 import orjson
 
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     INF,
@@ -22,17 +26,18 @@ from dataflows.venues.common import (
     check_trade,
     fast_many,
     loads,
-    normalizer,
     num,
     safe_parse,
     us_from_iso_z,
 )
-from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
-NAME = "coinbase"
+NAME = "coinbase_exchange"
+HOSTS = ("ws-feed.exchange.coinbase.com", "ws-feed.pro.coinbase.com")
 _CHANNEL = {"trades": "matches", "quotes": "ticker"}
 _TAKER = {"buy": "sell", "sell": "buy"}  # maker side -> taker side
-_symbol = normalizer(str.upper)  # product ids are BASE-QUOTE already; checked once each
+_spec = ins.simple(NAME, str.upper)  # product ids are BASE-QUOTE already; checked once each
+_cached = _spec.cached
 _IGNORED = frozenset(
     {"subscriptions", "l2update", "snapshot", "heartbeat", "received", "open", "done",
      "change", "activate", "status", "auction", "rfq_match", "l2update_batch"}
@@ -64,8 +69,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         if ident.__class__ is not int:
             raise FrameError(f"trade id is not an integer: {ident!r}")
         product = msg["product_id"]
-        return ParseResult(trades=[Trade(
-            NAME, _symbol(product), product, str(ident), price, amount, side,
+        return ParseResult(trades=[ins.trade(
+            NAME, _spec(product), product, str(ident), price, amount, side,
             us_from_iso_z(msg["time"]), received_ts,
         )])
     if kind == "ticker":
@@ -77,9 +82,11 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         check_quote(bid, bid_size, ask, ask_size)
         product = msg["product_id"]
         when = msg.get("time")
-        return ParseResult(quotes=[Quote(
-            NAME, _symbol(product), product, bid, bid_size, ask, ask_size,
+        seq = msg.get("sequence", 0)  # the product's sequence: this update's id
+        return ParseResult(quotes=[ins.quote(
+            NAME, _spec(product), product, bid, bid_size, ask, ask_size,
             us_from_iso_z(when) if when else received_ts, received_ts,
+            seq if seq.__class__ is int and 0 <= seq < 2**63 else 0,
         )])
     if kind in _IGNORED:
         return ParseResult(ignored=1)
@@ -119,11 +126,25 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     if ts < MARKET_EPOCH_US:  # the slow path says why
         return 0
     product = msg.product_id
+    spec = _cached(product) or _spec(product)
     trades.append(_new(Trade, (
-        NAME, _symbol(product), product, str(msg.trade_id), price, amount, _TAKER[msg.side],
-        ts, received_ts,
+        NAME, spec.symbol, product, str(msg.trade_id), price, amount, _TAKER[msg.side],
+        ts, received_ts, spec.kind, amount, 1.0,
     )))
     return 1
+
+
+def sequence_of(frame: str | bytes) -> list[tuple[str, int]]:
+    """match/last_match `trade_id`s are consecutive per product."""
+    if "match" not in frame if frame.__class__ is str else b"match" not in frame:
+        return []
+    try:
+        msg = orjson.loads(frame)
+        if msg.get("type") in ("match", "last_match"):
+            return [(msg["product_id"], int(msg["trade_id"]))]
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        pass  # the parser reports the frame as invalid
+    return []
 
 
 _safe_parse = safe_parse(NAME, _parse)
@@ -132,7 +153,7 @@ VENUES = [
     Venue(
         name=NAME,
         url="wss://ws-feed.exchange.coinbase.com",
-        hosts=("ws-feed.exchange.coinbase.com", "ws-feed.pro.coinbase.com"),
+        hosts=HOSTS,
         parse=_safe_parse,
         parse_many=fast_many(_safe_parse, 'match"', _fast),  # "match" / "last_match"
         subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
@@ -140,5 +161,6 @@ VENUES = [
         native_symbol=str.upper,
         normalize_symbol=str.upper,
         channels=("trades", "quotes"),
+        sequence_of=sequence_of,
     )
 ]

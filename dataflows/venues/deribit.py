@@ -2,7 +2,9 @@
 
 Data arrives as notifications {"method": "subscription", "params": {"channel", "data"}}:
 - `trades.<instrument>.100ms`: a list of trades (`trade_id`, taker `direction`, `amount` in
-  the instrument's unit: USD for inverse futures/perpetuals, coins for options and linear);
+  the instrument's unit: USD for inverse futures/perpetuals, converted to BASE at the trade's
+  price (10 USD at 8,950 = 0.00111732 BTC; native_amount 10, contract_size 1 USD), coins
+  for options and linear ones);
   `.raw` channels need an authorized connection, so the public feed asks for `100ms`
   (every trade is still delivered, batched);
 - `quote.<instrument>`: best bid/ask -> quotes;
@@ -12,8 +14,9 @@ Heartbeat: the subscribe frames first call `public/set_heartbeat`; the server th
 `heartbeat` notifications and a `test_request` must be answered with `public/test`.
 
 Symbols: inverse instruments are USD-quoted (`BTC-PERPETUAL` -> `BTC-USD-PERP`,
-`BTC-24SEP21-8000-P` -> `BTC-USD-24SEP21-8000-P`); linear ones name their quote
-(`ETH_USDC-PERPETUAL` -> `ETH-USDC-PERP`); spot `BTC_USDC` -> `BTC-USDC`.
+`BTC-25SEP20` -> `BTC-USD-200925`, `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
+ones name their quote (`ETH_USDC-PERPETUAL` -> `ETH-USDC-PERP`); spot `BTC_USDC` -> `BTC-USDC`.
+Quote sizes stay as Deribit gives them (USD for inverse instruments).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     FrameError,
@@ -30,13 +34,12 @@ from dataflows.venues.common import (
     check_trade,
     loads,
     ms_us,
-    normalizer,
     num,
     safe_parse,
     text_id,
     trades_or_ignored,
 )
-from feedhouse.core.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult
 
 VENUE = "deribit"
 HEARTBEAT_S = 30
@@ -50,6 +53,8 @@ def normalize(native: str) -> str:
     if not sep:
         quote = "USD"
     tail = ["PERP" if part == "PERPETUAL" else part.replace("_", ".") for part in rest]
+    if tail and tail[0] != "PERP":
+        tail[0] = ins.from_ddmmmyy(tail[0])  # expiry
     return "-".join([base, quote, *tail])
 
 
@@ -62,6 +67,9 @@ def native(symbol: str) -> str:
         return f"{base}_{quote}"  # spot
     head = base if quote == "USD" else f"{base}_{quote}"
     tail = []
+    if rest[0].isdigit() and len(rest[0]) == 6:  # YYMMDD -> Deribit's DMMMYY
+        day = int(rest[0][4:])
+        rest = [f"{day}{_MONTHS[int(rest[0][2:4]) - 1]}{rest[0][:2]}", *rest[1:]]
     for part in rest:
         if part == "PERP":
             part = "PERPETUAL"
@@ -71,7 +79,17 @@ def native(symbol: str) -> str:
     return "-".join([head, *tail])
 
 
-_normalize = normalizer(normalize)
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def _spec(native: str) -> ins.Spec:
+    """Inverse futures and perpetuals (no '_QUOTE' in the name) trade in USD amounts."""
+    symbol = normalize(native)
+    inverse = "_" not in native.split("-")[0] and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
+    return ins.spec_of(symbol, 1.0, inverse)
+
+
+_catalog = ins.Catalog(VENUE, _spec)
 
 
 def _instrument(entry: dict) -> str:
@@ -81,7 +99,7 @@ def _instrument(entry: dict) -> str:
     return name
 
 
-def _trades(data: list, received_ts: int) -> list[Trade]:
+def _trades(data: list, received_ts: int) -> list:
     if data.__class__ is not list:
         raise FrameError("trades 'data' is not a list")
     out = []
@@ -93,8 +111,8 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
         if side is None:
             raise FrameError(f"bad direction {entry['direction']!r}")
         name = _instrument(entry)
-        out.append(Trade(
-            VENUE, _normalize(name), name, text_id(entry["trade_id"]), price, amount, side,
+        out.append(ins.trade(
+            VENUE, _catalog(name), name, text_id(entry["trade_id"]), price, amount, side,
             ms_us(entry["timestamp"]), received_ts,
         ))
     return out
@@ -104,13 +122,13 @@ def _side(value: object) -> float:
     return 0.0 if value is None else num(value)  # null: no order on that side
 
 
-def _quote(data: dict, received_ts: int) -> Quote:
+def _quote(data: dict, received_ts: int):
     bid, bid_size = _side(data["best_bid_price"]), _side(data["best_bid_amount"])
     ask, ask_size = _side(data["best_ask_price"]), _side(data["best_ask_amount"])
     check_quote(bid, bid_size, ask, ask_size)
     name = _instrument(data)
-    return Quote(
-        VENUE, _normalize(name), name, bid, bid_size, ask, ask_size,
+    return ins.quote(
+        VENUE, _catalog(name), name, bid, bid_size, ask, ask_size,
         ms_us(data["timestamp"]), received_ts,
     )
 

@@ -30,6 +30,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
+from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "gateio"
@@ -72,7 +73,7 @@ def _trade(result: dict, received_ts: int) -> Trade:
         exchange_ts = ms_us(result["create_time"]) * 1000  # whole seconds
     return Trade(
         VENUE, _normalize(sym), sym, text_id(result["id"]), price, amount, side,
-        exchange_ts, received_ts,
+        exchange_ts, received_ts, "spot", amount, 1.0,
     )
 
 
@@ -85,7 +86,8 @@ def _quote(result: dict, received_ts: int) -> Quote:
     stamp = result.get("t")
     return Quote(
         VENUE, _normalize(sym), sym, bid, bid_size, ask, ask_size,
-        ms_us(stamp) if stamp is not None else received_ts, received_ts,
+        ms_us(stamp) if stamp is not None else received_ts, received_ts, "spot",
+        update_id(result.get("u")),  # the order book's update id
     )
 
 

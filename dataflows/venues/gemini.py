@@ -1,10 +1,14 @@
-"""Gemini market data v2 (`wss://api.gemini.com/v2/marketdata`).
+"""Gemini WebSocket API (`wss://ws.gemini.com`), venue `gemini`; the archived market data
+v2 (api.gemini.com) is the legacy variant in gemini_v2.py, chosen by URL (`select`).
 
-One `l2` subscription per symbol list carries both the book and the trades:
-- `trade` events, one trade each (`event_id` is the exchange's id, `side` the taker side);
-- `l2_updates`: book changes (ignored); the first one per symbol also holds a `trades` list,
-  the recent trades at subscribe time, counted as trades (dedup collapses repeats);
-- `heartbeat` every 5 s from the server (ignored), no client pings needed.
+Streams are subscribed with {"id", "method": "subscribe", "params": ["btcusd@trade", ...]}
+(acked {"id", "status": 200, "result": null}); pushes are bare objects:
+- `{symbol}@trade`: {E event time ns, s, t trade id, p, q, m buyer is maker} -> trades
+  (m: the buyer made, so the taker sold);
+- `{symbol}@bookTicker`: {u update id, E ns, s, b, B, a, A} -> quotes;
+- depth streams ({lastUpdateId} / depthUpdate) -> ignored; a status other than 200 -> invalid.
+Symbols: 'btcusd' -> 'BTC-USD' (Gemini's quote currencies); perpetuals 'btcgusdperp' ->
+'BTC-GUSD-PERP'. Sizes are in BASE.
 """
 
 from __future__ import annotations
@@ -13,100 +17,93 @@ from collections.abc import Sequence
 
 import orjson
 
+from dataflows.venues import gemini_v2 as v2
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     FrameError,
+    check_quote,
     check_trade,
+    check_ts,
     loads,
-    ms_us,
-    normalizer,
     num,
-    quote_table,
     safe_parse,
-    split_with,
     text_id,
-    trades_or_ignored,
 )
-from feedhouse.core.records import ParseResult, Trade
+from dataflows.venues.gemini_v2 import HOSTS, native, normalize
+from feedhouse.core.records import ParseResult
 
 VENUE = "gemini"
-_SIDES = {"buy": "buy", "sell": "sell"}
-_QUOTES = quote_table(  # Gemini's quote currencies
-    "USD", "GUSD", "USDT", "USDC", "DAI", "BTC", "ETH", "LTC", "BCH", "GBP", "EUR", "SGD",
-)
-# Known message types that carry no trade for us.
-_IGNORED = frozenset({
-    "heartbeat", "subscribed", "unsubscribed", "auction_open", "auction_indicative",
-    "auction_result", "mark_price_updates", "funding_amount_updates",
-})
+_STREAM = {"trades": "trade", "quotes": "bookTicker"}
+_spec = ins.simple(VENUE, normalize)
 
 
-def normalize(native: str) -> str:
-    """'BTCUSD' -> 'BTC-USD', 'ZECLTC' -> 'ZEC-LTC'."""
-    return split_with(native, _QUOTES)
-
-
-def native(symbol: str) -> str:
-    """'BTC-USD' -> 'BTCUSD'."""
-    return symbol.upper().replace("-", "")
-
-
-_normalize = normalizer(normalize)
-
-
-def _trade(entry: dict, received_ts: int) -> Trade:
-    price = num(entry["price"])
-    amount = num(entry["quantity"])
-    check_trade(price, amount)
-    side = _SIDES.get(entry["side"])
-    if side is None:
-        raise FrameError(f"bad side {entry['side']!r}")
-    sym = entry["symbol"]
-    if sym.__class__ is not str:
-        raise FrameError(f"bad symbol {sym!r}")
-    ident = entry.get("event_id", entry.get("tid"))
-    return Trade(
-        VENUE, _normalize(sym), sym, text_id(ident), price, amount, side,
-        ms_us(entry["timestamp"]), received_ts,
-    )
+def _ns(value: object) -> int:
+    if value.__class__ is not int:
+        raise FrameError(f"bad event time {value!r}")
+    return check_ts(value // 1000)  # type: ignore[operator]
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     msg = loads(frame)
     if msg.__class__ is not dict:
         raise FrameError("not a JSON object")
-    kind = msg.get("type")
-    if kind == "trade":
-        return ParseResult(trades=[_trade(msg, received_ts)])
-    if kind == "l2_updates":
-        recent = msg.get("trades")
-        if not recent:
-            return ParseResult(ignored=1)
-        if recent.__class__ is not list:
-            raise FrameError("'trades' is not a list")
-        return trades_or_ignored([_trade(t, received_ts) for t in recent])
-    if kind in _IGNORED or kind.__class__ is str and kind.startswith("candles_"):
+    if "t" in msg and "m" in msg:
+        price, size = num(msg["p"]), num(msg["q"])
+        check_trade(price, size)
+        maker = msg["m"]
+        if maker.__class__ is not bool:
+            raise FrameError(f"'m' is not a boolean: {maker!r}")
+        sym = msg["s"]
+        return ParseResult(trades=[ins.trade(
+            VENUE, _spec(sym), sym, text_id(msg["t"]), price, size, "sell" if maker else "buy",
+            _ns(msg["E"]), received_ts,
+        )])
+    if "u" in msg and "A" in msg:
+        bid, bid_size, ask, ask_size = num(msg["b"]), num(msg["B"]), num(msg["a"]), num(msg["A"])
+        check_quote(bid, bid_size, ask, ask_size)
+        update = msg["u"]
+        if update.__class__ is not int or not 0 <= update < 2**63:
+            raise FrameError(f"bad update id {update!r}")
+        sym = msg["s"]
+        return ParseResult(quotes=[ins.quote(
+            VENUE, _spec(sym), sym, bid, bid_size, ask, ask_size, _ns(msg["E"]), received_ts,
+            update,
+        )])
+    if "lastUpdateId" in msg or msg.get("e") == "depthUpdate":
         return ParseResult(ignored=1)
-    raise FrameError(f"unknown message (type={kind!r})")
+    if "status" in msg and "id" in msg:
+        if msg["status"] != 200:
+            raise FrameError(f"venue error {msg['status']!r}: {str(msg.get('error'))[:200]}")
+        return ParseResult(ignored=1)  # subscribe / unsubscribe acks
+    if "type" in msg:  # a v2 frame (a gemini feed on a v2 recording): the legacy parser
+        return v2.VENUES[0].parse(frame, received_ts)
+    raise FrameError("unknown message")
 
 
-def _frames(kind: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    if "trades" not in channels or not symbols:
+def _frames(method: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+    params = [f"{native(s).lower()}@{_STREAM[c]}" for c in channels if c in _STREAM
+              for s in symbols]
+    if not params:
         return []
-    subs = [{"name": "l2", "symbols": [native(s) for s in symbols]}]
-    return [orjson.dumps({"type": kind, "subscriptions": subs}).decode()]
+    return [orjson.dumps({"id": "1", "method": method, "params": params}).decode()]
+
+
+def _select(url: str) -> str:
+    return "gemini@v2" if "api.gemini.com" in url or "api.sandbox.gemini.com" in url else VENUE
 
 
 VENUES = [
     Venue(
         name=VENUE,
-        url="wss://api.gemini.com/v2/marketdata",
-        hosts=("api.gemini.com", "api.sandbox.gemini.com"),
+        url="wss://ws.gemini.com",
+        hosts=HOSTS,
         parse=safe_parse(VENUE, _parse),
         subscribe=lambda s, c: _frames("subscribe", s, c),
         unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
         native_symbol=native,
         normalize_symbol=normalize,
-        channels=("trades",),
+        channels=("trades", "quotes"),
+        select=_select,
     )
 ]

@@ -31,6 +31,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
+from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "huobi"
@@ -102,7 +103,7 @@ def _trades(sym: str, tick: dict, received_ts: int) -> list[Trade]:
         ident = entry.get("tradeId")
         out.append(Trade(
             VENUE, symbol, sym, text_id(ident if ident is not None else entry["id"]),
-            price, amount, side, ms_us(entry["ts"]), received_ts,
+            price, amount, side, ms_us(entry["ts"]), received_ts, "spot", amount, 1.0,
         ))
     return out
 
@@ -114,6 +115,7 @@ def _quote(sym: str, tick: dict, ts: object, received_ts: int) -> Quote:
     stamp = tick.get("quoteTime", ts)
     return Quote(
         VENUE, _normalize(sym), sym, bid, bid_size, ask, ask_size, ms_us(stamp), received_ts,
+        "spot", update_id(tick.get("seqId")),
     )
 
 

@@ -84,7 +84,7 @@ def _v1(msg: list, received_ts: int) -> ParseResult:
             ident = stable_trade_id(pair, price_s, volume_s, time_s, side_s, order_type)
             trades.append(Trade(
                 NAME, symbol, pair, ident, price, amount, side,
-                us_from_decimal_s(time_s), received_ts,
+                us_from_decimal_s(time_s), received_ts, "spot", amount, 1.0,
             ))
         if not trades:
             raise FrameError("trade message without trades")
@@ -117,7 +117,7 @@ def _v2(msg: dict, received_ts: int) -> ParseResult:
             pair = item["symbol"]
             trades.append(Trade(
                 NAME, _normalize(pair), pair, str(ident), price, amount, side,
-                us_from_iso_z(item["timestamp"]), received_ts,
+                us_from_iso_z(item["timestamp"]), received_ts, "spot", amount, 1.0,
             ))
         return ParseResult(trades=trades, ignored=0 if trades else 1)
     if channel == "ticker":

@@ -1,7 +1,12 @@
 """OKX v5 public WebSocket: `trades` channel (taker side given), `tickers` for best bid/ask.
 
 The client sends the text `ping` every <30 s and gets the text `pong` (not JSON).
-Instrument ids are already BASE-QUOTE(-SWAP/-expiry), which is our normalized form.
+Instrument ids are BASE-QUOTE(-YYMMDD(-STRIKE-C|P)), our form, except perpetual swaps:
+`BTC-USD-SWAP` -> `BTC-USD-PERP`. Swap, futures and option sizes are contracts of
+ctVal x ctMult (public/instruments): inverse ones in USD (BTC 100, others 10), linear
+and options in BASE; without the instrument list a linear contract's size is unknown and
+its trades are refused (invalid), never stored in the wrong unit. Quote sizes stay in
+contracts; `tickers` carry no update id.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Literal
 import msgspec
 import orjson
 
+from dataflows.venues import instruments as ins
 from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     INF,
@@ -21,21 +27,57 @@ from dataflows.venues.common import (
     check_ts,
     fast_many,
     loads,
-    normalizer,
     num,
     safe_parse,
 )
-from feedhouse.core.records import ParseResult, Quote, Trade
+from feedhouse.core.records import ParseResult, Trade
 
 NAME = "okx"
 _CHANNEL = {"trades": "trades", "quotes": "tickers"}
 _SIDES = {"buy": "buy", "sell": "sell"}
 _PONG = ("pong", b"pong")
-_symbol = normalizer(str.upper)  # instIds are BASE-QUOTE(-...) already; checked once each
+_INSTRUMENTS = "https://www.okx.com/api/v5/public/instruments?instType="
+
+
+def normalize(inst: str) -> str:
+    upper = inst.upper()
+    return f"{upper[:-5]}-PERP" if upper.endswith("-SWAP") else upper
+
+
+def native(symbol: str) -> str:
+    upper = symbol.upper()
+    return f"{upper[:-5]}-SWAP" if upper.endswith("-PERP") else upper
+
+
+def _spec(inst: str) -> ins.Spec:
+    """Without the instrument list: spot, and inverse contracts (100 USD BTC, 10 USD others)."""
+    symbol = normalize(inst)
+    kind = ins.kind_of(symbol)
+    if kind == ins.SPOT:
+        return ins.spec_of(symbol)
+    if kind != ins.OPTION and symbol.split("-")[1] == "USD":
+        return ins.spec_of(symbol, 100.0 if symbol.startswith("BTC-") else 10.0, True)
+    raise FrameError(f"contract size of {inst[:40]!r} unknown (instrument list not loaded)")
+
+
+def _listed(reply) -> list[tuple[str, ins.Spec]]:
+    """public/instruments: ctVal x ctMult per contract, inverse when ctType says so."""
+    out = []
+    for item in reply["data"]:
+        if item["instType"] != "SPOT":
+            size = float(item["ctVal"]) * float(item["ctMult"] or 1)
+            out.append((item["instId"], ins.spec_of(normalize(item["instId"]), size,
+                                                    item["ctType"] == "inverse")))
+    return out
+
+
+_catalog = ins.Catalog(NAME, _spec, _listed, tuple(
+    _INSTRUMENTS + kind for kind in ("SWAP", "FUTURES", "OPTION&uly=BTC-USD", "OPTION&uly=ETH-USD")))
+_cached = _catalog.cached
 
 
 def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    args = [{"channel": _CHANNEL[c], "instId": s.upper()} for c in channels for s in symbols]
+    args = [{"channel": _CHANNEL[c], "instId": native(s)} for c in channels for s in symbols]
     return [orjson.dumps({"op": op, "args": args}).decode()]
 
 
@@ -67,8 +109,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
                 if ident.__class__ is not str or not 0 < len(ident) <= 128:
                     raise FrameError(f"bad tradeId {ident!r}")
                 inst = item["instId"]
-                trades.append(Trade(
-                    NAME, _symbol(inst), inst, ident, price, amount, side, _ms(item["ts"]),
+                trades.append(ins.trade(
+                    NAME, _catalog(inst), inst, ident, price, amount, side, _ms(item["ts"]),
                     received_ts,
                 ))
             return ParseResult(trades=trades, ignored=0 if trades else 1)
@@ -79,8 +121,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
                 ask, ask_size = num(item["askPx"] or 0), num(item["askSz"] or 0)
                 check_quote(bid, bid_size, ask, ask_size)
                 inst = item["instId"]
-                quotes.append(Quote(
-                    NAME, _symbol(inst), inst, bid, bid_size, ask, ask_size, _ms(item["ts"]),
+                quotes.append(ins.quote(
+                    NAME, _catalog(inst), inst, bid, bid_size, ask, ask_size, _ms(item["ts"]),
                     received_ts,
                 ))
             return ParseResult(quotes=quotes, ignored=0 if quotes else 1)
@@ -135,8 +177,12 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
         if ts <= 0:  # "00": safe_parse's check
             return 0
         inst = item.instId
+        spec = _cached(inst) or _catalog(inst)
         trades.append(_new(Trade, (
-            NAME, _symbol(inst), inst, ident, price, amount, _SIDES[item.side], ts, received_ts,
+            NAME, spec.symbol, inst, ident, price,
+            amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price),
+            _SIDES[item.side],
+            ts, received_ts, spec.kind, amount, spec.contract_size,
         )))
     return len(items)
 
@@ -154,8 +200,9 @@ VENUES = [
         unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
         ping_interval_s=25.0,
         ping_frame="ping",
-        native_symbol=str.upper,
-        normalize_symbol=str.upper,
+        native_symbol=native,
+        normalize_symbol=normalize,
         channels=("trades", "quotes"),
+        catalog=_catalog,
     )
 ]

@@ -26,6 +26,10 @@ class Trade(NamedTuple):
     side: str  # buy / sell / unknown
     exchange_ts: int  # µs since epoch, UTC
     received_ts: int  # µs since epoch, UTC
+    # spot / perpetual / future / option (dataflows/venues/instruments.py)
+    instrument_type: str = "spot"
+    native_amount: float = 0.0  # size as the venue reports it (contracts, USD, ...)
+    contract_size: float = 1.0  # value of one native unit: BASE, or QUOTE when inverse
 
 
 class Quote(NamedTuple):
@@ -38,6 +42,10 @@ class Quote(NamedTuple):
     ask_size: float
     exchange_ts: int
     received_ts: int
+    instrument_type: str = "spot"
+    # the venue's id of this best bid/ask update (Binance `u`, OKX `seqId`, Bybit `u`,
+    # ...); 0 where it has none, then every field identifies the update
+    update_id: int = 0
 
 
 class Reading(NamedTuple):
@@ -123,6 +131,7 @@ NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 MARKET_EPOCH_US = 1_230_940_800_000_000
 MarketTime = Annotated[int, Field(ge=MARKET_EPOCH_US)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
+InstrumentType = Literal["spot", "perpetual", "future", "option"]
 
 
 class TradeModel(BaseModel):
@@ -139,6 +148,9 @@ class TradeModel(BaseModel):
     side: Literal["buy", "sell", "unknown"]
     exchange_ts: MarketTime
     received_ts: Annotated[int, Field(gt=0)]
+    instrument_type: InstrumentType = "spot"
+    native_amount: NonNegFloat = 0.0
+    contract_size: NonNegFloat = 1.0
 
 
 class QuoteModel(BaseModel):
@@ -153,6 +165,8 @@ class QuoteModel(BaseModel):
     ask_size: NonNegFloat
     exchange_ts: MarketTime
     received_ts: Annotated[int, Field(gt=0)]
+    instrument_type: InstrumentType = "spot"
+    update_id: Annotated[int, Field(ge=0)] = 0
 
 
 class ReadingModel(BaseModel):

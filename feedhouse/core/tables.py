@@ -23,8 +23,9 @@ class TableSpec:
 
 
 TRADES = TableSpec("market.trades", "exchange_ts", ("venue", "symbol", "trade_id"), ("exchange",))
-QUOTES = TableSpec(
-    "market.quotes", "exchange_ts", ("venue", "symbol", "exchange_ts", "bid_price", "ask_price")
+QUOTES = TableSpec(  # one row per update: its venue's update id, else every field (migration 010)
+    "market.quotes", "exchange_ts", ("venue", "symbol", "exchange_ts", "update_id", "bid_price",
+                                     "ask_price", "bid_size", "ask_size")
 )
 READINGS = TableSpec("iot.readings", "device_ts", ("device_id", "sensor", "device_ts", "seq"), ("mqtt",))
 DEAD_LETTER = TableSpec("ops.dead_letter", "received_ts", ("feed", "received_ts", "cityHash64(raw)"))

@@ -41,6 +41,8 @@ _ORDER_BY = re.compile(r"\bORDER BY\s+", re.I)
 _TABLE_COMMENT = re.compile(r"\bCOMMENT\s+('(?:[^'\\]|\\.)*')\s*$", re.S | re.I)
 _COLUMN_CHANGE = re.compile(r"^\s*(ADD|DROP|MODIFY|RENAME)\s+COLUMN\b", re.I)
 _TABLE_REF = re.compile(rf"\b(FROM|JOIN|TO)\s+{_NAME}\b", re.I)
+# table rebuilds (migration 010): fill a new table, swap it in, drop the old data
+_EXCHANGE = re.compile(rf"^EXCHANGE TABLES\s+{_NAME}\s+AND\s+{_NAME}\s*$", re.I)
 
 
 def _closing(text: str, start: int) -> int:
@@ -103,6 +105,7 @@ class ClusterDDL:
         if "." in cluster:
             raise SettingsError(f"option '--cluster': {cluster!r} is not a cluster name")
         self.local: set[str] = set()  # "db.t" of tables that became db.t_local + Distributed
+        self.distributed: dict[str, tuple[str, str]] = {}  # "db.t" -> (shard key, ENGINE ...)
 
     def _ref(self, db: str, table: str) -> str:
         name = f"{db}.{table}"
@@ -144,6 +147,8 @@ class ClusterDDL:
         if _INSERT_SELECT.match(statement):
             # data, not DDL: once, through the Distributed tables (each key on its shard)
             return [statement]
+        if m := _EXCHANGE.match(statement):
+            return self._exchange(*m.groups())
         raise FeedhouseError(f"--cluster: no cluster rule for statement: {statement[:60]}")
 
     def _table(self, head: str, db: str, table: str, rest: str) -> list[str]:
@@ -182,7 +187,24 @@ class ClusterDDL:
         if comment := _TABLE_COMMENT.search(tail):
             distributed += f" COMMENT {comment.group(1)}"
         self.local.add(f"{db}.{table}")
+        self.distributed[f"{db}.{table}"] = (key, distributed[distributed.index(" ENGINE = "):])
         return [f"{head}{db}.{table}{LOCAL_SUFFIX}{on} {columns}{local_tail}", distributed]
+
+    def _exchange(self, db: str, table: str, other_db: str, other: str) -> list[str]:
+        """Swap the local tables' data; `db.table`'s Distributed table is made again with
+        the columns and sharding key of the table swapped in (it names `table_local`)."""
+        on = f" ON CLUSTER {self.cluster}"
+        name, other_name = f"{db}.{table}", f"{other_db}.{other}"
+        if name not in self.local or other_name not in self.local:
+            return [f"EXCHANGE TABLES {self._ref(db, table)} AND {self._ref(other_db, other)}{on}"]
+        key, tail = self.distributed[other_name]
+        tail = tail.replace(f", {other_db}, {other}{LOCAL_SUFFIX}, ", f", {db}, {table}{LOCAL_SUFFIX}, ")
+        self.distributed[name] = (key, tail)
+        return [
+            f"EXCHANGE TABLES {name}{LOCAL_SUFFIX} AND {other_name}{LOCAL_SUFFIX}{on}",
+            f"DROP TABLE IF EXISTS {name}{on}",
+            f"CREATE TABLE IF NOT EXISTS {name}{on} AS {name}{LOCAL_SUFFIX}{tail}",
+        ]
 
 
 _DISTRIBUTED_CLUSTER = re.compile(r"^Distributed\(\s*'?([A-Za-z_]\w*)'?")

@@ -33,8 +33,8 @@ def test_summary_is_plain_unwrapped_lines_even_with_markup_in_a_reason(tmp_path:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
-        f"{name} (coinbase): frames=3 trades=1 quotes=0 ignored=0 invalid=2 repeats=0",
-        "  invalid: 2 x coinbase: unknown message type '[/x]'",
+        f"{name} (coinbase_exchange): frames=3 trades=1 quotes=0 ignored=0 invalid=2 repeats=0",
+        "  invalid: 2 x coinbase_exchange: unknown message type '[/x]'",
     ]
     assert [orjson.loads(line)["trade_id"] for line in result.stdout.splitlines()] == ["280232"]
 
@@ -51,7 +51,8 @@ def test_malformed_connect_and_sent_lines_are_invalid_not_a_crash(tmp_path: Path
     result = run_cli("capture", "parse", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "bad-lines.ws (coinbase): frames=1 trades=1 quotes=0 ignored=0 invalid=3 repeats=0",
+        "bad-lines.ws (coinbase_exchange): frames=1 trades=1 quotes=0 ignored=0 invalid=3 "
+        "repeats=0",
         "  invalid: 1 x malformed capture line 2",
         "  invalid: 1 x malformed capture line 3",
         "  invalid: 1 x malformed capture line 5",

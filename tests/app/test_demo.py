@@ -21,7 +21,7 @@ def test_short_demo_reconciles_everything(tmp_path) -> None:
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "everything reconciled" in out
     rows = {m.group(1): m.group(0) for m in re.finditer(r"│ (\w+)\s+│.*│\s*$", out, re.M)}
-    feeds = {"binance_futures", "bitstamp", "bybit", "coinbase", "kraken", "okx", "plant"}
+    feeds = {"binance_futures", "bitstamp", "bybit", "coinbase_exchange", "kraken", "okx", "plant"}
     assert feeds <= set(rows), out[-3000:]
     for feed in feeds:
         cells = [c.strip() for c in rows[feed].strip("│ \n").split("│")]

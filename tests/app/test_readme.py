@@ -35,7 +35,7 @@ GUIDE = DOCS["docs/user-guide.md"]
 # branch is merged, so the checks below cover it.
 PENDING_FILES: set[str] = set()
 PENDING_MAKE: set[str] = set()
-PENDING_VENUES = {"coinbase_exchange"}  # the Coinbase Exchange feed's new venue name
+PENDING_VENUES: set[str] = set()
 # Variables read outside the settings model (config file, Dagster's resource choice).
 OTHER_ENV = {"FEEDHOUSE_CONFIG", "FEEDHOUSE_ENV"}
 

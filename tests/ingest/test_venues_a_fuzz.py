@@ -122,10 +122,10 @@ def _check(result: ParseResult) -> None:
 
 @pytest.fixture
 def keep_bitfinex_channels():
-    saved = dict(bitfinex._channels)
+    saved = dict(bitfinex._DEFAULT.channels)
     yield
-    bitfinex._channels.clear()
-    bitfinex._channels.update(saved)
+    bitfinex._DEFAULT.channels.clear()
+    bitfinex._DEFAULT.channels.update(saved)
 
 
 @pytest.mark.parametrize("venue", sorted(CORPUS))

@@ -28,13 +28,14 @@ EXPECTED = {
     "BITFINEX.ws.11.0": ("bitfinex", 1693, 210, 21, 1665, 0),
     "BITSTAMP.ws.1.0": ("bitstamp", 747, 10, 0, 737, 0),
     "BYBIT.ws.25.0": ("bybit", 3342, 101, 0, 3276, 0),
-    "COINBASE.ws.28.0": ("coinbase", 9946, 107, 107, 9732, 0),
+    "COINBASE.ws.28.0": ("coinbase_exchange", 9946, 107, 107, 9732, 0),
     "KRAKEN.ws.48.0": ("kraken", 49, 10, 0, 41, 0),
     "OKX.ws.1.0": ("okx", 410, 74, 28, 308, 0),
     # built from the venues' API documentation (no real capture of these formats)
     "docs/BINANCE_DELIVERY.ws.docs": ("binance_delivery", 4, 2, 1, 1, 0),
     "docs/BITFINEX_TRADES.ws.docs": ("bitfinex", 10, 6, 1, 4, 0),
     "docs/BYBIT_V5.ws.docs": ("bybit", 4, 3, 0, 2, 0),
+    "docs/COINBASE_ADVANCED.ws.docs": ("coinbase", 3, 1, 1, 1, 0),
     "docs/KRAKEN_V2.ws.docs": ("kraken", 8, 3, 1, 5, 0),
 }
 
@@ -86,8 +87,9 @@ def test_capture_parse_cli_reproduces_golden() -> None:
         ("wss://fstream.binance.com/stream?streams=btcusdt@aggTrade", "binance_futures"),
         ("wss://dstream.binance.com/stream?streams=btcusd_perp@aggTrade", "binance_delivery"),
         ("wss://stream.binance.us:9443/stream?streams=btcusd@aggTrade", "binance_us"),
-        ("wss://ws-feed.pro.coinbase.com", "coinbase"),
-        ("wss://ws-feed.exchange.coinbase.com", "coinbase"),
+        ("wss://ws-feed.pro.coinbase.com", "coinbase_exchange"),
+        ("wss://ws-feed.exchange.coinbase.com", "coinbase_exchange"),
+        ("wss://advanced-trade-ws.coinbase.com", "coinbase"),
         ("wss://ws.kraken.com", "kraken"),
         ("wss://ws.kraken.com/v2", "kraken"),
         ("wss://ws.okx.com:8443/ws/v5/public", "okx"),
@@ -200,7 +202,11 @@ def test_subscribe_frames_use_native_symbols() -> None:
     delivery = get_venue("binance_delivery")
     assert "btcusd_perp@aggTrade" in delivery.url_for(delivery.url, ["BTC-USD-PERP"], ["trades"])
     expected = {
-        "coinbase": [{"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["matches"]}],
+        "coinbase_exchange": [
+            {"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["matches"]}],
+        "coinbase": [
+            {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "market_trades"},
+            {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "heartbeats"}],
         "kraken": [{"method": "subscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}}],
         "okx": [{"op": "subscribe", "args": [{"channel": "trades", "instId": "BTC-USD"}]}],
         "bybit": [{"op": "subscribe", "args": ["publicTrade.BTCUSD"]}],
@@ -216,10 +222,15 @@ def test_subscribe_frames_use_native_symbols() -> None:
     ("venue", "symbol"),
     [
         ("binance", "BTC-USDT"), ("binance_delivery", "ETH-USD-PERP"), ("kraken", "BTC-EUR"),
-        ("bybit", "SOL-USDT"), ("bybit", "BTC-USD-H23"), ("bybit", "BTC-29DEC23"),
-        ("bybit", "BTC-PERP"), ("binance", "XRP-BKRW"),
+        ("bybit", "SOL-USDT-PERP"), ("bybit", "BTC-USD-230331"), ("bybit", "BTC-USDC-231229"),
+        ("bybit", "BTC-USDT-241227"), ("bybit", "BTC-USDC-PERP"), ("bybit@spot", "SOL-USDT"),
+        ("bybit@inverse", "BTC-USD-PERP"), ("bybit@option", "BTC-USDC-231229-40000-C"),
+        ("binance", "XRP-BKRW"), ("binance_futures", "BTC-USDT-PERP"),
+        ("binance_futures", "BTC-USDT-230331"), ("gemini", "BTC-GUSD-PERP"),
+        ("coinbase", "BTC-USDC-PERP"), ("bitfinex", "BTC-USDT-PERP"),
         ("bitfinex", "BTC-USDT"), ("bitfinex", "TESTBTC-TESTUSD"),
-        ("bitstamp", "ETH-EUR"), ("okx", "BTC-USD-SWAP"), ("coinbase", "ETH-USD"),
+        ("bitstamp", "ETH-EUR"), ("okx", "BTC-USD-PERP"), ("okx", "BTC-USD-220527"),
+        ("coinbase", "ETH-USD"), ("coinbase_exchange", "ETH-USD"),
     ],
 )
 def test_symbol_mapping_round_trips(venue: str, symbol: str) -> None:

@@ -24,7 +24,8 @@ from tests.support.fuzz import assert_declared_error
 from tests.support.paths import corpus
 
 CAPTURE_FILES = {
-    "gemini": ["GEMINI.ws.1.0"],
+    "gemini": ["docs/GEMINI_WS.ws.docs"],
+    "gemini@v2": ["GEMINI.ws.1.0"],
     "gateio": ["GATEIO.ws.1.0", "docs/GATEIO_QUOTES.ws.docs"],
     "bitmex": ["BITMEX.ws.1.0"],
     "deribit": ["DERIBIT.ws.1.0", "docs/DERIBIT_TRADES.ws.docs"],
@@ -144,7 +145,7 @@ def _check(venue: str, frame: str | bytes) -> None:
     # each frame counts exactly once: records, ignored, or invalid
     assert bool(result.trades or result.quotes) + result.ignored + len(result.invalid) == 1
     for item in result.invalid:
-        assert isinstance(item.raw, str) and item.reason.startswith(f"{venue}: ")
+        assert isinstance(item.raw, str) and item.reason.startswith(f"{get_venue(venue).name}: ")
         assert_declared_error(item.reason)
     validate_trades(result.trades)  # whatever comes out honours the contract
     validate_quotes(result.quotes)
@@ -177,8 +178,11 @@ def test_every_seed_parses_cleanly(venue):
 
 @pytest.mark.parametrize(("venue", "frame", "reason"), [
     ("gemini", "{not json", "not JSON"),
-    ("gemini", '{"type":"trade","symbol":"BTCUSD","event_id":1,"timestamp":1624493670759,'
-               '"price":"-1","quantity":"1","side":"buy"}', "non-positive"),
+    ("gemini@v2", '{"type":"trade","symbol":"BTCUSD","event_id":1,"timestamp":1624493670759,'
+                  '"price":"-1","quantity":"1","side":"buy"}', "non-positive"),
+    ("gemini", '{"E":1759873803503023900,"s":"btcusd","t":1,"p":"-1","q":"1","m":true}',
+     "non-positive"),
+    ("gemini", '{"id":"1","status":400,"error":"bad stream"}', "venue error 400"),
     ("gateio", '{"channel":"spot.trades","event":"update","result":{"id":1}}', "missing field"),
     ("bitmex", '{"table":"trade","action":"insert","data":[{"timestamp":"2021-07-22T22:36:10Z",'
                '"symbol":"XBTUSD","side":"Up","size":1,"price":1,"trdMatchID":"a"}]}', "bad side"),

@@ -41,6 +41,8 @@ EXPECTED = {
     "docs/GATEIO_QUOTES.ws.docs": ("gateio", 6, 1, 2, 3, 0),
     "docs/HUOBI_TRADES.ws.docs": ("huobi", 6, 3, 1, 3, 0),
     "docs/BITGET_V2.ws.docs": ("bitget", 9, 5, 1, 4, 0),
+    "docs/BITMEX_TRADES.ws.docs": ("bitmex", 3, 1, 0, 2, 0),
+    "docs/GEMINI_WS.ws.docs": ("gemini", 3, 1, 1, 1, 0),
 }
 
 
@@ -90,27 +92,33 @@ def test_hand_checked_records(parsed):
     gem = parsed["GEMINI.ws.1.0"][1]
     assert _find(gem, "45465785975") == Trade(
         "gemini", "ALCX-USD", "ALCXUSD", "45465785975", 302.53, 0.992143, "buy",
-        1624493651491000, 1624493666638480)
+        1624493651491000, 1624493666638480, "spot", 0.992143, 1.0)
     assert _find(gem, "45465818387")[3:7] == ("45465818387", 0.07946, 1020.482111, "buy")
     # BitMEX: partial snapshot entry; ISO time to µs; XBT-quoted alt future
     bmx = parsed["BITMEX.ws.1.0"][1]
     first = bmx.trades[0]
-    assert first == Trade(
-        "bitmex", "XRP-BTC-U21", "XRPU21", "8f8fe9db-eb13-26a5-dea2-a398d89e04a8", 0.00001819,
-        15.0, "sell", 1626992655328000, 1626993370145779)
-    assert _find(bmx, "39744121-c20e-44ba-8cc8-a6b8cdf72885")[1:8] == (
-        "UNI-USDT-PERP", "UNIUSDT", "39744121-c20e-44ba-8cc8-a6b8cdf72885", 17.297, 52.0,
-        "buy", 1626993370014000)
+    assert first == Trade(  # September 2021's last Friday; homeNotional = 15 XRP
+        "bitmex", "XRP-BTC-210924", "XRPU21", "8f8fe9db-eb13-26a5-dea2-a398d89e04a8",
+        0.00001819, 15.0, "sell", 1626992655328000, 1626993370145779, "future", 15.0, 1.0)
+    uni = _find(bmx, "39744121-c20e-44ba-8cc8-a6b8cdf72885")  # 52 contracts: homeNotional
+    assert uni[1:8] == (
+        "UNI-USDT-PERP", "UNIUSDT", "39744121-c20e-44ba-8cc8-a6b8cdf72885", 17.297,
+        16.73101673101673, "buy", 1626993370014000)
+    assert uni[9:] == ("perpetual", 52.0, round(16.73101673101673 / 52, 12))
+    # BitMEX (docs): XBTUSD 200 inverse contracts = homeNotional 0.00814184 BTC
+    (xbt,) = parsed["docs/BITMEX_TRADES.ws.docs"][1].trades
+    assert (xbt.symbol, xbt.amount, xbt.native_amount, xbt.contract_size, xbt.side) == (
+        "BTC-USD-PERP", 0.00814184, 200.0, 1.0, "sell")
     # Gate.io: create_time_ms keeps its sub-millisecond fraction
     gate = parsed["GATEIO.ws.1.0"][1]
     assert gate.trades[0] == Trade(
         "gateio", "DIS-USDT", "DIS_USDT", "816995772", 121.58, 0.201, "sell",
-        1619093543708264, 1619093543755753)
+        1619093543708264, 1619093543755753, "spot", 0.201, 1.0)
     # HTX: gzip frame, tradeId (not the deprecated huge `id`)
     htx = parsed["HUOBI.ws.44.0"][1]
     assert htx.trades[0] == Trade(
         "huobi", "TRIO-ETH", "trioeth", "100045088885", 9.2e-07, 20995.88, "buy",
-        1618678027940000, 1618678070909737)
+        1618678027940000, 1618678070909737, "spot", 20995.88, 1.0)
     # Bitget v1: array entries without an id -> stable hash of the fields as sent
     bg = parsed["BITGET.ws.1.0"][1]
     cult = bg.trades[0]
@@ -120,14 +128,24 @@ def test_hand_checked_records(parsed):
         '{"action":"update","arg":{"instType":"sp","channel":"trade","instId":"CULTUSDT"},'
         '"data":[["1649290076333","0.00003507","271967","sell"]]}', 1)
     assert again.trades[0].trade_id == cult.trade_id  # a resent trade gets the same id
-    # Deribit (docs): perpetual and option symbols, amount as sent
+    # Deribit (docs): perpetual and option symbols; USD amounts of the inverse perpetual
+    # in BTC at the trade's price (10 USD at 8,950 = 0.00111732 BTC), option amounts in BTC
     der = parsed["docs/DERIBIT_TRADES.ws.docs"][1]
-    assert [(t.symbol, t.trade_id, t.amount, t.side) for t in der.trades] == [
-        ("BTC-USD-PERP", "48079254", 10.0, "sell"),
-        ("BTC-USD-PERP", "48079255", 250.0, "buy"),
-        ("BTC-USD-PERP", "48079256", 40.0, "buy"),
-        ("BTC-USD-27MAY20-9000-C", "48079573", 0.1, "sell"),
+    assert [(t.symbol, t.trade_id, t.amount, t.native_amount, t.instrument_type, t.side)
+            for t in der.trades] == [
+        ("BTC-USD-PERP", "48079254", 0.00111732, 10.0, "perpetual", "sell"),
+        ("BTC-USD-PERP", "48079255", 0.0279314, 250.0, "perpetual", "buy"),
+        ("BTC-USD-PERP", "48079256", 0.00446877, 40.0, "perpetual", "buy"),
+        ("BTC-USD-200527-9000-C", "48079573", 0.1, 0.1, "option", "sell"),
     ]
+    # Gemini's WebSocket API (docs): m = buyer is maker -> the taker sold; E in ns
+    (gws,) = parsed["docs/GEMINI_WS.ws.docs"][1].trades
+    assert gws == Trade("gemini", "BTC-USD", "btcusd", "2840140956529623", 120649.97,
+                        0.00461909, "sell", 1759873803503023, 1759873803600000,
+                        "spot", 0.00461909, 1.0)
+    (gq,) = parsed["docs/GEMINI_WS.ws.docs"][1].quotes
+    assert gq[3:] == (45000.5, 1.25, 45001.0, 0.75, 1751508438600117, 1751508438700000,
+                      "spot", 1751505576085)
     # Bitget v2 (docs): futures instType -> -PERP; snapshot repeats keep their tradeId
     v2 = parsed["docs/BITGET_V2.ws.docs"][1]
     assert [t.trade_id for t in v2.trades].count("1000000001") == 2
@@ -146,12 +164,14 @@ def test_gemini_symbols_use_gemini_quotes(parsed):
     ("gateio", "BTC-USDT", "BTC_USDT"),
     ("bitmex", "BTC-USD-PERP", "XBTUSD"),
     ("bitmex", "ETH-USDT-PERP", "ETHUSDT"),
-    ("bitmex", "BTC-USD-U21", "XBTU21"),
-    ("bitmex", "XRP-BTC-U21", "XRPU21"),
+    ("bitmex", "BTC-USD-210924", "XBTU21"),
+    ("bitmex", "XRP-BTC-210924", "XRPU21"),
     ("bitmex", "BTC-USDT", "XBT_USDT"),
     ("deribit", "BTC-USD-PERP", "BTC-PERPETUAL"),
     ("deribit", "ETH-USDC-PERP", "ETH_USDC-PERPETUAL"),
-    ("deribit", "BTC-USD-24SEP21-8000-P", "BTC-24SEP21-8000-P"),
+    ("deribit", "BTC-USD-210924-8000-P", "BTC-24SEP21-8000-P"),
+    ("deribit", "BTC-USD-200605", "BTC-5JUN20"),
+    ("gemini", "BTC-GUSD-PERP", "BTCGUSDPERP"),
     ("deribit", "BTC-USDC", "BTC_USDC"),
     ("huobi", "BTC-USDT", "btcusdt"),
     ("huobi", "YFI-HUSD", "yfihusd"),
@@ -172,6 +192,8 @@ def test_bitget_v1_product_ids():
 def test_subscribe_frames():
     loads = orjson.loads
     assert [loads(f) for f in get_venue("gemini").subscribe(["BTC-USD", "ETH-USD"], ["trades"])] \
+        == [{"id": "1", "method": "subscribe", "params": ["btcusd@trade", "ethusd@trade"]}]
+    assert [loads(f) for f in get_venue("gemini@v2").subscribe(["BTC-USD", "ETH-USD"], ["trades"])] \
         == [{"type": "subscribe", "subscriptions": [{"name": "l2",
                                                       "symbols": ["BTCUSD", "ETHUSD"]}]}]
     gate = [loads(f) for f in get_venue("gateio").subscribe(["BTC-USDT"], ["trades", "quotes"])]

@@ -24,7 +24,8 @@ CASES = {
     "binance_futures": ("BINANCE_FUTURES.ws.1.0", binance._fast("binance_futures")),
     "binance_delivery": ("docs/BINANCE_DELIVERY.ws.docs", binance._fast("binance_delivery")),
     "okx": ("OKX.ws.1.0", okx._fast),
-    "coinbase": ("COINBASE.ws.28.0", coinbase._fast),
+    "coinbase_exchange": ("COINBASE.ws.28.0", coinbase._fast),
+    "coinbase": ("COINBASE.ws.28.0", coinbase._fast),  # a coinbase feed on ws-feed frames
 }
 
 

@@ -121,17 +121,18 @@ def test_backfill_over_live_day_and_captures_adds_no_duplicate(seeded, tmp_path)
     assert day_state(seeded) == (40, 40, 20)  # 20 live + 20 new, no duplicate
     assert "ok" in cli.stdout
 
-    # a recorded capture of another venue and day (parsed by the coinbase adapter), loaded twice
+    # a recorded Coinbase Exchange capture of another day (venue coinbase_exchange), loaded twice
     shutil.copy(corpus("COINBASE.ws.28.0"), archive / "COINBASE.ws.28.0")
     loads = [
-        backfill_day(lambda: warehouse(seeded), "coinbase", date(2021, 4, 17), archive)
+        backfill_day(lambda: warehouse(seeded), "coinbase_exchange", date(2021, 4, 17), archive)
         for _ in range(2)
     ]
     assert [r.total("inserted") for r in loads] == [107, 0]
     assert loads[1].total("existing") == 107
     (coinbase,) = query(
         seeded,
-        "SELECT count(), uniqExact(symbol, trade_id) FROM market.trades WHERE venue = 'coinbase'",
+        "SELECT count(), uniqExact(symbol, trade_id) FROM market.trades "
+        "WHERE venue = 'coinbase_exchange'",
     )
     assert coinbase == (107, 107)
     with warehouse(seeded) as client:
@@ -139,7 +140,7 @@ def test_backfill_over_live_day_and_captures_adds_no_duplicate(seeded, tmp_path)
     assert result.ok
     assert {s.feed for s in result.by_feed()} >= {
         "backfill:binance",
-        "backfill:coinbase",
+        "backfill:coinbase_exchange",
         "binance-live",
     }
 

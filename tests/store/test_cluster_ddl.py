@@ -42,7 +42,7 @@ def test_every_statement_runs_on_the_cluster_and_parses(settings) -> None:
     for statement in statements:
         if statement.startswith("INSERT INTO "):  # data a migration moves: runs once
             continue
-        assert re.match(r"^(CREATE|ALTER|DROP) ", statement), statement
+        assert re.match(r"^(CREATE|ALTER|EXCHANGE|DROP) ", statement), statement
         head = statement.split("(", 1)[0] if statement.startswith("CREATE TABLE") else statement
         assert f" ON CLUSTER {CLUSTER}" in head, statement[:80]
     assert "non_replicated_deduplication_window" not in "".join(statements)
@@ -179,3 +179,22 @@ def test_unknown_statements_and_names_are_refused() -> None:
         ClusterDDL(CLUSTER).convert("TRUNCATE TABLE market.trades")
     with pytest.raises(SettingsError):
         ClusterDDL("db.cluster")
+
+
+def test_table_rebuild_swaps_locals_and_remakes_the_distributed_table() -> None:
+    ddl = ClusterDDL(CLUSTER)
+    for name, key in (("t", "a"), ("t_new", "a, b")):
+        ddl.convert(f"CREATE TABLE IF NOT EXISTS db.{name} (a String, b String) "
+                    f"ENGINE = MergeTree ORDER BY ({key})")
+    insert = "INSERT INTO db.t_new SELECT a, b FROM db.t"
+    assert ddl.convert(insert) == [insert]  # once, through the Distributed tables
+    assert ddl.convert("EXCHANGE TABLES db.t AND db.t_new") == [
+        f"EXCHANGE TABLES db.t_local AND db.t_new_local ON CLUSTER {CLUSTER}",
+        f"DROP TABLE IF EXISTS db.t ON CLUSTER {CLUSTER}",
+        f"CREATE TABLE IF NOT EXISTS db.t ON CLUSTER {CLUSTER} AS db.t_local "
+        f"ENGINE = Distributed({CLUSTER}, db, t_local, cityHash64(a, b))",
+    ]
+    assert ddl.convert("DROP TABLE IF EXISTS db.t_new") == [
+        f"DROP TABLE IF EXISTS db.t_new ON CLUSTER {CLUSTER}",
+        f"DROP TABLE IF EXISTS db.t_new_local ON CLUSTER {CLUSTER}",
+    ]

@@ -35,7 +35,7 @@ def table_counts(client, feed: str) -> tuple[int, int]:
     rows = keys = 0
     for table, key in (
         ("market.trades", "trade_id"),
-        ("market.quotes", "exchange_ts, bid_price, ask_price"),
+        ("market.quotes", "exchange_ts, update_id, bid_price, ask_price, bid_size, ask_size"),
     ):
         r, k = client.query(
             f"SELECT count(), uniqExact(venue, symbol, {key}) FROM {table} WHERE feed = {{f:String}}",

@@ -311,6 +311,7 @@ class BitstampShifter(Shifter):
 
 _SHIFTERS: dict[str, type[Shifter]] = {
     "coinbase": CoinbaseShifter,
+    "coinbase_exchange": CoinbaseShifter,  # the ws-feed recordings' venue since issue 23
     "okx": OkxShifter,
     "kraken": KrakenShifter,
     "bybit": BybitShifter,

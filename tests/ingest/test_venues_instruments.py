@@ -1,0 +1,97 @@
+"""Instrument specs: the symbol rule's helpers, contract sizes from the venues' instrument
+lists (recorded or documented replies), and the live refresh with its cache."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from dataflows.venues import binance, okx
+from dataflows.venues import instruments as ins
+from tests.support.paths import SESSIONS
+
+REST = SESSIONS / "rest"
+
+
+@pytest.mark.parametrize(("symbol", "kind"), [
+    ("BTC-USDT", "spot"), ("BTC-USDT-PERP", "perpetual"), ("BTC-USD-240628", "future"),
+    ("BTC-USD-240628-60000-C", "option"), ("ETH-USDC-240628-3000-P", "option"),
+    ("TESTBTC-TESTUSD", "spot"),
+])
+def test_kind_of_reads_the_symbol_rule(symbol: str, kind: str) -> None:
+    assert ins.kind_of(symbol) == kind
+
+
+def test_expiries() -> None:
+    assert ins.from_month_code("U21") == "210924"  # last Friday of September 2021
+    assert ins.from_month_code("H23") == "230331"
+    assert ins.from_ddmmmyy("27MAY20") == "200527" and ins.from_ddmmmyy("5JUN20") == "200605"
+    with pytest.raises(ValueError, match="bad month code"):
+        ins.from_month_code("A21")
+
+
+def test_inverse_amounts_are_base_to_the_satoshi() -> None:
+    deribit = ins.Spec("BTC-USD-PERP", "perpetual", 1.0, inverse=True)
+    assert deribit.base(10.0, 8950.0) == 0.00111732
+    okx_linear = ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
+    assert okx_linear.base(3.0, 30000.0) == 0.03
+
+
+def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FEEDHOUSE_INSTRUMENTS_DIR", str(tmp_path))  # no cached list
+    okx_catalog = ins.Catalog("okx", okx._spec, okx._listed)
+    with pytest.raises(ValueError, match="instrument list not loaded"):
+        okx_catalog("BTC-USDT-SWAP")  # a linear size is never guessed
+    assert okx_catalog.load(ins.read_rest(REST / "OKX.0").values()) > 900
+    assert okx_catalog("BTC-USDT-SWAP") == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
+    assert okx_catalog("BTC-USD-SWAP") == ins.Spec("BTC-USD-PERP", "perpetual", 100.0, True)
+    assert okx_catalog("BTC-USD-220514-22000-C") == ins.Spec(
+        "BTC-USD-220514-22000-C", "option", 0.1)
+    coin_m = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list)
+    assert coin_m.load(ins.read_rest(REST / "BINANCE_DELIVERY.docs").values()) == 3
+    assert coin_m("ETHUSD_PERP") == ins.Spec("ETH-USD-PERP", "perpetual", 10.0, True)
+    assert coin_m("BTCUSD_200626").base(2.0, 9643.5) == 0.02073936  # 200 USD of BTC
+
+
+class _Lists(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_live_refresh_fetches_caches_and_falls_back(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FEEDHOUSE_INSTRUMENTS_DIR", str(tmp_path))
+    reply = ins.read_rest(REST / "BINANCE_DELIVERY.docs")["https://dapi.binance.com/dapi/v1/exchangeInfo"]
+    reply["symbols"][2]["contractSize"] = 20  # a list that differs from the built-in rule
+    _Lists.body = orjson.dumps(reply)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Lists)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/dapi/v1/exchangeInfo"
+    hosts = ("dstream.binance.com",)
+    try:
+        catalog = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list, (url,))
+        # a recorded session on loopback is not the live venue: nothing fetched
+        assert ins.refresh(catalog, "ws://127.0.0.1:9000/X.ws", hosts) == 0
+        assert ins.refresh(catalog, "wss://dstream.binance.com/stream", hosts) == 3
+        assert catalog("ETHUSD_PERP").contract_size == 20.0
+        assert (tmp_path / "binance_delivery.json").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+    # venue unreachable: the cached list is used
+    again = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list, (url,))
+    assert ins.refresh(again, "wss://dstream.binance.com/stream", hosts, timeout=2) == 3
+    assert again("ETHUSD_PERP").contract_size == 20.0
+    # and a catalog that never refreshed reads the cache on first use
+    lazy = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list)
+    assert lazy("ETHUSD_PERP").contract_size == 20.0
