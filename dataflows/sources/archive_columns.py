@@ -75,7 +75,7 @@ TARDIS_VENUES: dict[str, tuple[str, Callable[[str], str], str]] = {
     "bitstamp": ("bitstamp", str.lower, ""),
     "bybit": ("bybit", _SAME, ""),
     "bybit-spot": ("bybit", _SAME, ""),
-    "coinbase": ("coinbase", _SAME, ""),
+    "coinbase": ("coinbase_exchange", _SAME, ""),  # Tardis records the Exchange feed
     "deribit": ("deribit", _SAME, ""),
     "gate-io": ("gateio", _SAME, ""),
     "gemini": ("gemini", _SAME, ""),
@@ -111,7 +111,7 @@ def _probe_frames(venue: str, native: str, flavour: str) -> list[str]:
                     f'"microtimestamp":"{_T_MS * 1000}"}}}}',
         "bybit": f'{{"topic":{orjson.dumps("publicTrade." + native).decode()},"data":[{{"T":{_T_MS},'
                  f'"s":{n},"S":"Buy","v":"1","p":"1","i":"x"}}]}}',
-        "coinbase": f'{{"type":"match","trade_id":1,"side":"buy","size":"1","price":"1",'
+        "coinbase_exchange": f'{{"type":"match","trade_id":1,"side":"buy","size":"1","price":"1",'
                     f'"product_id":{n},"time":"{_ISO}"}}',
         "deribit": f'{{"method":"subscription","params":{{"channel":'
                    f'{orjson.dumps("trades." + native + ".100ms").decode()},"data":[{{"trade_id":"1",'

@@ -28,7 +28,7 @@ from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
 from dataflows.sources.websocket import FeedClient
 from dataflows.venues import get_venue, venue_at
-from dataflows.venues.instruments import refresh
+from dataflows.venues.instruments import refresh, set_cache_dir
 from feedhouse.core.settings import FeedSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,8 @@ class ExchangeSource(FixedPartitionedSource[MessageBatch, int]):
     ) -> None:
         self.feeds = {f.name: f for f in feeds if f.kind == "exchange"}
         self.settings = settings
+        if settings is not None and settings.instruments_dir is not None:
+            set_cache_dir(settings.instruments_dir)
         self.batch_frames = batch_frames
         self.queue_frames = queue_frames
         self.stop_at_end = stop_at_end

@@ -15,7 +15,7 @@ amount, contract_size = 1.
 
 Contract specs come from the venues' instrument lists (`Catalog.load`: the recorded or
 documented replies under feedhouse/app/sessions/rest/ in tests; `refresh` fetches them
-on start in live mode and caches them under `FEEDHOUSE_INSTRUMENTS_DIR` or
+on start in live mode and caches them under the `instruments_dir` setting or
 ~/.cache/feedhouse/instruments); without a list a venue's documented rule applies.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import calendar
 import logging
-import os
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -178,9 +177,18 @@ def read_rest(path: Path | str) -> dict[str, object]:
     return replies
 
 
+_cache_dir = Path.home() / ".cache" / "feedhouse" / "instruments"
+
+
+def set_cache_dir(folder: Path) -> None:
+    """Where fetched instrument lists are cached: the `instruments_dir` setting, set by
+    the exchange source at start (catalogs are module-level, one per venue)."""
+    global _cache_dir
+    _cache_dir = folder
+
+
 def cache_dir() -> Path:
-    folder = os.environ.get("FEEDHOUSE_INSTRUMENTS_DIR")
-    return Path(folder) if folder else Path.home() / ".cache" / "feedhouse" / "instruments"
+    return _cache_dir
 
 
 def refresh(catalog: Catalog, feed_url: str, hosts: tuple[str, ...], timeout: float = 10.0) -> int:

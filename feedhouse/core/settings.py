@@ -266,6 +266,9 @@ class Settings(BaseSettings):
         None, description="audit reports and Data Docs (default: <home>/reports)"
     )
     archive_dir: Path | None = None
+    instruments_dir: Path | None = Field(
+        None, description="cache of the venues' instrument lists (contract sizes)"
+    )
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     fault_file: Path | None = Field(None, description="fault injector switch (drills and tests)")
@@ -301,6 +304,7 @@ class Settings(BaseSettings):
             self.warehouse_dsn = SecretStr(f"chdb://{home / 'clickhouse'}")
         self.buffer_path = (self.buffer_path or home / "buffer.duckdb").expanduser().resolve()
         self.recovery_dir = (self.recovery_dir or home / "recovery").expanduser().resolve()
+        self.instruments_dir = (self.instruments_dir or home / "instruments").expanduser().resolve()
         self.reports_dir = (self.reports_dir or home / "reports").expanduser().resolve()
         names = [f.name for f in self.feeds]
         dupes = sorted({n for n in names if names.count(n) > 1})

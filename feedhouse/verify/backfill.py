@@ -51,6 +51,7 @@ from dataflows.sink.batches import (
     schema_of,
 )
 from dataflows.sources.archive_columns import COLUMNS, ArchiveFile, find_files, read_file
+from dataflows.venues.instruments import kind_of
 from feedhouse.core.errors import FeedhouseError, InputError
 from feedhouse.core.records import MARKET_EPOCH_US, Trade, validate_trades
 from feedhouse.store.bulk import insert_arrow_bulk
@@ -467,6 +468,13 @@ def _dead_letters(client, state: _DayState, file: ArchiveFile, bad: list[tuple[d
     client.insert_arrow(DEAD_LETTER, data, settings={"insert_deduplication_token": token})
 
 
+def _instrument_types(symbols: pa.ChunkedArray) -> pa.Array:
+    """instrument_type per row, by the symbol rule (one lookup per distinct symbol)."""
+    distinct = pc.unique(symbols)
+    kinds = pa.array([kind_of(s) for s in distinct.to_pylist()], pa.string())
+    return pc.take(kinds, pc.index_in(symbols, value_set=distinct))
+
+
 def _trades_table(feed: str, venue: str, part: pa.Table) -> pa.Table:
     schema = schema_of(TRADES)
     n = part.num_rows
@@ -477,6 +485,10 @@ def _trades_table(feed: str, venue: str, part: pa.Table) -> pa.Table:
         "trade_id": part["trade_id"], "price": part["price"], "amount": part["amount"],
         "side": part["side"],
         "exchange_ts": part["exchange_ts"].cast(ts_type), "received_ts": part["received_ts"].cast(ts_type),
+        # archive sizes are stored as the archive gives them (contract_size 1)
+        "instrument_type": _instrument_types(part["symbol"]),
+        "native_amount": part["amount"],
+        "contract_size": pa.repeat(pa.scalar(1.0, pa.float64()), n),
         "feed": pa.repeat(pa.scalar(feed, pa.string()), n),
     }
     return pa.table([columns[name] for name in schema.names], schema=schema)

@@ -42,7 +42,7 @@ def test_inverse_amounts_are_base_to_the_satoshi() -> None:
 
 
 def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("FEEDHOUSE_INSTRUMENTS_DIR", str(tmp_path))  # no cached list
+    monkeypatch.setattr(ins, "_cache_dir", tmp_path)  # no cached list
     okx_catalog = ins.Catalog("okx", okx._spec, okx._listed)
     with pytest.raises(ValueError, match="instrument list not loaded"):
         okx_catalog("BTC-USDT-SWAP")  # a linear size is never guessed
@@ -70,7 +70,7 @@ class _Lists(http.server.BaseHTTPRequestHandler):
 
 
 def test_live_refresh_fetches_caches_and_falls_back(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("FEEDHOUSE_INSTRUMENTS_DIR", str(tmp_path))
+    monkeypatch.setattr(ins, "_cache_dir", tmp_path)
     reply = ins.read_rest(REST / "BINANCE_DELIVERY.docs")["https://dapi.binance.com/dapi/v1/exchangeInfo"]
     reply["symbols"][2]["contractSize"] = 20  # a list that differs from the built-in rule
     _Lists.body = orjson.dumps(reply)

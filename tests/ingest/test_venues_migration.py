@@ -15,8 +15,10 @@ from dataflows.sources.capture import parse_capture
 from dataflows.venues import get_venue
 from dataflows.venues.instruments import kind_of
 from feedhouse.core.paths import sql_dir
+from feedhouse.store.candles import build_minutes
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import apply_migrations
+from tests.support.paths import VENUE_DOCS
 
 TS = datetime(2021, 7, 22, 12, 0, tzinfo=UTC)
 OLD_COLUMNS = ["venue", "symbol", "native_symbol", "trade_id", "price", "amount", "side",
@@ -101,7 +103,7 @@ def old_store(settings, tmp_path):
 
 def test_stored_rows_follow_the_symbol_rule_after_010(old_store) -> None:
     with warehouse(old_store) as client:
-        assert apply_migrations(client) == ["010_instruments.sql"]
+        assert apply_migrations(client)[0] == "010_instruments.sql"
         got = client.query(
             "SELECT venue, symbol, instrument_type, amount, native_amount, contract_size "
             "FROM market.trades ORDER BY toUInt32(trade_id)").result_rows
@@ -109,7 +111,7 @@ def test_stored_rows_follow_the_symbol_rule_after_010(old_store) -> None:
             "SELECT venue, symbol, instrument_type, update_id FROM market.quotes "
             "ORDER BY bid_price, venue, symbol").result_rows
         candles = client.query(
-            "SELECT venue, symbol, sum(volume), sum(trades) FROM market.ohlcv_1m "
+            "SELECT venue, symbol, sum(volume), sum(trades) FROM market.ohlcv_1m FINAL "
             "GROUP BY venue, symbol ORDER BY venue, symbol").result_rows
         gaps = client.query("SELECT venue FROM ops.feed_gaps").result_rows
         key = client.query("SELECT sorting_key FROM system.tables "
@@ -144,14 +146,17 @@ def test_live_rows_and_migrated_rows_agree(old_store) -> None:
         assert kind_of(symbol) == kind
 
 
-def test_materialized_candles_keep_following_inserts_after_010(initialized) -> None:
-    """The view follows the swapped-in table (EXCHANGE TABLES keeps the name)."""
-    _, result, _ = parse_capture("tests/fixtures/exchanges/docs/DERIBIT_TRADES.ws.docs")
-
+def test_candles_of_new_trades_are_in_base_after_010(initialized) -> None:
+    """Contract trades stored after 010 (Deribit's documented inverse perpetual) make
+    candles in BASE: the builder sums the BASE amounts, not the venue's contracts."""
+    _, result, _ = parse_capture(VENUE_DOCS / "DERIBIT_TRADES.ws.docs")
     data = rows_table(TRADES, result.trades, {"feed": "d"})
+    minutes = {t.exchange_ts // 60_000_000 * 60 for t in result.trades}
     with warehouse(initialized) as client:
         client.insert_arrow(TRADES, data)
-        views = client.query("SELECT count() FROM system.tables WHERE name = 'ohlcv_1m_mv'")
-        (volume,) = client.query("SELECT sum(volume) FROM market.ohlcv_1m").result_rows[0]
-    if views.result_rows == [(1,)]:  # while candles are a materialized view of trades
-        assert volume == pytest.approx(sum(t.amount for t in result.trades))
+        build_minutes(client, minutes)
+        (volume, trades) = client.query(
+            "SELECT sum(volume), sum(trades) FROM market.ohlcv_1m FINAL").result_rows[0]
+    assert trades == len(result.trades)
+    assert volume == pytest.approx(sum(t.amount for t in result.trades))
+    assert volume < sum(t.native_amount for t in result.trades)  # contracts are not BASE

@@ -27,7 +27,8 @@ def test_every_distinct_bookticker_update_is_stored(tmp_path) -> None:
     assert len(golden) - len(old_key) == 17  # what the old key took for repeats
 
     settings = load_settings(home=str(tmp_path), recovery=False,
-                             feeds=[{"name": "bf", "venue": "binance_futures"}],
+                             feeds=[{"name": "bf", "venue": "binance_futures",
+                                     "channels": ["trades", "quotes"]}],
                              sink={"batch_ms": 5})
     messages = capture_messages("BINANCE_FUTURES.ws.1.0")
     batches = message_batches("bf", "binance_futures", messages, per=100)

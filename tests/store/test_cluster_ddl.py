@@ -53,7 +53,7 @@ def test_merge_tree_tables_become_replicated_locals_behind_distributed(settings)
     with warehouse(settings) as client:
         plain = _plain_tables(client)
     statements = _statements(CLUSTER)
-    assert len(plain) == 12  # every table but the materialized view
+    assert len(plain) == 13  # every table
     for name, (engine, full, key) in plain.items():
         db, table = name.split(".")
         local = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local ")]
@@ -194,7 +194,7 @@ def test_table_rebuild_swaps_locals_and_remakes_the_distributed_table() -> None:
         f"CREATE TABLE IF NOT EXISTS db.t ON CLUSTER {CLUSTER} AS db.t_local "
         f"ENGINE = Distributed({CLUSTER}, db, t_local, cityHash64(a, b))",
     ]
-    assert ddl.convert("DROP TABLE IF EXISTS db.t_new") == [
-        f"DROP TABLE IF EXISTS db.t_new ON CLUSTER {CLUSTER}",
-        f"DROP TABLE IF EXISTS db.t_new_local ON CLUSTER {CLUSTER}",
+    assert ddl.convert("DROP TABLE IF EXISTS db.t_new") == [  # SYNC: the name is free at once
+        f"DROP TABLE IF EXISTS db.t_new ON CLUSTER {CLUSTER} SYNC",
+        f"DROP TABLE IF EXISTS db.t_new_local ON CLUSTER {CLUSTER} SYNC",
     ]

@@ -94,7 +94,7 @@ def test_tardis_files_of_two_venues_load_exactly_and_once(settings, tmp_path):
     coinbase = tardis_day(tmp_path / "tardis", "coinbase", "BTC-USD", DAY, 20_000)
     kraken = tardis_day(tmp_path / "tardis", "kraken", "XBT/USD", DAY, 20_000, with_ids=False, seed=3)
     assert coinbase.path.name == "coinbase_trades_2025-11-20_BTC-USD.csv.gz"
-    for venue, written, symbol in (("coinbase", coinbase, "BTC-USD"), ("kraken", kraken, "BTC-USD")):
+    for venue, written, symbol in (("coinbase_exchange", coinbase, "BTC-USD"), ("kraken", kraken, "BTC-USD")):
         result = backfill_day(connect(settings), venue, DAY, tmp_path)
         assert [f.kind for f in result.files] == ["tardis"]
         assert result.total("inserted") == written.rows == 20_000
@@ -111,7 +111,7 @@ def test_tardis_files_of_two_venues_load_exactly_and_once(settings, tmp_path):
 
 def _tardis_name(venue: str, native: str) -> tuple[str, str]:
     """(Tardis exchange, Tardis symbol) of a live venue and native symbol."""
-    return {"coinbase": ("coinbase", native), "kraken": ("kraken", native),
+    return {"coinbase_exchange": ("coinbase", native), "kraken": ("kraken", native),
             "bitstamp": ("bitstamp", native.upper())}[venue]
 
 
@@ -147,7 +147,7 @@ def store_live(settings, venue: str, trades) -> None:
 
 
 @pytest.mark.parametrize(("capture", "venue", "with_ids"), [
-    ("COINBASE.ws.28.0", "coinbase", True),
+    ("COINBASE.ws.28.0", "coinbase_exchange", True),
     ("KRAKEN.ws.48.0", "kraken", False),  # Kraken v1 has no trade id: Tardis leaves it empty
     ("BITSTAMP.ws.1.0", "bitstamp", True),  # Tardis spells BTCUSD, the live feed btcusd
 ])
@@ -186,7 +186,7 @@ def test_live_symbol_is_what_each_adapter_stores(tmp_path):
     """The probe frames ask each venue's own parse: for every recorded trade, the symbol
     the backfill derives from its native spelling is the symbol the live adapter stored."""
     for capture, venue in (("BINANCE.ws.1.0", "binance"), ("BINANCE_FUTURES.ws.1.0", "binance_futures"),
-                           ("COINBASE.ws.28.0", "coinbase"), ("KRAKEN.ws.48.0", "kraken"),
+                           ("COINBASE.ws.28.0", "coinbase_exchange"), ("KRAKEN.ws.48.0", "kraken"),
                            ("OKX.ws.1.0", "okx"), ("BYBIT.ws.25.0", "bybit"),
                            ("BITSTAMP.ws.1.0", "bitstamp"), ("GEMINI.ws.1.0", "gemini"),
                            ("GATEIO.ws.1.0", "gateio"), ("BITMEX.ws.1.0", "bitmex"),
