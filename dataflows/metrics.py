@@ -140,6 +140,11 @@ class PipelineMetrics(Collector):
         with self._lock:
             self._dedup_keys[feed] = keys
 
+    def dedup_bytes(self) -> dict[str, int]:
+        """Bytes the dedup windows' keys take per feed (16 a key: hash + event time)."""
+        with self._lock:
+            return {feed: keys * 16 for feed, keys in self._dedup_keys.items()}
+
     # --- scrape ------------------------------------------------------------------------
 
     def collect(self):
@@ -203,6 +208,7 @@ event_time = METRICS.event_time
 set_connected = METRICS.set_connected
 set_buffer_rows = METRICS.set_buffer_rows
 set_dedup_keys = METRICS.set_dedup_keys
+dedup_bytes = METRICS.dedup_bytes
 
 _servers: dict[int, object] = {}
 

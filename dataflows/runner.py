@@ -24,7 +24,9 @@ from bytewax.testing import run_main
 from dataflows import metrics
 from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
+from dataflows.footprint import FootprintSampler
 from dataflows.metrics import start_metrics_server
+from dataflows.sink.stage import on_store
 from dataflows.sink.stats import STATS
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
@@ -54,7 +56,7 @@ def status_path(settings: Settings) -> Path:
     return Path(settings.home) / "run_status.json"
 
 
-def write_status(settings: Settings, state: str) -> dict:
+def write_status(settings: Settings, state: str, footprint: dict | None = None) -> dict:
     data = {
         "pid": os.getpid(),
         "state": state,
@@ -65,6 +67,8 @@ def write_status(settings: Settings, state: str) -> dict:
         # how long each exchange source stopped reading (its queue full: backpressure)
         "source_paused_s": {k: v / 1e6 for k, v in metrics.counter("source_paused_us").items()},
     }
+    if footprint:  # memory, fds, threads, store parts and caches (dataflows/footprint.py)
+        data["footprint"] = footprint
     path = status_path(settings)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
@@ -112,11 +116,18 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _stop)
     done = threading.Event()
+    sampler = None
+    if settings.footprint_every_s > 0:
+        sampler = FootprintSampler(settings, settings.footprint_every_s, on_store=on_store,
+                                   dedup_bytes=metrics.dedup_bytes).start()
+
+    def _footprint() -> dict | None:
+        return sampler.latest if sampler is not None else None
 
     def _watch() -> None:
         started = time.monotonic()
         while not done.wait(status_every_s):
-            write_status(settings, "running")
+            write_status(settings, "running", _footprint())
             if on_status is not None:
                 on_status()
             if seconds is not None and time.monotonic() - started >= seconds:
@@ -133,9 +144,11 @@ def run(
     finally:
         done.set()
         watcher.join(timeout=2)
+        if sampler is not None:
+            sampler.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        write_status(settings, "stopped")
+        write_status(settings, "stopped", _footprint())
         if on_status is not None:
             on_status()
 

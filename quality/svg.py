@@ -184,3 +184,68 @@ def _num(value: float) -> str:
     if value >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:.2f}"
+
+
+def line_chart(
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    *,
+    x_unit: str = "",
+    y_unit: str = "",
+    bands: list[tuple[float, float, str]] = (),
+    marks: list[tuple[float, str]] = (),
+    width: int = 1100,
+    height: int = 320,
+) -> str:
+    """Lines of (x, y) points, one colour per series; shaded x-bands (start, end, tooltip),
+    e.g. outages, and labelled vertical marks (x, label)."""
+    names = list(series)
+    left, right, top, bottom = 70, 20, 40, 60
+    plot_w, plot_h = width - left - right, height - top - bottom
+    points = [p for s in series.values() for p in s]
+    x0 = min((p[0] for p in points), default=0.0)
+    x1 = max((p[0] for p in points), default=1.0)
+    y1 = max((p[1] for p in points), default=1.0) * 1.05 or 1.0
+    span = (x1 - x0) or 1.0
+
+    def px(x: float) -> float:
+        return left + plot_w * (x - x0) / span
+
+    def py(y: float) -> float:
+        return top + plot_h - plot_h * y / y1
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+    for s, e, tip in bands:
+        out.append(
+            f'<rect x="{px(s):.1f}" y="{top}" width="{max(px(e) - px(s), 2.0):.1f}" '
+            f'height="{plot_h}" fill="#fee2e2"><title>{escape(tip)}</title></rect>'
+        )
+    out += [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{_num(y1)}{y_unit}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end">0</text>',
+        f'<text x="{left}" y="{top + plot_h + 14}" font-size="11">{_num(x0)}{x_unit}</text>',
+        f'<text x="{left + plot_w}" y="{top + plot_h + 14}" font-size="11" text-anchor="end">'
+        f"{_num(x1)}{x_unit}</text>",
+    ]
+    for x, label in marks:
+        out.append(
+            f'<line x1="{px(x):.1f}" y1="{top}" x2="{px(x):.1f}" y2="{top + plot_h}" '
+            f'stroke="#999" stroke-dasharray="4 3"/>'
+            f'<text x="{px(x) + 4:.1f}" y="{top + 12}" font-size="11">{escape(label)}</text>'
+        )
+    for i, name in enumerate(names):
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in series[name])
+        if pts:
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color(i)}" '
+                       f'stroke-width="1.5"><title>{escape(name)}</title></polyline>')
+    out.append(_legend(names, left, height - 12))
+    out.append("</svg>")
+    return "".join(out)

@@ -55,12 +55,17 @@ class Buffered:
     group: str = ""
 
 
+# DuckDB's buffer pool defaults to 80% of RAM and keeps the pages it read or wrote; the
+# buffer holds a few batches at a time, so a small pool suffices (it spills beyond it)
+MEMORY_LIMIT = "128MB"
+
+
 class LocalBuffer:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, memory_limit: str = MEMORY_LIMIT) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = duckdb.connect(str(self.path), config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             raise FeedhouseError(
                 f"local buffer {self.path} is in use by another process "

@@ -141,6 +141,16 @@ class _SinkGroup:
                 part.ledger_written()
 
 
+def on_store(fn):
+    """`fn(client)` on the sink's committer thread, with the warehouse client it holds (an
+    embedded store admits one process: the ingest's own readers go through it); its result,
+    None when no sink runs. Raises what opening the client raises (ClickHouse down)."""
+    committer = _SinkGroup.committer
+    if committer is None:
+        return None
+    return committer.call(lambda writer: fn(writer.held.client()))
+
+
 def _housekeeping(writer: Writer, force: bool = False,
                   candles: PeriodicCandles | None = None) -> None:
     """After each committer round: replay the buffer once ClickHouse answers, publish the

@@ -43,9 +43,11 @@ class FeedStats:
 STATS = FeedStats()
 
 class LatencySample:
-    """receive -> insert acked latencies (µs) of directly inserted rows, for benchmarks."""
+    """receive -> insert acked latencies (µs) of directly inserted rows, for benchmarks.
+    Off (cap 0) unless a benchmark sets `cap`: kept for a whole run it held 8 MB of
+    arrays nobody read."""
 
-    def __init__(self, cap: int = 1_000_000) -> None:
+    def __init__(self, cap: int = 0) -> None:
         self.cap = cap
         self.reset()
 

@@ -43,7 +43,7 @@ class Writer:
     ) -> None:
         self.settings = settings
         self.sink = settings.sink
-        self.held = held or HeldWarehouse(settings, max_hold_s=30.0)
+        self.held = held or HeldWarehouse(settings, max_hold_s=self.sink.store_hold_s)
         assert settings.buffer_path is not None
         self.buffer = buffer or LocalBuffer(settings.buffer_path)
         self.down_since: float | None = None

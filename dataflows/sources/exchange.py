@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH_FRAMES = 5000
 QUEUE_FRAMES = 100_000
+QUEUE_BYTES = 16 * 1024 * 1024  # frames are 0.1-2 KB: bytes, not frames, bound the memory
 IDLE_WAKE = timedelta(milliseconds=5)
 
 
@@ -45,20 +46,31 @@ class FrameQueue:
     polls for space with a short timeout when full, which only happens under backpressure.
     """
 
-    def __init__(self, capacity: int = QUEUE_FRAMES, feed: str = "") -> None:
+    def __init__(self, capacity: int = QUEUE_FRAMES, feed: str = "",
+                 max_bytes: int = QUEUE_BYTES) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.feed = feed
         self.frames: deque[tuple[int, str | bytes]] = deque()
         self.gaps: deque[Gap] = deque()
         self.closed = False
+        # each side counts only its own (no lock): held = what went in - what came out
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    @property
+    def full(self) -> bool:
+        return (len(self.frames) >= self.capacity
+                or self.bytes_in - self.bytes_out >= self.max_bytes)
 
     def put(self, received_us: int, frame: str | bytes) -> bool:
         self.frames.append((received_us, frame))
-        return len(self.frames) < self.capacity
+        self.bytes_in += len(frame)
+        return not self.full
 
     async def wait_space(self) -> None:
         last = time.monotonic()
-        while len(self.frames) >= self.capacity and not self.closed:
+        while self.full and not self.closed:
             await asyncio.sleep(0.002)
             now = time.monotonic()  # counted as it goes: a drill samples long pauses
             metrics.count(self.feed, "source_paused_us", int((now - last) * 1e6))
@@ -71,6 +83,7 @@ class FrameQueue:
         frames = self.frames
         n = min(limit, len(frames))
         out = [frames.popleft() for _ in range(n)]
+        self.bytes_out += sum(len(f) for _, f in out)
         gaps = [self.gaps.popleft() for _ in range(len(self.gaps))]
         return out, gaps
 
@@ -89,7 +102,7 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         self.feed = feed
         venue = get_venue(feed.venue or "")
         self.venue = venue_at(venue, feed.url or venue.url)  # the endpoint's variant
-        self.queue = FrameQueue(queue_frames, feed.name)
+        self.queue = FrameQueue(queue_frames, feed.name, int(feed.queue_mb * 1024 * 1024))
         self.batch_frames = batch_frames
         self.pos = start_pos  # position of the next frame handed to Bytewax
         self.client = FeedClient(feed, self.venue, self.queue, start_pos, stop_at_end)

@@ -44,13 +44,16 @@ def connect(
     ca_file: Path | None = None,
     verify: bool = True,
     fault_file: Path | None = None,
+    chdb_options: dict[str, Any] | None = None,
 ) -> Iterator[Client]:
-    """A clickhouse-connect client for `dsn`, for the duration of the block."""
+    """A clickhouse-connect client for `dsn`, for the duration of the block. An embedded
+    store takes `chdb_options` (server settings: cache sizes, memory limit) as the engine's
+    startup arguments; they apply when the engine starts in this process."""
     apply_faults(fault_file)
     store = chdb_path(dsn)
     if store is not None:
         with store_lock(store, lock_timeout_s):
-            client = clickhouse_connect.get_client(dsn=dsn)
+            client = clickhouse_connect.get_client(dsn=dsn, chdb_options=chdb_options or None)
             try:
                 yield client
             finally:
@@ -110,6 +113,7 @@ def warehouse(settings: Settings, *, lock_timeout_s: float | None = None) -> Ite
         ca_file=settings.warehouse_ca_file,
         verify=settings.warehouse_verify,
         fault_file=settings.fault_file,
+        chdb_options=settings.embedded_store.chdb_options(),
     ) as client:
         yield client
 

@@ -37,9 +37,13 @@ DRILLS: dict[str, tuple[list[str], list[str]]] = {
     "fuzz": (["--store", "{dir}"], ["--frames", "200", "--mqtt", "300", "--store", "{dir}"]),
     "slow-sink": (["--store", "{dir}"], ["--seconds", "7", "--store", "{dir}"]),
     "bad-config": (["--work-dir", "{dir}"], ["--work-dir", "{dir}"]),
+    # a few minutes here (the 30-minute run: docs/operations-soak.md)
+    "soak": (["--minutes", "2", "--outage-every", "50", "--store", "{dir}"],
+             ["--minutes", "0.75", "--rate", "200", "--readings-per-s", "300",
+              "--outage-every", "20", "--outage-seconds", "5", "--store", "{dir}"]),
 }
 COLUMNS = ("sent", "unique_sent", "stored", "duplicates_stored", "dead_lettered", "lost",
-           "peak_rss_mb")
+           "peak_rss_mb", "rss_slope_mb_per_h")
 
 
 def run_one(name: str, args: list[str], timeout_s: float) -> dict:
