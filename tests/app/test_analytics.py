@@ -313,6 +313,7 @@ def test_cli_runs_a_query_and_lists_them(store):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.integration
 def test_piped_table_shows_whole_cells_and_tidy_floats(store):
     """`feedhouse analytics vwap | cat`: stdout is a pipe (run_cli), no cell is cut to
     `binan…`, and floats carry no noise (`9480.22`, not `9480.219999999992`)."""
@@ -342,6 +343,7 @@ def test_piped_table_shows_whole_cells_and_tidy_floats(store):
     assert " 0.3 " in shown.stdout and " 0.00001 " in shown.stdout, shown.stdout
 
 
+@pytest.mark.integration
 def test_sql_error_in_an_analytics_query_exits_2(store, tmp_path):
     settings, _ = store
     out = run_cli("sql", "SELECT nope FROM market.trades", FEEDHOUSE_HOME=str(settings.home))

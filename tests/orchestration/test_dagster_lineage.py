@@ -5,6 +5,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
 from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus
 
 from orchestration.definitions import defs
@@ -63,6 +64,7 @@ def test_embedded_store_starts_with_schedules_and_polling_sensors_stopped():
     assert failures.default_status == DefaultSensorStatus.RUNNING
 
 
+@pytest.mark.integration
 def test_production_and_the_setting_turn_automation_on(tmp_path):
     code = ("from orchestration.definitions import defs; "
             "print(sorted({s.default_status.value for s in defs.schedules}), "
