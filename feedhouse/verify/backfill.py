@@ -36,34 +36,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import ValidationError
 
-from dataflows.sink.batches import (
-    DEAD_LETTER,
-    LEDGER_TABLE,
-    TRADES,
-    digest,
-    ledger_table,
-    make_batch,
-    schema_of,
-)
 from dataflows.sources.archive_columns import COLUMNS, ArchiveFile, find_files, read_file
-from dataflows.venues.instruments import kind_of
 from feedhouse.core.errors import FeedhouseError, InputError
-from feedhouse.core.records import MARKET_EPOCH_US, Trade, validate_trades
-from feedhouse.store.bulk import insert_arrow_bulk
-from feedhouse.store.ledger import LedgerDelta
 from feedhouse.store.migrations import apply_migrations
 from feedhouse.verify.audit import audit_range
+from feedhouse.verify.backfill_contract import contract_mask, split_invalid
+from feedhouse.verify.backfill_rows import dead_letters, insert_chunk
 
 CHUNK_ROWS = 500_000
 DAY_US = 86_400_000_000
-SIDES = ("buy", "sell", "unknown")
-SYMBOL_PATTERN = r"^[A-Z0-9.]+-[A-Z0-9.]+(-[A-Z0-9.]+)*$"  # TradeModel.symbol's
-MAX_NAME = 128  # feedhouse.core.records.Name
+
 
 Connect = Callable[[], AbstractContextManager]  # () -> context manager yielding a client
 Progress = Callable[[str], None]
@@ -188,56 +173,6 @@ def _strings(col) -> pa.Array:
     return col.cast(pa.string()) if not pa.types.is_string(col.type) else col
 
 
-# --- the market.trades contract, on columns -----------------------------------------------
-
-
-def contract_mask(venue: str, cols: pa.Table) -> pa.Array:
-    """True where a row meets feedhouse.core.records.TradeModel (the same rules, vectorised)."""
-    n = cols.num_rows
-    if not 0 < len(venue) <= MAX_NAME:
-        return pa.array([False] * n)
-
-    def named(col) -> pa.Array:
-        size = pc.utf8_length(col)
-        return pc.and_(pc.greater(size, 0), pc.less_equal(size, MAX_NAME))
-
-    def positive(col) -> pa.Array:
-        return pc.and_(pc.greater(col, 0.0), pc.is_finite(col))
-
-    distinct = pc.unique(cols["symbol"])
-    good_symbols = distinct.filter(pc.fill_null(pc.match_substring_regex(distinct, SYMBOL_PATTERN), False))
-    checks = [
-        pc.is_in(cols["symbol"], value_set=good_symbols),
-        named(cols["native_symbol"]), named(cols["trade_id"]),
-        positive(cols["price"]), positive(cols["amount"]),
-        pc.is_in(cols["side"], value_set=pa.array(SIDES)),
-        pc.greater_equal(cols["exchange_ts"], MARKET_EPOCH_US),
-        pc.greater(cols["received_ts"], 0),
-    ]
-    mask = checks[0]
-    for check in checks[1:]:
-        mask = pc.and_(mask, check)
-    return pc.fill_null(mask, False)
-
-
-def _trade(venue: str, row: dict) -> Trade:
-    return Trade(venue, row["symbol"], row["native_symbol"], row["trade_id"], row["price"],
-                 row["amount"], row["side"], row["exchange_ts"], row["received_ts"])
-
-
-def contract_reason(venue: str, row: dict) -> str | None:
-    """Why one row breaks the market.trades contract (pydantic's words), None if it does not."""
-    try:
-        validate_trades([_trade(venue, row)])
-        return None
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"][1:]) or "row"
-            parts.append(f"{where}: {err['msg']}")
-        return "market.trades contract: " + "; ".join(parts)
-
-
 # --- one day ------------------------------------------------------------------------------
 
 
@@ -325,20 +260,21 @@ def _load_file(connect: Connect, state: _DayState, file: ArchiveFile, load: File
         cols = cols.filter(pa.array(~existing))
         valid = contract_mask(state.venue, cols)
         if not pc.all(valid).as_py():
-            cols, bad = _split_invalid(state.venue, cols, valid)
+            cols, bad = split_invalid(state.venue, cols, valid)
             load.invalid = len(bad)
             if bad:
-                _dead_letters(client, state, file, bad)
+                dead_letters(client, state.feed, state.venue, state.day, file.path.name,
+                             day_bounds_us(state.day)[0], bad)
         if cols.num_rows:
             part = cols.slice(0, chunk_rows)
-            _insert_chunk(client, state.feed, state.venue, state.day, name, part)
+            insert_chunk(client, state.feed, state.venue, state.day, name, part)
             load.inserted += part.num_rows
     if meter is not None:
         meter(name, load.repeated + load.existing + load.invalid + load.inserted, load.read)
     for start in range(chunk_rows, cols.num_rows, chunk_rows):
         part = cols.slice(start, chunk_rows)
         with connect() as client:  # short blocks: the live ingest keeps its store
-            _insert_chunk(client, state.feed, state.venue, state.day, name, part)
+            insert_chunk(client, state.feed, state.venue, state.day, name, part)
         load.inserted += part.num_rows
         if meter is not None:
             meter(name, load.repeated + load.existing + load.invalid + load.inserted, load.read)
@@ -440,76 +376,6 @@ def _content_match(state: _DayState, cols: pa.Table):
         matched = rows.join(stored, keys=keys, join_type="left semi", use_threads=True)
         out[matched["i"].to_numpy()] = True
     return out
-
-
-def _split_invalid(venue: str, cols: pa.Table, valid: pa.Array) -> tuple[pa.Table, list[tuple[dict, str]]]:
-    """(rows to insert, [(row, reason)] refused). The vectorised mask picks the suspects;
-    pydantic has the last word on each (and gives its reason)."""
-    keep = valid.to_numpy(zero_copy_only=False).copy()
-    suspects = np.flatnonzero(~keep)
-    bad: list[tuple[dict, str]] = []
-    for i, row in zip(suspects, cols.take(pa.array(suspects)).to_pylist(), strict=True):
-        reason = contract_reason(venue, row)
-        if reason is None:
-            keep[i] = True
-        else:
-            bad.append((row, reason))
-    return cols.filter(pa.array(keep)), bad
-
-
-def _dead_letters(client, state: _DayState, file: ArchiveFile, bad: list[tuple[dict, str]]) -> None:
-    lo, _ = day_bounds_us(state.day)
-    raws = [orjson.dumps({"file": file.path.name, "row": {k: v for k, v in row.items() if k != "hashed"}},
-                         option=orjson.OPT_SERIALIZE_NUMPY).decode() for row, _ in bad]
-    schema = schema_of(DEAD_LETTER)
-    data = pa.table([pa.array([state.feed] * len(bad)), pa.array([lo] * len(bad), pa.int64()).cast(schema.field(1).type),
-                     pa.array(raws), pa.array([r for _, r in bad])], schema=schema)
-    token = "backfill/" + digest(None, state.venue, state.day, file.path.name, "dead", len(bad), raws[0], raws[-1])
-    client.insert_arrow(DEAD_LETTER, data, settings={"insert_deduplication_token": token})
-
-
-def _instrument_types(symbols: pa.ChunkedArray) -> pa.Array:
-    """instrument_type per row, by the symbol rule (one lookup per distinct symbol)."""
-    distinct = pc.unique(symbols)
-    kinds = pa.array([kind_of(s) for s in distinct.to_pylist()], pa.string())
-    return pc.take(kinds, pc.index_in(symbols, value_set=distinct))
-
-
-def _trades_table(feed: str, venue: str, part: pa.Table) -> pa.Table:
-    schema = schema_of(TRADES)
-    n = part.num_rows
-    ts_type = schema.field("exchange_ts").type
-    columns = {
-        "venue": pa.repeat(pa.scalar(venue, pa.string()), n),
-        "symbol": part["symbol"], "native_symbol": part["native_symbol"],
-        "trade_id": part["trade_id"], "price": part["price"], "amount": part["amount"],
-        "side": part["side"],
-        "exchange_ts": part["exchange_ts"].cast(ts_type), "received_ts": part["received_ts"].cast(ts_type),
-        # archive sizes are stored as the archive gives them (contract_size 1)
-        "instrument_type": _instrument_types(part["symbol"]),
-        "native_amount": part["amount"],
-        "contract_size": pa.repeat(pa.scalar(1.0, pa.float64()), n),
-        "feed": pa.repeat(pa.scalar(feed, pa.string()), n),
-    }
-    return pa.table([columns[name] for name in schema.names], schema=schema)
-
-
-def _insert_chunk(client, feed: str, venue: str, day: date, name: str, part: pa.Table) -> None:
-    last = part.num_rows - 1
-    sym, ids = part["symbol"], part["trade_id"]
-    token = "backfill/" + digest(
-        None, venue, day, name, sym[0].as_py(), ids[0].as_py(), sym[last].as_py(), ids[last].as_py(),
-        part.num_rows,
-    )
-    batch = make_batch(TRADES, feed, token, _trades_table(feed, venue, part))
-    ledger = LedgerDelta()
-    ledger.add_minutes(feed, batch.minutes, "parsed")
-    ledger.add_minutes(feed, batch.minutes, "inserted")
-    # ledger first: see the module doc (a crash in between heals on the rerun)
-    client.insert_arrow(
-        LEDGER_TABLE, ledger_table(ledger), settings={"insert_deduplication_token": token + "/ledger"}
-    )
-    insert_arrow_bulk(client, TRADES, batch.data, token)
 
 
 def day_rows(client, venue: str, day: date) -> int:

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from dataflows.frames import MessageBatch
-from dataflows.parse.readings import compile_template, parse_readings, reading_parser
+from dataflows.parse.reading_fields import compile_template
+from dataflows.parse.readings import parse_readings, reading_parser
 from feedhouse.core.records import Reading, validate_readings
 from feedhouse.core.settings import FeedSettings
 

@@ -22,7 +22,8 @@ from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import LedgerDelta
 from feedhouse.store.migrations import apply_migrations
 from feedhouse.verify.audit import run_audit
-from feedhouse.verify.backfill import backfill_day, contract_mask, contract_reason, day_rows
+from feedhouse.verify.backfill import backfill_day, day_rows
+from feedhouse.verify.backfill_contract import contract_mask, contract_reason
 from tests.support.paths import ROOT, SESSIONS
 
 sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repo, not an installed package
