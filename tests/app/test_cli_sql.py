@@ -44,4 +44,4 @@ def test_two_sql_commands_at_the_same_moment(tmp_path) -> None:
     ]
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
-    assert all(out.splitlines()[1] == "8" for out, _ in outputs)
+    assert all(out.splitlines()[1] == "9" for out, _ in outputs)  # the ops tables
