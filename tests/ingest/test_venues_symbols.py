@@ -9,20 +9,27 @@ import pytest
 from dataflows.venues import get_venue
 from tests.support.venues import parsed_capture
 
+# venue -> symbols whose mapping must round trip (normalized -> native -> normalized)
+ROUND_TRIP_ONLY = {
+    "binance": ["BTC-USDT", "XRP-BKRW"],
+    "binance_delivery": ["ETH-USD-PERP"],
+    "binance_futures": ["BTC-USDT-PERP", "BTC-USDT-230331"],
+    "bitfinex": ["BTC-USDT-PERP", "BTC-USDT", "TESTBTC-TESTUSD"],
+    "bitstamp": ["ETH-EUR"],
+    "bybit": ["SOL-USDT-PERP", "BTC-USD-230331", "BTC-USDC-231229", "BTC-USDT-241227",
+              "BTC-USDC-PERP"],
+    "bybit@inverse": ["BTC-USD-PERP"],
+    "bybit@option": ["BTC-USDC-231229-40000-C"],
+    "bybit@spot": ["SOL-USDT"],
+    "coinbase": ["BTC-USDC-PERP", "ETH-USD"],
+    "coinbase_exchange": ["ETH-USD"],
+    "gemini": ["BTC-GUSD-PERP"],
+    "kraken": ["BTC-EUR"],
+    "okx": ["BTC-USD-PERP", "BTC-USD-220527"],
+}
 # (venue, normalized symbol, native symbol or None where only the round trip is pinned)
 ROUND_TRIPS = [
-    ("binance", "BTC-USDT", None), ("binance_delivery", "ETH-USD-PERP", None),
-    ("kraken", "BTC-EUR", None), ("bybit", "SOL-USDT-PERP", None),
-    ("bybit", "BTC-USD-230331", None), ("bybit", "BTC-USDC-231229", None),
-    ("bybit", "BTC-USDT-241227", None), ("bybit", "BTC-USDC-PERP", None),
-    ("bybit@spot", "SOL-USDT", None), ("bybit@inverse", "BTC-USD-PERP", None),
-    ("bybit@option", "BTC-USDC-231229-40000-C", None), ("binance", "XRP-BKRW", None),
-    ("binance_futures", "BTC-USDT-PERP", None), ("binance_futures", "BTC-USDT-230331", None),
-    ("gemini", "BTC-GUSD-PERP", None), ("coinbase", "BTC-USDC-PERP", None),
-    ("bitfinex", "BTC-USDT-PERP", None), ("bitfinex", "BTC-USDT", None),
-    ("bitfinex", "TESTBTC-TESTUSD", None), ("bitstamp", "ETH-EUR", None),
-    ("okx", "BTC-USD-PERP", None), ("okx", "BTC-USD-220527", None),
-    ("coinbase", "ETH-USD", None), ("coinbase_exchange", "ETH-USD", None),
+    *((venue, symbol, None) for venue, symbols in ROUND_TRIP_ONLY.items() for symbol in symbols),
     ("gemini", "BTC-USD", "BTCUSD"),
     ("gemini", "GRT-USD", "GRTUSD"),
     ("gateio", "BTC-USDT", "BTC_USDT"),
