@@ -1,4 +1,4 @@
-"""Shared adapter helpers added for venues A (dataflows/venues/common.py)."""
+"""Shared adapter helpers (dataflows/venues/common.py): time parsing, symbol normalizers, safe_parse."""
 
 from __future__ import annotations
 

@@ -5,8 +5,6 @@ and on mutated trade frames (wrong types, big integers, missing or duplicated ke
 
 from __future__ import annotations
 
-import json
-
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +14,7 @@ from dataflows.sources.capture import read_capture
 from dataflows.venues import binance, coinbase, get_venue, okx
 from dataflows.venues.base import BatchResult, looping
 from feedhouse.core.records import us_from_s
-from tests.ingest.test_venues_a_fuzz import JSON, _mutate
+from tests.support.fuzz import JSON, dumps, mutate
 from tests.support.paths import corpus
 
 CASES = {
@@ -97,10 +95,6 @@ def _trade_frames(venue_name: str) -> list[str]:
     return [f for ts, f in _messages(capture) if venue.parse(f, ts).trades]
 
 
-def _dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))  # stdlib: writes integers beyond 64 bits
-
-
 def _mutate_fields(data, frame: str) -> str:
     """Change one field of the trade object itself (types the fast decoder must refuse)."""
     root = {"x": orjson.loads(frame)}
@@ -113,12 +107,12 @@ def _mutate_fields(data, frame: str) -> str:
     if op == "delete":
         del target[key]
     elif op == "dup":  # a repeated key: orjson keeps the last one, so must the fast path
-        inner = _dumps(target)[:-1] + "," + _dumps({key: data.draw(JSON | BIG)})[1:]
+        inner = dumps(target)[:-1] + "," + dumps({key: data.draw(JSON | BIG)})[1:]
         parent[slot] = "@INNER@"
-        return _dumps(root["x"]).replace('"@INNER@"', inner)
+        return dumps(root["x"]).replace('"@INNER@"', inner)
     else:
         target[key] = data.draw(BIG if op == "big" else JSON)
-    return _dumps(root["x"])
+    return dumps(root["x"])
 
 
 @pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase"])
@@ -138,7 +132,7 @@ def test_parse_many_equals_looping_parse_on_mutated_frames(venue_name: str) -> N
         if data.draw(st.booleans()):
             mutated = _mutate_fields(data, frame)
         else:
-            mutated = _mutate(data, frame)
+            mutated = mutate(data, frame)
         _same(venue_name, [(1_700_000_000_000_000, frame), (1_700_000_000_000_001, mutated)])
 
     run()
