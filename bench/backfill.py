@@ -129,7 +129,7 @@ def run(cfg: Config) -> list[Figure]:
         rates.append(round(rate))
         native_rates.append(round(native))
         ratios.append(round(rate / native, 3))
-        loaded = [_run_side("columnar", work, tardis, venue) for venue in ("coinbase", "kraken")]
+        loaded = [_run_side("columnar", work, tardis, venue) for venue in ("coinbase_exchange", "kraken")]
         tardis_rates.append(round(sum(x["rows"] for x in loaded) / sum(x["seconds"] for x in loaded)))
     command = module_command("backfill", cfg)
     base = {"rows": expected, "day": DAY.isoformat(), "file": "Binance spot trades dump, plain CSV, "

@@ -55,8 +55,8 @@ class Probe:
         parse_batch, dedup_parsed = flow.parse_batch, dedup_step.dedup_parsed
         observe = FeedSinkPartition._observe
 
-        def timed_parse(batch, parse_one=None):
-            out = parse_batch(batch, parse_one)
+        def timed_parse(*args, **kw):
+            out = parse_batch(*args, **kw)
             now = time.time_ns() // 1000
             self.parsed.update(((t[1], t[3]), now) for t in out.trades)
             return out

@@ -32,7 +32,8 @@ import threading
 import time
 from pathlib import Path
 
-from feedhouse.app.drills.mqtt import FEED, Ingest, ingest_command, write_config
+from feedhouse.app.drills.mqtt import FEED, write_config
+from feedhouse.app.drills.process import RunProcess, child_env
 from feedhouse.app.mqtt.broker import Broker, BrokerStats
 from feedhouse.app.mqtt.load import LoadPlan, run_load
 from feedhouse.core.config import load_settings
@@ -55,20 +56,24 @@ def own_cpu_s() -> float:
     return time.process_time()
 
 
-class IngestAt(Ingest):
+class IngestAt(RunProcess):
     """The ingest run from another checkout (A/B comparisons): its folder is the working
-    directory (first on `python -m`'s path) and PYTHONPATH."""
+    directory (first on `python -m`'s path) and PYTHONPATH; an older checkout may have the
+    CLI at feedhouse.cli.main (before the layered tree)."""
 
     def __init__(self, config: Path, log_path: Path, code: Path) -> None:
         super().__init__(config, log_path)
         self.code = code
-        self.env["PYTHONPATH"] = str(code)
 
-    def start(self) -> None:
+    def start(self) -> IngestAt:
+        layered = (self.code / "feedhouse" / "app" / "cli" / "main.py").exists()
+        main = "feedhouse.app.cli.main" if layered else "feedhouse.cli.main"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(ingest_command(), env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.code)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", main, "--config", str(self.config), "run"],
+                env=child_env(PYTHONPATH=str(self.code)), stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code)
+        return self
 
 
 class Session:
@@ -82,7 +87,7 @@ class Session:
         self.broker = Broker(work / "mosquitto").start()
         self.config = write_config(work, self.broker.port, "3.1.1", clients, False,
                                    readings_per_message)
-        self.ingest = Ingest(self.config, work / "ingest.log") if ingest_code is None \
+        self.ingest = RunProcess(self.config, work / "ingest.log") if ingest_code is None \
             else IngestAt(self.config, work / "ingest.log", ingest_code)
         self.stats = BrokerStats(self.broker.port)
         self.seq = 0

@@ -246,6 +246,6 @@ def line_chart(
         if pts:
             out.append(f'<polyline points="{pts}" fill="none" stroke="{color(i)}" '
                        f'stroke-width="1.5"><title>{escape(name)}</title></polyline>')
-    out.append(_legend(names, left, height - 12))
+    out.append(_legend(names, left, height - 12, width))
     out.append("</svg>")
     return "".join(out)

@@ -65,7 +65,8 @@ def test_verification_runs_are_recorded_in_the_instance(seeded, tmp_path):
                     "audit_report"]
     assert all(r.success for r in found.runs), found.runs
     assert found.audit_ran and found.audit_mismatched == 0
-    assert found.audit_feeds == {TRADE_FEED: 0, "plant": 0}
+    # the feeds, and the candles per venue/symbol (proven like a raw table)
+    assert found.audit_feeds == {TRADE_FEED: 0, "plant": 0, "binance/BTC-USDT": 0}
     assert [(r["replay_id"], r["status"]) for r in found.reconciliations] == [(REPLAY_ID, "ok")]
     assert found.report is not None and found.report.exists()
     # the seeded events are from 2024: fresh fails on both feeds, naming the last event time

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration  # starts processes, a broker or a browser
 HOLD = """
 import sys, time
 from pathlib import Path
-from feedhouse.store.client import claim_store
+from feedhouse.store.lock import claim_store
 claim_store(Path(sys.argv[1]), "a test holder")
 print("claimed", flush=True)
 if len(sys.argv) > 2:  # a child of the holder (its `feedhouse run`, say) may work on it
