@@ -1,63 +1,21 @@
-"""Sequence numbers a venue lets a client check, per stream: a jump is a `sequence` gap.
-
-Each function takes a raw frame and returns the (stream, number) pairs it carries; within
-a stream, numbers must rise by exactly one. They decode only frames that can carry a
-number (a cheap substring test first), so checking costs little on the hot path.
-
-- Binance: aggTrade ids `a` are consecutive per symbol.
-- Coinbase: `sequence` counts every message of a product on every channel, so on the
-  `matches`/`ticker` channels it jumps by design; `trade_id` of match/last_match is
-  consecutive per product instead, and that is what is checked.
-
-A venue adapter may set `Venue.sequence_of` itself; it wins over these defaults.
+"""Gap detection, generic: a venue declares its sequence check (`Venue.sequence_of`, made
+with dataflows.venues.declare.sequence_check in the venue's module), which names the
+(stream, number) pairs a raw frame carries; within a stream, numbers must rise by exactly
+one, and a jump is a `sequence` gap. SequenceTracker remembers the numbers per stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import orjson
-
 from dataflows.venues.base import Frame, Venue
 
 SequenceFn = Callable[[Frame], list[tuple[str, int]]]
 
 
-def binance(frame: Frame) -> list[tuple[str, int]]:
-    if "aggTrade" not in frame if isinstance(frame, str) else b"aggTrade" not in frame:
-        return []
-    try:
-        msg = orjson.loads(frame)
-        data = msg.get("data", msg)
-        if data.get("e") == "aggTrade":
-            return [(data["s"], int(data["a"]))]
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        pass  # the parser reports the frame as invalid
-    return []
-
-
-def coinbase(frame: Frame) -> list[tuple[str, int]]:
-    if "match" not in frame if isinstance(frame, str) else b"match" not in frame:
-        return []
-    try:
-        msg = orjson.loads(frame)
-        if msg.get("type") in ("match", "last_match"):
-            return [(msg["product_id"], int(msg["trade_id"]))]
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        pass
-    return []
-
-
-_DEFAULTS: dict[str, SequenceFn] = {"coinbase": coinbase}
-
-
 def sequence_fn(venue: Venue) -> SequenceFn | None:
-    """The gap check for a venue: its own hook, else a default by venue family."""
-    if venue.sequence_of is not None:
-        return venue.sequence_of
-    if venue.name.startswith("binance"):
-        return binance
-    return _DEFAULTS.get(venue.name)
+    """The venue's own gap check (None: it declares none)."""
+    return venue.sequence_of
 
 
 class SequenceTracker:

@@ -76,9 +76,9 @@ class Venue:
     native_symbol: Callable[[str], str] = field(default=lambda s: s)
     normalize_symbol: Callable[[str], str] = field(default=lambda s: s)
     channels: tuple[str, ...] = ("trades",)
-    # Gap detection (dataflows/sources/sequence.py has the defaults per venue): the
+    # Gap detection (declare.sequence_check; dataflows/sources/sequence.py tracks it): the
     # (stream, number) pairs a raw frame carries that must increase by exactly one per
-    # stream, e.g. Binance aggTrade ids per symbol. None: the source uses its default.
+    # stream, e.g. Binance aggTrade ids per symbol. None: the venue has no gap check.
     sequence_of: Callable[[Frame], list[tuple[str, int]]] | None = None
     # Batch parse of a micro-batch (a fast decoder for the common trade frames, the
     # per-frame `parse` for the rest); results equal looping `parse`. None: that loop.

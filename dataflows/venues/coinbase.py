@@ -10,31 +10,28 @@ Product ids are already BASE-QUOTE (spot).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
-import orjson
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
 from dataflows.venues.common import (
     INF,
-    FrameError,
     OrjsonInt,
     check_quote,
-    check_trade,
-    fast_many,
-    loads,
+    json_object,
     num,
-    safe_parse,
+    price_size,
+    side_of,
     us_from_iso_z,
 )
+from dataflows.venues.declare import FrameError, declare, dumps, sequence_check
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "coinbase_exchange"
 HOSTS = ("ws-feed.exchange.coinbase.com", "ws-feed.pro.coinbase.com")
 _CHANNEL = {"trades": "matches", "quotes": "ticker"}
+_MATCHES = ("match", "last_match")
 _TAKER = {"buy": "sell", "sell": "buy"}  # maker side -> taker side
 _spec = ins.simple(NAME, str.upper)  # product ids are BASE-QUOTE already; checked once each
 _cached = _spec.cached
@@ -44,27 +41,17 @@ _IGNORED = frozenset(
 )
 
 
-def _frames(kind: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    msg = {
-        "type": kind,
-        "product_ids": [s.upper() for s in symbols],
-        "channels": [_CHANNEL[c] for c in channels],
-    }
-    return [orjson.dumps(msg).decode()]
+def _frames(kind: str, symbols, channels) -> list[str]:
+    return [dumps({"type": kind, "product_ids": [s.upper() for s in symbols],
+                   "channels": channels})]
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     kind = msg.get("type")
     if kind == "match" or kind == "last_match":
-        price = num(msg["price"])
-        amount = num(msg["size"])
-        check_trade(price, amount)
-        side = _TAKER.get(msg["side"])
-        if side is None:
-            raise FrameError(f"bad side {msg['side']!r}")
+        price, amount = price_size(msg, "price", "size")
+        side = side_of(_TAKER, msg["side"])
         ident = msg["trade_id"]
         if ident.__class__ is not int:
             raise FrameError(f"trade id is not an integer: {ident!r}")
@@ -134,33 +121,14 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     return 1
 
 
-def sequence_of(frame: str | bytes) -> list[tuple[str, int]]:
+def _match(msg) -> list[tuple[str, int]]:
     """match/last_match `trade_id`s are consecutive per product."""
-    if "match" not in frame if frame.__class__ is str else b"match" not in frame:
-        return []
-    try:
-        msg = orjson.loads(frame)
-        if msg.get("type") in ("match", "last_match"):
-            return [(msg["product_id"], int(msg["trade_id"]))]
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        pass  # the parser reports the frame as invalid
-    return []
+    return [(msg["product_id"], int(msg["trade_id"]))] if msg.get("type") in _MATCHES else []
 
-
-_safe_parse = safe_parse(NAME, _parse)
 
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://ws-feed.exchange.coinbase.com",
-        hosts=HOSTS,
-        parse=_safe_parse,
-        parse_many=fast_many(_safe_parse, 'match"', _fast),  # "match" / "last_match"
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        native_symbol=str.upper,
-        normalize_symbol=str.upper,
-        channels=("trades", "quotes"),
-        sequence_of=sequence_of,
-    )
+    declare(NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
+            frames=_frames, native=str.upper, normalize=str.upper,
+            fast=('match"', _fast),  # "match" / "last_match"
+            sequence_of=sequence_check("match", _match))
 ]

@@ -16,23 +16,17 @@ Products: spot `BTC-USD`; INTX perpetuals `BTC-PERP-INTX` -> `BTC-USDC-PERP` (US
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
 from dataflows.venues import coinbase as exchange
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
 from dataflows.venues.common import (
-    FrameError,
     check_quote,
-    check_trade,
-    fast_many,
-    loads,
+    json_object,
     num,
-    safe_parse,
+    price_size,
+    side_of,
     us_from_iso_z,
 )
+from dataflows.venues.declare import FrameError, declare, dumps, sequence_check
 from feedhouse.core.records import ParseResult
 
 NAME = "coinbase"
@@ -63,11 +57,8 @@ def _trades(events: list, received_ts: int) -> list:
     out = []
     for event in events:
         for item in event.get("trades") or ():
-            price, size = num(item["price"]), num(item["size"])
-            check_trade(price, size)
-            side = _TAKER.get(item["side"])
-            if side is None:
-                raise FrameError(f"bad side {item['side']!r}")
+            price, size = price_size(item, "price", "size")
+            side = side_of(_TAKER, item["side"])
             ident, product = item["trade_id"], item["product_id"]
             if ident.__class__ is not str or not 0 < len(ident) <= 128:
                 raise FrameError(f"bad trade id {ident!r}"[:120])
@@ -90,9 +81,7 @@ def _quotes(events: list, stamp: int, received_ts: int) -> list:
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     channel = msg.get("channel")
     if channel == "market_trades" or channel == "ticker":
         events = msg["events"]
@@ -112,27 +101,11 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError(f"unknown message (channel={channel!r})")
 
 
-def _frames(kind: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+def _frames(kind: str, symbols, names) -> list[str]:
     products = [native(s) for s in symbols]
-    names = [_CHANNEL[c] for c in channels if c in _CHANNEL]
     if kind == "subscribe" and names:
-        names.append("heartbeats")  # keeps quiet products' channels open
-    return [orjson.dumps({"type": kind, "product_ids": products, "channel": name}).decode()
-            for name in names]
-
-
-def sequence_of(frame: str | bytes) -> list[tuple[str, int]]:
-    """`sequence_num` counts the messages of a connection: a jump is a lost message."""
-    if b"sequence_num" not in (frame if frame.__class__ is bytes else frame.encode()):
-        return []
-    try:
-        seq = orjson.loads(frame)["sequence_num"]
-        return [("connection", seq)] if seq.__class__ is int else []
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return []
-
-
-_safe_parse = safe_parse(NAME, _parse)
+        names = [*names, "heartbeats"]  # keeps quiet products' channels open
+    return [dumps({"type": kind, "product_ids": products, "channel": name}) for name in names]
 
 
 def _select(url: str) -> str:
@@ -140,19 +113,11 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://advanced-trade-ws.coinbase.com",
-        hosts=("advanced-trade-ws.coinbase.com",),
-        parse=_safe_parse,
-        # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
-        parse_many=fast_many(_safe_parse, 'match"', exchange._fast),
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-        sequence_of=sequence_of,
-        select=_select,
-    )
+    declare(NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
+            _parse, channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
+            # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
+            fast=('match"', exchange._fast), select=_select,
+            # `sequence_num` counts the messages of a connection: a jump is a lost message
+            sequence_of=sequence_check("sequence_num", lambda msg: [
+                ("connection", seq)] if (seq := msg["sequence_num"]).__class__ is int else []))
 ]

@@ -316,3 +316,55 @@ def fast_many(parse, marker: str, fast):
         return out
 
     return parse_many
+
+
+# --- a trade or quote from a venue's fields (declarative venues, issue 15) ----------------
+# Each does what the venues wrote inline (num, num, check_trade...), in the same order, so
+# the Invalid reasons stay; one call instead of three per record.
+
+
+def json_object(frame: str | bytes) -> dict:
+    """A frame that must be a JSON object."""
+    msg = orjson.loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    return msg
+
+
+def price_size(entry, price_key, size_key) -> tuple[float, float]:
+    """num(entry[price_key]), num(entry[size_key]), check_trade: a trade's price and size."""
+    price = entry[price_key]
+    if price.__class__ is bool:
+        raise FrameError(f"boolean where a number belongs: {price!r}")
+    price = float(price)
+    size = entry[size_key]
+    if size.__class__ is bool:
+        raise FrameError(f"boolean where a number belongs: {size!r}")
+    size = float(size)
+    if not (0.0 < price < INF and 0.0 < size < INF):
+        raise FrameError(f"non-positive or non-finite price/amount: {price!r}/{size!r}")
+    return price, size
+
+
+def side_of(sides: dict, value: object, what: str = "side") -> str:
+    """A venue's side word as buy/sell (`sides` maps them); anything else is invalid."""
+    side = sides.get(value)
+    if side is None:
+        raise FrameError(f"bad {what} {value!r}")
+    return side
+
+
+def book_top(entry, bid_key, bid_size_key, ask_key, ask_size_key, null_empty: bool = False):
+    """(bid, bid_size, ask, ask_size) as num() reads them, check_quote'd; with `null_empty`
+    a null field is 0 (that side of the book is empty)."""
+    values = []
+    for key in (bid_key, bid_size_key, ask_key, ask_size_key):
+        value = entry[key]
+        if value is None and null_empty:
+            values.append(0.0)
+            continue
+        if value.__class__ is bool:
+            raise FrameError(f"boolean where a number belongs: {value!r}")
+        values.append(float(value))
+    check_quote(*values)
+    return values

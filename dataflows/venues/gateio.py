@@ -11,25 +11,21 @@ a `spot.ping` from the server is answered with `spot.pong`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-import orjson
-
-from dataflows.venues.base import Venue
 from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
+    book_top,
     check_ts,
     join_separated,
-    loads,
+    json_object,
     ms_us,
     normalizer,
     num,
-    safe_parse,
+    price_size,
+    side_of,
     text_id,
     trades_or_ignored,
 )
+from dataflows.venues.declare import FrameError, declare, dumps, ping_answer
 from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -59,12 +55,8 @@ def _symbol(value: object) -> str:
 
 
 def _trade(result: dict, received_ts: int) -> Trade:
-    price = num(result["price"])
-    amount = num(result["amount"])
-    check_trade(price, amount)
-    side = _SIDES.get(result["side"])
-    if side is None:
-        raise FrameError(f"bad side {result['side']!r}")
+    price, amount = price_size(result, "price", "amount")
+    side = side_of(_SIDES, result["side"])
     sym = _symbol(result["currency_pair"])
     stamp = result.get("create_time_ms")
     if stamp is not None:  # "1619093543708.2642": milliseconds with a fraction
@@ -78,10 +70,7 @@ def _trade(result: dict, received_ts: int) -> Trade:
 
 
 def _quote(result: dict, received_ts: int) -> Quote:
-    bid, bid_size, ask, ask_size = (
-        num(result["b"]), num(result["B"]), num(result["a"]), num(result["A"])
-    )
-    check_quote(bid, bid_size, ask, ask_size)
+    bid, bid_size, ask, ask_size = book_top(result, "b", "B", "a", "A")
     sym = _symbol(result["s"])
     stamp = result.get("t")
     return Quote(
@@ -92,9 +81,7 @@ def _quote(result: dict, received_ts: int) -> Quote:
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     channel = msg.get("channel")
     event = msg.get("event")
     if channel.__class__ is not str:
@@ -115,45 +102,22 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError(f"unknown message (channel={channel!r}, event={event!r})")
 
 
-def _frames(event: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+def _frames(event: str, symbols, channels) -> list[str]:
     now = int(time.time())
-    return [
-        orjson.dumps({
-            "time": now, "channel": _CHANNEL[c], "event": event,
-            "payload": [native(s) for s in symbols],
-        }).decode()
-        for c in channels
-        if c in _CHANNEL and symbols
-    ]
+    payload = [native(s) for s in symbols]
+    return [dumps({"time": now, "channel": c, "event": event, "payload": payload})
+            for c in channels if symbols]
 
 
-def answer_ping(frame: str | bytes) -> str | None:
+def _pong(msg) -> str | None:
     """A server `spot.ping` is answered with `spot.pong` carrying the same time."""
-    if len(frame) > 256 or b"spot.ping" not in (
-        frame if isinstance(frame, bytes) else frame.encode()
-    ):
+    if msg.get("channel") != "spot.ping":
         return None
-    try:
-        msg = loads(frame)
-        if msg.get("channel") != "spot.ping":
-            return None
-        return orjson.dumps({"time": msg.get("time", int(time.time())),
-                             "channel": "spot.pong"}).decode()
-    except (ValueError, AttributeError):
-        return None
+    return dumps({"time": msg.get("time", int(time.time())), "channel": "spot.pong"})
 
 
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://api.gateio.ws/ws/v4/",
-        hosts=("api.gateio.ws",),
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("subscribe", s, c),
-        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
-        answer_ping=answer_ping,
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
+            frames=_frames, native=native, normalize=normalize,
+            answer_ping=ping_answer("spot.ping", 256, _pong))
 ]

@@ -8,23 +8,20 @@ Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-from dataflows.venues.base import Venue
 from dataflows.venues.common import (
-    FrameError,
+    book_top,
     check_quote,
     check_trade,
     loads,
     normalizer,
     num,
-    safe_parse,
+    price_size,
+    side_of,
     stable_trade_id,
     us_from_decimal_s,
     us_from_iso_z,
 )
+from dataflows.venues.declare import FrameError, declare, dumps
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "kraken"
@@ -52,13 +49,9 @@ def native(symbol: str) -> str:
 _normalize = normalizer(normalize)
 
 
-def _frames(method: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+def _frames(method: str, symbols, channels) -> list[str]:
     pairs = [native(s) for s in symbols]
-    return [
-        orjson.dumps({"method": method, "params": {"channel": _CHANNEL[c], "symbol": pairs}})
-        .decode()
-        for c in channels
-    ]
+    return [dumps({"method": method, "params": {"channel": c, "symbol": pairs}}) for c in channels]
 
 
 def _v1(msg: list, received_ts: int) -> ParseResult:
@@ -78,9 +71,7 @@ def _v1(msg: list, received_ts: int) -> ParseResult:
                 raise FrameError("trade price/volume is not a string")
             price, amount = num(price_s), num(volume_s)
             check_trade(price, amount)
-            side = _SIDE_V1.get(side_s)
-            if side is None:
-                raise FrameError(f"bad side {side_s!r}")
+            side = side_of(_SIDE_V1, side_s)
             ident = stable_trade_id(pair, price_s, volume_s, time_s, side_s, order_type)
             trades.append(Trade(
                 NAME, symbol, pair, ident, price, amount, side,
@@ -106,11 +97,8 @@ def _v2(msg: dict, received_ts: int) -> ParseResult:
     if channel == "trade":
         trades = []
         for item in msg["data"]:
-            price, amount = num(item["price"]), num(item["qty"])
-            check_trade(price, amount)
-            side = _SIDE_V2.get(item["side"])
-            if side is None:
-                raise FrameError(f"bad side {item['side']!r}")
+            price, amount = price_size(item, "price", "qty")
+            side = side_of(_SIDE_V2, item["side"])
             ident = item["trade_id"]
             if ident.__class__ is not int:
                 raise FrameError(f"trade id is not an integer: {ident!r}")
@@ -123,9 +111,7 @@ def _v2(msg: dict, received_ts: int) -> ParseResult:
     if channel == "ticker":
         quotes = []
         for item in msg["data"]:
-            bid, bid_size = num(item["bid"]), num(item["bid_qty"])
-            ask, ask_size = num(item["ask"]), num(item["ask_qty"])
-            check_quote(bid, bid_size, ask, ask_size)
+            bid, bid_size, ask, ask_size = book_top(item, "bid", "bid_qty", "ask", "ask_qty")
             pair = item["symbol"]
             when = item.get("timestamp")
             quotes.append(Quote(
@@ -155,18 +141,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://ws.kraken.com/v2",
-        hosts=("ws.kraken.com", "beta-ws.kraken.com"),
-        parse=safe_parse(NAME, _parse),
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        # the server sends heartbeats each second; a ping keeps idle links honest
-        ping_interval_s=30.0,
-        ping_frame='{"method":"ping"}',
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(NAME, "wss://ws.kraken.com/v2", ("ws.kraken.com", "beta-ws.kraken.com"), _parse,
+            channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
+            # the server sends heartbeats each second; a ping keeps idle links honest
+            ping_interval_s=30.0, ping_frame='{"method":"ping"}')
 ]

@@ -20,7 +20,7 @@ from bytewax.testing import TestingSink, run_main
 from dataflows.frames import MessageBatch
 from dataflows.sources.capture import parse_capture, read_capture
 from dataflows.sources.exchange import ExchangeSource, FeedPartition
-from dataflows.sources.sequence import SequenceTracker, binance
+from dataflows.sources.sequence import SequenceTracker
 from dataflows.sources.websocket import Backoff
 from dataflows.venues import get_venue
 from feedhouse.app.session_server.faults import Faults
@@ -136,7 +136,7 @@ def test_sequence_gaps_are_reported(folder: Path) -> None:
     name = "BINANCE_FUTURES.ws.1.0"
     faults = Faults(corrupt=0.2)
     recorded = recorded_frames(name)
-    tracker = SequenceTracker(binance)
+    tracker = SequenceTracker(get_venue("binance").sequence_of)
     expected = [
         j for g, f in enumerate(recorded) if not faults.corrupts(g) for j in tracker.check(f)
     ]
