@@ -14,8 +14,8 @@ from __future__ import annotations
 import msgspec
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, OrjsonInt, book_top, json_object, price_size
-from dataflows.venues.declare import FrameError, declare, dumps, sequence_check, split_concatenated
+from dataflows.venues.common import INF, FrameError, OrjsonInt, book_top, json_object, price_size
+from dataflows.venues.declare import declare, dumps, sequence_check, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}

@@ -11,20 +11,8 @@ ends with a sequence number. `hb` heartbeats are ignored. AMOUNT < 0 means the t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
-    loads,
-    normalizer,
-    num,
-    safe_parse,
-)
+from dataflows.venues.common import FrameError, check_quote, check_trade, loads, normalizer, num
+from dataflows.venues.declare import declare, dumps, safe_parse
 from dataflows.venues.instruments import kind_of
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -34,7 +22,6 @@ _ALIASES = {"UST": "USDT", "UDC": "USDC"}  # Bitfinex tickers for Tether / USD C
 _NATIVE_ALIASES = {v: k for k, v in _ALIASES.items()}
 _TRADE_EVENTS = frozenset({"te", "tu"})
 _MAX_CHANNELS = 100_000
-
 
 
 def normalize(native: str) -> str:
@@ -64,18 +51,14 @@ def native(symbol: str) -> str:
 _normalize = normalizer(normalize)
 
 
-def _frames(event: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+def _frames(event: str, symbols, channels) -> list[str]:
     if event == "unsubscribe":  # Bitfinex unsubscribes by chanId
         wanted = {native(s) for s in symbols}
-        names = {_CHANNEL[c] for c in channels}
-        return [
-            orjson.dumps({"event": "unsubscribe", "chanId": cid}).decode()
-            for cid, (name, sym) in _DEFAULT.channels.items() if name in names and sym in wanted
-        ]
-    return [
-        orjson.dumps({"event": "subscribe", "channel": _CHANNEL[c], "symbol": native(s)}).decode()
-        for c in channels for s in symbols
-    ]
+        return [dumps({"event": "unsubscribe", "chanId": cid})
+                for cid, (name, sym) in _DEFAULT.channels.items()
+                if name in channels and sym in wanted]
+    return [dumps({"event": "subscribe", "channel": c, "symbol": native(s)})
+            for c in channels for s in symbols]
 
 
 def _trade(item: list, sym: str, received_ts: int) -> Trade:
@@ -157,17 +140,8 @@ _DEFAULT = Session()  # Venue.parse: one shared session (a single connection's f
 
 
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://api-pub.bitfinex.com/ws/2",
-        hosts=("api-pub.bitfinex.com", "api.bitfinex.com"),
-        parse=_DEFAULT.parse,
-        session=lambda: Session().parse,
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        # the server sends `hb` every 15 s per channel; protocol pings cover the rest
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(NAME, "wss://api-pub.bitfinex.com/ws/2", ("api-pub.bitfinex.com", "api.bitfinex.com"),
+            _DEFAULT.parse, safe=False, session=lambda: Session().parse, channels=_CHANNEL,
+            frames=_frames, native=native, normalize=normalize)
+    # the server sends `hb` every 15 s per channel; protocol pings cover the rest
 ]

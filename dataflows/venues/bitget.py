@@ -16,22 +16,15 @@ ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
-    loads,
+from dataflows.venues.common import FrameError, check_quote, check_trade, num, price_size, side_of
+from dataflows.venues.declare import (
+    declare,
+    json_object,
     ms_us,
     normalizer,
-    num,
+    op_args,
     quote_table,
     quotes_or_ignored,
-    safe_parse,
     split_with,
     stable_trade_id,
     text_id,
@@ -81,12 +74,8 @@ def _symbol(arg: dict) -> tuple[str, str]:
 
 
 def _trade_v2(entry: dict, symbol: str, inst: str, received_ts: int) -> Trade:
-    price = num(entry["price"])
-    amount = num(entry["size"])
-    check_trade(price, amount)
-    side = _SIDES.get(entry["side"])
-    if side is None:
-        raise FrameError(f"bad side {entry['side']!r}")
+    price, amount = price_size(entry, "price", "size")
+    side = side_of(_SIDES, entry["side"])
     return Trade(VENUE, symbol, inst, text_id(entry["tradeId"]), price, amount, side,
                  ms_us(entry["ts"]), received_ts, kind_of(symbol), amount, 1.0)
 
@@ -96,9 +85,7 @@ def _trade_v1(entry: list, symbol: str, inst: str, received_ts: int) -> Trade:
     price = num(price_text)
     amount = num(size_text)
     check_trade(price, amount)
-    side = _SIDES.get(side_text)
-    if side is None:
-        raise FrameError(f"bad side {side_text!r}")
+    side = side_of(_SIDES, side_text)
     exchange_ts = ms_us(ts)
     # no exchange id in v1: hash the trade's own fields, as sent (strings, not floats)
     ident = stable_trade_id(inst, ts, price_text, size_text, side_text)
@@ -143,9 +130,7 @@ def _quotes(data: list, arg: dict, received_ts: int) -> list[Quote]:
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     if "data" in msg:
         arg = msg["arg"]
         if arg.__class__ is not dict:
@@ -173,26 +158,9 @@ def _inst_type(symbol: str) -> str:
     return "SPOT"
 
 
-def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    args = [
-        {"instType": _inst_type(s), "channel": _CHANNEL[c], "instId": native(s)}
-        for c in channels if c in _CHANNEL for s in symbols
-    ]
-    return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
-
-
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://ws.bitget.com/v2/ws/public",
-        hosts=("ws.bitget.com", "ws.bitgetapi.com"),
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("subscribe", s, c),
-        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
-        ping_interval_s=30.0,
-        ping_frame="ping",
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(VENUE, "wss://ws.bitget.com/v2/ws/public", ("ws.bitget.com", "ws.bitgetapi.com"), _parse,
+            channels=_CHANNEL, native=native, normalize=normalize, frames=op_args(
+                lambda c, s: {"instType": _inst_type(s), "channel": c, "instId": native(s)}),
+            ping_interval_s=30.0, ping_frame="ping")
 ]

@@ -11,22 +11,11 @@ side, trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import orjson
-
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_trade,
-    loads,
-    num,
-    safe_parse,
-    split_concatenated,
-    us_from_iso_z,
-)
+from dataflows.venues.common import FrameError, json_object, price_size, side_of, split_concatenated
+from dataflows.venues.declare import declare, op_args, us_from_iso_z
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bybit"
@@ -89,18 +78,6 @@ def _catalog(market: str) -> ins.Catalog:
     return ins.Catalog(_key(market), rule)
 
 
-def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    args = [f"publicTrade.{native(s)}" for c in channels if c == "trades" for s in symbols]
-    return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
-
-
-def _side(value: object) -> str:
-    side = _SIDES.get(value)  # type: ignore[arg-type]
-    if side is None:
-        raise FrameError(f"bad side {value!r}")
-    return side
-
-
 def _id(value: object) -> str:
     if value.__class__ is str and value:
         return value  # type: ignore[return-value]
@@ -120,35 +97,26 @@ def _ms(value: object) -> int:
 def _v5(spec_of: ins.Catalog, data: list, received_ts: int) -> list[Trade]:
     trades = []
     for item in data:
-        price, amount = num(item["p"]), num(item["v"])
-        check_trade(price, amount)
+        price, amount = price_size(item, "p", "v")
         sym = item["s"]
-        trades.append(ins.trade(
-            NAME, spec_of(sym), sym, _id(item["i"]), price, amount, _side(item["S"]),
-            _ms(item["T"]), received_ts,
-        ))
+        trades.append(ins.trade(NAME, spec_of(sym), sym, _id(item["i"]), price, amount,
+                                side_of(_SIDES, item["S"]), _ms(item["T"]), received_ts))
     return trades
 
 
 def _legacy(spec_of: ins.Catalog, data: list, received_ts: int) -> list[Trade]:
     trades = []
     for item in data:
-        price, amount = num(item["price"]), num(item["size"])
-        check_trade(price, amount)
-        sym = item["symbol"]
-        when = item.get("trade_time_ms")
+        price, amount = price_size(item, "price", "size")
+        sym, when = item["symbol"], item.get("trade_time_ms")
         ts = _ms(when) if when is not None else us_from_iso_z(item["timestamp"])
-        trades.append(ins.trade(
-            NAME, spec_of(sym), sym, _id(item["trade_id"]), price, amount,
-            _side(item["side"]), ts, received_ts,
-        ))
+        trades.append(ins.trade(NAME, spec_of(sym), sym, _id(item["trade_id"]), price, amount,
+                                side_of(_SIDES, item["side"]), ts, received_ts))
     return trades
 
 
 def _parse(spec_of: ins.Catalog, frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     topic = msg.get("topic")
     if topic is not None:
         if topic.__class__ is not str:
@@ -167,22 +135,14 @@ def _parse(spec_of: ins.Catalog, frame: str | bytes, received_ts: int) -> ParseR
     raise FrameError("unknown message (no topic)")
 
 
-def _venue(market: str) -> Venue:
+def _venue(market: str):
     spec_of = _catalog(market)
-    return Venue(
-        name=NAME,
-        key=_key(market),
-        url=f"wss://stream.bybit.com/v5/public/{market}",
-        hosts=("stream.bybit.com", "stream.bytick.com"),
-        parse=safe_parse(NAME, lambda frame, received_ts: _parse(spec_of, frame, received_ts)),
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        ping_interval_s=20.0,
-        ping_frame='{"op":"ping"}',
-        native_symbol=native,
-        normalize_symbol=lambda symbol: normalize(symbol, market),
-        channels=("trades",),
-        select=_select,
+    return declare(
+        NAME, f"wss://stream.bybit.com/v5/public/{market}", ("stream.bybit.com", "stream.bytick.com"),
+        lambda frame, received_ts: _parse(spec_of, frame, received_ts),
+        channels={"trades": "publicTrade"}, frames=op_args(lambda c, s: f"{c}.{native(s)}"),
+        native=native, normalize=lambda symbol: normalize(symbol, market), key=_key(market),
+        select=_select, ping_interval_s=20.0, ping_frame='{"op":"ping"}',
     )
 
 

@@ -15,17 +15,15 @@ from typing import Literal
 import msgspec
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import (
-    INF,
-    OrjsonInt,
-    check_quote,
+from dataflows.venues.common import INF, OrjsonInt, check_quote, num, price_size, side_of
+from dataflows.venues.declare import (
+    FrameError,
+    declare,
+    dumps,
     json_object,
-    num,
-    price_size,
-    side_of,
+    sequence_check,
     us_from_iso_z,
 )
-from dataflows.venues.declare import FrameError, declare, dumps, sequence_check
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "coinbase_exchange"

@@ -16,11 +16,36 @@ from collections.abc import Callable, Sequence
 import orjson
 
 from dataflows.venues.base import Frame, ParseFn, Venue
-from dataflows.venues.common import FrameError, fast_many, loads, safe_parse, split_concatenated
+from dataflows.venues.common import (
+    FrameError,
+    check_ts,
+    fast_many,
+    join_separated,
+    json_object,
+    loads,
+    ms_us,
+    normalizer,
+    quote_table,
+    quotes_or_ignored,
+    safe_parse,
+    split_concatenated,
+    split_with,
+    stable_trade_id,
+    text_id,
+    trades_or_ignored,
+    us_from_decimal_s,
+    us_from_iso_z,
+)
 
-# what most venue modules need besides their hot-path helpers (one import line for them)
-__all__ = ["FrameError", "declare", "dumps", "op_args", "ping_answer", "sequence_check",
-           "split_concatenated"]
+# Besides its own names, the kit a venue module declares with (symbol rules, ids, times,
+# frame outcomes), re-exported from common so a venue imports it in one line; the
+# per-record helpers (num, price_size, side_of, book_top...) come from common itself.
+__all__ = [
+    "FrameError", "check_ts", "declare", "dumps", "join_separated", "json_object", "loads",
+    "ms_us", "normalizer", "op_args", "ping_answer", "quote_table", "quotes_or_ignored",
+    "safe_parse", "sequence_check", "split_concatenated", "split_with", "stable_trade_id",
+    "text_id", "trades_or_ignored", "us_from_decimal_s", "us_from_iso_z",
+]
 
 Frames = Callable[[str, Sequence[str], Sequence[str]], list[str]]
 Pairs = Callable[[object], list[tuple[str, int]]]

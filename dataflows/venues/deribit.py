@@ -1,18 +1,12 @@
-"""Deribit API v2, JSON-RPC over WebSocket (`wss://www.deribit.com/ws/api/v2`).
-
-Data arrives as notifications {"method": "subscription", "params": {"channel", "data"}}:
-- `trades.<instrument>.100ms`: a list of trades (`trade_id`, taker `direction`, `amount` in
-  the instrument's unit: USD for inverse futures/perpetuals, converted to BASE at the trade's
-  price (10 USD at 8,950 = 0.00111732 BTC; native_amount 10, contract_size 1 USD), coins
-  for options and linear ones);
-  `.raw` channels need an authorized connection, so the public feed asks for `100ms`
-  (every trade is still delivered, batched);
-- `quote.<instrument>`: best bid/ask -> quotes;
-- tickers, books and other channels -> ignored, as are RPC replies (subscribe acks).
-Gaps: `trade_seq` is consecutive per instrument (sequence_of).
-Heartbeat: the subscribe frames first call `public/set_heartbeat`; the server then sends
-`heartbeat` notifications and a `test_request` must be answered with `public/test`.
-
+"""Deribit API v2, JSON-RPC over WebSocket. Notifications {"method": "subscription",
+"params": {"channel", "data"}}: `trades.<instrument>.100ms` (`.raw` needs an authorized
+connection; 100ms still delivers every trade, batched) lists trades (`trade_id`, taker
+`direction`, `amount` in the instrument's unit: USD for inverse futures/perpetuals, converted
+to BASE at the trade's price (10 USD at 8,950 = 0.00111732 BTC; native_amount 10,
+contract_size 1 USD), coins for options and linear ones); `quote.<instrument>`: best bid/ask;
+other channels and RPC replies -> ignored. Gaps: `trade_seq` is consecutive per instrument.
+Heartbeat: subscribing first calls `public/set_heartbeat`; the server then sends `heartbeat`
+notifications, and a `test_request` must be answered with `public/test`.
 Symbols: inverse instruments are USD-quoted (`BTC-PERPETUAL` -> `BTC-USD-PERP`,
 `BTC-25SEP20` -> `BTC-USD-200925`, `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
 ones name their quote (`ETH_USDC-PERPETUAL` -> `ETH-USDC-PERP`); spot `BTC_USDC` -> `BTC-USDC`.
@@ -21,24 +15,14 @@ Quote sizes stay as Deribit gives them (USD for inverse instruments).
 
 from __future__ import annotations
 
+import calendar
 import re
-from collections.abc import Sequence
 
 import orjson
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
-    loads,
-    ms_us,
-    num,
-    safe_parse,
-    text_id,
-    trades_or_ignored,
-)
+from dataflows.venues.common import book_top, ms_us, price_size, side_of, text_id, trades_or_ignored
+from dataflows.venues.declare import FrameError, declare, json_object, ping_answer, sequence_check
 from feedhouse.core.records import ParseResult
 
 VENUE = "deribit"
@@ -69,7 +53,7 @@ def native(symbol: str) -> str:
     tail = []
     if rest[0].isdigit() and len(rest[0]) == 6:  # YYMMDD -> Deribit's DMMMYY
         day = int(rest[0][4:])
-        rest = [f"{day}{_MONTHS[int(rest[0][2:4]) - 1]}{rest[0][:2]}", *rest[1:]]
+        rest = [f"{day}{calendar.month_abbr[int(rest[0][2:4])].upper()}{rest[0][:2]}", *rest[1:]]
     for part in rest:
         if part == "PERP":
             part = "PERPETUAL"
@@ -77,9 +61,6 @@ def native(symbol: str) -> str:
             part = part.lower()
         tail.append(part.replace(".", "_"))
     return "-".join([head, *tail])
-
-
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 def _spec(native: str) -> ins.Spec:
@@ -104,12 +85,8 @@ def _trades(data: list, received_ts: int) -> list:
         raise FrameError("trades 'data' is not a list")
     out = []
     for entry in data:
-        price = num(entry["price"])
-        amount = num(entry["amount"])
-        check_trade(price, amount)
-        side = _SIDES.get(entry["direction"])
-        if side is None:
-            raise FrameError(f"bad direction {entry['direction']!r}")
+        price, amount = price_size(entry, "price", "amount")
+        side = side_of(_SIDES, entry["direction"], "direction")
         name = _instrument(entry)
         out.append(ins.trade(
             VENUE, _catalog(name), name, text_id(entry["trade_id"]), price, amount, side,
@@ -118,14 +95,9 @@ def _trades(data: list, received_ts: int) -> list:
     return out
 
 
-def _side(value: object) -> float:
-    return 0.0 if value is None else num(value)  # null: no order on that side
-
-
 def _quote(data: dict, received_ts: int):
-    bid, bid_size = _side(data["best_bid_price"]), _side(data["best_bid_amount"])
-    ask, ask_size = _side(data["best_ask_price"]), _side(data["best_ask_amount"])
-    check_quote(bid, bid_size, ask, ask_size)
+    bid, bid_size, ask, ask_size = book_top(  # null: no order on that side
+        data, "best_bid_price", "best_bid_amount", "best_ask_price", "best_ask_amount", True)
     name = _instrument(data)
     return ins.quote(
         VENUE, _catalog(name), name, bid, bid_size, ask, ask_size,
@@ -134,9 +106,7 @@ def _quote(data: dict, received_ts: int):
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     method = msg.get("method")
     if method == "subscription":
         params = msg["params"]
@@ -160,71 +130,35 @@ def _rpc(ident: int, method: str, params: dict) -> str:
                          "params": params}).decode()
 
 
-def _channels(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    names = []
-    for channel in channels:
-        for symbol in symbols:
-            if channel == "trades":
-                names.append(f"trades.{native(symbol)}.100ms")
-            elif channel == "quotes":
-                names.append(f"quote.{native(symbol)}")
-    return names
-
-
-def _subscribe(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    names = _channels(symbols, channels)
+def _frames(op: str, symbols, channels) -> list[str]:
+    names = [f"{c}.{native(s)}" + (".100ms" if c == "trades" else "") for c in channels
+             for s in symbols]
     if not names:
         return []
-    return [
-        _rpc(1, "public/set_heartbeat", {"interval": HEARTBEAT_S}),
-        _rpc(2, "public/subscribe", {"channels": names}),
-    ]
+    if op == "public/unsubscribe":
+        return [_rpc(3, op, {"channels": names})]
+    return [_rpc(1, "public/set_heartbeat", {"interval": HEARTBEAT_S}),
+            _rpc(2, op, {"channels": names})]
 
 
-def _unsubscribe(symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    names = _channels(symbols, channels)
-    return [_rpc(3, "public/unsubscribe", {"channels": names})] if names else []
-
-
-def answer_ping(frame: str | bytes) -> str | None:
+def _test(msg) -> str | None:
     """A heartbeat `test_request` must be answered with `public/test`, or Deribit hangs up."""
-    if len(frame) > 512 or b"test_request" not in (
-        frame if isinstance(frame, bytes) else frame.encode()
-    ):
-        return None
-    try:
-        msg = loads(frame)
-        if msg.get("method") == "heartbeat" and msg["params"].get("type") == "test_request":
-            return _rpc(4, "public/test", {})
-    except (ValueError, KeyError, AttributeError, TypeError):
-        pass
+    if msg.get("method") == "heartbeat" and msg["params"].get("type") == "test_request":
+        return _rpc(4, "public/test", {})
     return None
 
 
-def sequence_of(frame: str | bytes) -> list[tuple[str, int]]:
+def _seq(msg) -> list[tuple[str, int]]:
     """`trade_seq` rises by one per instrument (all trades arrive, even batched at 100ms),
     so a jump is a gap in what the feed saw."""
-    if b"trade_seq" not in (frame if isinstance(frame, bytes) else frame.encode()):
-        return []
-    try:
-        data = loads(frame)["params"]["data"]
-        return [(t["instrument_name"], int(t["trade_seq"])) for t in data]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []  # the parser reports the frame as invalid
+    return [(t["instrument_name"], int(t["trade_seq"])) for t in msg["params"]["data"]]
 
 
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://www.deribit.com/ws/api/v2",
-        hosts=("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"),
-        parse=safe_parse(VENUE, _parse),
-        subscribe=_subscribe,
-        unsubscribe=_unsubscribe,
-        answer_ping=answer_ping,
-        sequence_of=sequence_of,
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(VENUE, "wss://www.deribit.com/ws/api/v2",
+            ("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"), _parse,
+            channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
+            ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
+            answer_ping=ping_answer("test_request", 512, _test),
+            sequence_of=sequence_check("trade_seq", _seq))
 ]

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import time
 
-from dataflows.venues.common import (
-    book_top,
-    check_ts,
+from dataflows.venues.common import FrameError, book_top, check_ts, ms_us, num, price_size, side_of
+from dataflows.venues.declare import (
+    declare,
+    dumps,
     join_separated,
     json_object,
-    ms_us,
     normalizer,
-    num,
-    price_size,
-    side_of,
+    ping_answer,
     text_id,
     trades_or_ignored,
 )
-from dataflows.venues.declare import FrameError, declare, dumps, ping_answer
 from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 

@@ -12,23 +12,15 @@ Heartbeat: the server sends {"ping": N} every 5 s and hangs up unless the client
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 
-import orjson
-
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
-    loads,
-    ms_us,
+from dataflows.venues.common import FrameError, book_top, loads, ms_us, price_size, side_of, text_id
+from dataflows.venues.declare import (
+    declare,
+    dumps,
     normalizer,
-    num,
+    ping_answer,
     quote_table,
-    safe_parse,
     split_with,
-    text_id,
     trades_or_ignored,
 )
 from dataflows.venues.instruments import update_id
@@ -65,10 +57,6 @@ def _unzip(frame: str | bytes) -> str | bytes:
         raise FrameError(f"undecodable gzip ({exc})") from None
 
 
-def _decode(frame: str | bytes):
-    return loads(_unzip(frame))
-
-
 def _unused_push(text: str | bytes) -> bool:
     """A depth/kline/ticker push, recognized from its leading channel name without decoding
     the JSON (most HTX traffic is depth; the book is not consumed, so it is not parsed)."""
@@ -94,12 +82,8 @@ def _trades(sym: str, tick: dict, received_ts: int) -> list[Trade]:
     symbol = _normalize(sym)
     out = []
     for entry in data:
-        price = num(entry["price"])
-        amount = num(entry["amount"])
-        check_trade(price, amount)
-        side = _SIDES.get(entry["direction"])
-        if side is None:
-            raise FrameError(f"bad direction {entry['direction']!r}")
+        price, amount = price_size(entry, "price", "amount")
+        side = side_of(_SIDES, entry["direction"], "direction")
         ident = entry.get("tradeId")
         out.append(Trade(
             VENUE, symbol, sym, text_id(ident if ident is not None else entry["id"]),
@@ -109,9 +93,7 @@ def _trades(sym: str, tick: dict, received_ts: int) -> list[Trade]:
 
 
 def _quote(sym: str, tick: dict, ts: object, received_ts: int) -> Quote:
-    bid, bid_size = num(tick["bid"]), num(tick["bidSize"])
-    ask, ask_size = num(tick["ask"]), num(tick["askSize"])
-    check_quote(bid, bid_size, ask, ask_size)
+    bid, bid_size, ask, ask_size = book_top(tick, "bid", "bidSize", "ask", "askSize")
     stamp = tick.get("quoteTime", ts)
     return Quote(
         VENUE, _normalize(sym), sym, bid, bid_size, ask, ask_size, ms_us(stamp), received_ts,
@@ -146,35 +128,19 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message")
 
 
-def answer_ping(frame: str | bytes) -> str | None:
-    """{"ping": N} -> {"pong": N}. Pings are tiny, so big frames are not even unzipped."""
-    if len(frame) > 128:
-        return None
-    try:
-        msg = _decode(frame)
-    except (FrameError, ValueError):
-        return None
-    if msg.__class__ is dict and "ping" in msg:
-        return orjson.dumps({"pong": msg["ping"]}).decode()
-    return None
+def _frames(op: str, symbols, channels) -> list[str]:
+    topics = [f"market.{native(s)}.{c}" for c in channels for s in symbols]
+    return [dumps({op: topic, "id": str(i)}) for i, topic in enumerate(topics, 1)]
 
 
-def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    topics = [f"market.{native(s)}.{_TOPIC[c]}" for c in channels if c in _TOPIC for s in symbols]
-    return [orjson.dumps({op: topic, "id": str(i)}).decode() for i, topic in enumerate(topics, 1)]
+def _pong(msg) -> str | None:
+    """{"ping": N} -> {"pong": N}."""
+    return dumps({"pong": msg["ping"]}) if msg.__class__ is dict and "ping" in msg else None
 
 
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://api.huobi.pro/ws",
-        hosts=("api.huobi.pro", "api-aws.huobi.pro"),
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("sub", s, c),
-        unsubscribe=lambda s, c: _frames("unsub", s, c),
-        answer_ping=answer_ping,
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(VENUE, "wss://api.huobi.pro/ws", ("api.huobi.pro", "api-aws.huobi.pro"), _parse,
+            channels=_TOPIC, frames=_frames, ops=("sub", "unsub"), native=native,
+            normalize=normalize,  # pings are tiny, so big frames are not even unzipped
+            answer_ping=ping_answer("", 128, _pong, lambda frame: loads(_unzip(frame))))
 ]

@@ -8,20 +8,17 @@ Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE.
 
 from __future__ import annotations
 
-from dataflows.venues.common import (
-    book_top,
-    check_quote,
-    check_trade,
+from dataflows.venues.common import book_top, check_quote, check_trade, num, price_size, side_of
+from dataflows.venues.declare import (
+    FrameError,
+    declare,
+    dumps,
     loads,
     normalizer,
-    num,
-    price_size,
-    side_of,
     stable_trade_id,
     us_from_decimal_s,
     us_from_iso_z,
 )
-from dataflows.venues.declare import FrameError, declare, dumps
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "kraken"

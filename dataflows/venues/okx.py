@@ -11,25 +11,13 @@ contracts; `tickers` carry no update id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
-import orjson
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    INF,
-    FrameError,
-    check_quote,
-    check_trade,
-    check_ts,
-    fast_many,
-    loads,
-    num,
-    safe_parse,
-)
+from dataflows.venues.common import INF, FrameError, check_quote, check_ts, num, price_size, side_of
+from dataflows.venues.declare import declare, loads, op_args
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "okx"
@@ -76,11 +64,6 @@ _catalog = ins.Catalog(NAME, _spec, _listed, tuple(
 _cached = _catalog.cached
 
 
-def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    args = [{"channel": _CHANNEL[c], "instId": native(s)} for c in channels for s in symbols]
-    return [orjson.dumps({"op": op, "args": args}).decode()]
-
-
 def _ms(value: object) -> int:
     if value.__class__ is not str or not value.isdigit() or value == "0":  # type: ignore
         raise FrameError(f"bad ms timestamp {value!r}")
@@ -100,11 +83,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         if channel == "trades":
             trades = []
             for item in data:
-                price, amount = num(item["px"]), num(item["sz"])
-                check_trade(price, amount)
-                side = _SIDES.get(item["side"])
-                if side is None:
-                    raise FrameError(f"bad side {item['side']!r}")
+                price, amount = price_size(item, "px", "sz")
+                side = side_of(_SIDES, item["side"])
                 ident = item["tradeId"]
                 if ident.__class__ is not str or not 0 < len(ident) <= 128:
                     raise FrameError(f"bad tradeId {ident!r}")
@@ -138,29 +118,15 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 # Fast path (parse_many): `trades` pushes through a typed msgspec decoder. Every field is
 # declared and typed (unknown fields refused), so it validates the whole frame as strictly
 # as orjson + `_parse` do; frames it refuses go through `_parse`.
-class _Arg(msgspec.Struct, forbid_unknown_fields=True):
-    channel: Literal["trades"]
-    instId: str = ""
-
-
-class _Item(msgspec.Struct, forbid_unknown_fields=True):
-    instId: str
-    tradeId: str
-    px: str
-    sz: str
-    side: str
-    ts: str
-    count: str = ""  # newer pushes: trades aggregated
-
-
-class _Push(msgspec.Struct, forbid_unknown_fields=True):
-    arg: _Arg
-    data: list[_Item]
-
-
+_Arg = msgspec.defstruct("_Arg", [("channel", Literal["trades"]), ("instId", str, "")],
+                         forbid_unknown_fields=True)
+_Item = msgspec.defstruct("_Item", [  # count: newer pushes, trades aggregated
+    ("instId", str), ("tradeId", str), ("px", str), ("sz", str), ("side", str), ("ts", str),
+    ("count", str, ""),
+], forbid_unknown_fields=True)
+_Push = msgspec.defstruct("_Push", [("arg", _Arg), ("data", list[_Item])],
+                          forbid_unknown_fields=True)
 _decode_push = msgspec.json.Decoder(_Push).decode
-
-
 _new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 
 
@@ -187,22 +153,10 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     return len(items)
 
 
-_safe_parse = safe_parse(NAME, _parse)
-
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://ws.okx.com:8443/ws/v5/public",
-        hosts=("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"),
-        parse=_safe_parse,
-        parse_many=fast_many(_safe_parse, '"channel":"trades"', _fast),
-        subscribe=lambda symbols, channels: _frames("subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("unsubscribe", symbols, channels),
-        ping_interval_s=25.0,
-        ping_frame="ping",
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-        catalog=_catalog,
-    )
+    declare(NAME, "wss://ws.okx.com:8443/ws/v5/public",
+            ("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"), _parse,
+            channels=_CHANNEL, frames=op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
+            native=native, normalize=normalize, fast=('"channel":"trades"', _fast), catalog=_catalog,
+            ping_interval_s=25.0, ping_frame="ping")
 ]
