@@ -45,3 +45,20 @@ def test_project_imports_inside_functions_say_why() -> None:
                     ] in PACKAGES and "deferred" not in lines[node.lineno - 1]:
                         hidden.append(f"{Path(path).relative_to(ROOT)}:{node.lineno}")
     assert hidden == []
+
+
+# A new venue is one declarative module of at most 150 lines (issue 15). The modules below
+# were still over it when the limit was set: each may only shrink (lower its number as it
+# does); any other venue module over 150 lines fails.
+VENUE_LINES = 150
+STILL_OVER = {"binance": 191, "bitmex": 187, "bitget": 166, "deribit": 164, "okx": 162}
+
+
+def test_venue_modules_stay_small() -> None:
+    shared = {"__init__", "base", "common", "declare", "instruments"}
+    over = {}
+    for path in sorted((ROOT / "dataflows" / "venues").glob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if path.stem not in shared and lines > STILL_OVER.get(path.stem, VENUE_LINES):
+            over[path.name] = lines
+    assert not over, f"venue modules over {VENUE_LINES} lines (declare, don't copy): {over}"

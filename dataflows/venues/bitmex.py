@@ -21,23 +21,17 @@ futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot pairs have an unders
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-
-import orjson
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
+from dataflows.venues.common import book_top, check_trade, num, price_size, side_of, text_id
+from dataflows.venues.declare import (
     FrameError,
-    check_quote,
-    check_trade,
     check_ts,
-    loads,
-    num,
+    declare,
+    json_object,
+    op_args,
     quote_table,
     quotes_or_ignored,
-    safe_parse,
-    text_id,
     trades_or_ignored,
     us_from_iso_z,
 )
@@ -132,12 +126,8 @@ def _stamp(entry: dict) -> int:
 def _trades(data: list, received_ts: int) -> list[Trade]:
     out = []
     for entry in data:
-        price = num(entry["price"])
-        amount = num(entry["size"])
-        check_trade(price, amount)
-        side = _SIDES.get(entry["side"])
-        if side is None:
-            raise FrameError(f"bad side {entry['side']!r}")
+        price, amount = price_size(entry, "price", "size")
+        side = side_of(_SIDES, entry["side"])
         sym = _symbol(entry)
         spec = _catalog(sym)
         base = entry.get("homeNotional")
@@ -154,16 +144,11 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
     return out
 
 
-def _side(value: object) -> float:
-    return 0.0 if value is None else num(value)  # null: that side of the book is empty
-
-
 def _quotes(data: list, received_ts: int) -> list:
     out = []
     for entry in data:
-        bid, bid_size = _side(entry["bidPrice"]), _side(entry["bidSize"])
-        ask, ask_size = _side(entry["askPrice"]), _side(entry["askSize"])
-        check_quote(bid, bid_size, ask, ask_size)
+        bid, bid_size, ask, ask_size = book_top(  # null: that side of the book is empty
+            entry, "bidPrice", "bidSize", "askPrice", "askSize", True)
         sym = _symbol(entry)
         out.append(ins.quote(
             VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
@@ -174,9 +159,7 @@ def _quotes(data: list, received_ts: int) -> list:
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     table = msg.get("table")
     if table is not None:
         action = msg["action"]
@@ -196,23 +179,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message")
 
 
-def _frames(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    args = [f"{_TABLE[c]}:{native(s)}" for c in channels if c in _TABLE for s in symbols]
-    return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
-
-
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://ws.bitmex.com/realtime",
-        hosts=("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("subscribe", s, c),
-        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
-        ping_interval_s=5.0,
-        ping_frame="ping",
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-    )
+    declare(VENUE, "wss://ws.bitmex.com/realtime",
+            ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
+            _parse, channels=_TABLE, frames=op_args(lambda c, s: f"{c}:{native(s)}"),
+            native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping")
 ]
