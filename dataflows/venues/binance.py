@@ -14,8 +14,8 @@ from __future__ import annotations
 import msgspec
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, FrameError, OrjsonInt, book_top, json_object, price_size
-from dataflows.venues.declare import declare, dumps, sequence_check, split_concatenated
+from dataflows.venues.common import INF, OrjsonInt, book_top, int_id, json_object, price_size
+from dataflows.venues.declare import FrameError, declare, dumps, sequence_check, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
@@ -65,6 +65,15 @@ def _coin_m_list(reply) -> list[tuple[str, ins.Spec]]:
             for s in reply["symbols"]]
 
 
+_CATALOGS = {
+    "binance": ins.simple("binance", normalize),
+    "binance_us": ins.simple("binance_us", normalize),
+    "binance_futures": ins.simple("binance_futures", normalize_futures),
+    "binance_delivery": ins.Catalog("binance_delivery", _coin_m, _coin_m_list,
+                                    ("https://dapi.binance.com/dapi/v1/exchangeInfo",)),
+}
+
+
 def _url_for(to_native):
     def url_for(base: str, symbols, channels) -> str:
         root = base.split("?", 1)[0].rstrip("/").removesuffix("/stream").removesuffix("/ws")
@@ -82,7 +91,9 @@ def _unsubscribe(to_native):  # subscribing is the URL (url_for)
     return frames
 
 
-def _parse(venue: str, spec_of: ins.Catalog):
+def _parse(venue: str):
+    spec_of = _CATALOGS[venue]
+
     def parse(frame: str | bytes, received_ts: int) -> ParseResult:
         msg = json_object(frame)
         data = msg.get("data", msg) if "stream" in msg else msg
@@ -91,15 +102,13 @@ def _parse(venue: str, spec_of: ins.Catalog):
         event = data.get("e")
         if event == "aggTrade" or event == "trade":
             price, amount = price_size(data, "p", "q")
-            ident = data["a"] if event == "aggTrade" else data["t"]
-            if ident.__class__ is not int:
-                raise FrameError(f"trade id is not an integer: {ident!r}")
+            ident = int_id(data["a"] if event == "aggTrade" else data["t"])
             if (maker := data["m"]).__class__ is not bool:
                 raise FrameError(f"'m' is not a boolean: {maker!r}")
             if (ts := data["T"]).__class__ is not int or ts <= 0:
                 raise FrameError(f"bad trade time: {ts!r}")
             sym = data["s"]  # m: the buyer is the maker, so the taker sold
-            return ParseResult(trades=[ins.trade(venue, spec_of(sym), sym, str(ident), price,
+            return ParseResult(trades=[ins.trade(venue, spec_of(sym), sym, ident, price,
                                                  amount, "sell" if maker else "buy", ts * 1000,
                                                  received_ts)])
         if event == "bookTicker" or (event is None and "u" in data and "A" in data):
@@ -143,7 +152,8 @@ _Combined = msgspec.defstruct("_Combined", [("stream", str), ("data", _AggTrade 
 _decode_combined, _new = msgspec.json.Decoder(_Combined).decode, tuple.__new__
 
 
-def _fast(venue: str, spec_of: ins.Catalog):
+def _fast(venue: str):
+    spec_of = _CATALOGS[venue]
     cached = spec_of.cached
 
     def fast(frame: str | bytes, received_ts: int, trades: list) -> int:
@@ -169,14 +179,11 @@ def _agg(msg) -> list[tuple[str, int]]:
     return [(data["s"], int(data["a"]))] if data.get("e") == "aggTrade" else []
 
 
-def _venue(name: str, url: str, hosts: tuple[str, ...], to_native=native, to_symbol=normalize,
-           catalog: ins.Catalog | None = None):
-    spec_of = catalog or ins.simple(name, to_symbol)
-    return declare(name, url, hosts, _parse(name, spec_of), channels=_STREAM,
-                   frames=_unsubscribe(to_native), ops=("", "UNSUBSCRIBE"), native=to_native,
-                   normalize=to_symbol, fast=('rade"', _fast(name, spec_of)),  # (agg)Trade
-                   url_for=_url_for(to_native), catalog=spec_of,
-                   sequence_of=sequence_check("aggTrade", _agg))
+def _venue(name: str, url: str, hosts: tuple[str, ...], to_native=native, to_symbol=normalize):
+    return declare(name, url, hosts, _parse(name), channels=_STREAM, frames=_unsubscribe(to_native),
+                   ops=("", "UNSUBSCRIBE"), native=to_native, normalize=to_symbol,
+                   fast=('rade"', _fast(name)), url_for=_url_for(to_native),  # (agg)Trade
+                   catalog=_CATALOGS[name], sequence_of=sequence_check("aggTrade", _agg))
 
 
 VENUES = [
@@ -184,8 +191,6 @@ VENUES = [
            ("stream.binance.com", "data-stream.binance.vision")),
     _venue("binance_futures", "wss://fstream.binance.com/stream", ("fstream.binance.com",),
            native_futures, normalize_futures),
-    _venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",),
-           catalog=ins.Catalog("binance_delivery", _coin_m, _coin_m_list,
-                               ("https://dapi.binance.com/dapi/v1/exchangeInfo",))),
+    _venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",)),
     _venue("binance_us", "wss://stream.binance.us:9443/stream", ("stream.binance.us",)),
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import book_top, check_trade, num, price_size, side_of, text_id
+from dataflows.venues.common import book_top, check_trade, name_field, num, price_size, side_of
 from dataflows.venues.declare import (
     FrameError,
     check_ts,
@@ -32,6 +32,7 @@ from dataflows.venues.declare import (
     op_args,
     quote_table,
     quotes_or_ignored,
+    text_id,
     trades_or_ignored,
     us_from_iso_z,
 )
@@ -109,13 +110,6 @@ def _spec(native: str) -> ins.Spec:
 _catalog = ins.Catalog(VENUE, _spec)
 
 
-def _symbol(entry: dict) -> str:
-    sym = entry["symbol"]
-    if sym.__class__ is not str or not sym:
-        raise FrameError(f"bad symbol {sym!r}")
-    return sym
-
-
 def _stamp(entry: dict) -> int:
     stamp = entry["timestamp"]
     if stamp.__class__ is not str:
@@ -128,7 +122,7 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
     for entry in data:
         price, amount = price_size(entry, "price", "size")
         side = side_of(_SIDES, entry["side"])
-        sym = _symbol(entry)
+        sym = name_field(entry, "symbol")
         spec = _catalog(sym)
         base = entry.get("homeNotional")
         if base is None:
@@ -149,7 +143,7 @@ def _quotes(data: list, received_ts: int) -> list:
     for entry in data:
         bid, bid_size, ask, ask_size = book_top(  # null: that side of the book is empty
             entry, "bidPrice", "bidSize", "askPrice", "askSize", True)
-        sym = _symbol(entry)
+        sym = name_field(entry, "symbol")
         out.append(ins.quote(
             VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
         ))

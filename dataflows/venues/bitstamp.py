@@ -6,20 +6,8 @@ Prices/amounts come both as numbers and as exact strings; we read the strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_trade,
-    loads,
-    normalizer,
-    num,
-    safe_parse,
-    split_concatenated,
-)
+from dataflows.venues.common import FrameError, check_trade, int_id, json_object, normalizer, num
+from dataflows.venues.declare import declare, dumps, split_concatenated
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bitstamp"
@@ -32,17 +20,13 @@ def native(symbol: str) -> str:
     return symbol.lower().replace("-", "")
 
 
-def _frames(event: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    return [
-        orjson.dumps({"event": event, "data": {"channel": f"{_PREFIX}{native(s)}"}}).decode()
-        for c in channels if c == "trades" for s in symbols
-    ]
+def _frames(event: str, symbols, channels) -> list[str]:
+    return [dumps({"event": event, "data": {"channel": f"{c}{native(s)}"}})
+            for c in channels for s in symbols]
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     event = msg.get("event")
     if event == "trade":
         channel = msg["channel"]
@@ -55,15 +39,13 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         side = _SIDES.get(data["type"])
         if side is None or data["type"].__class__ is not int:
             raise FrameError(f"bad trade type {data['type']!r}")
-        ident = data["id"]
-        if ident.__class__ is not int:
-            raise FrameError(f"trade id is not an integer: {ident!r}")
+        ident = int_id(data["id"])
         micros = data["microtimestamp"]
         if micros.__class__ is not str or not micros.isdigit():
             raise FrameError(f"bad microtimestamp {micros!r}")
         pair = channel[len(_PREFIX):]
         return ParseResult(trades=[Trade(
-            NAME, _normalize(pair), pair, str(ident), price, amount, side, int(micros),
+            NAME, _normalize(pair), pair, ident, price, amount, side, int(micros),
             received_ts, "spot", amount, 1.0,
         )])
     if event.__class__ is str and (event == "data" or event.startswith("bts:")):
@@ -74,17 +56,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    Venue(
-        name=NAME,
-        url="wss://ws.bitstamp.net",
-        hosts=("ws.bitstamp.net",),
-        parse=safe_parse(NAME, _parse),
-        subscribe=lambda symbols, channels: _frames("bts:subscribe", symbols, channels),
-        unsubscribe=lambda symbols, channels: _frames("bts:unsubscribe", symbols, channels),
-        ping_interval_s=30.0,
-        ping_frame='{"event":"bts:heartbeat"}',
-        native_symbol=native,
-        normalize_symbol=split_concatenated,
-        channels=("trades",),
-    )
+    declare(NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
+            channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
+            native=native, normalize=split_concatenated, ping_interval_s=30.0,
+            ping_frame='{"event":"bts:heartbeat"}')
 ]

@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, OrjsonInt, check_quote, num, price_size, side_of
+from dataflows.venues.common import INF, OrjsonInt, check_quote, int_id, num, price_size, side_of
 from dataflows.venues.declare import (
     FrameError,
     declare,
@@ -50,12 +50,10 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if kind == "match" or kind == "last_match":
         price, amount = price_size(msg, "price", "size")
         side = side_of(_TAKER, msg["side"])
-        ident = msg["trade_id"]
-        if ident.__class__ is not int:
-            raise FrameError(f"trade id is not an integer: {ident!r}")
+        ident = int_id(msg["trade_id"])
         product = msg["product_id"]
         return ParseResult(trades=[ins.trade(
-            NAME, _spec(product), product, str(ident), price, amount, side,
+            NAME, _spec(product), product, ident, price, amount, side,
             us_from_iso_z(msg["time"]), received_ts,
         )])
     if kind == "ticker":

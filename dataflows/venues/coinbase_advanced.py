@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataflows.venues import coinbase as exchange
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, check_quote, json_object, num, price_size, side_of
-from dataflows.venues.declare import declare, dumps, sequence_check, us_from_iso_z
+from dataflows.venues.common import FrameError, check_quote, num, price_size, side_of
+from dataflows.venues.declare import declare, dumps, json_object, sequence_check, us_from_iso_z
 from feedhouse.core.records import ParseResult
 
 NAME = "coinbase"

@@ -368,3 +368,18 @@ def book_top(entry, bid_key, bid_size_key, ask_key, ask_size_key, null_empty: bo
         values.append(float(value))
     check_quote(*values)
     return values
+
+
+def int_id(value: object) -> str:
+    """An exchange trade id that must be a JSON integer, as text."""
+    if value.__class__ is not int:
+        raise FrameError(f"trade id is not an integer: {value!r}")
+    return str(value)
+
+
+def name_field(entry, key, what: str = "symbol") -> str:
+    """A non-empty string field naming an instrument (its absence: a missing field)."""
+    value = entry[key]
+    if value.__class__ is not str or not value:
+        raise FrameError(f"bad {what} {value!r}")
+    return value

@@ -21,8 +21,15 @@ import re
 import orjson
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import book_top, ms_us, price_size, side_of, text_id, trades_or_ignored
-from dataflows.venues.declare import FrameError, declare, json_object, ping_answer, sequence_check
+from dataflows.venues.common import FrameError, book_top, ms_us, name_field, price_size, side_of
+from dataflows.venues.declare import (
+    declare,
+    json_object,
+    ping_answer,
+    sequence_check,
+    text_id,
+    trades_or_ignored,
+)
 from feedhouse.core.records import ParseResult
 
 VENUE = "deribit"
@@ -73,13 +80,6 @@ def _spec(native: str) -> ins.Spec:
 _catalog = ins.Catalog(VENUE, _spec)
 
 
-def _instrument(entry: dict) -> str:
-    name = entry["instrument_name"]
-    if name.__class__ is not str or not name:
-        raise FrameError(f"bad instrument {name!r}")
-    return name
-
-
 def _trades(data: list, received_ts: int) -> list:
     if data.__class__ is not list:
         raise FrameError("trades 'data' is not a list")
@@ -87,7 +87,7 @@ def _trades(data: list, received_ts: int) -> list:
     for entry in data:
         price, amount = price_size(entry, "price", "amount")
         side = side_of(_SIDES, entry["direction"], "direction")
-        name = _instrument(entry)
+        name = name_field(entry, "instrument_name", "instrument")
         out.append(ins.trade(
             VENUE, _catalog(name), name, text_id(entry["trade_id"]), price, amount, side,
             ms_us(entry["timestamp"]), received_ts,
@@ -98,7 +98,7 @@ def _trades(data: list, received_ts: int) -> list:
 def _quote(data: dict, received_ts: int):
     bid, bid_size, ask, ask_size = book_top(  # null: no order on that side
         data, "best_bid_price", "best_bid_amount", "best_ask_price", "best_ask_amount", True)
-    name = _instrument(data)
+    name = name_field(data, "instrument_name", "instrument")
     return ins.quote(
         VENUE, _catalog(name), name, bid, bid_size, ask, ask_size,
         ms_us(data["timestamp"]), received_ts,

@@ -13,23 +13,10 @@ Symbols: 'btcusd' -> 'BTC-USD' (Gemini's quote currencies); perpetuals 'btcgusdp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
 from dataflows.venues import gemini_v2 as v2
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_quote,
-    check_trade,
-    check_ts,
-    loads,
-    num,
-    safe_parse,
-    text_id,
-)
+from dataflows.venues.common import FrameError, book_top, check_ts, json_object, price_size
+from dataflows.venues.declare import declare, dumps, text_id
 from dataflows.venues.gemini_v2 import HOSTS, native, normalize
 from feedhouse.core.records import ParseResult
 
@@ -45,12 +32,9 @@ def _ns(value: object) -> int:
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     if "t" in msg and "m" in msg:
-        price, size = num(msg["p"]), num(msg["q"])
-        check_trade(price, size)
+        price, size = price_size(msg, "p", "q")
         maker = msg["m"]
         if maker.__class__ is not bool:
             raise FrameError(f"'m' is not a boolean: {maker!r}")
@@ -60,8 +44,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
             _ns(msg["E"]), received_ts,
         )])
     if "u" in msg and "A" in msg:
-        bid, bid_size, ask, ask_size = num(msg["b"]), num(msg["B"]), num(msg["a"]), num(msg["A"])
-        check_quote(bid, bid_size, ask, ask_size)
+        bid, bid_size, ask, ask_size = book_top(msg, "b", "B", "a", "A")
         update = msg["u"]
         if update.__class__ is not int or not 0 <= update < 2**63:
             raise FrameError(f"bad update id {update!r}")
@@ -81,12 +64,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message")
 
 
-def _frames(method: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    params = [f"{native(s).lower()}@{_STREAM[c]}" for c in channels if c in _STREAM
-              for s in symbols]
-    if not params:
-        return []
-    return [orjson.dumps({"id": "1", "method": method, "params": params}).decode()]
+def _frames(method: str, symbols, channels) -> list[str]:
+    params = [f"{native(s).lower()}@{c}" for c in channels for s in symbols]
+    return [dumps({"id": "1", "method": method, "params": params})] if params else []
 
 
 def _select(url: str) -> str:
@@ -94,16 +74,6 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    Venue(
-        name=VENUE,
-        url="wss://ws.gemini.com",
-        hosts=HOSTS,
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("subscribe", s, c),
-        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades", "quotes"),
-        select=_select,
-    )
+    declare(VENUE, "wss://ws.gemini.com", HOSTS, _parse, channels=_STREAM, frames=_frames,
+            native=native, normalize=normalize, select=_select)
 ]

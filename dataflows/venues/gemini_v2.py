@@ -11,24 +11,9 @@ One `l2` subscription per symbol list carries both the book and the trades:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
 from dataflows.venues import instruments as ins
-from dataflows.venues.base import Venue
-from dataflows.venues.common import (
-    FrameError,
-    check_trade,
-    loads,
-    ms_us,
-    num,
-    quote_table,
-    safe_parse,
-    split_with,
-    text_id,
-    trades_or_ignored,
-)
+from dataflows.venues.common import FrameError, json_object, ms_us, price_size, quote_table, side_of
+from dataflows.venues.declare import declare, dumps, split_with, text_id, trades_or_ignored
 from feedhouse.core.records import ParseResult
 
 VENUE = "gemini"
@@ -63,12 +48,8 @@ _spec = ins.simple(KEY, normalize)
 
 
 def _trade(entry: dict, received_ts: int):
-    price = num(entry["price"])
-    amount = num(entry["quantity"])
-    check_trade(price, amount)
-    side = _SIDES.get(entry["side"])
-    if side is None:
-        raise FrameError(f"bad side {entry['side']!r}")
+    price, amount = price_size(entry, "price", "quantity")
+    side = side_of(_SIDES, entry["side"])
     sym = entry["symbol"]
     if sym.__class__ is not str:
         raise FrameError(f"bad symbol {sym!r}")
@@ -80,9 +61,7 @@ def _trade(entry: dict, received_ts: int):
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
+    msg = json_object(frame)
     kind = msg.get("type")
     if kind == "trade":
         return ParseResult(trades=[_trade(msg, received_ts)])
@@ -98,24 +77,14 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError(f"unknown message (type={kind!r})")
 
 
-def _frames(kind: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
-    if "trades" not in channels or not symbols:
+def _frames(kind: str, symbols, channels) -> list[str]:
+    if not channels or not symbols:
         return []
     subs = [{"name": "l2", "symbols": [native(s) for s in symbols]}]
-    return [orjson.dumps({"type": kind, "subscriptions": subs}).decode()]
+    return [dumps({"type": kind, "subscriptions": subs})]
 
 
 VENUES = [
-    Venue(
-        name=VENUE,
-        key=KEY,
-        url="wss://api.gemini.com/v2/marketdata",
-        hosts=HOSTS,
-        parse=safe_parse(VENUE, _parse),
-        subscribe=lambda s, c: _frames("subscribe", s, c),
-        unsubscribe=lambda s, c: _frames("unsubscribe", s, c),
-        native_symbol=native,
-        normalize_symbol=normalize,
-        channels=("trades",),
-    )
+    declare(VENUE, "wss://api.gemini.com/v2/marketdata", HOSTS, _parse, channels={"trades": "l2"},
+            frames=_frames, native=native, normalize=normalize, key=KEY)
 ]

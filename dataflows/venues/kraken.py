@@ -8,12 +8,11 @@ Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE.
 
 from __future__ import annotations
 
-from dataflows.venues.common import book_top, check_quote, check_trade, num, price_size, side_of
+from dataflows.venues.common import book_top, check_quote, int_id, loads, num, price_size, side_of
 from dataflows.venues.declare import (
     FrameError,
     declare,
     dumps,
-    loads,
     normalizer,
     stable_trade_id,
     us_from_decimal_s,
@@ -66,8 +65,7 @@ def _v1(msg: list, received_ts: int) -> ParseResult:
             )
             if price_s.__class__ is not str or volume_s.__class__ is not str:
                 raise FrameError("trade price/volume is not a string")
-            price, amount = num(price_s), num(volume_s)
-            check_trade(price, amount)
+            price, amount = price_size(item, 0, 1)
             side = side_of(_SIDE_V1, side_s)
             ident = stable_trade_id(pair, price_s, volume_s, time_s, side_s, order_type)
             trades.append(Trade(
@@ -96,12 +94,10 @@ def _v2(msg: dict, received_ts: int) -> ParseResult:
         for item in msg["data"]:
             price, amount = price_size(item, "price", "qty")
             side = side_of(_SIDE_V2, item["side"])
-            ident = item["trade_id"]
-            if ident.__class__ is not int:
-                raise FrameError(f"trade id is not an integer: {ident!r}")
+            ident = int_id(item["trade_id"])
             pair = item["symbol"]
             trades.append(Trade(
-                NAME, _normalize(pair), pair, str(ident), price, amount, side,
+                NAME, _normalize(pair), pair, ident, price, amount, side,
                 us_from_iso_z(item["timestamp"]), received_ts, "spot", amount, 1.0,
             ))
         return ParseResult(trades=trades, ignored=0 if trades else 1)

@@ -16,8 +16,8 @@ from typing import Literal
 import msgspec
 
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, FrameError, check_quote, check_ts, num, price_size, side_of
-from dataflows.venues.declare import declare, loads, op_args
+from dataflows.venues.common import INF, check_quote, num, price_size, side_of
+from dataflows.venues.declare import FrameError, check_ts, declare, json_object, op_args
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "okx"
@@ -73,11 +73,8 @@ def _ms(value: object) -> int:
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame in _PONG:
         return ParseResult(ignored=1)
-    msg = loads(frame)
-    if msg.__class__ is not dict:
-        raise FrameError("not a JSON object")
-    arg = msg.get("arg")
-    data = msg.get("data")
+    msg = json_object(frame)
+    arg, data = msg.get("arg"), msg.get("data")
     if data is not None and arg is not None:
         channel = arg["channel"]
         if channel == "trades":
@@ -89,10 +86,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
                 if ident.__class__ is not str or not 0 < len(ident) <= 128:
                     raise FrameError(f"bad tradeId {ident!r}")
                 inst = item["instId"]
-                trades.append(ins.trade(
-                    NAME, _catalog(inst), inst, ident, price, amount, side, _ms(item["ts"]),
-                    received_ts,
-                ))
+                trades.append(ins.trade(NAME, _catalog(inst), inst, ident, price, amount, side,
+                                        _ms(item["ts"]), received_ts))
             return ParseResult(trades=trades, ignored=0 if trades else 1)
         if channel == "tickers":
             quotes = []
@@ -101,10 +96,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
                 ask, ask_size = num(item["askPx"] or 0), num(item["askSz"] or 0)
                 check_quote(bid, bid_size, ask, ask_size)
                 inst = item["instId"]
-                quotes.append(ins.quote(
-                    NAME, _catalog(inst), inst, bid, bid_size, ask, ask_size, _ms(item["ts"]),
-                    received_ts,
-                ))
+                quotes.append(ins.quote(NAME, _catalog(inst), inst, bid, bid_size, ask, ask_size,
+                                        _ms(item["ts"]), received_ts))
             return ParseResult(quotes=quotes, ignored=0 if quotes else 1)
         return ParseResult(ignored=1)  # books, candles, ...
     event = msg.get("event")
@@ -115,9 +108,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message (no arg/data, no event)")
 
 
-# Fast path (parse_many): `trades` pushes through a typed msgspec decoder. Every field is
-# declared and typed (unknown fields refused), so it validates the whole frame as strictly
-# as orjson + `_parse` do; frames it refuses go through `_parse`.
+# Fast path (parse_many): `trades` pushes through a typed msgspec decoder; every field declared
+# and typed (unknown ones refused), as strict as `_parse`, which takes the frames it refuses.
 _Arg = msgspec.defstruct("_Arg", [("channel", Literal["trades"]), ("instId", str, "")],
                          forbid_unknown_fields=True)
 _Item = msgspec.defstruct("_Item", [  # count: newer pushes, trades aggregated
@@ -133,22 +125,15 @@ _new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     items = _decode_push(frame).data
     for item in items:
-        price, amount = float(item.px), float(item.sz)
-        if not (0.0 < price < INF and 0.0 < amount < INF):  # check_trade, inline
+        price, amount, ident, ts = float(item.px), float(item.sz), item.tradeId, _ms(item.ts)
+        # check_trade, inline; ts "00": safe_parse's check
+        if not (0.0 < price < INF and 0.0 < amount < INF and 0 < len(ident) <= 128 and ts > 0):
             return 0
-        ident = item.tradeId
-        if not 0 < len(ident) <= 128:
-            return 0
-        ts = _ms(item.ts)
-        if ts <= 0:  # "00": safe_parse's check
-            return 0
-        inst = item.instId
-        spec = _cached(inst) or _catalog(inst)
+        spec = _cached(inst := item.instId) or _catalog(inst)
         trades.append(_new(Trade, (
             NAME, spec.symbol, inst, ident, price,
             amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price),
-            _SIDES[item.side],
-            ts, received_ts, spec.kind, amount, spec.contract_size,
+            _SIDES[item.side], ts, received_ts, spec.kind, amount, spec.contract_size,
         )))
     return len(items)
 
