@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import msgspec
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, OrjsonInt, book_top, int_id, json_object, price_size
-from dataflows.venues.declare import FrameError, declare, dumps, sequence_check, split_concatenated
+from dataflows.venues.common import INF, OrjsonInt, book_top, int_id, price_size
+from dataflows.venues.declare import FrameError, json_object, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
@@ -86,7 +87,7 @@ def _url_for(to_native):
 def _unsubscribe(to_native):  # subscribing is the URL (url_for)
     def frames(op: str, symbols, channels) -> list[str]:
         params = [f"{to_native(s).lower()}@{c}" for c in channels for s in symbols]
-        return [dumps({"method": op, "params": params, "id": 1})] if op else []
+        return [declare.dumps({"method": op, "params": params, "id": 1})] if op else []
 
     return frames
 
@@ -180,10 +181,10 @@ def _agg(msg) -> list[tuple[str, int]]:
 
 
 def _venue(name: str, url: str, hosts: tuple[str, ...], to_native=native, to_symbol=normalize):
-    return declare(name, url, hosts, _parse(name), channels=_STREAM, frames=_unsubscribe(to_native),
+    return declare.venue(name, url, hosts, _parse(name), channels=_STREAM, frames=_unsubscribe(to_native),
                    ops=("", "UNSUBSCRIBE"), native=to_native, normalize=to_symbol,
                    fast=('rade"', _fast(name)), url_for=_url_for(to_native),  # (agg)Trade
-                   catalog=_CATALOGS[name], sequence_of=sequence_check("aggTrade", _agg))
+                   catalog=_CATALOGS[name], sequence_of=declare.sequence_check("aggTrade", _agg))
 
 
 VENUES = [

@@ -11,8 +11,9 @@ ends with a sequence number. `hb` heartbeats are ignored. AMOUNT < 0 means the t
 
 from __future__ import annotations
 
-from dataflows.venues.common import FrameError, check_quote, check_trade, loads, normalizer, num
-from dataflows.venues.declare import declare, dumps, safe_parse
+from dataflows.venues import declare
+from dataflows.venues.common import check_quote, check_trade, num
+from dataflows.venues.declare import FrameError, loads, normalizer, safe_parse
 from dataflows.venues.instruments import kind_of
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -54,10 +55,10 @@ _normalize = normalizer(normalize)
 def _frames(event: str, symbols, channels) -> list[str]:
     if event == "unsubscribe":  # Bitfinex unsubscribes by chanId
         wanted = {native(s) for s in symbols}
-        return [dumps({"event": "unsubscribe", "chanId": cid})
+        return [declare.dumps({"event": "unsubscribe", "chanId": cid})
                 for cid, (name, sym) in _DEFAULT.channels.items()
                 if name in channels and sym in wanted]
-    return [dumps({"event": "subscribe", "channel": c, "symbol": native(s)})
+    return [declare.dumps({"event": "subscribe", "channel": c, "symbol": native(s)})
             for c in channels for s in symbols]
 
 
@@ -140,7 +141,7 @@ _DEFAULT = Session()  # Venue.parse: one shared session (a single connection's f
 
 
 VENUES = [
-    declare(NAME, "wss://api-pub.bitfinex.com/ws/2", ("api-pub.bitfinex.com", "api.bitfinex.com"),
+    declare.venue(NAME, "wss://api-pub.bitfinex.com/ws/2", ("api-pub.bitfinex.com", "api.bitfinex.com"),
             _DEFAULT.parse, safe=False, session=lambda: Session().parse, channels=_CHANNEL,
             frames=_frames, native=native, normalize=normalize)
     # the server sends `hb` every 15 s per channel; protocol pings cover the rest

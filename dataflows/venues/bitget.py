@@ -16,15 +16,21 @@ ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too
 
 from __future__ import annotations
 
-from dataflows.venues.common import FrameError, check_quote, check_trade, num, price_size, side_of
+from dataflows.venues import declare
+from dataflows.venues.common import (
+    check_quote,
+    check_trade,
+    num,
+    price_size,
+    quotes_or_ignored,
+    side_of,
+)
 from dataflows.venues.declare import (
-    declare,
+    FrameError,
     json_object,
     ms_us,
     normalizer,
-    op_args,
     quote_table,
-    quotes_or_ignored,
     split_with,
     stable_trade_id,
     text_id,
@@ -159,8 +165,8 @@ def _inst_type(symbol: str) -> str:
 
 
 VENUES = [
-    declare(VENUE, "wss://ws.bitget.com/v2/ws/public", ("ws.bitget.com", "ws.bitgetapi.com"), _parse,
-            channels=_CHANNEL, native=native, normalize=normalize, frames=op_args(
+    declare.venue(VENUE, "wss://ws.bitget.com/v2/ws/public", ("ws.bitget.com", "ws.bitgetapi.com"), _parse,
+            channels=_CHANNEL, native=native, normalize=normalize, frames=declare.op_args(
                 lambda c, s: {"instType": _inst_type(s), "channel": c, "instId": native(s)}),
             ping_interval_s=30.0, ping_frame="ping")
 ]

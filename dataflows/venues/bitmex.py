@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import re
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import book_top, check_trade, name_field, num, price_size, side_of
-from dataflows.venues.declare import (
+from dataflows.venues.common import (
     FrameError,
+    book_top,
+    check_trade,
+    name_field,
+    num,
+    price_size,
+    side_of,
+)
+from dataflows.venues.declare import (
     check_ts,
-    declare,
     json_object,
-    op_args,
     quote_table,
     quotes_or_ignored,
     text_id,
@@ -174,8 +180,8 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare(VENUE, "wss://ws.bitmex.com/realtime",
+    declare.venue(VENUE, "wss://ws.bitmex.com/realtime",
             ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-            _parse, channels=_TABLE, frames=op_args(lambda c, s: f"{c}:{native(s)}"),
+            _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
             native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping")
 ]

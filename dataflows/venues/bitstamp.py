@@ -6,8 +6,9 @@ Prices/amounts come both as numbers and as exact strings; we read the strings.
 
 from __future__ import annotations
 
-from dataflows.venues.common import FrameError, check_trade, int_id, json_object, normalizer, num
-from dataflows.venues.declare import declare, dumps, split_concatenated
+from dataflows.venues import declare
+from dataflows.venues.common import check_trade, int_id, num
+from dataflows.venues.declare import FrameError, json_object, normalizer, split_concatenated
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bitstamp"
@@ -21,7 +22,7 @@ def native(symbol: str) -> str:
 
 
 def _frames(event: str, symbols, channels) -> list[str]:
-    return [dumps({"event": event, "data": {"channel": f"{c}{native(s)}"}})
+    return [declare.dumps({"event": event, "data": {"channel": f"{c}{native(s)}"}})
             for c in channels for s in symbols]
 
 
@@ -56,7 +57,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare(NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
+    declare.venue(NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
             channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
             native=native, normalize=split_concatenated, ping_interval_s=30.0,
             ping_frame='{"event":"bts:heartbeat"}')

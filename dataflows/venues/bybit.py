@@ -13,9 +13,10 @@ from __future__ import annotations
 import calendar
 from urllib.parse import urlsplit
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, json_object, price_size, side_of, split_concatenated
-from dataflows.venues.declare import declare, op_args, us_from_iso_z
+from dataflows.venues.common import price_size, side_of
+from dataflows.venues.declare import FrameError, json_object, split_concatenated, us_from_iso_z
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "bybit"
@@ -137,10 +138,10 @@ def _parse(spec_of: ins.Catalog, frame: str | bytes, received_ts: int) -> ParseR
 
 def _venue(market: str):
     spec_of = _catalog(market)
-    return declare(
+    return declare.venue(
         NAME, f"wss://stream.bybit.com/v5/public/{market}", ("stream.bybit.com", "stream.bytick.com"),
         lambda frame, received_ts: _parse(spec_of, frame, received_ts),
-        channels={"trades": "publicTrade"}, frames=op_args(lambda c, s: f"{c}.{native(s)}"),
+        channels={"trades": "publicTrade"}, frames=declare.op_args(lambda c, s: f"{c}.{native(s)}"),
         native=native, normalize=lambda symbol: normalize(symbol, market), key=_key(market),
         select=_select, ping_interval_s=20.0, ping_frame='{"op":"ping"}',
     )

@@ -14,16 +14,10 @@ from typing import Literal
 
 import msgspec
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import INF, OrjsonInt, check_quote, int_id, num, price_size, side_of
-from dataflows.venues.declare import (
-    FrameError,
-    declare,
-    dumps,
-    json_object,
-    sequence_check,
-    us_from_iso_z,
-)
+from dataflows.venues.declare import FrameError, json_object, us_from_iso_z
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "coinbase_exchange"
@@ -40,7 +34,7 @@ _IGNORED = frozenset(
 
 
 def _frames(kind: str, symbols, channels) -> list[str]:
-    return [dumps({"type": kind, "product_ids": [s.upper() for s in symbols],
+    return [declare.dumps({"type": kind, "product_ids": [s.upper() for s in symbols],
                    "channels": channels})]
 
 
@@ -123,8 +117,8 @@ def _match(msg) -> list[tuple[str, int]]:
 
 
 VENUES = [
-    declare(NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
+    declare.venue(NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
             frames=_frames, native=str.upper, normalize=str.upper,
             fast=('match"', _fast),  # "match" / "last_match"
-            sequence_of=sequence_check("match", _match))
+            sequence_of=declare.sequence_check("match", _match))
 ]

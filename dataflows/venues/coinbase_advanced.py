@@ -17,9 +17,10 @@ Products: spot `BTC-USD`; INTX perpetuals `BTC-PERP-INTX` -> `BTC-USDC-PERP` (US
 from __future__ import annotations
 
 from dataflows.venues import coinbase as exchange
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, check_quote, num, price_size, side_of
-from dataflows.venues.declare import declare, dumps, json_object, sequence_check, us_from_iso_z
+from dataflows.venues.common import check_quote, num, price_size, side_of
+from dataflows.venues.declare import FrameError, json_object, us_from_iso_z
 from feedhouse.core.records import ParseResult
 
 NAME = "coinbase"
@@ -98,7 +99,7 @@ def _frames(kind: str, symbols, names) -> list[str]:
     products = [native(s) for s in symbols]
     if kind == "subscribe" and names:
         names = [*names, "heartbeats"]  # keeps quiet products' channels open
-    return [dumps({"type": kind, "product_ids": products, "channel": name}) for name in names]
+    return [declare.dumps({"type": kind, "product_ids": products, "channel": name}) for name in names]
 
 
 def _select(url: str) -> str:
@@ -106,11 +107,11 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    declare(NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
+    declare.venue(NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
             _parse, channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
             # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
             fast=('match"', exchange._fast), select=_select,
             # `sequence_num` counts the messages of a connection: a jump is a lost message
-            sequence_of=sequence_check("sequence_num", lambda msg: [
+            sequence_of=declare.sequence_check("sequence_num", lambda msg: [
                 ("connection", seq)] if (seq := msg["sequence_num"]).__class__ is int else []))
 ]

@@ -41,7 +41,7 @@ from dataflows.venues.common import (
 # frame outcomes), re-exported from common so a venue imports it in one line; the
 # per-record helpers (num, price_size, side_of, book_top...) come from common itself.
 __all__ = [
-    "FrameError", "check_ts", "declare", "dumps", "join_separated", "json_object", "loads",
+    "FrameError", "check_ts", "dumps", "join_separated", "json_object", "loads",
     "ms_us", "normalizer", "op_args", "ping_answer", "quote_table", "quotes_or_ignored",
     "safe_parse", "sequence_check", "split_concatenated", "split_with", "stable_trade_id",
     "text_id", "trades_or_ignored", "us_from_decimal_s", "us_from_iso_z",
@@ -51,7 +51,7 @@ Frames = Callable[[str, Sequence[str], Sequence[str]], list[str]]
 Pairs = Callable[[object], list[tuple[str, int]]]
 
 
-def declare(name: str, url: str, hosts: tuple[str, ...], parse: ParseFn, *,
+def venue(name: str, url: str, hosts: tuple[str, ...], parse: ParseFn, *,
             channels: dict[str, str], frames: Frames | None = None,
             ops: tuple[str, str] = ("subscribe", "unsubscribe"),
             native: Callable[[str], str] = str, normalize: Callable[[str], str] = str,

@@ -20,16 +20,10 @@ import re
 
 import orjson
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, book_top, ms_us, name_field, price_size, side_of
-from dataflows.venues.declare import (
-    declare,
-    json_object,
-    ping_answer,
-    sequence_check,
-    text_id,
-    trades_or_ignored,
-)
+from dataflows.venues.common import book_top, name_field, price_size, side_of
+from dataflows.venues.declare import FrameError, json_object, ms_us, text_id, trades_or_ignored
 from feedhouse.core.records import ParseResult
 
 VENUE = "deribit"
@@ -155,10 +149,10 @@ def _seq(msg) -> list[tuple[str, int]]:
 
 
 VENUES = [
-    declare(VENUE, "wss://www.deribit.com/ws/api/v2",
+    declare.venue(VENUE, "wss://www.deribit.com/ws/api/v2",
             ("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"), _parse,
             channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
             ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
-            answer_ping=ping_answer("test_request", 512, _test),
-            sequence_of=sequence_check("trade_seq", _seq))
+            answer_ping=declare.ping_answer("test_request", 512, _test),
+            sequence_of=declare.sequence_check("trade_seq", _seq))
 ]

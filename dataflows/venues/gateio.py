@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import time
 
-from dataflows.venues.common import FrameError, book_top, check_ts, ms_us, num, price_size, side_of
+from dataflows.venues import declare
+from dataflows.venues.common import (
+    FrameError,
+    book_top,
+    num,
+    price_size,
+    side_of,
+    trades_or_ignored,
+)
 from dataflows.venues.declare import (
-    declare,
-    dumps,
+    check_ts,
     join_separated,
     json_object,
+    ms_us,
     normalizer,
-    ping_answer,
     text_id,
-    trades_or_ignored,
 )
 from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
@@ -102,7 +108,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 def _frames(event: str, symbols, channels) -> list[str]:
     now = int(time.time())
     payload = [native(s) for s in symbols]
-    return [dumps({"time": now, "channel": c, "event": event, "payload": payload})
+    return [declare.dumps({"time": now, "channel": c, "event": event, "payload": payload})
             for c in channels if symbols]
 
 
@@ -110,11 +116,11 @@ def _pong(msg) -> str | None:
     """A server `spot.ping` is answered with `spot.pong` carrying the same time."""
     if msg.get("channel") != "spot.ping":
         return None
-    return dumps({"time": msg.get("time", int(time.time())), "channel": "spot.pong"})
+    return declare.dumps({"time": msg.get("time", int(time.time())), "channel": "spot.pong"})
 
 
 VENUES = [
-    declare(VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
+    declare.venue(VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
             frames=_frames, native=native, normalize=normalize,
-            answer_ping=ping_answer("spot.ping", 256, _pong))
+            answer_ping=declare.ping_answer("spot.ping", 256, _pong))
 ]

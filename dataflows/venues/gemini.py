@@ -13,10 +13,11 @@ Symbols: 'btcusd' -> 'BTC-USD' (Gemini's quote currencies); perpetuals 'btcgusdp
 
 from __future__ import annotations
 
+from dataflows.venues import declare
 from dataflows.venues import gemini_v2 as v2
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, book_top, check_ts, json_object, price_size
-from dataflows.venues.declare import declare, dumps, text_id
+from dataflows.venues.common import book_top, price_size
+from dataflows.venues.declare import FrameError, check_ts, json_object, text_id
 from dataflows.venues.gemini_v2 import HOSTS, native, normalize
 from feedhouse.core.records import ParseResult
 
@@ -66,7 +67,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 def _frames(method: str, symbols, channels) -> list[str]:
     params = [f"{native(s).lower()}@{c}" for c in channels for s in symbols]
-    return [dumps({"id": "1", "method": method, "params": params})] if params else []
+    return [declare.dumps({"id": "1", "method": method, "params": params})] if params else []
 
 
 def _select(url: str) -> str:
@@ -74,6 +75,6 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    declare(VENUE, "wss://ws.gemini.com", HOSTS, _parse, channels=_STREAM, frames=_frames,
+    declare.venue(VENUE, "wss://ws.gemini.com", HOSTS, _parse, channels=_STREAM, frames=_frames,
             native=native, normalize=normalize, select=_select)
 ]

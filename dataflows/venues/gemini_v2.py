@@ -11,9 +11,10 @@ One `l2` subscription per symbol list carries both the book and the trades:
 
 from __future__ import annotations
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import FrameError, json_object, ms_us, price_size, quote_table, side_of
-from dataflows.venues.declare import declare, dumps, split_with, text_id, trades_or_ignored
+from dataflows.venues.common import FrameError, json_object, price_size, side_of
+from dataflows.venues.declare import ms_us, quote_table, split_with, text_id, trades_or_ignored
 from feedhouse.core.records import ParseResult
 
 VENUE = "gemini"
@@ -81,10 +82,10 @@ def _frames(kind: str, symbols, channels) -> list[str]:
     if not channels or not symbols:
         return []
     subs = [{"name": "l2", "symbols": [native(s) for s in symbols]}]
-    return [dumps({"type": kind, "subscriptions": subs})]
+    return [declare.dumps({"type": kind, "subscriptions": subs})]
 
 
 VENUES = [
-    declare(VENUE, "wss://api.gemini.com/v2/marketdata", HOSTS, _parse, channels={"trades": "l2"},
+    declare.venue(VENUE, "wss://api.gemini.com/v2/marketdata", HOSTS, _parse, channels={"trades": "l2"},
             frames=_frames, native=native, normalize=normalize, key=KEY)
 ]

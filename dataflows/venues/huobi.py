@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import zlib
 
-from dataflows.venues.common import FrameError, book_top, loads, ms_us, price_size, side_of, text_id
-from dataflows.venues.declare import (
-    declare,
-    dumps,
-    normalizer,
-    ping_answer,
-    quote_table,
-    split_with,
-    trades_or_ignored,
-)
+from dataflows.venues import declare
+from dataflows.venues.common import FrameError, book_top, price_size, side_of, trades_or_ignored
+from dataflows.venues.declare import loads, ms_us, normalizer, quote_table, split_with, text_id
 from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -130,17 +123,17 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 def _frames(op: str, symbols, channels) -> list[str]:
     topics = [f"market.{native(s)}.{c}" for c in channels for s in symbols]
-    return [dumps({op: topic, "id": str(i)}) for i, topic in enumerate(topics, 1)]
+    return [declare.dumps({op: topic, "id": str(i)}) for i, topic in enumerate(topics, 1)]
 
 
 def _pong(msg) -> str | None:
     """{"ping": N} -> {"pong": N}."""
-    return dumps({"pong": msg["ping"]}) if msg.__class__ is dict and "ping" in msg else None
+    return declare.dumps({"pong": msg["ping"]}) if msg.__class__ is dict and "ping" in msg else None
 
 
 VENUES = [
-    declare(VENUE, "wss://api.huobi.pro/ws", ("api.huobi.pro", "api-aws.huobi.pro"), _parse,
+    declare.venue(VENUE, "wss://api.huobi.pro/ws", ("api.huobi.pro", "api-aws.huobi.pro"), _parse,
             channels=_TOPIC, frames=_frames, ops=("sub", "unsub"), native=native,
             normalize=normalize,  # pings are tiny, so big frames are not even unzipped
-            answer_ping=ping_answer("", 128, _pong, lambda frame: loads(_unzip(frame))))
+            answer_ping=declare.ping_answer("", 128, _pong, lambda frame: loads(_unzip(frame))))
 ]

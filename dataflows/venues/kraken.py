@@ -8,11 +8,18 @@ Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE.
 
 from __future__ import annotations
 
-from dataflows.venues.common import book_top, check_quote, int_id, loads, num, price_size, side_of
-from dataflows.venues.declare import (
+from dataflows.venues import declare
+from dataflows.venues.common import (
     FrameError,
-    declare,
-    dumps,
+    book_top,
+    check_quote,
+    int_id,
+    num,
+    price_size,
+    side_of,
+)
+from dataflows.venues.declare import (
+    loads,
     normalizer,
     stable_trade_id,
     us_from_decimal_s,
@@ -47,7 +54,7 @@ _normalize = normalizer(normalize)
 
 def _frames(method: str, symbols, channels) -> list[str]:
     pairs = [native(s) for s in symbols]
-    return [dumps({"method": method, "params": {"channel": c, "symbol": pairs}}) for c in channels]
+    return [declare.dumps({"method": method, "params": {"channel": c, "symbol": pairs}}) for c in channels]
 
 
 def _v1(msg: list, received_ts: int) -> ParseResult:
@@ -134,7 +141,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare(NAME, "wss://ws.kraken.com/v2", ("ws.kraken.com", "beta-ws.kraken.com"), _parse,
+    declare.venue(NAME, "wss://ws.kraken.com/v2", ("ws.kraken.com", "beta-ws.kraken.com"), _parse,
             channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
             # the server sends heartbeats each second; a ping keeps idle links honest
             ping_interval_s=30.0, ping_frame='{"method":"ping"}')

@@ -15,9 +15,10 @@ from typing import Literal
 
 import msgspec
 
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import INF, check_quote, num, price_size, side_of
-from dataflows.venues.declare import FrameError, check_ts, declare, json_object, op_args
+from dataflows.venues.declare import FrameError, check_ts, json_object
 from feedhouse.core.records import ParseResult, Trade
 
 NAME = "okx"
@@ -139,9 +140,9 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
 
 
 VENUES = [
-    declare(NAME, "wss://ws.okx.com:8443/ws/v5/public",
+    declare.venue(NAME, "wss://ws.okx.com:8443/ws/v5/public",
             ("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"), _parse,
-            channels=_CHANNEL, frames=op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
+            channels=_CHANNEL, frames=declare.op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
             native=native, normalize=normalize, fast=('"channel":"trades"', _fast), catalog=_catalog,
             ping_interval_s=25.0, ping_frame="ping")
 ]
