@@ -78,7 +78,8 @@ _CATALOGS = {
 def _url_for(to_native):
     def url_for(base: str, symbols, channels) -> str:
         root = base.split("?", 1)[0].rstrip("/").removesuffix("/stream").removesuffix("/ws")
-        streams = "/".join(f"{to_native(s).lower()}@{_STREAM[c]}" for c in channels for s in symbols)
+        streams = "/".join(f"{to_native(s).lower()}@{_STREAM[c]}" for c in channels
+                           for s in symbols)
         return f"{root}/stream?streams={streams}"
 
     return url_for
@@ -181,10 +182,11 @@ def _agg(msg) -> list[tuple[str, int]]:
 
 
 def _venue(name: str, url: str, hosts: tuple[str, ...], to_native=native, to_symbol=normalize):
-    return declare.venue(name, url, hosts, _parse(name), channels=_STREAM, frames=_unsubscribe(to_native),
-                   ops=("", "UNSUBSCRIBE"), native=to_native, normalize=to_symbol,
-                   fast=('rade"', _fast(name)), url_for=_url_for(to_native),  # (agg)Trade
-                   catalog=_CATALOGS[name], sequence_of=declare.sequence_check("aggTrade", _agg))
+    return declare.venue(
+        name, url, hosts, _parse(name), channels=_STREAM, frames=_unsubscribe(to_native),
+        ops=("", "UNSUBSCRIBE"), native=to_native, normalize=to_symbol,
+        fast=('rade"', _fast(name)), url_for=_url_for(to_native),  # (agg)Trade
+        catalog=_CATALOGS[name], sequence_of=declare.sequence_check("aggTrade", _agg))
 
 
 VENUES = [

@@ -141,8 +141,9 @@ _DEFAULT = Session()  # Venue.parse: one shared session (a single connection's f
 
 
 VENUES = [
-    declare.venue(NAME, "wss://api-pub.bitfinex.com/ws/2", ("api-pub.bitfinex.com", "api.bitfinex.com"),
-            _DEFAULT.parse, safe=False, session=lambda: Session().parse, channels=_CHANNEL,
-            frames=_frames, native=native, normalize=normalize)
+    declare.venue(
+        NAME, "wss://api-pub.bitfinex.com/ws/2", ("api-pub.bitfinex.com", "api.bitfinex.com"),
+        _DEFAULT.parse, safe=False, session=lambda: Session().parse, channels=_CHANNEL,
+        frames=_frames, native=native, normalize=normalize)
     # the server sends `hb` every 15 s per channel; protocol pings cover the rest
 ]

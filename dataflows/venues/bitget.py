@@ -8,7 +8,6 @@ Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instI
 - channel `books1` (v2 top of book) -> quotes;
 - books, tickers, candles, subscribe acks ({"event"}) and the text `pong` -> ignored.
 Heartbeat: the client sends the text `ping` every 30 s.
-
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
 `BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-231229`; v1 spot
 ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
@@ -17,25 +16,8 @@ ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too
 from __future__ import annotations
 
 from dataflows.venues import declare
-from dataflows.venues.common import (
-    check_quote,
-    check_trade,
-    num,
-    price_size,
-    quotes_or_ignored,
-    side_of,
-)
-from dataflows.venues.declare import (
-    FrameError,
-    json_object,
-    ms_us,
-    normalizer,
-    quote_table,
-    split_with,
-    stable_trade_id,
-    text_id,
-    trades_or_ignored,
-)
+from dataflows.venues.common import check_quote, name_field, num, price_size, side_of
+from dataflows.venues.declare import FrameError, ms_us, stable_trade_id, text_id
 from dataflows.venues.instruments import kind_of
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -46,7 +28,7 @@ _FUTURES_TYPES = frozenset({"mc", "MC", "USDT-FUTURES", "COIN-FUTURES", "USDC-FU
 _FUTURES_BY_QUOTE = {"USDT": "USDT-FUTURES", "USDC": "USDC-FUTURES", "USD": "COIN-FUTURES"}
 _CHANNEL = {"trades": "trade", "quotes": "books1"}
 # spot quotes plus USD for coin-margined futures (BTCUSD)
-_QUOTES = quote_table("USDT", "USDC", "USDE", "BTC", "ETH", "EUR", "BRL", "USD")
+_QUOTES = declare.quote_table("USDT", "USDC", "USDE", "BTC", "ETH", "EUR", "BRL", "USD")
 _IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
 
 
@@ -54,7 +36,7 @@ def normalize(native: str) -> str:
     """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP';
     delivery 'BTCUSD_231229' -> 'BTC-USD-231229'."""
     pair, sep, suffix = native.upper().partition("_")
-    base = split_with(pair, _QUOTES)
+    base = declare.split_with(pair, _QUOTES)
     if sep and len(suffix) == 6 and suffix.isdigit():
         return f"{base}-{suffix}"
     return f"{base}-PERP" if sep and suffix != "SPBL" else base
@@ -66,13 +48,11 @@ def native(symbol: str) -> str:
     return "".join(parts[:2]) + (f"_{parts[2]}" if parts[2:3] != ["PERP"] and len(parts) > 2 else "")
 
 
-_normalize = normalizer(normalize)
+_normalize = declare.normalizer(normalize)
 
 
 def _symbol(arg: dict) -> tuple[str, str]:
-    inst = arg["instId"]
-    if inst.__class__ is not str or not inst:
-        raise FrameError(f"bad instId {inst!r}")
+    inst = name_field(arg, "instId", "instId")
     symbol = _normalize(inst)
     if arg.get("instType") in _FUTURES_TYPES and kind_of(symbol) == "spot":
         symbol += "-PERP"
@@ -88,9 +68,7 @@ def _trade_v2(entry: dict, symbol: str, inst: str, received_ts: int) -> Trade:
 
 def _trade_v1(entry: list, symbol: str, inst: str, received_ts: int) -> Trade:
     ts, price_text, size_text, side_text = entry[0], entry[1], entry[2], entry[3]
-    price = num(price_text)
-    amount = num(size_text)
-    check_trade(price, amount)
+    price, amount = price_size(entry, 1, 2)
     side = side_of(_SIDES, side_text)
     exchange_ts = ms_us(ts)
     # no exchange id in v1: hash the trade's own fields, as sent (strings, not floats)
@@ -136,7 +114,7 @@ def _quotes(data: list, arg: dict, received_ts: int) -> list[Quote]:
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
-    msg = json_object(frame)
+    msg = declare.json_object(frame)
     if "data" in msg:
         arg = msg["arg"]
         if arg.__class__ is not dict:
@@ -146,9 +124,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
             raise FrameError("'data' is not a list")
         channel = arg["channel"]
         if channel == "trade":
-            return trades_or_ignored(_trades(data, arg, received_ts))
+            return declare.trades_or_ignored(_trades(data, arg, received_ts))
         if channel == "books1":
-            return quotes_or_ignored(_quotes(data, arg, received_ts))
+            return declare.quotes_or_ignored(_quotes(data, arg, received_ts))
         if channel.__class__ is str:
             return ParseResult(ignored=1)  # books, ticker, candles
         raise FrameError(f"bad channel {channel!r}")
@@ -159,14 +137,13 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 def _inst_type(symbol: str) -> str:
     parts = symbol.upper().split("-")
-    if len(parts) > 2 and parts[2] == "PERP":
-        return _FUTURES_BY_QUOTE.get(parts[1], "USDT-FUTURES")
-    return "SPOT"
+    return _FUTURES_BY_QUOTE.get(parts[1], "USDT-FUTURES") if parts[2:3] == ["PERP"] else "SPOT"
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://ws.bitget.com/v2/ws/public", ("ws.bitget.com", "ws.bitgetapi.com"), _parse,
-            channels=_CHANNEL, native=native, normalize=normalize, frames=declare.op_args(
-                lambda c, s: {"instType": _inst_type(s), "channel": c, "instId": native(s)}),
-            ping_interval_s=30.0, ping_frame="ping")
+    declare.venue(
+        VENUE, "wss://ws.bitget.com/v2/ws/public", ("ws.bitget.com", "ws.bitgetapi.com"), _parse,
+        channels=_CHANNEL, native=native, normalize=normalize, frames=declare.op_args(
+            lambda c, s: {"instType": _inst_type(s), "channel": c, "instId": native(s)}),
+        ping_interval_s=30.0, ping_frame="ping")
 ]

@@ -180,8 +180,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://ws.bitmex.com/realtime",
-            ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-            _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
-            native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping")
+    declare.venue(
+        VENUE, "wss://ws.bitmex.com/realtime",
+        ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
+        _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
+        native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping")
 ]

@@ -57,8 +57,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare.venue(NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
-            channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
-            native=native, normalize=split_concatenated, ping_interval_s=30.0,
-            ping_frame='{"event":"bts:heartbeat"}')
+    declare.venue(
+        NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
+        channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
+        native=native, normalize=split_concatenated, ping_interval_s=30.0,
+        ping_frame='{"event":"bts:heartbeat"}')
 ]

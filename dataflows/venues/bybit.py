@@ -3,7 +3,6 @@
 (/v5/public/spot, /linear, /inverse, /option; realtime_public was the USDT perpetuals):
 one Venue per market (keys bybit, bybit@spot, bybit@inverse, bybit@option), all named
 `bybit`, chosen by the feed's URL. Inverse sizes are USD contracts, converted to BASE.
-
 v5: data items {T ms, s, S Buy/Sell (taker), v, p, i}; legacy: {symbol, price, size,
 side, trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every 20 s.
 """
@@ -31,8 +30,7 @@ def _key(market: str) -> str:
 
 
 def _select(url: str) -> str:
-    path = urlsplit(url).path.rstrip("/")
-    market = path.rsplit("/", 1)[-1]
+    market = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
     return _key(market if market in MARKETS else "linear")  # realtime_public: USDT perps
 
 
@@ -139,9 +137,11 @@ def _parse(spec_of: ins.Catalog, frame: str | bytes, received_ts: int) -> ParseR
 def _venue(market: str):
     spec_of = _catalog(market)
     return declare.venue(
-        NAME, f"wss://stream.bybit.com/v5/public/{market}", ("stream.bybit.com", "stream.bytick.com"),
+        NAME, f"wss://stream.bybit.com/v5/public/{market}",
+        ("stream.bybit.com", "stream.bytick.com"),
         lambda frame, received_ts: _parse(spec_of, frame, received_ts),
-        channels={"trades": "publicTrade"}, frames=declare.op_args(lambda c, s: f"{c}.{native(s)}"),
+        channels={"trades": "publicTrade"},
+        frames=declare.op_args(lambda c, s: f"{c}.{native(s)}"),
         native=native, normalize=lambda symbol: normalize(symbol, market), key=_key(market),
         select=_select, ping_interval_s=20.0, ping_frame='{"op":"ping"}',
     )

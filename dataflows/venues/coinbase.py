@@ -117,8 +117,9 @@ def _match(msg) -> list[tuple[str, int]]:
 
 
 VENUES = [
-    declare.venue(NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
-            frames=_frames, native=str.upper, normalize=str.upper,
-            fast=('match"', _fast),  # "match" / "last_match"
-            sequence_of=declare.sequence_check("match", _match))
+    declare.venue(
+        NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
+        frames=_frames, native=str.upper, normalize=str.upper,
+        fast=('match"', _fast),  # "match" / "last_match"
+        sequence_of=declare.sequence_check("match", _match))
 ]

@@ -99,7 +99,7 @@ def _frames(kind: str, symbols, names) -> list[str]:
     products = [native(s) for s in symbols]
     if kind == "subscribe" and names:
         names = [*names, "heartbeats"]  # keeps quiet products' channels open
-    return [declare.dumps({"type": kind, "product_ids": products, "channel": name}) for name in names]
+    return [declare.dumps({"type": kind, "product_ids": products, "channel": c}) for c in names]
 
 
 def _select(url: str) -> str:
@@ -107,11 +107,12 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    declare.venue(NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
-            _parse, channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
-            # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
-            fast=('match"', exchange._fast), select=_select,
-            # `sequence_num` counts the messages of a connection: a jump is a lost message
-            sequence_of=declare.sequence_check("sequence_num", lambda msg: [
-                ("connection", seq)] if (seq := msg["sequence_num"]).__class__ is int else []))
+    declare.venue(
+        NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
+        _parse, channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
+        # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
+        fast=('match"', exchange._fast), select=_select,
+        # `sequence_num` counts the messages of a connection: a jump is a lost message
+        sequence_of=declare.sequence_check("sequence_num", lambda msg: [
+            ("connection", seq)] if (seq := msg["sequence_num"]).__class__ is int else []))
 ]

@@ -149,10 +149,11 @@ def _seq(msg) -> list[tuple[str, int]]:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://www.deribit.com/ws/api/v2",
-            ("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"), _parse,
-            channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
-            ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
-            answer_ping=declare.ping_answer("test_request", 512, _test),
-            sequence_of=declare.sequence_check("trade_seq", _seq))
+    declare.venue(
+        VENUE, "wss://www.deribit.com/ws/api/v2",
+        ("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"), _parse,
+        channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
+        ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
+        answer_ping=declare.ping_answer("test_request", 512, _test),
+        sequence_of=declare.sequence_check("trade_seq", _seq))
 ]

@@ -120,7 +120,8 @@ def _pong(msg) -> str | None:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
-            frames=_frames, native=native, normalize=normalize,
-            answer_ping=declare.ping_answer("spot.ping", 256, _pong))
+    declare.venue(
+        VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
+        frames=_frames, native=native, normalize=normalize,
+        answer_ping=declare.ping_answer("spot.ping", 256, _pong))
 ]

@@ -75,6 +75,7 @@ def _select(url: str) -> str:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://ws.gemini.com", HOSTS, _parse, channels=_STREAM, frames=_frames,
-            native=native, normalize=normalize, select=_select)
+    declare.venue(
+        VENUE, "wss://ws.gemini.com", HOSTS, _parse, channels=_STREAM, frames=_frames,
+        native=native, normalize=normalize, select=_select)
 ]

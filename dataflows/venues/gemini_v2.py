@@ -86,6 +86,7 @@ def _frames(kind: str, symbols, channels) -> list[str]:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://api.gemini.com/v2/marketdata", HOSTS, _parse, channels={"trades": "l2"},
-            frames=_frames, native=native, normalize=normalize, key=KEY)
+    declare.venue(
+        VENUE, "wss://api.gemini.com/v2/marketdata", HOSTS, _parse, channels={"trades": "l2"},
+        frames=_frames, native=native, normalize=normalize, key=KEY)
 ]

@@ -132,8 +132,9 @@ def _pong(msg) -> str | None:
 
 
 VENUES = [
-    declare.venue(VENUE, "wss://api.huobi.pro/ws", ("api.huobi.pro", "api-aws.huobi.pro"), _parse,
-            channels=_TOPIC, frames=_frames, ops=("sub", "unsub"), native=native,
-            normalize=normalize,  # pings are tiny, so big frames are not even unzipped
-            answer_ping=declare.ping_answer("", 128, _pong, lambda frame: loads(_unzip(frame))))
+    declare.venue(
+        VENUE, "wss://api.huobi.pro/ws", ("api.huobi.pro", "api-aws.huobi.pro"), _parse,
+        channels=_TOPIC, frames=_frames, ops=("sub", "unsub"), native=native,
+        normalize=normalize,  # pings are tiny, so big frames are not even unzipped
+        answer_ping=declare.ping_answer("", 128, _pong, lambda frame: loads(_unzip(frame))))
 ]

@@ -54,7 +54,8 @@ _normalize = normalizer(normalize)
 
 def _frames(method: str, symbols, channels) -> list[str]:
     pairs = [native(s) for s in symbols]
-    return [declare.dumps({"method": method, "params": {"channel": c, "symbol": pairs}}) for c in channels]
+    return [declare.dumps({"method": method, "params": {"channel": c, "symbol": pairs}})
+            for c in channels]
 
 
 def _v1(msg: list, received_ts: int) -> ParseResult:
@@ -141,8 +142,9 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 VENUES = [
-    declare.venue(NAME, "wss://ws.kraken.com/v2", ("ws.kraken.com", "beta-ws.kraken.com"), _parse,
-            channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
-            # the server sends heartbeats each second; a ping keeps idle links honest
-            ping_interval_s=30.0, ping_frame='{"method":"ping"}')
+    declare.venue(
+        NAME, "wss://ws.kraken.com/v2", ("ws.kraken.com", "beta-ws.kraken.com"), _parse,
+        channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
+        # the server sends heartbeats each second; a ping keeps idle links honest
+        ping_interval_s=30.0, ping_frame='{"method":"ping"}')
 ]

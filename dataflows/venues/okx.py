@@ -140,9 +140,10 @@ def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
 
 
 VENUES = [
-    declare.venue(NAME, "wss://ws.okx.com:8443/ws/v5/public",
-            ("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"), _parse,
-            channels=_CHANNEL, frames=declare.op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
-            native=native, normalize=normalize, fast=('"channel":"trades"', _fast), catalog=_catalog,
-            ping_interval_s=25.0, ping_frame="ping")
+    declare.venue(
+        NAME, "wss://ws.okx.com:8443/ws/v5/public",
+        ("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"), _parse,
+        channels=_CHANNEL, native=native, normalize=normalize, catalog=_catalog,
+        frames=declare.op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
+        fast=('"channel":"trades"', _fast), ping_interval_s=25.0, ping_frame="ping")
 ]
