@@ -1,21 +1,15 @@
-"""BitMEX realtime API (`wss://ws.bitmex.com/realtime`).
-
-Tables arrive as {"table", "action", "data": [...]}:
+"""BitMEX realtime API. Tables arrive as {"table", "action", "data": [...]}:
 - `trade`: `partial` (a snapshot of recent trades, sent once per subscription) and `insert`
-  (new trades); both count as trades, dedup collapses the snapshot's repeats. The id is
+  (new trades) both count as trades (dedup collapses the snapshot's repeats). The id is
   `trdMatchID`, `side` the taker side. `size` is in contracts (kept as native_amount); the
   amount is `homeNotional`, BitMEX's own BASE figure (inverse XBT contracts: 1 USD each, so
-  size / price; quanto and linear: the instrument's multiplier); contract_size is what one
-  contract was worth (USD when inverse, else BASE).
-- `quote`: best bid/ask (`partial` + `insert`) -> quotes.
-- other tables (orderBookL2, ...), the welcome `info`, subscribe acks, errors -> ignored.
-Heartbeat: when nothing arrives for 5 s the client sends the text `ping`; BitMEX answers
-`pong` (ignored).
-
-Symbols: perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a
-month code, expiring on the month's last Friday (`XBTU21` -> `BTC-USD-210924`; legacy alt
-futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot pairs have an underscore
-(`XBT_USDT` -> `BTC-USDT`). XBT reads as BTC. Quote sizes stay in contracts.
+  size / price; others: the instrument's multiplier); contract_size: one contract's worth.
+- `quote`: best bid/ask (`partial` + `insert`) -> quotes (sizes stay in contracts); other
+  tables (orderBookL2, ...), the welcome `info`, subscribe acks and errors -> ignored.
+Heartbeat: after 5 s without a frame the client sends `ping`; BitMEX answers `pong`.
+Symbols (XBT reads as BTC): perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`;
+futures carry a month code, expiring on the month's last Friday (`XBTU21` -> `BTC-USD-210924`;
+legacy alt futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot `XBT_USDT` -> `BTC-USDT`.
 """
 
 from __future__ import annotations
@@ -24,47 +18,25 @@ import re
 
 from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import (
-    FrameError,
-    book_top,
-    check_trade,
-    name_field,
-    num,
-    price_size,
-    side_of,
-)
-from dataflows.venues.declare import (
-    check_ts,
-    json_object,
-    quote_table,
-    quotes_or_ignored,
-    text_id,
-    trades_or_ignored,
-    us_from_iso_z,
-)
+from dataflows.venues.common import book_top, name_field, price_size, side_of
+from dataflows.venues.declare import FrameError, check_ts, text_id, us_from_iso_z
 from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "bitmex"
 _SIDES = {"Buy": "buy", "Sell": "sell"}
 _TABLE = {"trades": "trade", "quotes": "quote"}
 # BitMEX's quote currencies only (the shared table's TUSD would split XBTUSD as XB-TUSD)
-_QUOTES = quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
+_QUOTES = declare.quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
+_BTC, _XBT = {"XBT": "BTC"}, {"BTC": "XBT"}
 _FUTURE = re.compile(r"^([A-Z0-9]+?)([FGHJKMNQUVXZ]\d\d)$")
-
-
-def _btc(asset: str) -> str:
-    return "BTC" if asset == "XBT" else asset
-
-
-def _xbt(asset: str) -> str:
-    return "XBT" if asset == "BTC" else asset
 
 
 def _pair(root: str) -> tuple[str, str] | None:
     """'ETHUSDT' -> ('ETH', 'USDT'); None when no BitMEX quote currency ends the root."""
     for quote in _QUOTES:
         if root.endswith(quote) and len(root) > len(quote):
-            return _btc(root[: -len(quote)]), _btc(quote)
+            base = root[: -len(quote)]
+            return _BTC.get(base, base), _BTC.get(quote, quote)
     return None
 
 
@@ -72,7 +44,7 @@ def normalize(native: str) -> str:
     upper = native.upper()
     if "_" in upper:  # spot
         base, _, quote = upper.partition("_")
-        return f"{_btc(base)}-{_btc(quote)}"
+        return f"{_BTC.get(base, base)}-{_BTC.get(quote, quote)}"
     future = _FUTURE.match(upper)
     if future:
         root, code = future.groups()
@@ -89,7 +61,7 @@ def native(symbol: str) -> str:
     parts = symbol.upper().split("-")
     if len(parts) < 2:
         return symbol  # already native
-    base, quote = _xbt(parts[0]), _xbt(parts[1])
+    base, quote = _XBT.get(parts[0], parts[0]), _XBT.get(parts[1], parts[1])
     if len(parts) == 2:
         return f"{base}_{quote}"
     tail = parts[2]
@@ -97,16 +69,11 @@ def native(symbol: str) -> str:
         return base + quote
     if len(tail) == 6 and tail.isdigit():  # expiry -> month code
         tail = f"{ins.MONTH_CODES[int(tail[2:4]) - 1]}{tail[:2]}"
-    if base == "XBT" and quote == "USD":
-        return base + tail
-    if quote == "XBT":
-        return base + tail
-    return base + quote + tail
+    return base + ("" if (base == "XBT" and quote == "USD") or quote == "XBT" else quote) + tail
 
 
 def _spec(native: str) -> ins.Spec:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); the others are valued
-    per trade by homeNotional."""
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); others: homeNotional."""
     symbol = normalize(native)
     inverse = "_" not in native and symbol.split("-")[:1] == ["BTC"] \
         and symbol.split("-")[1] in ("USD", "EUR")
@@ -117,8 +84,7 @@ _catalog = ins.Catalog(VENUE, _spec)
 
 
 def _stamp(entry: dict) -> int:
-    stamp = entry["timestamp"]
-    if stamp.__class__ is not str:
+    if (stamp := entry["timestamp"]).__class__ is not str:
         raise FrameError(f"bad timestamp {stamp!r}")
     return check_ts(us_from_iso_z(stamp))
 
@@ -130,17 +96,15 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
         side = side_of(_SIDES, entry["side"])
         sym = name_field(entry, "symbol")
         spec = _catalog(sym)
-        base = entry.get("homeNotional")
-        if base is None:
-            trade = ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
-                              side, _stamp(entry), received_ts)
-        else:  # BitMEX's own BASE figure (to the satoshi), and the multiplier it implies
-            base = num(base)
-            check_trade(price, base)
-            size = 1.0 if spec.inverse else round(base / amount, 12)
-            trade = Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
-                          side, _stamp(entry), received_ts, spec.kind, amount, size)
-        out.append(trade)
+        if entry.get("homeNotional") is None:
+            out.append(ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
+                                 side, _stamp(entry), received_ts))
+            continue
+        # BitMEX's own BASE figure (to the satoshi), and the multiplier it implies
+        price, base = price_size(entry, "price", "homeNotional")
+        size = 1.0 if spec.inverse else round(base / amount, 12)
+        out.append(Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
+                         side, _stamp(entry), received_ts, spec.kind, amount, size))
     return out
 
 
@@ -150,27 +114,25 @@ def _quotes(data: list, received_ts: int) -> list:
         bid, bid_size, ask, ask_size = book_top(  # null: that side of the book is empty
             entry, "bidPrice", "bidSize", "askPrice", "askSize", True)
         sym = name_field(entry, "symbol")
-        out.append(ins.quote(
-            VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size, _stamp(entry), received_ts,
-        ))
+        out.append(ins.quote(VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size,
+                             _stamp(entry), received_ts))
     return out
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
-    msg = json_object(frame)
+    msg = declare.json_object(frame)
     table = msg.get("table")
     if table is not None:
-        action = msg["action"]
-        data = msg["data"]
+        action, data = msg["action"], msg["data"]
         if data.__class__ is not list:
             raise FrameError("'data' is not a list")
         if action == "partial" or action == "insert":
             if table == "trade":
-                return trades_or_ignored(_trades(data, received_ts))
+                return declare.trades_or_ignored(_trades(data, received_ts))
             if table == "quote":
-                return quotes_or_ignored(_quotes(data, received_ts))
+                return declare.quotes_or_ignored(_quotes(data, received_ts))
         if table.__class__ is str and action in ("partial", "insert", "update", "delete"):
             return ParseResult(ignored=1)  # other tables; trade/quote never update or delete
         raise FrameError(f"unknown message (table={table!r}, action={action!r})")

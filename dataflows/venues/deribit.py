@@ -18,8 +18,6 @@ from __future__ import annotations
 import calendar
 import re
 
-import orjson
-
 from dataflows.venues import declare
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import book_top, name_field, price_size, side_of
@@ -82,10 +80,8 @@ def _trades(data: list, received_ts: int) -> list:
         price, amount = price_size(entry, "price", "amount")
         side = side_of(_SIDES, entry["direction"], "direction")
         name = name_field(entry, "instrument_name", "instrument")
-        out.append(ins.trade(
-            VENUE, _catalog(name), name, text_id(entry["trade_id"]), price, amount, side,
-            ms_us(entry["timestamp"]), received_ts,
-        ))
+        out.append(ins.trade(VENUE, _catalog(name), name, text_id(entry["trade_id"]), price,
+                             amount, side, ms_us(entry["timestamp"]), received_ts))
     return out
 
 
@@ -93,10 +89,8 @@ def _quote(data: dict, received_ts: int):
     bid, bid_size, ask, ask_size = book_top(  # null: no order on that side
         data, "best_bid_price", "best_bid_amount", "best_ask_price", "best_ask_amount", True)
     name = name_field(data, "instrument_name", "instrument")
-    return ins.quote(
-        VENUE, _catalog(name), name, bid, bid_size, ask, ask_size,
-        ms_us(data["timestamp"]), received_ts,
-    )
+    return ins.quote(VENUE, _catalog(name), name, bid, bid_size, ask, ask_size,
+                     ms_us(data["timestamp"]), received_ts)
 
 
 def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
@@ -112,16 +106,14 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
         if channel.startswith("quote."):
             return ParseResult(quotes=[_quote(params["data"], received_ts)])
         return ParseResult(ignored=1)  # ticker, book, index, ... channels
-    if method == "heartbeat":
-        return ParseResult(ignored=1)
-    if method is None and "id" in msg and ("result" in msg or "error" in msg):
-        return ParseResult(ignored=1)  # RPC replies: subscribe acks, test, errors
+    if method == "heartbeat" or (method is None and "id" in msg
+                                 and ("result" in msg or "error" in msg)):
+        return ParseResult(ignored=1)  # heartbeats; RPC replies: subscribe acks, test, errors
     raise FrameError(f"unknown message (method={method!r})")
 
 
 def _rpc(ident: int, method: str, params: dict) -> str:
-    return orjson.dumps({"jsonrpc": "2.0", "id": ident, "method": method,
-                         "params": params}).decode()
+    return declare.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
 
 
 def _frames(op: str, symbols, channels) -> list[str]:
@@ -137,14 +129,12 @@ def _frames(op: str, symbols, channels) -> list[str]:
 
 def _test(msg) -> str | None:
     """A heartbeat `test_request` must be answered with `public/test`, or Deribit hangs up."""
-    if msg.get("method") == "heartbeat" and msg["params"].get("type") == "test_request":
-        return _rpc(4, "public/test", {})
-    return None
+    test = msg.get("method") == "heartbeat" and msg["params"].get("type") == "test_request"
+    return _rpc(4, "public/test", {}) if test else None
 
 
 def _seq(msg) -> list[tuple[str, int]]:
-    """`trade_seq` rises by one per instrument (all trades arrive, even batched at 100ms),
-    so a jump is a gap in what the feed saw."""
+    """`trade_seq` rises by one per instrument (every trade arrives, batched at 100ms)."""
     return [(t["instrument_name"], int(t["trade_seq"])) for t in msg["params"]["data"]]
 
 
