@@ -10,11 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.venues import binance, okx
+from dataflows.venues import binance_futures, okx
 from dataflows.venues import instruments as ins
 from tests.support.paths import SESSIONS
 
 REST = SESSIONS / "rest"
+
+COIN_M = (binance_futures._coin_m, binance_futures._coin_m_list)  # rule, list reader
 
 
 @pytest.mark.parametrize(("symbol", "kind"), [
@@ -51,7 +53,7 @@ def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatc
     assert okx_catalog("BTC-USD-SWAP") == ins.Spec("BTC-USD-PERP", "perpetual", 100.0, True)
     assert okx_catalog("BTC-USD-220514-22000-C") == ins.Spec(
         "BTC-USD-220514-22000-C", "option", 0.1)
-    coin_m = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list)
+    coin_m = ins.Catalog("binance_delivery", *COIN_M)
     assert coin_m.load(ins.read_rest(REST / "BINANCE_DELIVERY.docs").values()) == 3
     assert coin_m("ETHUSD_PERP") == ins.Spec("ETH-USD-PERP", "perpetual", 10.0, True)
     assert coin_m("BTCUSD_200626").base(2.0, 9643.5) == 0.02073936  # 200 USD of BTC
@@ -79,7 +81,7 @@ def test_live_refresh_fetches_caches_and_falls_back(monkeypatch, tmp_path: Path)
     url = f"http://127.0.0.1:{server.server_port}/dapi/v1/exchangeInfo"
     hosts = ("dstream.binance.com",)
     try:
-        catalog = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list, (url,))
+        catalog = ins.Catalog("binance_delivery", *COIN_M, (url,))
         # a recorded session on loopback is not the live venue: nothing fetched
         assert ins.refresh(catalog, "ws://127.0.0.1:9000/X.ws", hosts) == 0
         assert ins.refresh(catalog, "wss://dstream.binance.com/stream", hosts) == 3
@@ -89,9 +91,9 @@ def test_live_refresh_fetches_caches_and_falls_back(monkeypatch, tmp_path: Path)
         server.shutdown()
         server.server_close()
     # venue unreachable: the cached list is used
-    again = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list, (url,))
+    again = ins.Catalog("binance_delivery", *COIN_M, (url,))
     assert ins.refresh(again, "wss://dstream.binance.com/stream", hosts, timeout=2) == 3
     assert again("ETHUSD_PERP").contract_size == 20.0
     # and a catalog that never refreshed reads the cache on first use
-    lazy = ins.Catalog("binance_delivery", binance._coin_m, binance._coin_m_list)
+    lazy = ins.Catalog("binance_delivery", *COIN_M)
     assert lazy("ETHUSD_PERP").contract_size == 20.0
