@@ -13,22 +13,8 @@ from __future__ import annotations
 import time
 
 from dataflows.venues import declare
-from dataflows.venues.common import (
-    FrameError,
-    book_top,
-    num,
-    price_size,
-    side_of,
-    trades_or_ignored,
-)
-from dataflows.venues.declare import (
-    check_ts,
-    join_separated,
-    json_object,
-    ms_us,
-    normalizer,
-    text_id,
-)
+from dataflows.venues.common import book_top, num, price_size, side_of, trades_or_ignored
+from dataflows.venues.declare import FrameError, check_ts, json_object, ms_us, text_id
 from dataflows.venues.instruments import update_id
 from feedhouse.core.records import ParseResult, Quote, Trade
 
@@ -40,7 +26,7 @@ _TRADE_CHANNELS = ("spot.trades", "spot.trades_v2")  # v2 carries the same trade
 
 def normalize(native: str) -> str:
     """'BTC_USDT' -> 'BTC-USDT'."""
-    return join_separated(native, "_")
+    return declare.join_separated(native, "_")
 
 
 def native(symbol: str) -> str:
@@ -48,7 +34,7 @@ def native(symbol: str) -> str:
     return symbol.upper().replace("-", "_")
 
 
-_normalize = normalizer(normalize)
+_normalize = declare.normalizer(normalize)
 
 
 def _symbol(value: object) -> str:
