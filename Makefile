@@ -56,9 +56,10 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
-# unit tests only: no subprocess, no broker, no browser (under 2 minutes)
+# unit tests only: no subprocess, no broker, no browser (under 2 minutes), on two
+# pytest-xdist workers: the unit tests are CPU-bound and independent (a store each)
 test-fast: install lint
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration" -n 2
 
 demo: install
 	$(BIN)/feedhouse demo

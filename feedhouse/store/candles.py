@@ -81,6 +81,16 @@ def build_minutes(client, minutes: Iterable[int]) -> int:
     return len(wanted)
 
 
+def trade_minutes(client, lo: int, hi: int) -> list[int]:
+    """The minutes (epoch s) in [lo, hi) that hold at least one trade."""
+    rows = client.query(
+        "SELECT DISTINCT toUInt32(toStartOfMinute(exchange_ts)) FROM market.trades "
+        "WHERE exchange_ts >= toDateTime({lo:UInt32}, 'UTC') AND exchange_ts < toDateTime({hi:UInt32}, 'UTC')",
+        parameters={"lo": lo, "hi": hi},
+    ).result_rows
+    return sorted(int(m) for (m,) in rows)
+
+
 def due_minutes(client, *, closed_from: int, cutoff: int, inserted_since_us: int,
                 settle_s: float = DEFAULT_SETTLE_S) -> list[int]:
     """Closed minutes (< cutoff) whose candles are due: among the minutes that closed since

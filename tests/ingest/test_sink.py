@@ -34,12 +34,17 @@ def make_settings(home, **extra):
     )
 
 
-def items_with_outage(settings, batches, down_at: int, up_at: int):
-    """Yield batches; the warehouse is unreachable between items down_at and up_at."""
+def items_with_outage(settings, batches, down_at: int, up_at: int, down_s: float = 1.5):
+    """Yield batches; the warehouse is unreachable from item down_at until item up_at and
+    at least `down_s` (the committer thread inserts on its own clock: an outage of a few
+    items only could end before it tries, on a loaded machine)."""
+    went_down = 0.0
     for i, batch in enumerate(batches):
         if i == down_at:
             write_faults(settings.fault_file, outage=True)
+            went_down = time.monotonic()
         if i == up_at:
+            time.sleep(max(0.0, went_down + down_s - time.monotonic()))
             write_faults(settings.fault_file, outage=False)
         time.sleep(0.01)
         yield batch

@@ -17,7 +17,7 @@ import typer.core
 # command -> panel; panels print in this order, commands in this order within them
 PANELS: dict[str, tuple[str, ...]] = {
     "Ingest": ("run", "backfill", "capture"),
-    "Verify": ("audit", "reconcile", "check", "report"),
+    "Verify": ("audit", "reconcile", "candles", "check", "report"),
     "Explore": ("demo", "sql", "analytics"),
     "Operate": ("init", "drain"),
     "Test tools": ("drill", "session-server", "mqtt-load"),
