@@ -112,10 +112,10 @@ _decode_combined, _new = msgspec.json.Decoder(_Combined).decode, tuple.__new__
 def _fast(venue: str, spec_of: ins.Catalog):
     def fast(frame: str | bytes, received_ts: int, trades: list, cached=spec_of.cached) -> int:
         data = _decode_combined(frame).data
-        price, amount, ts, sym = float(data.p), float(data.q), data.T, data.s
-        if not (0.0 < price < INF and 0.0 < amount < INF) or ts < _MARKET_EPOCH_MS:
+        price, amount = float(data.p), float(data.q)
+        if not (0.0 < price < INF and 0.0 < amount < INF) or (ts := data.T) < _MARKET_EPOCH_MS:
             return 0  # the slow path says why
-        spec = cached(sym) or spec_of(sym)
+        spec = cached(sym := data.s) or spec_of(sym)
         ident = str(data.a if data.__class__ is _AggTrade else data.t)
         qty = amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price)
         trades.append(_new(Trade, (venue, spec.symbol, sym, ident, price, qty,

@@ -126,9 +126,9 @@ _new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     items = _decode_push(frame).data
     for item in items:
-        price, amount, ident, ts = float(item.px), float(item.sz), item.tradeId, _ms(item.ts)
-        # check_trade, inline; ts "00": safe_parse's check
-        if not (0.0 < price < INF and 0.0 < amount < INF and 0 < len(ident) <= 128 and ts > 0):
+        price, amount = float(item.px), float(item.sz)  # checked inline, like check_trade
+        if not (0.0 < price < INF and 0.0 < amount < INF and 0 < len(ident := item.tradeId) <= 128
+                and (ts := _ms(item.ts)) > 0):  # ts "00": safe_parse's check
             return 0
         spec = _cached(inst := item.instId) or _catalog(inst)
         trades.append(_new(Trade, (
