@@ -110,7 +110,7 @@ def replay_with(writer) -> list[ReplayReport]:
     chunks = _chunks(entries)
     # the next chunk is read from DuckDB while this one is inserted (both release the GIL);
     # the buffer is never used by two threads at once: the read is awaited before deleting
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-read") as reader:
+    with buffer.roomy(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-read") as reader:
         loading = reader.submit(buffer.load_many, chunks[0])
         for n, chunk in enumerate(chunks):
             batches = loading.result()
