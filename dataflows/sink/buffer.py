@@ -177,6 +177,6 @@ class LocalBuffer:
 
 def _size(text: str) -> str:
     """A memory size as DuckDB's SET takes it ('128MB', '1GB'); refuses anything else."""
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", text.strip()):
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", text.strip(), re.IGNORECASE):
         raise FeedhouseError(f"local buffer memory limit {text!r} is not a size like '512MB'")
     return text.strip()
