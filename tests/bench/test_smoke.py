@@ -23,7 +23,7 @@ KEYS = (
     "e2e_cpu_us_per_trade", "e2e_ratio_vs_naive", "tick_to_row_2k_ms", "tick_to_row_10k_ms",
     "mqtt_readings_per_s",
     "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
-    "replay_rows_per_s", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
+    "replay_rows_per_s", "replay_cpu_us_per_row", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
     "backfill_tardis_rows_per_s",
 )
