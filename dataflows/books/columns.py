@@ -1,0 +1,162 @@
+"""L2 book updates as columns: numpy arrays per batch, never a Python object per level.
+
+A book parser turns one frame into `BookFrame`s (one per symbol and event: the frame-level
+fields once, and the venue's own [price, size] text lists per side, untouched, so a book
+state can rebuild the venue's checksum string). `BookColumns.of(frames)` turns a batch of
+frames into the `market.book_updates` columns with numpy: each side's levels convert in
+one `np.array(..., dtype=float64)` call and the frame fields repeat with `np.repeat`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from feedhouse.core.records import iso_from_us
+
+
+class BookFrame(NamedTuple):
+    """One book event of one symbol: a snapshot (replaces the book) or an update."""
+
+    venue: str
+    symbol: str
+    native_symbol: str
+    instrument_type: str
+    exchange_ts: int  # µs
+    received_ts: int  # µs
+    is_snapshot: bool
+    update_id: int  # the venue's id of this event; 0 = none
+    prev_update_id: int  # the id that must come right before it; 0 = none
+    bids: list  # [[price, size, ...], ...] as the venue sent them (text or numbers)
+    asks: list
+    checksum: int | None = None  # the venue's checksum of the book after this event
+    contract_size: float = 1.0  # value of one size unit: BASE, or QUOTE when inverse
+    inverse: bool = False
+
+
+# market.book_updates columns, in table order (inserted_ts is the table's default)
+COLUMNS = (
+    "venue", "symbol", "native_symbol", "instrument_type", "exchange_ts", "received_ts",
+    "is_snapshot", "side", "price", "amount", "native_amount", "update_id", "prev_update_id",
+    "feed",
+)
+BID, ASK = 0, 1
+SIDES = ("bid", "ask")
+
+
+def _levels(side: list) -> np.ndarray:
+    """(n, 2) float64 prices and sizes of one side's [price, size, ...] entries."""
+    if not side:
+        return np.empty((0, 2))
+    if len(side[0]) == 2:
+        return np.array(side, dtype=np.float64)
+    return np.array([level[:2] for level in side], dtype=np.float64)
+
+
+def base_amounts(native: np.ndarray, price: np.ndarray, contract_size: float,
+                 inverse: bool) -> np.ndarray:
+    """The venue's sizes in BASE units (instruments.Spec.base, vectorised): inverse
+    contracts are QUOTE value / price, rounded to 8 decimals from 1e-4 BASE up."""
+    if inverse:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            amount = np.where(price > 0, native * contract_size / price, 0.0)
+        return np.where(amount >= 1e-4, np.round(amount, 8), amount)
+    if contract_size == 1.0:
+        return native
+    return np.round(native * contract_size, 12)
+
+
+@dataclass
+class BookColumns:
+    """A batch of level updates: one numpy array per market.book_updates column, with
+    the strings dictionary-coded (`names[code]`) so no column holds an object per level."""
+
+    frame: np.ndarray  # int64: index of the BookFrame each level came from
+    side: np.ndarray  # int8: 0 bid, 1 ask
+    price: np.ndarray  # float64
+    amount: np.ndarray  # float64, BASE units (0 = level removed)
+    native_amount: np.ndarray  # float64, as the venue sent it
+    frames: list[BookFrame]
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+    @classmethod
+    def of(cls, frames: list[BookFrame]) -> BookColumns:
+        sides, prices, natives, amounts, counts = [], [], [], [], []
+        for frame in frames:
+            n = 0
+            for code, side in ((BID, frame.bids), (ASK, frame.asks)):
+                levels = _levels(side)
+                if len(levels):
+                    price, native = levels[:, 0], levels[:, 1]
+                    prices.append(price)
+                    natives.append(native)
+                    amounts.append(base_amounts(native, price, frame.contract_size, frame.inverse))
+                    sides.append(np.full(len(levels), code, dtype=np.int8))
+                    n += len(levels)
+            counts.append(n)
+        if not prices:
+            empty = np.empty(0)
+            return cls(np.empty(0, np.int64), np.empty(0, np.int8), empty, empty, empty, frames)
+        return cls(
+            np.repeat(np.arange(len(frames), dtype=np.int64), counts),
+            np.concatenate(sides), np.concatenate(prices), np.concatenate(amounts),
+            np.concatenate(natives), frames,
+        )
+
+    def frame_field(self, index: int, dtype) -> np.ndarray:
+        """A BookFrame field repeated per level (by the level's frame index)."""
+        values = np.array([f[index] for f in self.frames], dtype=dtype)
+        return values[self.frame] if len(values) else values
+
+    def notional(self) -> float:
+        """sum(price * amount) of the batch (the independent count's checksum)."""
+        return float(np.dot(self.price, self.amount))
+
+    def to_arrow(self, feed: str = "") -> pa.Table:
+        """The batch as an Arrow table with the market.book_updates columns (strings as
+        dictionaries over the frames' values, times as µs timestamps)."""
+        def coded(index: int) -> pa.Array:
+            names = [f[index] for f in self.frames]
+            uniq = sorted(set(names))
+            codes = np.array([uniq.index(n) for n in names] or [0], dtype=np.int32)
+            return pa.DictionaryArray.from_arrays(
+                pa.array(codes[self.frame] if len(names) else codes[:0]), pa.array(uniq, pa.string())
+            ).cast(pa.string())
+
+        ts = pa.timestamp("us", tz="UTC")
+        return pa.table({
+            "venue": coded(0), "symbol": coded(1), "native_symbol": coded(2),
+            "instrument_type": coded(3),
+            "exchange_ts": pa.array(self.frame_field(4, np.int64), pa.int64()).cast(ts),
+            "received_ts": pa.array(self.frame_field(5, np.int64), pa.int64()).cast(ts),
+            "is_snapshot": pa.array(self.frame_field(6, np.uint8), pa.uint8()),
+            "side": pa.DictionaryArray.from_arrays(
+                pa.array(self.side), pa.array(SIDES)).cast(pa.string()),
+            "price": pa.array(self.price), "amount": pa.array(self.amount),
+            "native_amount": pa.array(self.native_amount),
+            "update_id": pa.array(self.frame_field(7, np.uint64), pa.uint64()),
+            "prev_update_id": pa.array(self.frame_field(8, np.uint64), pa.uint64()),
+            "feed": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(self), np.int32)), pa.array([feed])).cast(pa.string()),
+        })
+
+    def json_rows(self):
+        """One dict per level update with the market.book_updates fields (for `capture
+        parse --channel books`; the only place a level becomes a Python object)."""
+        for i in range(len(self)):
+            frame = self.frames[self.frame[i]]
+            yield {
+                "venue": frame.venue, "symbol": frame.symbol,
+                "native_symbol": frame.native_symbol, "instrument_type": frame.instrument_type,
+                "exchange_ts": iso_from_us(frame.exchange_ts),
+                "received_ts": iso_from_us(frame.received_ts),
+                "is_snapshot": int(frame.is_snapshot), "side": SIDES[self.side[i]],
+                "price": float(self.price[i]), "amount": float(self.amount[i]),
+                "native_amount": float(self.native_amount[i]),
+                "update_id": frame.update_id, "prev_update_id": frame.prev_update_id,
+            }
