@@ -22,24 +22,23 @@ import orjson
 from dataflows.books.columns import BookFrame
 from dataflows.venues import ALL
 from dataflows.venues.common import FrameError, check_ts, us_from_iso_z
+from dataflows.venues.instruments import spec_of as instrument_spec
 
 BookParser = Callable[[str | bytes, int], list[BookFrame]]
 
 
-def _spec_of(venue: str) -> Callable[[str], object]:
+def spec_of_venue(venue: str) -> Callable[[str], object]:
     """native symbol -> instruments.Spec (the adapter's catalog, else its normalize rule)."""
     adapter = ALL[venue]
     if adapter.catalog is not None:
         return adapter.catalog  # type: ignore[return-value]
-    from dataflows.venues.instruments import spec_of  # deferred: only catalog-less venues
-
     normalize = adapter.normalize_symbol
     cache: dict[str, object] = {}
 
     def spec(native: str) -> object:
         found = cache.get(native)
         if found is None:
-            found = cache[native] = spec_of(normalize(native))
+            found = cache[native] = instrument_spec(normalize(native))
         return found
 
     return spec
@@ -60,7 +59,7 @@ def _id(value: object, name: str) -> int:
 
 
 def binance(venue: str) -> BookParser:
-    spec_of = _spec_of(venue)
+    spec_of = spec_of_venue(venue)
     futures = venue in ("binance_futures", "binance_delivery")
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
@@ -86,7 +85,7 @@ def binance_snapshot(venue: str, native: str, body: str | bytes, received_ts: in
     last = _id(msg["lastUpdateId"], "lastUpdateId")
     ms = msg.get("T") or msg.get("E")
     ts = check_ts(ms * 1000) if ms.__class__ is int else received_ts
-    return _frame(venue, _spec_of(venue)(native), native, ts, received_ts, True, last, 0,
+    return _frame(venue, spec_of_venue(venue)(native), native, ts, received_ts, True, last, 0,
                   msg["bids"], msg["asks"])
 
 
@@ -94,7 +93,7 @@ _OKX_BOOKS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bb
 
 
 def okx(venue: str = "okx") -> BookParser:
-    spec_of = _spec_of(venue)
+    spec_of = spec_of_venue(venue)
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         if frame in ("pong", b"pong"):
@@ -127,7 +126,7 @@ def okx(venue: str = "okx") -> BookParser:
 
 
 def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
-    spec_of = _spec_of(venue)
+    spec_of = spec_of_venue(venue)
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         msg = orjson.loads(frame)
