@@ -47,13 +47,18 @@ BID, ASK = 0, 1
 SIDES = ("bid", "ask")
 
 
-def _levels(side: list) -> np.ndarray:
-    """(n, 2) float64 prices and sizes of one side's [price, size, ...] entries."""
-    if not side:
-        return np.empty((0, 2))
-    if len(side[0]) == 2:
-        return np.array(side, dtype=np.float64)
-    return np.array([level[:2] for level in side], dtype=np.float64)
+def _levels(levels: list) -> np.ndarray:
+    """(n, 2) float64 prices and sizes of [price, size, ...] entries (one conversion when
+    every entry has the same width, as each venue's do)."""
+    try:
+        array = np.array(levels, dtype=np.float64)
+    except ValueError:
+        if any(len(level) < 2 for level in levels):
+            raise ValueError("a book level without price and size") from None
+        return np.array([level[:2] for level in levels], dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] < 2:
+        raise ValueError("a book level without price and size")
+    return array[:, :2]
 
 
 def base_amounts(native: np.ndarray, price: np.ndarray, contract_size: float,
@@ -86,27 +91,32 @@ class BookColumns:
 
     @classmethod
     def of(cls, frames: list[BookFrame]) -> BookColumns:
-        sides, prices, natives, amounts, counts = [], [], [], [], []
+        flat: list = []  # every level of the batch, in order: one numpy conversion
+        sides: list[int] = []  # (side code, level count) runs
+        runs: list[int] = []
+        counts = []
         for frame in frames:
-            n = 0
-            for code, side in ((BID, frame.bids), (ASK, frame.asks)):
-                levels = _levels(side)
-                if len(levels):
-                    price, native = levels[:, 0], levels[:, 1]
-                    prices.append(price)
-                    natives.append(native)
-                    amounts.append(base_amounts(native, price, frame.contract_size, frame.inverse))
-                    sides.append(np.full(len(levels), code, dtype=np.int8))
-                    n += len(levels)
-            counts.append(n)
-        if not prices:
+            bids, asks = frame.bids, frame.asks
+            flat += bids
+            flat += asks
+            sides += (BID, ASK)
+            runs += (len(bids), len(asks))
+            counts.append(len(bids) + len(asks))
+        if not flat:
             empty = np.empty(0)
             return cls(np.empty(0, np.int64), np.empty(0, np.int8), empty, empty, empty, frames)
-        return cls(
-            np.repeat(np.arange(len(frames), dtype=np.int64), counts),
-            np.concatenate(sides), np.concatenate(prices), np.concatenate(amounts),
-            np.concatenate(natives), frames,
-        )
+        levels = _levels(flat)
+        price, native = levels[:, 0], levels[:, 1]
+        frame_of = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
+        contract = np.array([f.contract_size for f in frames])[frame_of]
+        inverse = np.array([f.inverse for f in frames], dtype=bool)[frame_of]
+        amount = native
+        if (contract != 1.0).any():  # linear contracts: size x contract size, in BASE
+            amount = np.where(contract != 1.0, np.round(native * contract, 12), native)
+        if inverse.any():  # inverse: QUOTE value / price
+            amount = np.where(inverse, base_amounts(native * contract, price, 1.0, True), amount)
+        return cls(frame_of, np.repeat(np.array(sides, np.int8), runs), price, amount,
+                   native, frames)
 
     def frame_field(self, index: int, dtype) -> np.ndarray:
         """A BookFrame field repeated per level (by the level's frame index)."""
