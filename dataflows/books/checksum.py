@@ -1,7 +1,7 @@
 """The venues' published book checksums, over a book's top levels as the venue spelled
 them (text), best first per side.
 
-- OKX v5 (`books`, `books-l2-tbt`, ...): CRC32 of "bid1px:bid1sz:ask1px:ask1sz:..." over
+- OKX v5 (`books`, `books-l2-tbt`, ...) and Bitget `books`: CRC32 of "bid1px:bid1sz:ask1px:ask1sz:..." over
   the top 25 levels, bid and ask interleaved (a shorter side just stops contributing),
   compared as a signed 32-bit integer.
 - Kraken v1 `book` (and v2 with the instrument's precision): CRC32 of the top 10 asks (low
@@ -40,5 +40,6 @@ def kraken(bids: Levels, asks: Levels) -> int:
 # venue -> (levels per side the checksum covers, function)
 CHECKSUMS: dict[str, tuple[int, Callable[[Levels, Levels], int]]] = {
     "okx": (25, okx),
+    "bitget": (25, okx),  # Bitget documents OKX's algorithm for its `books` channel
     "kraken": (10, kraken),
 }

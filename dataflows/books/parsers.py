@@ -10,6 +10,7 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
 - Binance USD-M/COIN-M `depthUpdate`: u, prev = `pu` (the previous event's u).
 - OKX `books`/`books-l2-tbt`/`books50-l2-tbt`: `seqId`/`prevSeqId` (none before 2022-08;
   the recorded session has none) and the CRC32 `checksum` of the top 25 levels.
+- Bitget `books` (spot v1 and v2): OKX's shape and checksum (top 25, CRC32, signed).
 - Coinbase Exchange `level2`: `snapshot` then `l2update`s; no sequence on this channel.
 """
 
@@ -22,6 +23,7 @@ import orjson
 from dataflows.books.columns import BookFrame
 from dataflows.venues import ALL
 from dataflows.venues.common import FrameError, check_ts, us_from_iso_z
+from dataflows.venues.instruments import kind_of as instrument_kind
 from dataflows.venues.instruments import spec_of as instrument_spec
 
 BookParser = Callable[[str | bytes, int], list[BookFrame]]
@@ -94,7 +96,30 @@ _OKX_BOOKS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bb
 
 def okx(venue: str = "okx") -> BookParser:
     spec_of = spec_of_venue(venue)
+    return _okx_like(venue, lambda arg: spec_of(arg["instId"]))
 
+
+def bitget(venue: str = "bitget") -> BookParser:
+    """Bitget `books` (spot v1 `sp`, v2): OKX's shape and checksum; sizes in BASE. A futures
+    instType makes a bare pair a perpetual (as the trade adapter does)."""
+    normalize = ALL[venue].normalize_symbol
+    cache: dict[tuple[str, str], object] = {}
+
+    def spec(arg: dict) -> object:
+        key = (arg["instId"], str(arg.get("instType", "")).lower())
+        found = cache.get(key)
+        if found is None:
+            symbol = normalize(key[0])
+            futures = key[1] == "mc" or key[1].endswith("-futures")
+            if futures and instrument_kind(symbol) == "spot":
+                symbol += "-PERP"
+            found = cache[key] = instrument_spec(symbol)
+        return found
+
+    return _okx_like(venue, spec)
+
+
+def _okx_like(venue: str, spec_of: Callable[[dict], object]) -> BookParser:
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         if frame in ("pong", b"pong"):
             return []
@@ -107,12 +132,14 @@ def okx(venue: str = "okx") -> BookParser:
         # books5 / bbo-tbt push the whole (top) book every time: snapshots without action
         snapshot = msg.get("action", "snapshot") == "snapshot"
         native = arg["instId"]
-        spec = spec_of(native)
+        spec = spec_of(arg)
         out = []
         for item in data:
             ts = item["ts"]
             if ts.__class__ is not str or not ts.isdigit():
                 raise FrameError(f"bad ms timestamp {ts!r}")
+            if item.__class__ is not dict:
+                raise FrameError("book data entry is not an object")
             seq, prev = item.get("seqId", 0), item.get("prevSeqId", 0)
             checksum = item.get("checksum")
             if checksum is not None and checksum.__class__ is not int:
@@ -161,6 +188,7 @@ BOOK_PARSERS: dict[str, Callable[[], BookParser]] = {
     "binance_futures": lambda: binance("binance_futures"),
     "binance_delivery": lambda: binance("binance_delivery"),
     "okx": okx,
+    "bitget": bitget,
     "coinbase_exchange": coinbase_exchange,
 }
 

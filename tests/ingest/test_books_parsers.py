@@ -54,6 +54,7 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
     ("BINANCE_FUTURES.ws.1.0", "binance_futures", 764, 0, 0),
     ("OKX.ws.1.0", "okx", 290, 3, 290),  # snapshots carry a checksum too
     ("COINBASE.ws.28.0", "coinbase_exchange", 9729, 10, 0),
+    ("BITGET.ws.1.0", "bitget", 443, 8, 443),  # OKX's checksum, proven on every frame
 ])
 def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
     found, columns, summary = parse_book_capture(corpus(name))
