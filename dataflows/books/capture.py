@@ -16,7 +16,7 @@ from dataflows.books.columns import BookColumns, BookFrame
 from dataflows.books.parsers import BOOK_PARSERS, book_parser
 from dataflows.books.state import BookBreak, Books
 from dataflows.sources.capture import capture_url, read_capture
-from dataflows.venues import VENUES, venue_at, venue_for_url
+from dataflows.venues import ALL, VENUES, venue_at, venue_for_url
 from dataflows.venues.common import FrameError
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import us_from_s
@@ -39,28 +39,29 @@ class BookSummary:
     stale: int = 0  # updates already covered by the snapshot
 
 
-def _venue_name(path: Path, venue_name: str | None) -> str:
+def _venue_key(path: Path, venue_name: str | None) -> str:
     url = capture_url(path, lambda _number, _line: None)
     if venue_name is not None:
         venue = VENUES.get(venue_name)
         if venue is None:
             raise InputError(f"unknown venue {venue_name!r} (known: {', '.join(sorted(VENUES))})")
-        return venue_at(venue, url).name
+        return venue_at(venue, url).key
     venue = venue_for_url(url) if url else None
     if venue is None:
         raise InputError(f"capture {path}: cannot infer the venue from {url or 'no connect line'}; "
                          "pass --venue")
-    return venue.name
+    return venue.key
 
 
 def parse_book_capture(path: Path | str, venue_name: str | None = None):
     """(venue name, BookColumns of every level update, BookSummary)."""
     path = Path(path)
-    name = _venue_name(path, venue_name)
+    key = _venue_key(path, venue_name)
+    name = ALL[key].name
     if name not in BOOK_PARSERS:
         raise InputError(f"venue {name!r} has no book channel yet "
                          f"(have: {', '.join(sorted(BOOK_PARSERS))})")
-    parse = book_parser(name)
+    parse = book_parser(name, key)
     books = Books()
     summary = BookSummary()
     frames: list[BookFrame] = []

@@ -46,11 +46,11 @@ def spec_of_venue(venue: str) -> Callable[[str], object]:
     return spec
 
 
-def _frame(venue: str, spec, native: str, exchange_ts: int, received_ts: int, snapshot: bool,
+def _frame(key: str, spec, native: str, exchange_ts: int, received_ts: int, snapshot: bool,
            update_id: int, prev: int, bids: list, asks: list, checksum=None) -> BookFrame:
     if bids.__class__ is not list or asks.__class__ is not list:
         raise FrameError("bids/asks are not arrays")
-    return BookFrame(venue, spec.symbol, native, spec.kind, exchange_ts, received_ts, snapshot,
+    return BookFrame(ALL[key].name, spec.symbol, native, spec.kind, exchange_ts, received_ts, snapshot,
                      update_id, prev, bids, asks, checksum, spec.contract_size, spec.inverse)
 
 
@@ -97,6 +97,51 @@ _OKX_BOOKS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bb
 def okx(venue: str = "okx") -> BookParser:
     spec_of = spec_of_venue(venue)
     return _okx_like(venue, lambda arg: spec_of(arg["instId"]))
+
+
+def bybit(venue: str = "bybit") -> BookParser:
+    """Bybit v5 `orderbook.<depth>.<symbol>` (snapshot/delta, `u` consecutive per book, u = 1
+    a reset) and the legacy `orderBookL2_25` of realtime_public (snapshot, then deltas
+    with delete/update/insert entries; `cross_seq` is not consecutive per book)."""
+    spec_of = spec_of_venue(venue)
+
+    def legacy(msg: dict, received_ts: int) -> list[BookFrame]:
+        data, snapshot = msg["data"], msg["type"] == "snapshot"
+        groups = [data["order_book"] if data.__class__ is dict and "order_book" in data else data] \
+            if snapshot else [data["delete"], data["update"], data["insert"]]
+        bids, asks, native = [], [], msg["topic"].rpartition(".")[2]
+        for number, entries in enumerate(groups):
+            for entry in entries:
+                level = [entry["price"], "0" if number == 0 and not snapshot else entry["size"]]
+                side = entry["side"]
+                if side not in _BYBIT_SIDES:
+                    raise FrameError(f"bad side {side!r}")
+                (bids if side == "Buy" else asks).append(level)
+        ts = int(msg["timestamp_e6"])
+        return [_frame(venue, spec_of(native), native, check_ts(ts), received_ts, snapshot,
+                       0, 0, bids, asks)]
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        topic = msg.get("topic")
+        if topic.__class__ is not str or not topic.startswith(("orderbook.", "orderBookL2")):
+            return []
+        if topic.startswith("orderBookL2"):
+            return legacy(msg, received_ts)
+        data, snapshot = msg["data"], msg["type"] == "snapshot"
+        uid = _id(data["u"], "u")
+        native = data["s"]
+        # u = 1 is a new snapshot of the book; a delta's u follows the previous one by 1
+        return [_frame(venue, spec_of(native), native, check_ts(_id(msg["ts"], "ts") * 1000),
+                       received_ts, snapshot or uid == 1, uid,
+                       0 if snapshot or uid == 1 else uid - 1, data["b"], data["a"])]
+
+    return parse
+
+
+_BYBIT_SIDES = frozenset({"Buy", "Sell"})
 
 
 def bitget(venue: str = "bitget") -> BookParser:
@@ -182,20 +227,24 @@ def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
     return parse
 
 
-BOOK_PARSERS: dict[str, Callable[[], BookParser]] = {
-    "binance": lambda: binance("binance"),
-    "binance_us": lambda: binance("binance_us"),
-    "binance_futures": lambda: binance("binance_futures"),
-    "binance_delivery": lambda: binance("binance_delivery"),
+# venue name -> parser factory, called with the venue's registry key (its endpoint
+# variant, e.g. "bybit@spot", whose catalog gives the symbols and contract terms)
+BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
+    "binance": binance,
+    "binance_us": binance,
+    "binance_futures": binance,
+    "binance_delivery": binance,
     "okx": okx,
     "bitget": bitget,
+    "bybit": bybit,
     "coinbase_exchange": coinbase_exchange,
 }
 
 
-def book_parser(venue: str) -> BookParser:
-    """A new parser for `venue`'s book frames; FrameError naming the venues that have one."""
+def book_parser(venue: str, key: str | None = None) -> BookParser:
+    """A new parser for `venue`'s book frames (`key`: the endpoint variant, default the
+    venue itself); FrameError naming the venues that have one."""
     make = BOOK_PARSERS.get(venue)
     if make is None:
         raise FrameError(f"no book channel for venue {venue!r} (have: {', '.join(sorted(BOOK_PARSERS))})")
-    return make()
+    return make(key or venue)

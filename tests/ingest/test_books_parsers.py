@@ -38,10 +38,17 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
             last[data["s"]] = data["u"]
         elif msg.get("arg", {}).get("channel") == "books" and "data" in msg:
             sides = [lv for item in msg["data"] for lv in item["bids"] + item["asks"]]
-        elif msg.get("type") == "snapshot":
+        elif msg.get("type") == "snapshot" and "product_id" in msg:
             sides = msg["bids"] + msg["asks"]
         elif msg.get("type") == "l2update":
             sides = [c[1:] for c in msg["changes"]]
+        elif str(msg.get("topic")).startswith("orderBookL2"):
+            data = msg["data"]
+            if msg["type"] == "snapshot":
+                sides = [(e["price"], e["size"]) for e in data.get("order_book", data)]
+            else:
+                sides = [(e["price"], e.get("size", 0) if k != "delete" else 0)
+                         for k in ("delete", "update", "insert") for e in data[k]]
         else:
             continue
         levels += len(sides)
@@ -55,6 +62,7 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
     ("OKX.ws.1.0", "okx", 290, 3, 290),  # snapshots carry a checksum too
     ("COINBASE.ws.28.0", "coinbase_exchange", 9729, 10, 0),
     ("BITGET.ws.1.0", "bitget", 443, 8, 443),  # OKX's checksum, proven on every frame
+    ("BYBIT.ws.25.0", "bybit", 3260, 8, 0),
 ])
 def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
     found, columns, summary = parse_book_capture(corpus(name))
@@ -132,3 +140,43 @@ def test_unknown_venue_and_venue_without_books_are_input_errors(tmp_path):
         parse_book_capture(corpus("GEMINI.ws.1.0"))
     with pytest.raises(InputError, match="unknown venue"):
         parse_book_capture(corpus("OKX.ws.1.0"), "nope")
+
+
+def test_bybit_top_25_books_stay_25_deep_and_uncrossed():
+    """orderBookL2_25 deletes what falls out of the top 25: after every delta applied in
+    order, each side holds at most 25 levels and the book is not crossed."""
+    from dataflows.books.state import Books
+
+    _, columns, _ = parse_book_capture(corpus("BYBIT.ws.25.0"))
+    books = Books()
+    for frame in columns.frames:
+        books.apply([frame])
+        state = books.state(frame.venue, frame.symbol)
+        assert state.synced and len(state.bids) <= 25 and len(state.asks) <= 25
+        assert not state.crossed(), (frame.symbol, frame.exchange_ts)
+    assert len(books.states) == 8
+    assert all(len(s.bids) == len(s.asks) == 25 for s in books.states.values())
+
+
+def test_bybit_v5_orderbook_ids_chain_and_u1_is_a_snapshot():
+    """v5 `orderbook.50.<symbol>` (the documented shape): a delta's u follows the last by 1,
+    u = 1 restarts the book as a snapshot."""
+    from dataflows.books.state import GAP, Books
+
+    parse = book_parser("bybit", "bybit@spot")
+
+    def push(kind: str, u: int, bids, asks) -> str:
+        return json.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1672304484978,
+                           "data": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": 7961638724},
+                           "cts": 1672304484976})
+
+    frames = [f for text in (push("snapshot", 18521288, [["16493.50", "0.006"]], [["16611.00", "0.029"]]),
+                             push("delta", 18521289, [["16493.50", "0"]], []),
+                             push("delta", 18521291, [], [["16611.00", "0.5"]]),
+                             push("delta", 1, [["16490.00", "1"]], [["16500.00", "2"]]))
+              for f in parse(text, 0)]
+    assert frames[0].symbol == "BTC-USDT" and frames[0].is_snapshot and frames[3].is_snapshot
+    books = Books()
+    breaks = books.apply(frames[:3])
+    assert [(b.reason, b.missing) for b in breaks] == [(GAP, 1)]
+    assert books.apply(frames[3:]) == [] and books.state("bybit", "BTC-USDT").synced
