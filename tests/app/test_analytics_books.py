@@ -101,3 +101,10 @@ def test_book_health_counts_events_snapshots_gaps_and_checksum_failures(store, p
         assert health[venue]["sequence_gaps"] == len(summary.breaks) == 0
     assert health["okx"]["checksum_mismatches"] == 1
     assert health["binance_futures"]["checksum_mismatches"] == 0
+
+
+def test_book_queries_answer_nothing_on_a_store_without_books(initialized):
+    """With their defaults, on an empty market.book_updates (as on the demo's store)."""
+    for name in ("book_at", "depth", "book_health"):
+        with warehouse(initialized) as client:
+            assert analytics.run(client, name)[1] == [], name
