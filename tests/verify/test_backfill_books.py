@@ -15,7 +15,7 @@ from feedhouse.app import analytics
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import iso_from_us
 from feedhouse.store.client import warehouse
-from feedhouse.verify.backfill import NoArchiveFiles
+from feedhouse.verify.backfill import NoArchiveFiles, verify_day
 from feedhouse.verify.backfill_books import backfill_books_day
 from tests.support.paths import corpus
 
@@ -58,7 +58,18 @@ def test_tardis_books_backfill_is_idempotent_and_rebuilds_the_proven_book(initia
         _, got = analytics.run(client, "book_at", {
             "venue": "okx", "symbol": "BTC-USDT", "at": iso_from_us(frames[-1].exchange_ts),
             "levels": "10"})
-    assert stored == [(rows, 1)] and ledger == [(rows,)]
+        # the row-count audit covers market.book_updates: ledger = distinct keys, per minute
+        assert verify_day(client, first) == []
+        minutes = client.query("SELECT uniqExact(toStartOfMinute(exchange_ts)) "
+                               "FROM market.book_updates").result_rows[0][0]
+        # a level update stored without its ledger count is a mismatch the audit names
+        client.command("INSERT INTO market.book_updates (venue, symbol, native_symbol, exchange_ts, "
+                       "received_ts, is_snapshot, side, price, amount, feed) VALUES ('okx', "
+                       "'BTC-USDT', 'BTC-USDT', '2022-05-13 16:27:30', '2022-05-13 16:27:30', 0, "
+                       "'bid', 1.5, 2, 'backfill:okx')")
+        bad = verify_day(client, first)
+    assert stored == [(rows, 1)] and ledger == [(rows,)] and minutes >= 1
+    assert len(bad) == 1 and bad[0].status != "ok"
     assert [(r[2], r[3]) for r in got if r[0] == "bid"] == bids
     assert [(r[2], r[3]) for r in got if r[0] == "ask"] == asks
 
