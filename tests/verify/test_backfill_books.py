@@ -86,3 +86,20 @@ def test_tardis_book_file_errors_name_the_problem(tmp_path):
         read_tardis_book(tmp_path / "books.csv")
     with pytest.raises(NoArchiveFiles):
         backfill_books_day(lambda: None, "kraken", DAY, tmp_path)
+
+
+@pytest.mark.integration
+def test_backfill_books_command_loads_and_audits_a_day(settings, tmp_path):
+    from tests.support.cli import run_cli
+
+    _, _, rows = _tardis_file(tmp_path)
+    env = {"FEEDHOUSE_HOME": str(settings.home)}
+    done = run_cli("backfill", "--venue", "okx", "--start", DAY.isoformat(), "--archive",
+                   str(tmp_path), "--books", timeout=300, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert str(rows) in done.stdout and "ok" in done.stdout
+    with warehouse(settings) as client:
+        assert client.query("SELECT count() FROM market.book_updates").result_rows == [(rows,)]
+    missing = run_cli("backfill", "--venue", "kraken", "--start", DAY.isoformat(), "--archive",
+                      str(tmp_path), "--books", **env)
+    assert missing.returncode == 1 and "no Tardis incremental_book_L2 file" in missing.stdout + missing.stderr
