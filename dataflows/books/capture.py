@@ -80,14 +80,20 @@ def parse_book_capture(path: Path | str, venue_name: str | None = None):
             summary.ignored += 1
             continue
         frames.extend(found)
-        summary.breaks.extend(books.apply(found))
+    columns = BookColumns.of(frames)
+    for _frame, why in columns.rejected:
+        reason = f"{name}: {why}"
+        summary.invalid += 1
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+    frames = columns.frames
+    summary.breaks = books.apply(frames)
     summary.events = len(frames)
     summary.snapshots = sum(1 for f in frames if f.is_snapshot)
     for state in books.states.values():
         summary.checksums_passed += state.passed
         summary.checksums_failed += state.checked - state.passed
         summary.stale += state.stale
-    return name, BookColumns.of(frames), summary
+    return name, columns, summary
 
 
 def summary_lines(label: str, venue: str, columns: BookColumns, summary: BookSummary) -> list[str]:

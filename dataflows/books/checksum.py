@@ -24,12 +24,14 @@ def okx(bids: Levels, asks: Levels) -> int:
             parts += bids[i]
         if i < len(asks):
             parts += asks[i]
+    if any(part.__class__ is not str for part in parts):  # JSON numbers: as text
+        parts = [str(part) for part in parts]
     value = zlib.crc32(":".join(parts).encode())
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _kraken_text(levels: Levels) -> str:
-    return "".join(p.replace(".", "").lstrip("0") + s.replace(".", "").lstrip("0")
+    return "".join(str(p).replace(".", "").lstrip("0") + str(s).replace(".", "").lstrip("0")
                    for p, s in levels)
 
 

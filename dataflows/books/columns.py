@@ -9,7 +9,7 @@ one `np.array(..., dtype=float64)` call and the frame fields repeat with `np.rep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +53,7 @@ def _levels(levels: list) -> np.ndarray:
     try:
         array = np.array(levels, dtype=np.float64)
     except ValueError:
-        if any(len(level) < 2 for level in levels):
+        if any(level.__class__ is not list or len(level) < 2 for level in levels):
             raise ValueError("a book level without price and size") from None
         return np.array([level[:2] for level in levels], dtype=np.float64)
     if array.ndim != 2 or array.shape[1] < 2:
@@ -84,13 +84,41 @@ class BookColumns:
     price: np.ndarray  # float64
     amount: np.ndarray  # float64, BASE units (0 = level removed)
     native_amount: np.ndarray  # float64, as the venue sent it
-    frames: list[BookFrame]
+    frames: list[BookFrame]  # the frames the columns hold (the valid ones)
+    rejected: list[tuple[BookFrame, str]] = field(default_factory=list)  # (frame, reason)
 
     def __len__(self) -> int:
         return len(self.price)
 
     @classmethod
     def of(cls, frames: list[BookFrame]) -> BookColumns:
+        """The batch's columns. A frame with a level that is not [price, size], or whose
+        price is not > 0 or size not >= 0 (finite), is left out whole, with its reason in
+        `rejected` (a frame is all or nothing, as trades' frames are)."""
+        try:
+            built = cls._of(frames)
+        except (ValueError, TypeError):  # find the bad frames one by one (only on bad input)
+            good, rejected = [], []
+            for frame in frames:
+                try:
+                    cls._of([frame])
+                    good.append(frame)
+                except (ValueError, TypeError) as exc:
+                    rejected.append((frame, str(exc)[:160]))
+            built = cls._of(good)
+            built.rejected = rejected
+        bad = ~((built.price > 0) & (built.price < np.inf) & (built.native_amount >= 0)
+                & (built.native_amount < np.inf))
+        if bad.any():
+            drop = set(np.unique(built.frame[bad]).tolist())
+            rejected = built.rejected + [(f, "price must be > 0 and size >= 0 (finite)")
+                                         for i, f in enumerate(built.frames) if i in drop]
+            built = cls._of([f for i, f in enumerate(built.frames) if i not in drop])
+            built.rejected = rejected
+        return built
+
+    @classmethod
+    def _of(cls, frames: list[BookFrame]) -> BookColumns:
         flat: list = []  # every level of the batch, in order: one numpy conversion
         sides: list[int] = []  # (side code, level count) runs
         runs: list[int] = []
