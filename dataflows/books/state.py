@@ -14,7 +14,7 @@ Levels are kept as the venue's text (the checksum is over the text), keyed by fl
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_left, insort
 from typing import NamedTuple
 
 from dataflows.books.checksum import CHECKSUMS
@@ -37,6 +37,8 @@ class BookState:
         self.venue, self.symbol, self.depth = venue, symbol, depth
         self.bids: dict[float, tuple[str, str]] = {}
         self.asks: dict[float, tuple[str, str]] = {}
+        self._bid_keys: list[float] = []  # the sides' prices, ascending (bisect-maintained)
+        self._ask_keys: list[float] = []
         self.synced = False
         self.last_id = 0
         self._fresh = False  # next update is the first after a snapshot (may overlap it)
@@ -46,8 +48,8 @@ class BookState:
     # --- reading the book -------------------------------------------------------------
     def top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """The best n (price, size) per side: bids high to low, asks low to high."""
-        bids = heapq.nlargest(n, self.bids)
-        asks = heapq.nsmallest(n, self.asks)
+        bids = self._bid_keys[: -n - 1 : -1] if n else []
+        asks = self._ask_keys[:n]
         return ([(p, float(self.bids[p][1])) for p in bids],
                 [(p, float(self.asks[p][1])) for p in asks])
 
@@ -55,26 +57,29 @@ class BookState:
         if self.checksum is None:
             return None
         n, fn = self.checksum
-        return fn([self.bids[p] for p in heapq.nlargest(n, self.bids)],
-                  [self.asks[p] for p in heapq.nsmallest(n, self.asks)])
+        bids, asks = self.bids, self.asks
+        return fn([bids[p] for p in self._bid_keys[: -n - 1 : -1]],
+                  [asks[p] for p in self._ask_keys[:n]])
 
     def crossed(self) -> bool:
-        return bool(self.bids and self.asks and max(self.bids) >= min(self.asks))
+        return bool(self._bid_keys and self._ask_keys and self._bid_keys[-1] >= self._ask_keys[0])
 
     # --- applying events --------------------------------------------------------------
     def apply(self, frame: BookFrame) -> BookBreak | None:
         if frame.is_snapshot:
-            self.bids, self.asks = {}, {}
-            self._set(self.bids, frame.bids)
-            self._set(self.asks, frame.asks)
+            self.bids, self.asks, self._bid_keys, self._ask_keys = {}, {}, [], []
+            self._set(self.bids, self._bid_keys, frame.bids)
+            self._set(self.asks, self._ask_keys, frame.asks)
+            if self.depth:
+                self._truncate()
             self.synced, self._fresh, self.last_id = True, True, frame.update_id
             return self._verify(frame)
         found = self._follow(frame)
         if found == "stale":
             return None
         if self.synced:
-            self._set(self.bids, frame.bids)
-            self._set(self.asks, frame.asks)
+            self._set(self.bids, self._bid_keys, frame.bids)
+            self._set(self.asks, self._ask_keys, frame.asks)
             if self.depth:
                 self._truncate()
         if found is not None:
@@ -115,23 +120,26 @@ class BookState:
                          f"venue {frame.checksum} != book {mine}", 0)
 
     @staticmethod
-    def _set(side: dict, levels: list) -> None:
+    def _set(side: dict, keys: list[float], levels: list) -> None:
         for level in levels:
             price, size = level[0], level[1]
             key = float(price)
             if float(size) == 0.0:
-                side.pop(key, None)
+                if side.pop(key, None) is not None:
+                    del keys[bisect_left(keys, key)]
             else:
+                if key not in side:
+                    insort(keys, key)
                 side[key] = (price, size)
 
     def _truncate(self) -> None:
         depth = self.depth or 0
-        if len(self.bids) > depth:
-            keep = set(heapq.nlargest(depth, self.bids))
-            self.bids = {p: v for p, v in self.bids.items() if p in keep}
-        if len(self.asks) > depth:
-            keep = set(heapq.nsmallest(depth, self.asks))
-            self.asks = {p: v for p, v in self.asks.items() if p in keep}
+        for price in self._bid_keys[:-depth]:  # the worst bids are the lowest
+            del self.bids[price]
+        del self._bid_keys[:-depth]
+        for price in self._ask_keys[depth:]:
+            del self.asks[price]
+        del self._ask_keys[depth:]
 
 
 class Books:

@@ -153,3 +153,12 @@ def test_recorded_binance_frames_keep_their_order_in_json():
     data = json.loads(line.partition(": ")[2])["data"]
     frame = book_parser("binance")(line.partition(": ")[2], 0)[0]
     assert frame.bids == data["b"] and frame.prev_update_id == data["U"] - 1
+
+
+def test_a_book_kept_to_its_subscribed_depth_drops_the_worst_levels():
+    state = BookState("kraken", "BTC-USD", depth=2)
+    state.apply(_frame([["10", "1"], ["9", "1"], ["8", "1"]], [["11", "1"], ["12", "1"]], True))
+    assert sorted(state.bids) == [9.0, 10.0]
+    state.apply(_frame([["9.5", "2"]], [["10.5", "3"], ["11", "0"]]))
+    assert state.top(5) == ([(10.0, 1.0), (9.5, 2.0)], [(10.5, 3.0), (12.0, 1.0)])
+    assert sorted(state.bids) == [9.5, 10.0] and not state.crossed()
