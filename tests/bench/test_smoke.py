@@ -25,7 +25,7 @@ KEYS = (
     "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
     "replay_rows_per_s", "replay_cpu_us_per_row", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
-    "backfill_tardis_rows_per_s",
+    "backfill_tardis_rows_per_s", "book_parse_levels_per_s", "book_parse_cpu_us_per_level",
 )
 
 
