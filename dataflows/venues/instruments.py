@@ -5,6 +5,10 @@ Symbols (docs/venues.md):
     perpetual       BASE-QUOTE-PERP                BTC-USDT-PERP
     dated future    BASE-QUOTE-YYMMDD              BTC-USD-240628
     option          BASE-QUOTE-YYMMDD-STRIKE-C|P   BTC-USD-240628-60000-C
+Inverse (coin-margined) perpetuals and futures, whose contract is worth a fixed QUOTE
+value and is margined in BASE, carry `-INV` before the expiry part on every venue:
+`BTC-USD-INV-PERP`, `BTC-USD-INV-251226` (`inverse_symbol`), so an inverse and a linear
+contract on one pair are never one symbol; `plain_symbol` drops the marker again.
 `kind_of(symbol)` reads the instrument type back from a symbol of that shape.
 
 Amounts: `market.trades.amount` is in BASE units. A contract venue's own size is kept as
@@ -68,8 +72,32 @@ def base_of_quote(value: float, price: float) -> float:
     return round(amount, 8) if amount >= 1e-4 else float(f"{amount:.6g}")
 
 
+INV = "INV"  # the inverse marker: BTC-USD-INV-PERP
+
+
+def inverse_symbol(symbol: str) -> str:
+    """'BTC-USD-PERP' -> 'BTC-USD-INV-PERP', 'BTC-USD-251226' -> 'BTC-USD-INV-251226'
+    (already marked: unchanged)."""
+    parts = symbol.split("-")
+    if len(parts) < 3 or parts[2] == INV:
+        return symbol
+    return "-".join([*parts[:2], INV, *parts[2:]])
+
+
+def plain_symbol(symbol: str) -> str:
+    """The symbol without its inverse marker (what the venues' own names encode)."""
+    parts = symbol.split("-")
+    return "-".join(parts[:2] + parts[3:]) if len(parts) > 3 and parts[2] == INV else symbol
+
+
+def is_inverse(symbol: str) -> bool:
+    return symbol.split("-")[2:3] == [INV]
+
+
 def kind_of(symbol: str) -> str:
     parts = symbol.split("-")
+    if len(parts) > 3 and parts[2] == INV:
+        del parts[2]
     if parts[-1] == "PERP":
         return PERPETUAL
     if len(parts) == 3 and len(parts[2]) == 6 and parts[2].isdigit():
@@ -106,6 +134,9 @@ def from_month_code(code: str) -> str:
 
 
 def spec_of(symbol: str, contract_size: float = 1.0, inverse: bool = False) -> Spec:
+    """The spec of a normalized symbol; inverse contracts get the `-INV` marker."""
+    if inverse:
+        symbol = inverse_symbol(symbol)
     return Spec(symbol, kind_of(symbol), contract_size, inverse)
 
 
