@@ -111,10 +111,14 @@ def native(symbol: str) -> str:
 
 
 def _spec(native: str) -> ins.Spec:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); the others are valued
-    per trade by homeNotional."""
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); linear and quanto
+    contracts are valued per trade by homeNotional and have no fixed size (0: unknown,
+    so quote sizes stay contracts); XBT-quoted alt futures are 1 BASE each."""
     symbol = normalize(native)
-    return ins.spec_of(symbol, 1.0, ins.is_inverse(symbol))
+    if ins.is_inverse(symbol):
+        return ins.spec_of(symbol, 1.0, True)
+    unknown = ins.kind_of(symbol) != ins.SPOT and symbol.split("-")[1] != "BTC"
+    return ins.spec_of(symbol, 0.0 if unknown else 1.0)
 
 
 _catalog = ins.Catalog(VENUE, _spec)
@@ -219,5 +223,6 @@ VENUES = [
         native_symbol=native,
         normalize_symbol=normalize,
         channels=("trades", "quotes"),
+        catalog=_catalog,
     )
 ]

@@ -12,6 +12,7 @@ import pytest
 
 from dataflows.venues import binance, okx
 from dataflows.venues import instruments as ins
+from tests.golden import build_specs
 from tests.support.paths import SESSIONS
 
 REST = SESSIONS / "rest"
@@ -54,7 +55,10 @@ def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatc
     monkeypatch.setattr(ins, "_cache_dir", tmp_path)  # no cached list
     okx_catalog = ins.Catalog("okx", okx._spec, okx._listed)
     with pytest.raises(ValueError, match="instrument list not loaded"):
-        okx_catalog("BTC-USDT-SWAP")  # a linear size is never guessed
+        okx_catalog("NEWCOIN-USDT-SWAP")  # a linear size is never guessed
+    okx_catalog.shipped = {}  # without the shipped specs either
+    with pytest.raises(ValueError, match="instrument list not loaded"):
+        okx_catalog("BTC-USDT-SWAP")
     assert okx_catalog.load(ins.read_rest(REST / "OKX.0").values()) > 900
     assert okx_catalog("BTC-USDT-SWAP") == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
     assert okx_catalog("BTC-USD-SWAP") == ins.Spec("BTC-USD-INV-PERP", "perpetual", 100.0, True)
@@ -64,6 +68,17 @@ def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatc
     assert coin_m.load(ins.read_rest(REST / "BINANCE_DELIVERY.docs").values()) == 3
     assert coin_m("ETHUSD_PERP") == ins.Spec("ETH-USD-INV-PERP", "perpetual", 10.0, True)
     assert coin_m("BTCUSD_200626").base(2.0, 9643.5) == 0.02073936  # 200 USD of BTC
+
+
+def test_shipped_specs_are_the_recorded_lists() -> None:
+    """dataflows/venues/specs/*.json are what tests/golden/build_specs.py builds from the
+    recorded replies, and the catalogs use them when no fetched list has an instrument."""
+    for venue in build_specs.SOURCES:
+        built = build_specs.build(venue)["specs"]
+        shipped = ins.shipped_specs(venue)
+        assert {n: [s.symbol, s.contract_size, s.inverse] for n, s in shipped.items()} == built
+    assert ins.shipped_specs("okx")["BTC-USDT-SWAP"] == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
+    assert ins.shipped_specs("bitmex") == {}  # no recorded BitMEX instrument list
 
 
 class _Lists(http.server.BaseHTTPRequestHandler):

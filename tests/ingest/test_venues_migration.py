@@ -55,25 +55,25 @@ EXPECTED = [
     ("binance", "BTC-USDT", "spot", 0.5, 0.5, 1.0),
     ("binance_futures", "BTC-USDT-PERP", "perpetual", 0.5, 0.5, 1.0),
     ("binance_futures", "BTC-USDT-210924", "future", 0.5, 0.5, 1.0),
-    ("binance_delivery", "BTC-USD-PERP", "perpetual", 0.00625, 2.0, 100.0),
-    ("binance_delivery", "ETH-USD-PERP", "perpetual", 0.015, 3.0, 10.0),
+    ("binance_delivery", "BTC-USD-INV-PERP", "perpetual", 0.00625, 2.0, 100.0),
+    ("binance_delivery", "ETH-USD-INV-PERP", "perpetual", 0.015, 3.0, 10.0),
     ("bybit", "BCH-USDT-PERP", "perpetual", 0.14, 0.14, 1.0),
     ("bybit", "BTC-USDC-PERP", "perpetual", 0.01, 0.01, 1.0),
-    ("bybit", "BTC-USD-230331", "future", 0.02, 500.0, 1.0),
+    ("bybit", "BTC-USD-INV-230331", "future", 0.02, 500.0, 1.0),
     ("bybit", "BTC-USDC-231229", "future", 0.2, 0.2, 1.0),
-    ("bybit", "BTC-USD-PERP", "perpetual", 0.004, 100.0, 1.0),
-    ("okx", "UNI-USD-PERP", "perpetual", 200.0, 100.0, 10.0),
-    ("okx", "BTC-USD-220527", "future", 0.01, 3.0, 100.0),
+    ("bybit", "BTC-USD-INV-PERP", "perpetual", 0.004, 100.0, 1.0),
+    ("okx", "UNI-USD-INV-PERP", "perpetual", 200.0, 100.0, 10.0),
+    ("okx", "BTC-USD-INV-220527", "future", 0.01, 3.0, 100.0),
     ("okx", "BTC-USDT-PERP", "perpetual", 3.0, 3.0, 0.0),  # ctVal not in the row: unknown
     ("okx", "BTC-USDT", "spot", 0.25, 0.25, 1.0),
-    ("bitmex", "BTC-USD-PERP", "perpetual", 0.00814183, 200.0, 1.0),
-    ("bitmex", "BTC-USD-210924", "future", 0.003125, 100.0, 1.0),
+    ("bitmex", "BTC-USD-INV-PERP", "perpetual", 0.00814183, 200.0, 1.0),
+    ("bitmex", "BTC-USD-INV-210924", "future", 0.003125, 100.0, 1.0),
     ("bitmex", "XRP-BTC-210924", "future", 15.0, 15.0, 1.0),
     ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # multiplier unknown
-    ("deribit", "BTC-USD-PERP", "perpetual", 0.00111732, 10.0, 1.0),
+    ("deribit", "BTC-USD-INV-PERP", "perpetual", 0.00111732, 10.0, 1.0),
     ("deribit", "BTC-USD-200527-9000-C", "option", 0.1, 0.1, 1.0),
-    ("deribit", "BTC-USD-200605", "future", 0.00222222, 20.0, 1.0),
-    ("bitget", "BTC-USD-231229", "future", 0.3, 0.3, 1.0),
+    ("deribit", "BTC-USD-INV-200605", "future", 0.00222222, 20.0, 1.0),
+    ("bitget", "BTC-USD-INV-231229", "future", 0.3, 0.3, 1.0),
     ("bitfinex", "BTC-USDT-PERP", "perpetual", 0.3, 0.3, 1.0),
     ("coinbase_exchange", "BTC-USD", "spot", 0.01, 0.01, 1.0),
 ]
@@ -123,7 +123,7 @@ def test_stored_rows_follow_the_symbol_rule_after_010(old_store) -> None:
     assert {u for *_, u in quotes} == {0}
     # candles rebuilt from the rewritten trades: new symbols, BASE volumes
     by_key = {(v, s): (vol, n) for v, s, vol, n in candles}
-    assert by_key[("deribit", "BTC-USD-PERP")] == (pytest.approx(0.00111732), 1)
+    assert by_key[("deribit", "BTC-USD-INV-PERP")] == (pytest.approx(0.00111732), 1)
     assert ("binance_futures", "BTC-USDT") not in by_key and ("coinbase", "BTC-USD") not in by_key
     assert sum(n for _, n in by_key.values()) == len(EXPECTED)
     assert gaps == [("coinbase_exchange",)]
@@ -139,7 +139,7 @@ def test_live_rows_and_migrated_rows_agree(old_store) -> None:
             "SELECT venue, symbol, native_symbol, instrument_type FROM market.trades").result_rows)
 
     for (venue, native), (symbol, kind) in stored.items():
-        if venue == "bybit" and native == "BTCUSD":
+        if venue == "bybit" and native in ("BTCUSD", "BTCUSDH23"):
             venue = "bybit@inverse"  # the stored row came from the inverse endpoint
         adapter = get_venue(venue)
         assert adapter.normalize_symbol(native) == symbol, (venue, native)
