@@ -28,6 +28,7 @@ from dataflows.footprint import FootprintSampler
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stage import on_store
 from dataflows.sink.stats import STATS
+from dataflows.venues.stored import convert_store
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
 from feedhouse.store.migrations import init_schema
@@ -91,6 +92,7 @@ def run(
 
     try:
         init_schema(settings)
+        convert_store(settings)  # stored contract amounts the migrations could not convert
     except Exception as exc:
 
         if error_code(exc) == ACCESS_DENIED:
