@@ -185,6 +185,7 @@ def _venue(market: str) -> Venue:
         normalize_symbol=lambda symbol: normalize(symbol, market),
         channels=("trades",),
         select=_select,
+        catalog=spec_of,
     )
 
 

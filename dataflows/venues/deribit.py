@@ -228,5 +228,6 @@ VENUES = [
         native_symbol=native,
         normalize_symbol=normalize,
         channels=("trades", "quotes"),
+        catalog=_catalog,
     )
 ]
