@@ -81,16 +81,21 @@ EXPECTED = [
 ]
 
 
+def migrate_before(client, tmp_path, version: int) -> None:
+    """Apply the migrations numbered below `version` (a store as it was before it)."""
+    before = tmp_path / f"before_{version:03d}"
+    before.mkdir()
+    for path in sorted((sql_dir() / "migrations").glob("*.sql")):
+        if int(path.name[:3]) < version:
+            shutil.copy(path, before / path.name)
+    apply_migrations(client, before)
+
+
 @pytest.fixture
 def old_store(settings, tmp_path):
     """A store migrated up to (not including) 010, holding rows in the old convention."""
-    before = tmp_path / "before_010"
-    before.mkdir()
-    for path in sorted((sql_dir() / "migrations").glob("*.sql")):
-        if int(path.name[:3]) < 10:
-            shutil.copy(path, before / path.name)
     with warehouse(settings) as client:
-        apply_migrations(client, before)
+        migrate_before(client, tmp_path, 10)
         rows = [[v, s, n, str(i), p, a, "buy", TS, TS] for i, (v, s, n, p, a) in enumerate(OLD_TRADES)]
         client.insert("market.trades", rows, column_names=OLD_COLUMNS)
         quotes = [[v, s, n, p, 1.0, p * 1.001, 2.0, TS, TS] for v, s, n, p, _ in OLD_TRADES]
@@ -218,13 +223,8 @@ QUOTES_011 = [
 @pytest.fixture
 def store_011(settings, tmp_path):
     """A store migrated up to 011, holding rows in 010's convention."""
-    before = tmp_path / "before_012"
-    before.mkdir()
-    for path in sorted((sql_dir() / "migrations").glob("*.sql")):
-        if int(path.name[:3]) < 12:
-            shutil.copy(path, before / path.name)
     with warehouse(settings) as client:
-        apply_migrations(client, before)
+        migrate_before(client, tmp_path, 12)
         client.insert("market.trades", [
             [v, s, n, str(i), p, a, "buy", TS, TS, k, na, cs]
             for i, (v, s, n, k, p, a, na, cs) in enumerate(TRADES_011)],
