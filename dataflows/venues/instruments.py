@@ -291,13 +291,14 @@ def quote(venue: str, spec: Spec, native: str, bid: float, bid_size: float, ask:
     venue's sizes kept beside them. An empty side (price 0) stays 0."""
     size_cs = spec.contract_size
     if size_cs == 1.0 and not spec.inverse:
-        return Quote(venue, spec.symbol, native, bid, bid_size, ask, ask_size, exchange_ts,
-                     received_ts, spec.kind, update_id, bid_size, ask_size, 1.0)
+        return _new(Quote, (venue, spec.symbol, native, bid, bid_size, ask, ask_size, exchange_ts,
+                            received_ts, spec.kind, update_id, bid_size, ask_size, 1.0))
     inverse = spec.inverse
-    return Quote(venue, spec.symbol, native, bid,
-                 spec.base(bid_size, bid) if bid_size and (bid or not inverse) else 0.0, ask,
-                 spec.base(ask_size, ask) if ask_size and (ask or not inverse) else 0.0,
-                 exchange_ts, received_ts, spec.kind, update_id, bid_size, ask_size, size_cs)
+    return _new(Quote, (
+        venue, spec.symbol, native, bid,
+        spec.base(bid_size, bid) if bid_size and (bid or not inverse) else 0.0, ask,
+        spec.base(ask_size, ask) if ask_size and (ask or not inverse) else 0.0,
+        exchange_ts, received_ts, spec.kind, update_id, bid_size, ask_size, size_cs))
 
 
 def update_id(value: object) -> int:
