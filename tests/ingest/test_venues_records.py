@@ -129,7 +129,7 @@ def test_hand_checked_records() -> None:
                         "spot", 0.00461909, 1.0)
     (gq,) = gemini_ws.quotes
     assert gq[3:] == (45000.5, 1.25, 45001.0, 0.75, 1751508438600117, 1751508438700000,
-                      "spot", 1751505576085)
+                      "spot", 1751505576085, 1.25, 0.75, 1.0)  # BASE sizes: the venue's
     # Bitget v2 (docs): futures instType -> -PERP; snapshot repeats keep their tradeId
     v2 = _result("docs/BITGET_V2.ws.docs")
     assert [t.trade_id for t in v2.trades].count("1000000001") == 2
