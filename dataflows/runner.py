@@ -28,7 +28,7 @@ from dataflows.footprint import FootprintSampler
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stage import on_store
 from dataflows.sink.stats import STATS
-from dataflows.venues.stored import convert_store
+from dataflows.venues.stored import convert_stored
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
 from feedhouse.store.migrations import init_schema
@@ -91,8 +91,8 @@ def run(
     """Apply migrations, then run the dataflow (blocks)."""
 
     try:
-        init_schema(settings)
-        convert_store(settings)  # stored contract amounts the migrations could not convert
+        # then the stored contract amounts the migrations could not convert
+        init_schema(settings, after=convert_stored)
     except Exception as exc:
 
         if error_code(exc) == ACCESS_DENIED:

@@ -10,7 +10,8 @@ dataflows/venues/specs/), rewrites its rows like the live adapters write them (t
 amount and contract_size in place; quotes: sizes are in the sorting key, so the rows are
 written again converted and the old ones deleted), rebuilds the candles of the trades'
 minutes, and names in one log line the instruments no list knows (their rows keep
-contract_size 0). `feedhouse init` and `feedhouse run` call it after the migrations;
+contract_size 0). `feedhouse init` and `feedhouse run` call it right after the migrations, in their
+warehouse session (`init_schema(after=convert_stored)`);
 with nothing to convert it costs two small queries.
 """
 
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from dataflows.venues import VENUES
 from dataflows.venues.instruments import Spec
 from feedhouse.store.candles import build_minutes
-from feedhouse.store.client import warehouse
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,3 @@ def convert_stored(client) -> Converted:
     if done.unknown:
         log.warning(done.unknown_line())
     return done
-
-
-def convert_store(settings) -> Converted:
-    """`convert_stored` on the configured warehouse (after `init_schema`)."""
-    with warehouse(settings) as client:
-        return convert_stored(client)

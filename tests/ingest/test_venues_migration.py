@@ -19,7 +19,7 @@ from dataflows.venues.stored import convert_stored
 from feedhouse.core.paths import sql_dir
 from feedhouse.store.candles import build_minutes
 from feedhouse.store.client import warehouse
-from feedhouse.store.migrations import apply_migrations
+from feedhouse.store.migrations import apply_migrations, init_schema
 from tests.support.paths import VENUE_DOCS
 
 TS = datetime(2021, 7, 22, 12, 0, tzinfo=UTC)
@@ -271,9 +271,11 @@ def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, c
 def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts(old_store) -> None:
     """010 + 012 + the stored step: every contract row is in BASE except those of
     instruments no instrument list knows, which are counted and named."""
+    done: list = []  # as `feedhouse init` and `feedhouse run` do it
+    applied, _ = init_schema(old_store, after=lambda client: done.append(convert_stored(client)))
+    assert applied[0] == "010_instruments.sql" and applied[-1] == "012_inverse_symbols_quote_sizes.sql"
+    (converted,) = done
     with warehouse(old_store) as client:
-        apply_migrations(client)
-        converted = convert_stored(client)
         left = client.query(
             "SELECT 'trades', venue, native_symbol FROM market.trades WHERE contract_size = 0 UNION ALL "
             "SELECT 'quotes', venue, native_symbol FROM market.quotes WHERE contract_size = 0").result_rows
