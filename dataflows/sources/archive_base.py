@@ -6,8 +6,8 @@ Tardis.dev files of contract venues (Deribit and BitMEX USD, OKX and Bybit contr
 native symbol (its catalog: fetched, cached or shipped instrument lists, else the venue's
 rule), keeping the archive's size as `native_amount` and the size used as
 `contract_size`, exactly as `instruments.Spec.base` does for live trades: per distinct
-symbol one lookup, per row Arrow compute (Python only for inverse amounts under 1e-4
-BASE, which Spec.base rounds to 6 significant digits rather than 8 decimals). An
+symbol one lookup, per row numpy (inverse amounts under 1e-4 BASE get Spec.base's 6
+significant digits rather than 8 decimals). An
 instrument whose size no list knows keeps its contracts with contract_size 0, as the
 post-migration step (dataflows/venues/stored.py) does.
 """
@@ -72,8 +72,17 @@ def to_base(venue: str, native: pa.Array | pa.ChunkedArray, price, amount,
     with np.errstate(divide="ignore", invalid="ignore"):  # bad prices: refused later
         exact = value / prices  # inverse: QUOTE value / price
     in_base = np.where(inv, np.round(exact, 8), np.where(sizes == 0.0, raw, np.round(value, 12)))
-    for i in np.flatnonzero(inv & (exact < 1e-4)):  # Spec.base's 6 significant digits
-        in_base[i] = base_of_quote(float(value[i]), float(prices[i]))
+    small = inv & (exact < 1e-4) & (exact > 0)
+    if small.any():  # Spec.base's 6 significant digits: rint(x * 10^k) / 10^k, k per row
+        rows = np.flatnonzero(small)
+        tiny = exact[rows]
+        scale = 10.0 ** (5 - np.floor(np.log10(tiny)))
+        scaled = tiny * scale
+        in_base[rows] = np.rint(scaled) / scale
+        # a product that rounded onto .5 may hide which side the exact value is on:
+        # those (rare) rows take Spec.base itself
+        for i in rows[scaled - np.floor(scaled) == 0.5]:
+            in_base[i] = base_of_quote(float(value[i]), float(prices[i]))
     return pa.array(in_base), amount, size
 
 

@@ -12,11 +12,12 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from dataflows.sink.batches import LEDGER_TABLE, TRADES, ledger_table, make_batch, rows_table
-from dataflows.sources.archive_base import live_spec
+from dataflows.sources.archive_base import live_spec, to_base
 from dataflows.sources.archive_columns import COLUMNS, find_tardis, live_symbol, read_file
 from dataflows.sources.capture import parse_capture
 from feedhouse.store.client import warehouse
@@ -275,3 +276,20 @@ def test_tardis_contract_sizes_are_base_as_live(tmp_path, exchange, venue, symbo
     assert cols["symbol"][0].as_py() == spec.symbol == live_symbol(venue, symbol)
     if contract[1]:
         assert spec.symbol.split("-")[2] == "INV" and min(cols["amount"].to_pylist()) < 1e-4
+
+
+@pytest.mark.parametrize(("venue", "native", "sizes"), [
+    ("bybit", "BTCUSD", (1, 12)),  # 1 USD contracts: mostly under 1e-4 BTC (6 digits)
+    ("deribit", "BTC-PERPETUAL", (10, 5_000)),
+    ("okx", "ETH-USDT-SWAP", (1, 500)),  # linear: contracts x ctVal
+])
+def test_to_base_is_spec_base_on_every_row(venue, native, sizes):
+    """The vectorised conversion gives exactly what the live adapter stores, row by row."""
+    rng = np.random.default_rng(5)
+    n = 50_000
+    amount = np.round(rng.uniform(*sizes, n))
+    price = np.round(rng.uniform(1_000, 150_000, n), 1)
+    got, kept, used = to_base(venue, pa.array([native] * n), pa.array(price), pa.array(amount))
+    spec = live_spec(venue, native)
+    assert got.to_pylist() == [spec.base(a, p) for a, p in zip(amount.tolist(), price.tolist(), strict=True)]
+    assert kept.to_pylist() == amount.tolist() and set(used.to_pylist()) == {spec.contract_size}
