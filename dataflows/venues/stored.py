@@ -10,9 +10,9 @@ dataflows/venues/specs/), rewrites its rows like the live adapters write them (t
 amount and contract_size in place; quotes: sizes are in the sorting key, so the rows are
 written again converted and the old ones deleted), rebuilds the candles of the trades'
 minutes, and names in one log line the instruments no list knows (their rows keep
-contract_size 0). `feedhouse init` and `feedhouse run` call it right after the migrations, in their
-warehouse session (`init_schema(after=convert_stored)`);
-with nothing to convert it costs two small queries.
+contract_size 0). `feedhouse init` runs it right after the migrations, in their
+warehouse session (`init_schema(after=convert_stored)`), every time; `feedhouse run`
+when its start applied migrations. With nothing to convert it costs two small queries.
 """
 
 from __future__ import annotations
