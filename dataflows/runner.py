@@ -28,8 +28,10 @@ from dataflows.footprint import FootprintSampler
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stage import on_store
 from dataflows.sink.stats import STATS
+from dataflows.venues.stored import convert_stored
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
+from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import init_schema
 
 log = logging.getLogger("feedhouse.run")
@@ -90,7 +92,13 @@ def run(
     """Apply migrations, then run the dataflow (blocks)."""
 
     try:
-        init_schema(settings)
+        # a start that migrated the store also converts the stored contract amounts the
+        # migrations could not (`feedhouse init` always does; a start without migrations
+        # leaves the store alone)
+        applied, _ = init_schema(settings)
+        if applied:
+            with warehouse(settings) as client:
+                convert_stored(client)
     except Exception as exc:
 
         if error_code(exc) == ACCESS_DENIED:

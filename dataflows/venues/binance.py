@@ -5,7 +5,8 @@ frames arrive wrapped as {"stream", "data"} (or bare on raw `/ws/` streams).
 trades: `aggTrade` (the id `a` is gap-checkable), also raw `trade`; quotes: `bookTicker`.
 The server pings at the WebSocket protocol level; the client library answers.
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; USD-M `BTCUSDT` -> `BTC-USDT-PERP`, `BTCUSDT_230331`
--> `BTC-USDT-230331`; COIN-M `BTCUSD_PERP` -> `BTC-USD-PERP`. COIN-M sizes are contracts of
+-> `BTC-USDT-230331`; COIN-M (inverse) `BTCUSD_PERP` -> `BTC-USD-INV-PERP`, `BTCUSD_200626` ->
+`BTC-USD-INV-200626`. COIN-M sizes are contracts of
 100 USD (BTC) or 10 USD (others), converted to BASE (`contractSize` of dapi exchangeInfo).
 Quotes carry the update id `u`.
 """
@@ -76,6 +77,16 @@ def native_futures(symbol: str) -> str:
     """'BTC-USDT-PERP' -> 'BTCUSDT'; 'BTC-USDT-230331' -> 'BTCUSDT_230331'."""
     parts = symbol.upper().split("-")
     return native("-".join(parts[:-1] if parts[-1] == "PERP" else parts))
+
+
+def normalize_delivery(native: str) -> str:
+    """COIN-M contracts are inverse: 'BTCUSD_PERP' -> 'BTC-USD-INV-PERP'."""
+    return ins.inverse_symbol(normalize(native))
+
+
+def native_delivery(symbol: str) -> str:
+    """'BTC-USD-INV-PERP' -> 'BTCUSD_PERP'."""
+    return native(ins.plain_symbol(symbol.upper()))
 
 
 def _coin_m(native: str) -> ins.Spec:
@@ -281,6 +292,7 @@ VENUES = [
            ("stream.binance.com", "data-stream.binance.vision")),
     _venue("binance_futures", "wss://fstream.binance.com/stream", ("fstream.binance.com",),
            native_futures, normalize_futures),
-    _venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",)),
+    _venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",),
+           native_delivery, normalize_delivery),
     _venue("binance_us", "wss://stream.binance.us:9443/stream", ("stream.binance.us",)),
 ]

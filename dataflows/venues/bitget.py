@@ -10,8 +10,9 @@ Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instI
 Heartbeat: the client sends the text `ping` every 30 s.
 
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
-`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-231229`; v1 spot
-ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
+`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`; coin-margined (inverse, USD-quoted: `COIN-FUTURES`,
+`BTCUSD_DMCBL`) are marked: `BTC-USD-INV-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-INV-231229`;
+v1 spot ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataflows.venues.common import (
     text_id,
     trades_or_ignored,
 )
-from dataflows.venues.instruments import kind_of
+from dataflows.venues.instruments import inverse_symbol, kind_of, plain_symbol
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "bitget"
@@ -53,17 +54,22 @@ _IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
 
 def normalize(native: str) -> str:
     """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP';
-    delivery 'BTCUSD_231229' -> 'BTC-USD-231229'."""
+    delivery 'BTCUSD_231229' -> 'BTC-USD-INV-231229' (coin-margined: marked inverse)."""
     pair, sep, suffix = native.upper().partition("_")
     base = split_with(pair, _QUOTES)
     if sep and len(suffix) == 6 and suffix.isdigit():
-        return f"{base}-{suffix}"
-    return f"{base}-PERP" if sep and suffix != "SPBL" else base
+        return _coin_margined(f"{base}-{suffix}")
+    return _coin_margined(f"{base}-PERP") if sep and suffix != "SPBL" else base
+
+
+def _coin_margined(symbol: str) -> str:
+    """Bitget's USD-quoted contracts are coin-margined (inverse)."""
+    return inverse_symbol(symbol) if symbol.split("-")[1:2] == ["USD"] else symbol
 
 
 def native(symbol: str) -> str:
     """'BTC-USDT' and 'BTC-USDT-PERP' -> 'BTCUSDT' (the instType tells them apart)."""
-    parts = symbol.upper().split("-")
+    parts = plain_symbol(symbol.upper()).split("-")
     return "".join(parts[:2]) + (f"_{parts[2]}" if parts[2:3] != ["PERP"] and len(parts) > 2 else "")
 
 
@@ -76,7 +82,7 @@ def _symbol(arg: dict) -> tuple[str, str]:
         raise FrameError(f"bad instId {inst!r}")
     symbol = _normalize(inst)
     if arg.get("instType") in _FUTURES_TYPES and kind_of(symbol) == "spot":
-        symbol += "-PERP"
+        symbol = _coin_margined(symbol + "-PERP")
     return symbol, inst
 
 
@@ -167,7 +173,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 def _inst_type(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = plain_symbol(symbol.upper()).split("-")
     if len(parts) > 2 and parts[2] == "PERP":
         return _FUTURES_BY_QUOTE.get(parts[1], "USDT-FUTURES")
     return "SPOT"

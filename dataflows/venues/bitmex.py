@@ -12,8 +12,9 @@ Tables arrive as {"table", "action", "data": [...]}:
 Heartbeat: when nothing arrives for 5 s the client sends the text `ping`; BitMEX answers
 `pong` (ignored).
 
-Symbols: perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a
-month code, expiring on the month's last Friday (`XBTU21` -> `BTC-USD-210924`; legacy alt
+Symbols: perpetuals `XBTUSD` -> `BTC-USD-INV-PERP` (XBT against fiat is inverse), `ETHUSDT` ->
+`ETH-USDT-PERP`; futures carry a month code, expiring on the month's last Friday (`XBTU21` ->
+`BTC-USD-INV-210924`; legacy alt
 futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot pairs have an underscore
 (`XBT_USDT` -> `BTC-USDT`). XBT reads as BTC. Quote sizes stay in contracts.
 """
@@ -77,15 +78,21 @@ def normalize(native: str) -> str:
         root, code = future.groups()
         expiry = ins.from_month_code(code)
         if root == "XBT":
-            return f"BTC-USD-{expiry}"
+            return f"BTC-USD-INV-{expiry}"
         pair = _pair(root)
-        return f"{pair[0]}-{pair[1]}-{expiry}" if pair else f"{root}-BTC-{expiry}"
+        return _marked(f"{pair[0]}-{pair[1]}-{expiry}") if pair else f"{root}-BTC-{expiry}"
     pair = _pair(upper)
-    return f"{pair[0]}-{pair[1]}-PERP" if pair else f"{upper}-PERP"
+    return _marked(f"{pair[0]}-{pair[1]}-PERP") if pair else f"{upper}-PERP"
+
+
+def _marked(symbol: str) -> str:
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each)."""
+    inverse = symbol.startswith(("BTC-USD-", "BTC-EUR-"))
+    return ins.inverse_symbol(symbol) if inverse else symbol
 
 
 def native(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = ins.plain_symbol(symbol.upper()).split("-")
     if len(parts) < 2:
         return symbol  # already native
     base, quote = _xbt(parts[0]), _xbt(parts[1])
@@ -104,12 +111,14 @@ def native(symbol: str) -> str:
 
 
 def _spec(native: str) -> ins.Spec:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); the others are valued
-    per trade by homeNotional."""
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); linear and quanto
+    contracts are valued per trade by homeNotional and have no fixed size (0: unknown,
+    so quote sizes stay contracts); XBT-quoted alt futures are 1 BASE each."""
     symbol = normalize(native)
-    inverse = "_" not in native and symbol.split("-")[:1] == ["BTC"] \
-        and symbol.split("-")[1] in ("USD", "EUR")
-    return ins.spec_of(symbol, 1.0, inverse)
+    if ins.is_inverse(symbol):
+        return ins.spec_of(symbol, 1.0, True)
+    unknown = ins.kind_of(symbol) != ins.SPOT and symbol.split("-")[1] != "BTC"
+    return ins.spec_of(symbol, 0.0 if unknown else 1.0)
 
 
 _catalog = ins.Catalog(VENUE, _spec)
@@ -214,5 +223,6 @@ VENUES = [
         native_symbol=native,
         normalize_symbol=normalize,
         channels=("trades", "quotes"),
+        catalog=_catalog,
     )
 ]

@@ -13,8 +13,8 @@ Gaps: `trade_seq` is consecutive per instrument (sequence_of).
 Heartbeat: the subscribe frames first call `public/set_heartbeat`; the server then sends
 `heartbeat` notifications and a `test_request` must be answered with `public/test`.
 
-Symbols: inverse instruments are USD-quoted (`BTC-PERPETUAL` -> `BTC-USD-PERP`,
-`BTC-25SEP20` -> `BTC-USD-200925`, `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
+Symbols: inverse instruments are USD-quoted and marked (`BTC-PERPETUAL` -> `BTC-USD-INV-PERP`,
+`BTC-25SEP20` -> `BTC-USD-INV-200925`; options `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
 ones name their quote (`ETH_USDC-PERPETUAL` -> `ETH-USDC-PERP`); spot `BTC_USDC` -> `BTC-USDC`.
 Quote sizes stay as Deribit gives them (USD for inverse instruments).
 """
@@ -55,11 +55,14 @@ def normalize(native: str) -> str:
     tail = ["PERP" if part == "PERPETUAL" else part.replace("_", ".") for part in rest]
     if tail and tail[0] != "PERP":
         tail[0] = ins.from_ddmmmyy(tail[0])  # expiry
-    return "-".join([base, quote, *tail])
+    symbol = "-".join([base, quote, *tail])
+    # coin-margined futures and perpetuals (no '_QUOTE' in the name) are inverse
+    inverse = not sep and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
+    return ins.inverse_symbol(symbol) if inverse else symbol
 
 
 def native(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = ins.plain_symbol(symbol.upper()).split("-")
     if len(parts) < 2:
         return symbol  # already native
     base, quote, *rest = parts
@@ -85,8 +88,7 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 def _spec(native: str) -> ins.Spec:
     """Inverse futures and perpetuals (no '_QUOTE' in the name) trade in USD amounts."""
     symbol = normalize(native)
-    inverse = "_" not in native.split("-")[0] and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
-    return ins.spec_of(symbol, 1.0, inverse)
+    return ins.spec_of(symbol, 1.0, ins.is_inverse(symbol))
 
 
 _catalog = ins.Catalog(VENUE, _spec)
@@ -226,5 +228,6 @@ VENUES = [
         native_symbol=native,
         normalize_symbol=normalize,
         channels=("trades", "quotes"),
+        catalog=_catalog,
     )
 ]
