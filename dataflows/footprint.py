@@ -69,6 +69,30 @@ def _mallinfo2() -> Callable[[], _MallInfo2] | None:
 
 
 _MALLINFO = _mallinfo2()
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's malloc.h
+
+
+def tune_malloc(arena_max: int, mmap_threshold_kb: int) -> dict:
+    """Bound what glibc malloc keeps (call before the ingest starts its threads).
+
+    MEASURED_IN_SOAK_PLACEHOLDER
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return {}
+    done = {}
+    if arena_max > 0 and mallopt(M_ARENA_MAX, arena_max):
+        done["arena_max"] = arena_max
+    if mmap_threshold_kb > 0:
+        size = mmap_threshold_kb * 1024
+        # a fixed threshold also stops glibc raising it after each free of a mmapped block;
+        # the heap's free top goes back to the system beyond 4x the threshold
+        if mallopt(M_MMAP_THRESHOLD, size) and mallopt(M_TRIM_THRESHOLD, 4 * size):
+            done["mmap_threshold_kb"] = mmap_threshold_kb
+    return done
+
+
 def process_figures(pid: int | str = "self") -> dict:
     """RSS, peak RSS (MiB), threads and open fds of a process from /proc."""
     out: dict = {}
@@ -190,11 +214,13 @@ class FootprintSampler:
         every_s: float,
         on_store: Callable[[Callable], object] | None = None,
         dedup_bytes: Callable[[], dict] | None = None,
+        on_buffer: Callable[[Callable], object] | None = None,
     ) -> None:
         self.settings = settings
         self.every_s = every_s
         self.on_store = on_store  # runs fn(client-holder) where the store is open
         self.dedup_bytes = dedup_bytes
+        self.on_buffer = on_buffer  # runs fn(local buffer) on the thread that owns it
         self.tracer = HeapTracer(Path(settings.home) / TRACEMALLOC_FILE)
         self.latest: dict = {}
         self._store: dict = {}
@@ -233,6 +259,13 @@ class FootprintSampler:
                     self._store = store
             data.update(self._store)
         data["buffer_file_bytes"] = disk_bytes(self.settings.buffer_path)
+        if self.on_buffer is not None:
+            try:
+                duck = self.on_buffer(lambda buffer: buffer.memory_bytes())
+            except Exception:  # the committer stopped: no figure
+                duck = None
+            if duck is not None:
+                data["duckdb_memory_bytes"] = sum(duck.values())
         if self.settings.recovery_dir is not None:
             data["recovery_bytes"] = disk_bytes(self.settings.recovery_dir)
         if self.dedup_bytes is not None:

@@ -149,6 +149,13 @@ class LocalBuffer:
         self._rows -= sum(int(r[0]) for r in gone)
         self._batches -= len(gone)
 
+    def memory_bytes(self) -> dict[str, int]:
+        """DuckDB's own accounting (duckdb_memory(): buffer pool, blocks, allocator) by tag."""
+        rows = self._con.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        ).fetchall()
+        return {str(tag): int(n) for tag, n in rows}
+
     def close(self) -> None:
         self._con.close()
 

@@ -142,6 +142,7 @@ class Sampler:
                           if k != "MemoryTracking"},
             "parts": {t: p["parts"] for t, p in parts.items()},
             "buffer_file_mb": _mb(fp.get("buffer_file_bytes")),
+            "duckdb_mb": _mb(fp.get("duckdb_memory_bytes")),
             "recovery_mb": _mb(fp.get("recovery_bytes")),
             "dedup_mb": _mb(sum(fp.get("dedup", {}).values())) if fp.get("dedup") else None,
             "store_stale": fp.get("store_stale"),
@@ -177,7 +178,7 @@ def summarize(samples: list[dict]) -> dict:
                         "malloc_free_held_mb", "arrow_allocated_mb", "store_tracked_mb",
                         "jemalloc_resident_mb",
                         "jemalloc_allocated_mb", "caches_mb", "dedup_mb",
-                        "tracemalloc_mb", "buffer_file_mb", "threads", "fds")
+                        "tracemalloc_mb", "buffer_file_mb", "duckdb_mb", "threads", "fds")
     end_parts = (with_parts[-1]["parts"] if with_parts else {})
     return {
         "samples": len(samples),
