@@ -215,12 +215,14 @@ class FootprintSampler:
         on_store: Callable[[Callable], object] | None = None,
         dedup_bytes: Callable[[], dict] | None = None,
         on_buffer: Callable[[Callable], object] | None = None,
+        queued_bytes: Callable[[], dict] | None = None,
     ) -> None:
         self.settings = settings
         self.every_s = every_s
         self.on_store = on_store  # runs fn(client-holder) where the store is open
         self.dedup_bytes = dedup_bytes
         self.on_buffer = on_buffer  # runs fn(local buffer) on the thread that owns it
+        self.queued_bytes = queued_bytes  # frames waiting per exchange feed
         self.tracer = HeapTracer(Path(settings.home) / TRACEMALLOC_FILE)
         self.latest: dict = {}
         self._store: dict = {}
@@ -270,6 +272,8 @@ class FootprintSampler:
             data["recovery_bytes"] = disk_bytes(self.settings.recovery_dir)
         if self.dedup_bytes is not None:
             data["dedup"] = self.dedup_bytes()
+        if self.queued_bytes is not None:
+            data["queued_frame_bytes"] = sum(self.queued_bytes().values())
         growth = self.tracer.poll()
         if growth is not None:
             data["tracemalloc_top"] = growth

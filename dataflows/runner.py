@@ -28,6 +28,7 @@ from dataflows.footprint import FootprintSampler, tune_malloc
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stage import on_buffer, on_store
 from dataflows.sink.stats import STATS
+from dataflows.sources.exchange import queued_bytes
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
 from feedhouse.store.migrations import init_schema
@@ -121,7 +122,7 @@ def run(
     if settings.footprint_every_s > 0:
         sampler = FootprintSampler(settings, settings.footprint_every_s, on_store=on_store,
                                    dedup_bytes=metrics.dedup_bytes,
-                                   on_buffer=on_buffer).start()
+                                   on_buffer=on_buffer, queued_bytes=queued_bytes).start()
 
     def _footprint() -> dict | None:
         return sampler.latest if sampler is not None else None

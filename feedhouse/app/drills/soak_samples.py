@@ -143,6 +143,8 @@ class Sampler:
             "parts": {t: p["parts"] for t, p in parts.items()},
             "buffer_file_mb": _mb(fp.get("buffer_file_bytes")),
             "duckdb_mb": _mb(fp.get("duckdb_memory_bytes")),
+            "queued_frames_mb": _mb(fp.get("queued_frame_bytes")),
+            "source_paused_s": round(sum(status.get("source_paused_s", {}).values()), 1),
             "recovery_mb": _mb(fp.get("recovery_bytes")),
             "dedup_mb": _mb(sum(fp.get("dedup", {}).values())) if fp.get("dedup") else None,
             "store_stale": fp.get("store_stale"),
@@ -178,7 +180,7 @@ def summarize(samples: list[dict]) -> dict:
                         "malloc_free_held_mb", "arrow_allocated_mb", "store_tracked_mb",
                         "jemalloc_resident_mb",
                         "jemalloc_allocated_mb", "caches_mb", "dedup_mb",
-                        "tracemalloc_mb", "buffer_file_mb", "duckdb_mb", "threads", "fds")
+                        "tracemalloc_mb", "buffer_file_mb", "duckdb_mb", "queued_frames_mb", "threads", "fds")
     end_parts = (with_parts[-1]["parts"] if with_parts else {})
     return {
         "samples": len(samples),
@@ -196,6 +198,11 @@ def summarize(samples: list[dict]) -> dict:
         "store_tracked_slope_mb_per_h": _round(warm_slope(series("store_tracked_mb"))),
         "jemalloc_resident_slope_mb_per_h": _round(warm_slope(series("jemalloc_resident_mb"))),
         "rss_anon_slope_mb_per_h": _round(warm_slope(series("rss_anon_mb"))),
+        "malloc_free_held_slope_mb_per_h": _round(warm_slope(series("malloc_free_held_mb"))),
+        # frames waiting for the dataflow: grows while the feeds fall behind (backlog)
+        "queued_frames_slope_mb_per_h": _round(warm_slope(series("queued_frames_mb"))),
+        "queued_frames_max_mb": max((v for _, v in series("queued_frames_mb")), default=None),
+        "source_paused_s_end": last.get("source_paused_s"),
         "parts_end": end_parts,
         "parts_max": {t: max(s["parts"].get(t, 0) for s in with_parts) for t in tables},
         "parts_slope_per_h": parts_slope,
