@@ -29,74 +29,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import time
 from collections import defaultdict
 from pathlib import Path
 
-HEAP_MAX = 64 * 1024 * 1024
-HUGE = 256 * 1024 * 1024
+from dataflows.footprint import label_maps, read_maps
+
 TWO_MB = 2 * 1024 * 1024
 
 
-def read_maps(pid: int) -> list[dict]:
-    maps: list[dict] = []
-    cur: dict | None = None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            head = line.split(None, 5)
-            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                cur = {"lo": lo, "hi": hi, "perm": head[1],
-                       "path": head[5].strip() if len(head) > 5 else "", "rss": 0, "anon": 0}
-                maps.append(cur)
-            elif cur is not None and head[0] in ("Rss:", "Anonymous:"):
-                cur["rss" if head[0] == "Rss:" else "anon"] = int(head[1])
-    return maps
-
-
-def _glibc_heap(mem, lo: int) -> bool:
-    try:
-        mem.seek(lo)
-        ar_ptr, prev, size, mprotect = struct.unpack("<4Q", mem.read(32))
-    except (OSError, struct.error, ValueError):
-        return False
-    return (0 < size <= HEAP_MAX and size % 4096 == 0 and 0 < mprotect <= HEAP_MAX
-            and (lo <= ar_ptr < lo + 4096 or (prev and prev % HEAP_MAX == 0)))
-
-
 def label(maps: list[dict], pid: int) -> None:
-    try:
-        mem = open(f"/proc/{pid}/mem", "rb")  # noqa: SIM115 - closed below
-    except OSError:
-        mem = None
-    prev = None
+    """The footprint's kinds (dataflows.footprint.label_maps), files by name."""
+    label_maps(maps, pid)
     for m in maps:
-        size = m["hi"] - m["lo"]
-        path = m["path"]
-        if path.startswith("/"):
-            m["label"] = "file:" + Path(path).name
-        elif path == "[heap]":
-            m["label"] = "glibc-main"
-        elif path.startswith("[stack"):
-            m["label"] = "stack"
-        elif path:
-            m["label"] = path
-        elif (m["perm"].startswith("rw") and m["lo"] % HEAP_MAX == 0 and mem is not None
-              and _glibc_heap(mem, m["lo"])):
-            m["label"] = "glibc-arena"
-        elif (prev is not None and prev["hi"] == m["lo"] and prev["perm"].startswith("---")
-              and prev["hi"] - prev["lo"] == 4096 and m["perm"].startswith("rw")):
-            m["label"] = "stack"
-        elif size >= HUGE:
-            m["label"] = "anon-huge"
-        elif m["lo"] % TWO_MB == 0 and m["hi"] % TWO_MB == 0:
-            m["label"] = "anon-2m"  # jemalloc's extents (chDB's engine, DuckDB) are 2 MiB aligned
-        else:
-            m["label"] = "anon"
-        prev = m
-    if mem is not None:
-        mem.close()
+        kind = m["kind"]
+        m["label"] = {"glibc_heaps": "glibc-main" if m["path"] == "[heap]" else "glibc-arena",
+                      "file": "file:" + Path(m["path"]).name, "other": m["path"],
+                      "stacks": "stack", "reservations": "anon-huge",
+                      "aligned_2m": "anon-2m", "other_anon": "anon"}[kind]
 
 
 def watch(status: Path, every: float, out: Path) -> None:

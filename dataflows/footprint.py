@@ -26,6 +26,7 @@ import ctypes
 import logging
 import os
 import re
+import struct
 import sys
 import threading
 import time
@@ -118,6 +119,81 @@ def process_figures(pid: int | str = "self") -> dict:
     return out
 
 
+HEAP_MAX = 64 * MB  # glibc's per-thread arena heaps are this large and aligned
+MAPPING_KINDS = ("glibc_heaps", "aligned_2m", "reservations", "stacks", "other_anon")
+
+
+def read_maps(pid: int | str = "self") -> list[dict]:
+    """Every mapping of /proc/<pid>/smaps: lo, hi, perm, path, rss (KiB)."""
+    maps: list[dict] = []
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                maps.append({"lo": lo, "hi": hi, "perm": head[1], "rss": 0,
+                             "path": head[5].strip() if len(head) > 5 else ""})
+            elif head and head[0] == "Rss:" and maps:
+                maps[-1]["rss"] = int(head[1])
+    return maps
+
+
+def _glibc_heap(mem, lo: int) -> bool:
+    """glibc's heap_info at the start: arena pointer, previous heap, size, protected size."""
+    try:
+        mem.seek(lo)
+        ar_ptr, prev, size, mprotect = struct.unpack("<4Q", mem.read(32))
+    except (OSError, struct.error, ValueError, OverflowError):
+        return False
+    return (0 < size <= HEAP_MAX and size % 4096 == 0 and 0 < mprotect <= HEAP_MAX
+            and (lo <= ar_ptr < lo + 4096 or (prev != 0 and prev % HEAP_MAX == 0)))
+
+
+def label_maps(maps: list[dict], pid: int | str = "self") -> None:
+    """Set each mapping's "kind": file, glibc_heaps (brk heap and per-thread arenas),
+    stacks (above a 4 KiB guard page), reservations (>= 256 MiB: Arrow's mimalloc arena),
+    aligned_2m (2 MiB aligned: chDB's engine), other_anon (Python's object arenas,
+    glibc's mmapped blocks)."""
+    try:
+        mem = open(f"/proc/{pid}/mem", "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        mem = None
+    prev: dict | None = None
+    for m in maps:
+        path, lo, hi = m["path"], m["lo"], m["hi"]
+        if path.startswith("/"):
+            m["kind"] = "file"
+        elif path == "[heap]" or (not path and lo % HEAP_MAX == 0 and mem is not None
+                                  and m["perm"].startswith("rw") and _glibc_heap(mem, lo)):
+            m["kind"] = "glibc_heaps"
+        elif path.startswith("[stack") or (
+                prev is not None and prev["hi"] == lo and prev["hi"] - prev["lo"] == 4096
+                and prev["perm"].startswith("---") and m["perm"].startswith("rw")):
+            m["kind"] = "stacks"
+        elif path:
+            m["kind"] = "other"  # [vdso] and the like
+        elif hi - lo >= 256 * MB:
+            m["kind"] = "reservations"
+        elif lo % (2 * MB) == 0 and hi % (2 * MB) == 0:
+            m["kind"] = "aligned_2m"
+        else:
+            m["kind"] = "other_anon"
+        prev = m
+    if mem is not None:
+        mem.close()
+
+
+def mapping_figures(pid: int | str = "self") -> dict:
+    """Resident MiB of the process's anonymous memory by the kind of mapping holding it."""
+    maps = read_maps(pid)
+    label_maps(maps, pid)
+    out = dict.fromkeys(MAPPING_KINDS, 0.0)
+    for m in maps:
+        if m["kind"] in out:
+            out[m["kind"]] += m["rss"] / 1024
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def heap_figures() -> dict:
     """This process's malloc and Python heap (MiB)."""
     out: dict = {"python_blocks": sys.getallocatedblocks()}
@@ -126,6 +202,7 @@ def heap_figures() -> dict:
         # in use by malloc's callers (small + mmapped chunks), and free but kept by malloc
         out["malloc_in_use_mb"] = round((info.uordblks + info.hblkhd) / MB, 1)
         out["malloc_free_held_mb"] = round(info.fordblks / MB, 1)
+        out["malloc_mmapped_mb"] = round(info.hblkhd / MB, 1)  # inside other_anon
     pool = pa.default_memory_pool()  # Arrow's own allocator (mimalloc or jemalloc)
     out["arrow_allocated_mb"] = round(pool.bytes_allocated() / MB, 1)
     out["arrow_peak_mb"] = round(pool.max_memory() / MB, 1)
@@ -257,6 +334,10 @@ class FootprintSampler:
 
     def sample(self) -> dict:
         data = {"t": round(time.time(), 3), **process_figures(), **heap_figures()}
+        try:
+            data["anon_by_mapping_mb"] = mapping_figures()
+        except (OSError, ValueError):  # no /proc: the other figures still count
+            pass
         if self.on_store is not None:
             try:
                 store = self.on_store(store_figures)

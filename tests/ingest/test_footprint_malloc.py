@@ -73,3 +73,35 @@ def test_glibc_defaults_slide_the_threshold_and_add_arenas():
     assert got["tuned"] == {}
     assert got["mmapped_after_big"] == 0
     assert got["arenas"] > 2
+
+
+MAPS_PROBE = r"""
+import json, threading
+import pyarrow as pa
+from dataflows.footprint import label_maps, mapping_figures, read_maps
+
+start = threading.Barrier(6)
+hold = []
+def work():
+    start.wait()
+    hold.append([bytearray(1000) for _ in range(3000)])  # above Python's small-object size
+threads = [threading.Thread(target=work) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+arrow = pa.array(range(10_000_000), type=pa.int64())  # 80 MB in Arrow's own allocator
+maps = read_maps()
+label_maps(maps)
+arenas = [m for m in maps if m["kind"] == "glibc_heaps" and m["path"] == ""]
+print(json.dumps({"figures": mapping_figures(), "arenas": len(arenas)}))
+"""
+
+
+def test_mapping_figures_tell_glibc_arenas_from_arrows_reservation():
+    proc = subprocess.run([sys.executable, "-c", MAPS_PROBE], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    got = json.loads(proc.stdout)
+    assert got["arenas"] >= 1  # threads allocating at once got arenas of their own
+    figures = got["figures"]
+    assert set(figures) == {"glibc_heaps", "aligned_2m", "reservations", "stacks", "other_anon"}
+    assert figures["reservations"] >= 70  # mimalloc's 1 GiB arena holds the 80 MB array
+    assert figures["glibc_heaps"] >= 15  # 6 threads x 3 MB of bytearrays + the brk heap

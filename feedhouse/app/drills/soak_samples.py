@@ -132,6 +132,8 @@ class Sampler:
             "rss_file_mb": fp.get("rssfile_mb"),
             "malloc_in_use_mb": fp.get("malloc_in_use_mb"),
             "malloc_free_held_mb": fp.get("malloc_free_held_mb"),
+            "malloc_mmapped_mb": fp.get("malloc_mmapped_mb"),
+            "anon_by_mapping_mb": fp.get("anon_by_mapping_mb"),
             "arrow_allocated_mb": fp.get("arrow_allocated_mb"),
             "python_blocks": fp.get("python_blocks"),
             "tracemalloc_mb": fp.get("tracemalloc_mb"),
@@ -176,7 +178,7 @@ def summarize(samples: list[dict]) -> dict:
     def series(key: str) -> list[tuple[float, float]]:
         return [(s["t"], s[key]) for s in samples if s.get(key) is not None]
 
-    composition_keys = ("rss_anon_mb", "rss_file_mb", "malloc_in_use_mb",
+    composition_keys = ("rss_anon_mb", "anon_by_mapping_mb", "rss_file_mb", "malloc_in_use_mb",
                         "malloc_free_held_mb", "arrow_allocated_mb", "store_tracked_mb",
                         "jemalloc_resident_mb",
                         "jemalloc_allocated_mb", "caches_mb", "dedup_mb",
@@ -199,6 +201,12 @@ def summarize(samples: list[dict]) -> dict:
         "jemalloc_resident_slope_mb_per_h": _round(warm_slope(series("jemalloc_resident_mb"))),
         "rss_anon_slope_mb_per_h": _round(warm_slope(series("rss_anon_mb"))),
         "malloc_free_held_slope_mb_per_h": _round(warm_slope(series("malloc_free_held_mb"))),
+        # which kind of mapping the anonymous memory grows in (dataflows.footprint.label_maps)
+        "anon_by_mapping_slope_mb_per_h": {
+            kind: _round(warm_slope([(s["t"], s["anon_by_mapping_mb"][kind]) for s in samples
+                                     if (s.get("anon_by_mapping_mb") or {}).get(kind)
+                                     is not None]))
+            for kind in sorted({k for s in samples for k in (s.get("anon_by_mapping_mb") or {})})},
         # frames waiting for the dataflow: grows while the feeds fall behind (backlog)
         "queued_frames_slope_mb_per_h": _round(warm_slope(series("queued_frames_mb"))),
         "queued_frames_max_mb": max((v for _, v in series("queued_frames_mb")), default=None),
