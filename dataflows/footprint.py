@@ -46,6 +46,8 @@ MB = 1024 * 1024
 PARTS_SQL = ("SELECT database || '.' || table, count(), sum(rows), sum(bytes_on_disk) "
              "FROM system.parts WHERE active AND database IN ('market', 'iot', 'ops') "
              "GROUP BY database, table")
+# parts replaced by merges stay in memory (and on disk) for old_parts_lifetime (480 s)
+OUTDATED_SQL = "SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE NOT active"
 JEMALLOC_SQL = "SELECT stats FROM system.jemalloc_stats"
 JEMALLOC_TOTALS = re.compile(
     r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?resident: (\d+), mapped: (\d+)"
@@ -152,8 +154,9 @@ def _glibc_heap(mem, lo: int) -> bool:
 def label_maps(maps: list[dict], pid: int | str = "self") -> None:
     """Set each mapping's "kind": file, glibc_heaps (brk heap and per-thread arenas),
     stacks (above a 4 KiB guard page), reservations (>= 256 MiB: Arrow's mimalloc arena),
-    aligned_2m (2 MiB aligned: chDB's engine), other_anon (Python's object arenas,
-    glibc's mmapped blocks)."""
+    aligned_2m (2 MiB aligned: chDB's jemalloc extents; those merged with unaligned
+    neighbours land in other_anon), other_anon (Python's object arenas, glibc's mmapped
+    blocks). A heuristic by address and size: compare kinds across runs, not exactly."""
     try:
         mem = open(f"/proc/{pid}/mem", "rb")  # noqa: SIM115 - closed below
     except OSError:
@@ -219,7 +222,9 @@ def store_figures(client) -> dict:
     parts = {name: {"parts": int(n), "rows": int(rows), "bytes": int(size)}
              for name, n, rows, size in client.query(PARTS_SQL).result_rows}
     caches = {name: int(v) for name, v in client.query(CACHES_SQL).result_rows}
-    return {"parts": parts, "caches": caches, "jemalloc": jemalloc_figures(client)}
+    outdated, outdated_bytes = client.query(OUTDATED_SQL).result_rows[0]
+    return {"parts": parts, "caches": caches, "jemalloc": jemalloc_figures(client),
+            "outdated_parts": int(outdated), "outdated_parts_bytes": int(outdated_bytes or 0)}
 
 
 def jemalloc_figures(client) -> dict:

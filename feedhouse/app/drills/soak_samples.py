@@ -143,6 +143,7 @@ class Sampler:
             "caches_mb": {k: _mb(v) for k, v in fp.get("caches", {}).items()
                           if k != "MemoryTracking"},
             "parts": {t: p["parts"] for t, p in parts.items()},
+            "outdated_parts": fp.get("outdated_parts"),
             "buffer_file_mb": _mb(fp.get("buffer_file_bytes")),
             "duckdb_mb": _mb(fp.get("duckdb_memory_bytes")),
             "queued_frames_mb": _mb(fp.get("queued_frame_bytes")),
@@ -211,6 +212,7 @@ def summarize(samples: list[dict]) -> dict:
         "queued_frames_slope_mb_per_h": _round(warm_slope(series("queued_frames_mb"))),
         "queued_frames_max_mb": max((v for _, v in series("queued_frames_mb")), default=None),
         "source_paused_s_end": last.get("source_paused_s"),
+        "outdated_parts_max": max((v for _, v in series("outdated_parts")), default=None),
         "parts_end": end_parts,
         "parts_max": {t: max(s["parts"].get(t, 0) for s in with_parts) for t in tables},
         "parts_slope_per_h": parts_slope,
