@@ -24,10 +24,11 @@ from bytewax.testing import run_main
 from dataflows import metrics
 from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
-from dataflows.footprint import FootprintSampler
+from dataflows.footprint import FootprintSampler, tune_malloc
 from dataflows.metrics import start_metrics_server
-from dataflows.sink.stage import on_store
+from dataflows.sink.stage import on_buffer, on_store
 from dataflows.sink.stats import STATS
+from dataflows.sources.exchange import queued_bytes
 from dataflows.venues.stored import convert_stored
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
@@ -90,7 +91,8 @@ def run(
     handle_signals: bool = True,
 ) -> None:
     """Apply migrations, then run the dataflow (blocks)."""
-
+    tuned = tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb)
+    log.info("glibc malloc: %s", tuned or "glibc's defaults")
     try:
         # a start that migrated the store also converts the stored contract amounts the
         # migrations could not (`feedhouse init` always does; a start without migrations
@@ -127,7 +129,8 @@ def run(
     sampler = None
     if settings.footprint_every_s > 0:
         sampler = FootprintSampler(settings, settings.footprint_every_s, on_store=on_store,
-                                   dedup_bytes=metrics.dedup_bytes).start()
+                                   dedup_bytes=metrics.dedup_bytes,
+                                   on_buffer=on_buffer, queued_bytes=queued_bytes).start()
 
     def _footprint() -> dict | None:
         return sampler.latest if sampler is not None else None

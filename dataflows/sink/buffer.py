@@ -165,6 +165,13 @@ class LocalBuffer:
         self._con.execute("DELETE FROM batches WHERE id IN (SELECT unnest(?))", [list(batch_ids)])
         self._rows, self._batches = self._count()
 
+    def memory_bytes(self) -> dict[str, int]:
+        """DuckDB's own accounting (duckdb_memory(): buffer pool, blocks, allocator) by tag."""
+        rows = self._con.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        ).fetchall()
+        return {str(tag): int(n) for tag, n in rows}
+
     def close(self) -> None:
         self._con.close()
 
