@@ -5,16 +5,23 @@ sink's batch size (trades of the looped real captures, ids shifted per lap), the
 `dataflows.sink.drain.drain_buffer(settings)` timed on the wall clock: rows replayed per
 second, each batch inserted with its dedup token, ledger and replay log written, then
 deleted from the buffer. Filling the buffer is not timed.
+`replay_cpu_us_per_row` is the same drains' CPU time (this process, all threads: chDB's
+and DuckDB's included) per row: on a shared machine the wall clock says how loaded it
+was, CPU time what the drain costs. 500k rows/s needs at most 2 us/row on the wall
+clock; the drain's two threads (reading ahead, inserting) can overlap on two cores.
+Per-stage costs: `python -m bench.replay_stages`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
 from bench.common import NORMALIZE_CAPTURES, Config, Figure, corpus, measured, module_command
 
 GOAL = ">= 500,000"
+CPU_GOAL = "<= 2.0"
 CAPTURES = ("binance_futures", "okx", "coinbase")
 
 
@@ -48,7 +55,7 @@ def run(cfg: Config) -> list[Figure]:
     from feedhouse.store.migrations import init_schema
 
     rows = trade_rows(cfg.replay_rows)
-    rates = []
+    rates, cpu = [], []
     batch_rows = 5000
     for r in range(min(cfg.repeats, 2)):
         home = cfg.workdir / f"replay{r}"
@@ -57,16 +64,21 @@ def run(cfg: Config) -> list[Figure]:
         batch_rows = settings.sink.batch_rows
         init_schema(settings)
         pending = fill(settings, rows, batch_rows)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         reports = drain_buffer(settings)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
         replayed = sum(x.rows for x in reports if x.table == "market.trades")
         with warehouse(settings) as client:
             stored = client.query("SELECT count() FROM market.trades").result_rows[0][0]
         if not replayed == stored == pending == len(rows):
             raise RuntimeError(f"replayed {replayed}, stored {stored}, buffered {pending}")
         rates.append(round(replayed / elapsed))
+        cpu.append(round(cpu_s / replayed * 1e6, 3))
         shutil.rmtree(home, ignore_errors=True)
-    return [measured("replay_rows_per_s", "rows/s", module_command("replay", cfg), rates,
-                     goal=GOAL, settings={"rows": len(rows), "batch_rows": batch_rows,
-                                          "store": "chdb (embedded)", "clock": "wall"})]
+    shown = {"rows": len(rows), "batch_rows": batch_rows, "store": "chdb (embedded)",
+             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    command = module_command("replay", cfg)
+    return [measured("replay_rows_per_s", "rows/s", command, rates, goal=GOAL,
+                     settings={**shown, "clock": "wall"}),
+            measured("replay_cpu_us_per_row", "us/row", command, cpu, goal=CPU_GOAL,
+                     settings={**shown, "clock": "process CPU"})]

@@ -26,6 +26,7 @@ import ctypes
 import logging
 import os
 import re
+import struct
 import sys
 import threading
 import time
@@ -45,6 +46,8 @@ MB = 1024 * 1024
 PARTS_SQL = ("SELECT database || '.' || table, count(), sum(rows), sum(bytes_on_disk) "
              "FROM system.parts WHERE active AND database IN ('market', 'iot', 'ops') "
              "GROUP BY database, table")
+# parts replaced by merges stay in memory (and on disk) for old_parts_lifetime (480 s)
+OUTDATED_SQL = "SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE NOT active"
 JEMALLOC_SQL = "SELECT stats FROM system.jemalloc_stats"
 JEMALLOC_TOTALS = re.compile(
     r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?resident: (\d+), mapped: (\d+)"
@@ -69,6 +72,36 @@ def _mallinfo2() -> Callable[[], _MallInfo2] | None:
 
 
 _MALLINFO = _mallinfo2()
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's malloc.h
+
+
+def tune_malloc(arena_max: int, mmap_threshold_kb: int) -> dict:
+    """Bound what glibc malloc keeps (call before the ingest starts its threads).
+
+    Measured (docs/operations-soak.md, 12-minute soak pair side by side, load 13-27): with
+    glibc's defaults the memory freed but kept by glibc was 39-58 MB in the second half (Python's
+    frames, batches and the dedup window's merges are freed on other threads than the ones
+    that allocated them, and the sliding mmap threshold moves multi-MB blocks into the
+    heaps); with 2 arenas and a fixed 256 KB threshold 7-27 MB. The RSS slope
+    of those short runs did not change (276 vs 294 MB/h, both dominated by warm-up and by
+    frames queued while the feeds were behind): this bounds a level, it is not the slope.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return {}
+    done = {}
+    if arena_max > 0 and mallopt(M_ARENA_MAX, arena_max):
+        done["arena_max"] = arena_max
+    if mmap_threshold_kb > 0:
+        size = mmap_threshold_kb * 1024
+        # a fixed threshold also stops glibc raising it after each free of a mmapped block;
+        # the heap's free top goes back to the system beyond 4x the threshold
+        if mallopt(M_MMAP_THRESHOLD, size) and mallopt(M_TRIM_THRESHOLD, 4 * size):
+            done["mmap_threshold_kb"] = mmap_threshold_kb
+    return done
+
+
 def process_figures(pid: int | str = "self") -> dict:
     """RSS, peak RSS (MiB), threads and open fds of a process from /proc."""
     out: dict = {}
@@ -88,6 +121,82 @@ def process_figures(pid: int | str = "self") -> dict:
     return out
 
 
+HEAP_MAX = 64 * MB  # glibc's per-thread arena heaps are this large and aligned
+MAPPING_KINDS = ("glibc_heaps", "aligned_2m", "reservations", "stacks", "other_anon")
+
+
+def read_maps(pid: int | str = "self") -> list[dict]:
+    """Every mapping of /proc/<pid>/smaps: lo, hi, perm, path, rss (KiB)."""
+    maps: list[dict] = []
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                maps.append({"lo": lo, "hi": hi, "perm": head[1], "rss": 0,
+                             "path": head[5].strip() if len(head) > 5 else ""})
+            elif head and head[0] == "Rss:" and maps:
+                maps[-1]["rss"] = int(head[1])
+    return maps
+
+
+def _glibc_heap(mem, lo: int) -> bool:
+    """glibc's heap_info at the start: arena pointer, previous heap, size, protected size."""
+    try:
+        mem.seek(lo)
+        ar_ptr, prev, size, mprotect = struct.unpack("<4Q", mem.read(32))
+    except (OSError, struct.error, ValueError, OverflowError):
+        return False
+    return (0 < size <= HEAP_MAX and size % 4096 == 0 and 0 < mprotect <= HEAP_MAX
+            and (lo <= ar_ptr < lo + 4096 or (prev != 0 and prev % HEAP_MAX == 0)))
+
+
+def label_maps(maps: list[dict], pid: int | str = "self") -> None:
+    """Set each mapping's "kind": file, glibc_heaps (brk heap and per-thread arenas),
+    stacks (above a 4 KiB guard page), reservations (>= 256 MiB: Arrow's mimalloc arena),
+    aligned_2m (2 MiB aligned: chDB's jemalloc extents; those merged with unaligned
+    neighbours land in other_anon), other_anon (Python's object arenas, glibc's mmapped
+    blocks). A heuristic by address and size: compare kinds across runs, not exactly."""
+    try:
+        mem = open(f"/proc/{pid}/mem", "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        mem = None
+    prev: dict | None = None
+    for m in maps:
+        path, lo, hi = m["path"], m["lo"], m["hi"]
+        if path.startswith("/"):
+            m["kind"] = "file"
+        elif path == "[heap]" or (not path and lo % HEAP_MAX == 0 and mem is not None
+                                  and m["perm"].startswith("rw") and _glibc_heap(mem, lo)):
+            m["kind"] = "glibc_heaps"
+        elif path.startswith("[stack") or (
+                prev is not None and prev["hi"] == lo and prev["hi"] - prev["lo"] == 4096
+                and prev["perm"].startswith("---") and m["perm"].startswith("rw")):
+            m["kind"] = "stacks"
+        elif path:
+            m["kind"] = "other"  # [vdso] and the like
+        elif hi - lo >= 256 * MB:
+            m["kind"] = "reservations"
+        elif lo % (2 * MB) == 0 and hi % (2 * MB) == 0:
+            m["kind"] = "aligned_2m"
+        else:
+            m["kind"] = "other_anon"
+        prev = m
+    if mem is not None:
+        mem.close()
+
+
+def mapping_figures(pid: int | str = "self") -> dict:
+    """Resident MiB of the process's anonymous memory by the kind of mapping holding it."""
+    maps = read_maps(pid)
+    label_maps(maps, pid)
+    out = dict.fromkeys(MAPPING_KINDS, 0.0)
+    for m in maps:
+        if m["kind"] in out:
+            out[m["kind"]] += m["rss"] / 1024
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def heap_figures() -> dict:
     """This process's malloc and Python heap (MiB)."""
     out: dict = {"python_blocks": sys.getallocatedblocks()}
@@ -96,6 +205,7 @@ def heap_figures() -> dict:
         # in use by malloc's callers (small + mmapped chunks), and free but kept by malloc
         out["malloc_in_use_mb"] = round((info.uordblks + info.hblkhd) / MB, 1)
         out["malloc_free_held_mb"] = round(info.fordblks / MB, 1)
+        out["malloc_mmapped_mb"] = round(info.hblkhd / MB, 1)  # inside other_anon
     pool = pa.default_memory_pool()  # Arrow's own allocator (mimalloc or jemalloc)
     out["arrow_allocated_mb"] = round(pool.bytes_allocated() / MB, 1)
     out["arrow_peak_mb"] = round(pool.max_memory() / MB, 1)
@@ -112,7 +222,9 @@ def store_figures(client) -> dict:
     parts = {name: {"parts": int(n), "rows": int(rows), "bytes": int(size)}
              for name, n, rows, size in client.query(PARTS_SQL).result_rows}
     caches = {name: int(v) for name, v in client.query(CACHES_SQL).result_rows}
-    return {"parts": parts, "caches": caches, "jemalloc": jemalloc_figures(client)}
+    outdated, outdated_bytes = client.query(OUTDATED_SQL).result_rows[0]
+    return {"parts": parts, "caches": caches, "jemalloc": jemalloc_figures(client),
+            "outdated_parts": int(outdated), "outdated_parts_bytes": int(outdated_bytes or 0)}
 
 
 def jemalloc_figures(client) -> dict:
@@ -190,11 +302,15 @@ class FootprintSampler:
         every_s: float,
         on_store: Callable[[Callable], object] | None = None,
         dedup_bytes: Callable[[], dict] | None = None,
+        on_buffer: Callable[[Callable], object] | None = None,
+        queued_bytes: Callable[[], dict] | None = None,
     ) -> None:
         self.settings = settings
         self.every_s = every_s
         self.on_store = on_store  # runs fn(client-holder) where the store is open
         self.dedup_bytes = dedup_bytes
+        self.on_buffer = on_buffer  # runs fn(local buffer) on the thread that owns it
+        self.queued_bytes = queued_bytes  # frames waiting per exchange feed
         self.tracer = HeapTracer(Path(settings.home) / TRACEMALLOC_FILE)
         self.latest: dict = {}
         self._store: dict = {}
@@ -223,6 +339,10 @@ class FootprintSampler:
 
     def sample(self) -> dict:
         data = {"t": round(time.time(), 3), **process_figures(), **heap_figures()}
+        try:
+            data["anon_by_mapping_mb"] = mapping_figures()
+        except (OSError, ValueError):  # no /proc: the other figures still count
+            pass
         if self.on_store is not None:
             try:
                 store = self.on_store(store_figures)
@@ -233,10 +353,19 @@ class FootprintSampler:
                     self._store = store
             data.update(self._store)
         data["buffer_file_bytes"] = disk_bytes(self.settings.buffer_path)
+        if self.on_buffer is not None:
+            try:
+                duck = self.on_buffer(lambda buffer: buffer.memory_bytes())
+            except Exception:  # the committer stopped: no figure
+                duck = None
+            if duck is not None:
+                data["duckdb_memory_bytes"] = sum(duck.values())
         if self.settings.recovery_dir is not None:
             data["recovery_bytes"] = disk_bytes(self.settings.recovery_dir)
         if self.dedup_bytes is not None:
             data["dedup"] = self.dedup_bytes()
+        if self.queued_bytes is not None:
+            data["queued_frame_bytes"] = sum(self.queued_bytes().values())
         growth = self.tracer.poll()
         if growth is not None:
             data["tracemalloc_top"] = growth

@@ -24,12 +24,15 @@ from bytewax.testing import run_main
 from dataflows import metrics
 from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
-from dataflows.footprint import FootprintSampler
+from dataflows.footprint import FootprintSampler, tune_malloc
 from dataflows.metrics import start_metrics_server
-from dataflows.sink.stage import on_store
+from dataflows.sink.stage import on_buffer, on_store
 from dataflows.sink.stats import STATS
+from dataflows.sources.exchange import queued_bytes
+from dataflows.venues.stored import convert_stored
 from feedhouse.core.settings import FeedSettings, Settings
 from feedhouse.store.classify import ErrorClass, classify_error, error_code, first_line
+from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import init_schema
 
 log = logging.getLogger("feedhouse.run")
@@ -88,9 +91,16 @@ def run(
     handle_signals: bool = True,
 ) -> None:
     """Apply migrations, then run the dataflow (blocks)."""
-
+    tuned = tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb)
+    log.info("glibc malloc: %s", tuned or "glibc's defaults")
     try:
-        init_schema(settings)
+        # a start that migrated the store also converts the stored contract amounts the
+        # migrations could not (`feedhouse init` always does; a start without migrations
+        # leaves the store alone)
+        applied, _ = init_schema(settings)
+        if applied:
+            with warehouse(settings) as client:
+                convert_stored(client)
     except Exception as exc:
 
         if error_code(exc) == ACCESS_DENIED:
@@ -119,7 +129,8 @@ def run(
     sampler = None
     if settings.footprint_every_s > 0:
         sampler = FootprintSampler(settings, settings.footprint_every_s, on_store=on_store,
-                                   dedup_bytes=metrics.dedup_bytes).start()
+                                   dedup_bytes=metrics.dedup_bytes,
+                                   on_buffer=on_buffer, queued_bytes=queued_bytes).start()
 
     def _footprint() -> dict | None:
         return sampler.latest if sampler is not None else None

@@ -13,6 +13,7 @@ from hashlib import blake2b
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedhouse.store.ledger import COUNTERS, LEDGER_TABLE, LedgerDelta, minute_counts
 
@@ -42,7 +43,9 @@ _SCHEMAS = {
         [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
          ("bid_price", pa.float64()), ("bid_size", pa.float64()), ("ask_price", pa.float64()),
          ("ask_size", pa.float64()), ("exchange_ts", TS), ("received_ts", TS),
-         ("instrument_type", pa.string()), ("update_id", pa.uint64()), ("feed", pa.string())]
+         ("instrument_type", pa.string()), ("update_id", pa.uint64()),
+         ("native_bid_size", pa.float64()), ("native_ask_size", pa.float64()),
+         ("contract_size", pa.float64()), ("feed", pa.string())]
     ),
     READINGS: pa.schema(
         [("device_id", pa.string()), ("sensor", pa.string()), ("seq", pa.uint64()),
@@ -69,8 +72,10 @@ _SCHEMAS = {
 }
 
 READINGS_SCHEMA = _SCHEMAS[READINGS]
-# columns added by migration 010, for rows built without them
+# columns added by migrations 010 and 012, for rows built without them
 _COLUMN_DEFAULTS = {"instrument_type": "spot", "contract_size": 1.0, "update_id": 0}
+# the venue's own size columns: the size column itself where a row has none (None)
+_NATIVE_OF = {"native_amount": "amount", "native_bid_size": "bid_size", "native_ask_size": "ask_size"}
 
 
 @dataclass
@@ -121,9 +126,12 @@ def rows_table(table: str, rows: Sequence[Sequence], extra: dict[str, object] | 
     for name, values in zip(names, columns, strict=False):
         arrays[name] = pa.array(values, type=schema.field(name).type)
     n = len(rows)
-    for name in names[len(arrays):]:  # rows of the shape before migration 010
-        arrays[name] = arrays["amount"] if name == "native_amount" else \
+    for name in names[len(arrays):]:  # rows of the shape before migration 010 / 012
+        arrays[name] = arrays[_NATIVE_OF[name]] if name in _NATIVE_OF else \
             pa.array([_COLUMN_DEFAULTS[name]] * n, type=schema.field(name).type)
+    for name, size in _NATIVE_OF.items():
+        if name in arrays and arrays[name].null_count:
+            arrays[name] = pc.coalesce(arrays[name], arrays[size])
     for name, value in extra.items():
         arrays[name] = pa.array([value] * n, type=schema.field(name).type)
     return pa.table([arrays[n_] for n_ in schema.names], schema=schema)

@@ -11,6 +11,9 @@ One process opens the file at a time (DuckDB's own lock).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +61,16 @@ class Buffered:
 # DuckDB's buffer pool defaults to 80% of RAM and keeps the pages it read or wrote; the
 # buffer holds a few batches at a time, so a small pool suffices (it spills beyond it)
 MEMORY_LIMIT = "128MB"
+# ... but a drain reads chunks of ~500k rows (~64 MB of payloads, converted to Arrow in
+# buffers that grow by doubling) while the previous chunk is inserted: 128 MB fails with
+# "Out of Memory Error"; the drain raises the limit to this while it runs (`roomy`)
+DRAIN_MEMORY_LIMIT = "1GB"
 
 
 class LocalBuffer:
     def __init__(self, path: Path | str, memory_limit: str = MEMORY_LIMIT) -> None:
         self.path = Path(path)
+        self.memory_limit = memory_limit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path), config={"memory_limit": memory_limit})
@@ -124,15 +132,23 @@ class LocalBuffer:
         """`load` for several batches in one query (replay reads in chunks)."""
         if not entries:
             return []
-        # one Arrow column of payloads: each batch's IPC stream is read in place, no copy
-        found = self._con.sql(
-            "SELECT id, payload FROM batches WHERE id IN (SELECT unnest($ids))",
-            params={"ids": [e.id for e in entries]},
-        ).to_arrow_table()
-        payloads = found.column("payload").combine_chunks()
-        by_id = {int(i): k for k, i in enumerate(found.column("id").to_pylist())}
-        return [Batch(e.table, e.feed, e.token, from_ipc(payloads[by_id[e.id]].as_buffer()),
+        # payloads as Python bytes: one copy out of DuckDB, then read in place; fetching
+        # them as one Arrow column cost more (DuckDB copies big blobs into Arrow buffers
+        # that grow by doubling, and combining the column's chunks copies them again)
+        found = dict(self._con.execute(
+            "SELECT id, payload FROM batches WHERE id IN (SELECT unnest(?))", [[e.id for e in entries]]
+        ).fetchall())
+        return [Batch(e.table, e.feed, e.token, from_ipc(found[e.id]),
                       e.minutes, e.first_event_us, e.last_event_us, e.group) for e in entries]
+
+    @contextmanager
+    def roomy(self, memory_limit: str = DRAIN_MEMORY_LIMIT) -> Iterator[None]:
+        """DuckDB's memory limit raised for the block (a drain's large reads)."""
+        self._con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
+        try:
+            yield
+        finally:
+            self._con.execute(f"SET memory_limit = '{_size(self.memory_limit)}'")
 
     def delete(self, batch_id: int) -> None:
         """Forget a batch: call only after ClickHouse accepted it."""
@@ -143,11 +159,18 @@ class LocalBuffer:
         means those batches are replayed again, and their tokens make that a no-op)."""
         if not batch_ids:
             return
-        gone = self._con.execute(
-            "DELETE FROM batches WHERE id IN (SELECT unnest(?)) RETURNING rows", [list(batch_ids)]
+        # no RETURNING: it reads every deleted row whole, payload included (DuckDB
+        # decompresses it), which cost more than the delete; the counts are re-read instead
+        # (a scan of two small columns)
+        self._con.execute("DELETE FROM batches WHERE id IN (SELECT unnest(?))", [list(batch_ids)])
+        self._rows, self._batches = self._count()
+
+    def memory_bytes(self) -> dict[str, int]:
+        """DuckDB's own accounting (duckdb_memory(): buffer pool, blocks, allocator) by tag."""
+        rows = self._con.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
         ).fetchall()
-        self._rows -= sum(int(r[0]) for r in gone)
-        self._batches -= len(gone)
+        return {str(tag): int(n) for tag, n in rows}
 
     def close(self) -> None:
         self._con.close()
@@ -157,3 +180,10 @@ class LocalBuffer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _size(text: str) -> str:
+    """A memory size as DuckDB's SET takes it ('128MB', '1GB'); refuses anything else."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", text.strip(), re.IGNORECASE):
+        raise FeedhouseError(f"local buffer memory limit {text!r} is not a size like '512MB'")
+    return text.strip()

@@ -151,6 +151,14 @@ def on_store(fn):
     return committer.call(lambda writer: fn(writer.held.client()))
 
 
+def on_buffer(fn):
+    """`fn(local_buffer)` on the committer thread (its owner); None when no sink runs."""
+    committer = _SinkGroup.committer
+    if committer is None:
+        return None
+    return committer.call(lambda writer: fn(writer.buffer))
+
+
 def _housekeeping(writer: Writer, force: bool = False,
                   candles: PeriodicCandles | None = None) -> None:
     """After each committer round: replay the buffer once ClickHouse answers, publish the

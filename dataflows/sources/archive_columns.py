@@ -5,7 +5,9 @@ Every reader returns an Arrow table of trades in one shape, `COLUMNS`:
 
     symbol, native_symbol, trade_id (strings), price, amount (float64), side (string),
     exchange_ts, received_ts (int64 µs since the epoch), hashed (bool: the id is a stable
-    hash of the trade's fields because the archive had none)
+    hash of the trade's fields because the archive had none), native_amount,
+    contract_size (float64: the archive's size and the contract size that made `amount`
+    BASE, as the live adapter does it: dataflows/sources/archive_base.py)
 
 Symbols and ids are the live adapters': the native symbol is spelled as the venue's
 WebSocket sends it, and the normalized symbol is what the adapter's own `parse` makes of
@@ -43,8 +45,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dataflows.sources.archive import US_THRESHOLD, DumpFile, find_captures, find_dumps
+from dataflows.sources.archive_base import adapter_for, to_base
 from dataflows.sources.capture import capture_url, parse_capture
-from dataflows.venues import VENUES, venue_for_url
+from dataflows.venues import venue_for_url
 from dataflows.venues.common import stable_trade_id
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import Trade
@@ -53,6 +56,7 @@ COLUMNS = pa.schema([
     ("symbol", pa.string()), ("native_symbol", pa.string()), ("trade_id", pa.string()),
     ("price", pa.float64()), ("amount", pa.float64()), ("side", pa.string()),
     ("exchange_ts", pa.int64()), ("received_ts", pa.int64()), ("hashed", pa.bool_()),
+    ("native_amount", pa.float64()), ("contract_size", pa.float64()),
 ])
 
 TARDIS_NAME = re.compile(
@@ -73,8 +77,8 @@ TARDIS_VENUES: dict[str, tuple[str, Callable[[str], str], str]] = {
     "bitget-futures": ("bitget", _SAME, "USDT-FUTURES"),
     "bitmex": ("bitmex", _SAME, ""),
     "bitstamp": ("bitstamp", str.lower, ""),
-    "bybit": ("bybit", _SAME, ""),
-    "bybit-spot": ("bybit", _SAME, ""),
+    "bybit": ("bybit", _SAME, ""),  # derivatives: inverse or linear by the name
+    "bybit-spot": ("bybit", _SAME, "spot"),  # flavour: the Bybit market
     "coinbase": ("coinbase_exchange", _SAME, ""),  # Tardis records the Exchange feed
     "deribit": ("deribit", _SAME, ""),
     "gate-io": ("gateio", _SAME, ""),
@@ -153,7 +157,7 @@ def live_symbol(venue: str, native: str, flavour: str = "") -> str:
     found = _live_symbols.get(key)
     if found is not None:
         return found
-    adapter = VENUES[venue]
+    adapter = adapter_for(venue, native, flavour)
     symbol = ""
     for frame in _probe_frames(venue, native, flavour):
         parsed = adapter.parse(frame, _T_MS * 1000)
@@ -226,6 +230,7 @@ def trades_columns(trades: list[Trade]) -> pa.Table:
     cols = list(zip(*trades, strict=True))
     arrays = [pa.array(cols[i], type=COLUMNS.field(i - 1).type) for i in range(1, 9)]
     arrays.append(pa.array(np.zeros(len(trades), dtype=bool)))
+    arrays += [pa.array(cols[10], pa.float64()), pa.array(cols[11], pa.float64())]
     return pa.Table.from_arrays(arrays, schema=COLUMNS)
 
 
@@ -296,10 +301,11 @@ def read_dump_columns(dump: DumpFile) -> pa.Table:
     native = dump.native_symbol
     symbol = live_symbol(dump.venue, native)
     maker = pc.fill_null(table["maker"], False)
+    amount, size, contract = to_base(dump.venue, _const(native, n), table["price"], table["amount"])
     return pa.Table.from_arrays([
         _const(symbol, n), _const(native, n), pc.utf8_trim_whitespace(table["id"]),
-        table["price"], table["amount"], pc.if_else(maker, "sell", "buy"), ts, ts,
-        _const_bool(False, n),
+        table["price"], amount, pc.if_else(maker, "sell", "buy"), ts, ts,
+        _const_bool(False, n), size, contract,
     ], schema=COLUMNS)  # no receive time in a dump: the event time stands in
 
 
@@ -342,10 +348,11 @@ def read_tardis(file: ArchiveFile) -> pa.Table:
     hashed = missing.combine_chunks() if isinstance(missing, pa.ChunkedArray) else missing
     if pc.any(hashed).as_py():
         ids = _hash_missing_ids(table, native_col, hashed, file.exchange)
+    amount, size, contract = to_base(venue, native_col, table["price"], table["amount"], flavour)
     return pa.Table.from_arrays([
-        symbol_col, native_col, ids, table["price"], table["amount"],
+        symbol_col, native_col, ids, table["price"], amount,
         pc.utf8_lower(table["side"]), table["timestamp"], table["local_timestamp"],
-        pc.fill_null(hashed, False),
+        pc.fill_null(hashed, False), size, contract,
     ], schema=COLUMNS)
 
 

@@ -184,6 +184,10 @@ def trade_json(trade: Trade) -> dict:
 
 def quote_json(quote: Quote) -> dict:
     data = quote._asdict()
+    if quote.native_bid_size is None:  # the venue's sizes are the stored ones
+        data["native_bid_size"] = quote.bid_size
+    if quote.native_ask_size is None:
+        data["native_ask_size"] = quote.ask_size
     data["exchange_ts"] = iso_from_us(quote.exchange_ts)
     data["received_ts"] = iso_from_us(quote.received_ts)
     return data

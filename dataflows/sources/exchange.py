@@ -39,6 +39,18 @@ QUEUE_BYTES = 16 * 1024 * 1024  # frames are 0.1-2 KB: bytes, not frames, bound 
 IDLE_WAKE = timedelta(milliseconds=5)
 
 
+_QUEUES: weakref.WeakSet = weakref.WeakSet()
+
+
+def queued_bytes() -> dict[str, int]:
+    """{feed: bytes of frames waiting in its queue} (the ingest's footprint: a feed that
+    falls behind holds up to feeds[].queue_mb)."""
+    out: dict[str, int] = {}
+    for q in list(_QUEUES):
+        out[q.feed] = out.get(q.feed, 0) + max(0, q.bytes_in - q.bytes_out)
+    return out
+
+
 class FrameQueue:
     """Bounded hand-over from the client's asyncio thread to the Bytewax thread.
 
@@ -57,6 +69,7 @@ class FrameQueue:
         # each side counts only its own (no lock): held = what went in - what came out
         self.bytes_in = 0
         self.bytes_out = 0
+        _QUEUES.add(self)
 
     @property
     def full(self) -> bool:

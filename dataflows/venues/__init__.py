@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from dataflows.venues.base import Venue
 from feedhouse.core.settings import KNOWN_VENUES
 
-_SKIP = {"base", "common", "declare", "instruments"}
+_SKIP = {"base", "common", "declare", "instruments", "stored"}
 
 
 def _discover() -> dict[str, Venue]:

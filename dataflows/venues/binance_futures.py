@@ -2,7 +2,8 @@
 dstream), in Binance's stream format (binance.py) with their own symbol rules and sizes.
 
 Symbols: USD-M `BTCUSDT` -> `BTC-USDT-PERP`, `BTCUSDT_230331` -> `BTC-USDT-230331`; COIN-M
-`BTCUSD_PERP` -> `BTC-USD-PERP`. USD-M sizes are in BASE; COIN-M sizes are contracts of
+(inverse) `BTCUSD_PERP` -> `BTC-USD-INV-PERP`, `BTCUSD_200626` -> `BTC-USD-INV-200626`.
+USD-M sizes are in BASE; COIN-M sizes are contracts of
 100 USD (BTC) or 10 USD (others), converted to BASE (`contractSize` of dapi exchangeInfo).
 """
 
@@ -25,6 +26,16 @@ def native_futures(symbol: str) -> str:
     return native("-".join(parts[:-1] if parts[-1] == "PERP" else parts))
 
 
+def normalize_delivery(native: str) -> str:
+    """COIN-M contracts are inverse: 'BTCUSD_PERP' -> 'BTC-USD-INV-PERP'."""
+    return ins.inverse_symbol(normalize(native))
+
+
+def native_delivery(symbol: str) -> str:
+    """'BTC-USD-INV-PERP' -> 'BTCUSD_PERP'."""
+    return native(ins.plain_symbol(symbol.upper()))
+
+
 def _coin_m(native: str) -> ins.Spec:
     """COIN-M contracts are 100 USD for BTC, 10 USD for the others (inverse)."""
     symbol = normalize(native)
@@ -41,6 +52,6 @@ VENUES = [
     binance.venue("binance_futures", "wss://fstream.binance.com/stream", ("fstream.binance.com",),
                   native_futures, normalize_futures),
     binance.venue("binance_delivery", "wss://dstream.binance.com/stream", ("dstream.binance.com",),
-                  catalog=ins.Catalog("binance_delivery", _coin_m, _coin_m_list,
+                  native_delivery, normalize_delivery, catalog=ins.Catalog("binance_delivery", _coin_m, _coin_m_list,
                                       ("https://dapi.binance.com/dapi/v1/exchangeInfo",))),
 ]

@@ -9,8 +9,9 @@ Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instI
 - books, tickers, candles, subscribe acks ({"event"}) and the text `pong` -> ignored.
 Heartbeat: the client sends the text `ping` every 30 s.
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
-`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-231229`; v1 spot
-ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
+`BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`; coin-margined (inverse, USD-quoted: `COIN-FUTURES`,
+`BTCUSD_DMCBL`) are marked: `BTC-USD-INV-PERP`, delivery `BTCUSD_231229` -> `BTC-USD-INV-231229`;
+v1 spot ids like `BTCUSDT_SPBL` -> `BTC-USDT`. Sizes are in BASE (coin-margined ones too).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataflows.venues import declare
 from dataflows.venues.common import check_quote, name_field, num, price_size, side_of
 from dataflows.venues.declare import FrameError, ms_us, stable_trade_id, text_id
-from dataflows.venues.instruments import kind_of
+from dataflows.venues.instruments import inverse_symbol, kind_of, plain_symbol
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 VENUE = "bitget"
@@ -34,17 +35,22 @@ _IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
 
 def normalize(native: str) -> str:
     """'BTCUSDT' / 'BTCUSDT_SPBL' -> 'BTC-USDT'; 'BTCUSDT_UMCBL' -> 'BTC-USDT-PERP';
-    delivery 'BTCUSD_231229' -> 'BTC-USD-231229'."""
+    delivery 'BTCUSD_231229' -> 'BTC-USD-INV-231229' (coin-margined: marked inverse)."""
     pair, sep, suffix = native.upper().partition("_")
     base = declare.split_with(pair, _QUOTES)
     if sep and len(suffix) == 6 and suffix.isdigit():
-        return f"{base}-{suffix}"
-    return f"{base}-PERP" if sep and suffix != "SPBL" else base
+        return _coin_margined(f"{base}-{suffix}")
+    return _coin_margined(f"{base}-PERP") if sep and suffix != "SPBL" else base
+
+
+def _coin_margined(symbol: str) -> str:
+    """Bitget's USD-quoted contracts are coin-margined (inverse)."""
+    return inverse_symbol(symbol) if symbol.split("-")[1:2] == ["USD"] else symbol
 
 
 def native(symbol: str) -> str:
     """'BTC-USDT' and 'BTC-USDT-PERP' -> 'BTCUSDT' (the instType tells them apart)."""
-    parts = symbol.upper().split("-")
+    parts = plain_symbol(symbol.upper()).split("-")
     return "".join(parts[:2]) + (f"_{parts[2]}" if parts[2:3] != ["PERP"] and len(parts) > 2 else "")
 
 
@@ -55,7 +61,7 @@ def _symbol(arg: dict) -> tuple[str, str]:
     inst = name_field(arg, "instId", "instId")
     symbol = _normalize(inst)
     if arg.get("instType") in _FUTURES_TYPES and kind_of(symbol) == "spot":
-        symbol += "-PERP"
+        symbol = _coin_margined(symbol + "-PERP")
     return symbol, inst
 
 
@@ -136,7 +142,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 def _inst_type(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = plain_symbol(symbol.upper()).split("-")
     return _FUTURES_BY_QUOTE.get(parts[1], "USDT-FUTURES") if parts[2:3] == ["PERP"] else "SPOT"
 
 

@@ -7,8 +7,9 @@
 - `quote`: best bid/ask (`partial` + `insert`) -> quotes (sizes stay in contracts); other
   tables (orderBookL2, ...), the welcome `info`, subscribe acks and errors -> ignored.
 Heartbeat: after 5 s without a frame the client sends `ping`; BitMEX answers `pong`.
-Symbols (XBT reads as BTC): perpetuals `XBTUSD` -> `BTC-USD-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`;
-futures carry a month code, expiring on the month's last Friday (`XBTU21` -> `BTC-USD-210924`;
+Symbols (XBT reads as BTC; XBT against fiat is inverse, marked): perpetuals `XBTUSD` ->
+`BTC-USD-INV-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a month code, expiring on the
+month's last Friday (`XBTU21` -> `BTC-USD-INV-210924`;
 legacy alt futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot `XBT_USDT` -> `BTC-USDT`.
 """
 
@@ -50,15 +51,21 @@ def normalize(native: str) -> str:
         root, code = future.groups()
         expiry = ins.from_month_code(code)
         if root == "XBT":
-            return f"BTC-USD-{expiry}"
+            return f"BTC-USD-INV-{expiry}"
         pair = _pair(root)
-        return f"{pair[0]}-{pair[1]}-{expiry}" if pair else f"{root}-BTC-{expiry}"
+        return _marked(f"{pair[0]}-{pair[1]}-{expiry}") if pair else f"{root}-BTC-{expiry}"
     pair = _pair(upper)
-    return f"{pair[0]}-{pair[1]}-PERP" if pair else f"{upper}-PERP"
+    return _marked(f"{pair[0]}-{pair[1]}-PERP") if pair else f"{upper}-PERP"
+
+
+def _marked(symbol: str) -> str:
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each)."""
+    inverse = symbol.startswith(("BTC-USD-", "BTC-EUR-"))
+    return ins.inverse_symbol(symbol) if inverse else symbol
 
 
 def native(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = ins.plain_symbol(symbol.upper()).split("-")
     if len(parts) < 2:
         return symbol  # already native
     base, quote = _XBT.get(parts[0], parts[0]), _XBT.get(parts[1], parts[1])
@@ -73,11 +80,14 @@ def native(symbol: str) -> str:
 
 
 def _spec(native: str) -> ins.Spec:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); others: homeNotional."""
+    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); linear and quanto
+    contracts are valued per trade by homeNotional and have no fixed size (0: unknown,
+    so quote sizes stay contracts); XBT-quoted alt futures are 1 BASE each."""
     symbol = normalize(native)
-    inverse = "_" not in native and symbol.split("-")[:1] == ["BTC"] \
-        and symbol.split("-")[1] in ("USD", "EUR")
-    return ins.spec_of(symbol, 1.0, inverse)
+    if ins.is_inverse(symbol):
+        return ins.spec_of(symbol, 1.0, True)
+    unknown = ins.kind_of(symbol) != ins.SPOT and symbol.split("-")[1] != "BTC"
+    return ins.spec_of(symbol, 0.0 if unknown else 1.0)
 
 
 _catalog = ins.Catalog(VENUE, _spec)
@@ -146,5 +156,6 @@ VENUES = [
         VENUE, "wss://ws.bitmex.com/realtime",
         ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
         _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
-        native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping")
+        native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping",
+        catalog=_catalog)
 ]

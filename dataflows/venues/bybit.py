@@ -37,11 +37,13 @@ def _select(url: str) -> str:
 def normalize(native: str, market: str = "linear") -> str:
     """Spot 'BTCUSDT' -> 'BTC-USDT'. Linear: 'BTCUSDT' -> 'BTC-USDT-PERP', USDC perpetual
     'BTCPERP' -> 'BTC-USDC-PERP', futures 'BTC-29DEC23' -> 'BTC-USDC-231229' and
-    'BTCUSDT-27DEC24' -> 'BTC-USDT-241227'. Inverse: 'BTCUSD' -> 'BTC-USD-PERP', 'BTCUSDH23'
-    -> 'BTC-USD-230331'. Options: 'BTC-29DEC23-40000-C' -> 'BTC-USDC-231229-40000-C'."""
+    'BTCUSDT-27DEC24' -> 'BTC-USDT-241227'. Inverse (marked): 'BTCUSD' -> 'BTC-USD-INV-PERP',
+    'BTCUSDH23' -> 'BTC-USD-INV-230331'. Options: 'BTC-29DEC23-40000-C' -> 'BTC-USDC-231229-40000-C'."""
     upper = native.upper()
     if market == "spot":
         return split_concatenated(upper)
+    if market == "inverse":
+        return ins.inverse_symbol(normalize(native))
     if "-" in upper:
         head, expiry, *rest = upper.split("-")
         pair = split_concatenated(head) if len(head) > 5 else f"{head}-USDC"
@@ -55,7 +57,7 @@ def normalize(native: str, market: str = "linear") -> str:
 
 def native(symbol: str) -> str:
     """The inverse of `normalize` for any market (the URL picks the market)."""
-    parts = symbol.upper().split("-")
+    parts = ins.plain_symbol(symbol.upper()).split("-")
     if len(parts) == 2:
         return "".join(parts)
     if parts[2] == "PERP":
@@ -143,7 +145,7 @@ def _venue(market: str):
         channels={"trades": "publicTrade"},
         frames=declare.op_args(lambda c, s: f"{c}.{native(s)}"),
         native=native, normalize=lambda symbol: normalize(symbol, market), key=_key(market),
-        select=_select, ping_interval_s=20.0, ping_frame='{"op":"ping"}',
+        select=_select, catalog=spec_of, ping_interval_s=20.0, ping_frame='{"op":"ping"}',
     )
 
 

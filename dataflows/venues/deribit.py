@@ -7,8 +7,8 @@ contract_size 1 USD), coins for options and linear ones); `quote.<instrument>`: 
 other channels and RPC replies -> ignored. Gaps: `trade_seq` is consecutive per instrument.
 Heartbeat: subscribing first calls `public/set_heartbeat`; the server then sends `heartbeat`
 notifications, and a `test_request` must be answered with `public/test`.
-Symbols: inverse instruments are USD-quoted (`BTC-PERPETUAL` -> `BTC-USD-PERP`,
-`BTC-25SEP20` -> `BTC-USD-200925`, `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
+Symbols: inverse instruments are USD-quoted and marked (`BTC-PERPETUAL` -> `BTC-USD-INV-PERP`,
+`BTC-25SEP20` -> `BTC-USD-INV-200925`; options `BTC-24SEP21-8000-P` -> `BTC-USD-210924-8000-P`); linear
 ones name their quote (`ETH_USDC-PERPETUAL` -> `ETH-USDC-PERP`); spot `BTC_USDC` -> `BTC-USDC`.
 Quote sizes stay as Deribit gives them (USD for inverse instruments).
 """
@@ -38,11 +38,14 @@ def normalize(native: str) -> str:
     tail = ["PERP" if part == "PERPETUAL" else part.replace("_", ".") for part in rest]
     if tail and tail[0] != "PERP":
         tail[0] = ins.from_ddmmmyy(tail[0])  # expiry
-    return "-".join([base, quote, *tail])
+    symbol = "-".join([base, quote, *tail])
+    # coin-margined futures and perpetuals (no '_QUOTE' in the name) are inverse
+    inverse = not sep and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
+    return ins.inverse_symbol(symbol) if inverse else symbol
 
 
 def native(symbol: str) -> str:
-    parts = symbol.upper().split("-")
+    parts = ins.plain_symbol(symbol.upper()).split("-")
     if len(parts) < 2:
         return symbol  # already native
     base, quote, *rest = parts
@@ -65,8 +68,7 @@ def native(symbol: str) -> str:
 def _spec(native: str) -> ins.Spec:
     """Inverse futures and perpetuals (no '_QUOTE' in the name) trade in USD amounts."""
     symbol = normalize(native)
-    inverse = "_" not in native.split("-")[0] and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
-    return ins.spec_of(symbol, 1.0, inverse)
+    return ins.spec_of(symbol, 1.0, ins.is_inverse(symbol))
 
 
 _catalog = ins.Catalog(VENUE, _spec)
@@ -145,5 +147,5 @@ VENUES = [
         channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
         ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
         answer_ping=declare.ping_answer("test_request", 512, _test),
-        sequence_of=declare.sequence_check("trade_seq", _seq))
+        sequence_of=declare.sequence_check("trade_seq", _seq), catalog=_catalog)
 ]

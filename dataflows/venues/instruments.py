@@ -5,6 +5,10 @@ Symbols (docs/venues.md):
     perpetual       BASE-QUOTE-PERP                BTC-USDT-PERP
     dated future    BASE-QUOTE-YYMMDD              BTC-USD-240628
     option          BASE-QUOTE-YYMMDD-STRIKE-C|P   BTC-USD-240628-60000-C
+Inverse (coin-margined) perpetuals and futures, whose contract is worth a fixed QUOTE
+value and is margined in BASE, carry `-INV` before the expiry part on every venue:
+`BTC-USD-INV-PERP`, `BTC-USD-INV-251226` (`inverse_symbol`), so an inverse and a linear
+contract on one pair are never one symbol; `plain_symbol` drops the marker again.
 `kind_of(symbol)` reads the instrument type back from a symbol of that shape.
 
 Amounts: `market.trades.amount` is in BASE units. A contract venue's own size is kept as
@@ -16,12 +20,15 @@ amount, contract_size = 1.
 Contract specs come from the venues' instrument lists (`Catalog.load`: the recorded or
 documented replies under feedhouse/app/sessions/rest/ in tests; `refresh` fetches them
 on start in live mode and caches them under the `instruments_dir` setting or
-~/.cache/feedhouse/instruments); without a list a venue's documented rule applies.
+~/.cache/feedhouse/instruments), then from the specs shipped with feedhouse
+(dataflows/venues/specs/<venue>.json, built from recorded lists by
+tests/golden/build_specs.py); without either a venue's documented rule applies.
 """
 
 from __future__ import annotations
 
 import calendar
+import importlib.resources
 import logging
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -50,10 +57,12 @@ class Spec:
     symbol: str
     kind: str = SPOT
     contract_size: float = 1.0  # value of one native size unit (BASE; QUOTE if inverse)
-    inverse: bool = False
+    inverse: bool = False  # 0 = unknown: sizes stay contracts (reported, see stored.py)
 
     def base(self, size: float, price: float) -> float:
-        """The venue's size as an amount in BASE units."""
+        """The venue's size as an amount in BASE units (unknown size: the size as given)."""
+        if not self.contract_size:
+            return size
         if self.inverse:
             return base_of_quote(size * self.contract_size, price)
         if self.contract_size == 1.0:
@@ -68,8 +77,32 @@ def base_of_quote(value: float, price: float) -> float:
     return round(amount, 8) if amount >= 1e-4 else float(f"{amount:.6g}")
 
 
+INV = "INV"  # the inverse marker: BTC-USD-INV-PERP
+
+
+def inverse_symbol(symbol: str) -> str:
+    """'BTC-USD-PERP' -> 'BTC-USD-INV-PERP', 'BTC-USD-251226' -> 'BTC-USD-INV-251226'
+    (already marked: unchanged)."""
+    parts = symbol.split("-")
+    if len(parts) < 3 or parts[2] == INV:
+        return symbol
+    return "-".join([*parts[:2], INV, *parts[2:]])
+
+
+def plain_symbol(symbol: str) -> str:
+    """The symbol without its inverse marker (what the venues' own names encode)."""
+    parts = symbol.split("-")
+    return "-".join(parts[:2] + parts[3:]) if len(parts) > 3 and parts[2] == INV else symbol
+
+
+def is_inverse(symbol: str) -> bool:
+    return symbol.split("-")[2:3] == [INV]
+
+
 def kind_of(symbol: str) -> str:
     parts = symbol.split("-")
+    if len(parts) > 3 and parts[2] == INV:
+        del parts[2]
     if parts[-1] == "PERP":
         return PERPETUAL
     if len(parts) == 3 and len(parts[2]) == 6 and parts[2].isdigit():
@@ -106,6 +139,9 @@ def from_month_code(code: str) -> str:
 
 
 def spec_of(symbol: str, contract_size: float = 1.0, inverse: bool = False) -> Spec:
+    """The spec of a normalized symbol; inverse contracts get the `-INV` marker."""
+    if inverse:
+        symbol = inverse_symbol(symbol)
     return Spec(symbol, kind_of(symbol), contract_size, inverse)
 
 
@@ -118,6 +154,7 @@ class Catalog:
                  urls: tuple[str, ...] = ()) -> None:
         self.venue, self.rule, self.lister, self.urls = venue, rule, lister, urls
         self.listed: dict[str, Spec] = {}
+        self.shipped = shipped_specs(venue)
         self._cache: dict[str, Spec] = {}
         self._cache_read = lister is None
         self._check = normalizer(lambda native: self._lookup(native).symbol)
@@ -127,7 +164,7 @@ class Catalog:
         if not self._cache_read:  # a list fetched by an earlier live run, if any
             self._cache_read = True
             self.load_cached()
-        spec = self.listed.get(native) or self.rule(native)
+        spec = self.listed.get(native) or self.shipped.get(native) or self.rule(native)
         if spec.kind not in KINDS:
             raise FrameError(f"bad instrument type {spec.kind!r}")
         return spec
@@ -157,6 +194,26 @@ class Catalog:
 
     def load_cached(self) -> int:
         return self.load(_cached_replies(self.venue))
+
+
+    def known(self, native: str) -> Spec | None:
+        """The listed (fetched, cached or shipped) spec of `native`; None when no list
+        has it (the rule's guesses do not count)."""
+        if not self._cache_read:
+            self._cache_read = True
+            self.load_cached()
+        return self.listed.get(native) or self.shipped.get(native)
+
+
+def shipped_specs(venue: str) -> dict[str, Spec]:
+    """The specs shipped as package data: {"source", "specs": {native: [symbol,
+    contract_size, inverse]}}; {} when feedhouse ships none for `venue`."""
+    try:
+        text = importlib.resources.files("dataflows.venues").joinpath(f"specs/{venue}.json").read_bytes()
+    except (OSError, ValueError):
+        return {}
+    return {native: Spec(symbol, kind_of(symbol), float(size), bool(inverse))
+            for native, (symbol, size, inverse) in orjson.loads(text)["specs"].items()}
 
 
 def _cached_replies(venue: str) -> list[object]:
@@ -230,9 +287,18 @@ def trade(venue: str, spec: Spec, native: str, ident: str, price: float, size: f
 
 def quote(venue: str, spec: Spec, native: str, bid: float, bid_size: float, ask: float,
           ask_size: float, exchange_ts: int, received_ts: int, update_id: int = 0) -> Quote:
-    """A best bid/ask from its fields (sizes as the venue reports them)."""
-    return Quote(venue, spec.symbol, native, bid, bid_size, ask, ask_size, exchange_ts,
-                 received_ts, spec.kind, update_id)
+    """A best bid/ask from its fields: sizes in BASE (each side at its own price), the
+    venue's sizes kept beside them. An empty side (price 0) stays 0."""
+    size_cs = spec.contract_size
+    if size_cs == 1.0 and not spec.inverse:
+        return _new(Quote, (venue, spec.symbol, native, bid, bid_size, ask, ask_size, exchange_ts,
+                            received_ts, spec.kind, update_id, bid_size, ask_size, 1.0))
+    inverse = spec.inverse
+    return _new(Quote, (
+        venue, spec.symbol, native, bid,
+        spec.base(bid_size, bid) if bid_size and (bid or not inverse) else 0.0, ask,
+        spec.base(ask_size, ask) if ask_size and (ask or not inverse) else 0.0,
+        exchange_ts, received_ts, spec.kind, update_id, bid_size, ask_size, size_cs))
 
 
 def update_id(value: object) -> int:

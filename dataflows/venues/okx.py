@@ -2,7 +2,9 @@
 
 The client sends the text `ping` every <30 s and gets the text `pong` (not JSON).
 Instrument ids are BASE-QUOTE(-YYMMDD(-STRIKE-C|P)), our form, except perpetual swaps:
-`BTC-USD-SWAP` -> `BTC-USD-PERP`. Swap, futures and option sizes are contracts of
+`BTC-USDT-SWAP` -> `BTC-USDT-PERP`; inverse (coin-margined, USD) swaps and futures are marked:
+`BTC-USD-SWAP` -> `BTC-USD-INV-PERP`, `BTC-USD-220527` -> `BTC-USD-INV-220527`.
+Swap, futures and option sizes are contracts of
 ctVal x ctMult (public/instruments): inverse ones in USD (BTC 100, others 10), linear
 and options in BASE; without the instrument list a linear contract's size is unknown and
 its trades are refused (invalid), never stored in the wrong unit. Quote sizes stay in
@@ -30,11 +32,13 @@ _INSTRUMENTS = "https://www.okx.com/api/v5/public/instruments?instType="
 
 def normalize(inst: str) -> str:
     upper = inst.upper()
-    return f"{upper[:-5]}-PERP" if upper.endswith("-SWAP") else upper
+    symbol = f"{upper[:-5]}-PERP" if upper.endswith("-SWAP") else upper
+    inverse = symbol.split("-")[1:2] == ["USD"] and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
+    return ins.inverse_symbol(symbol) if inverse else symbol
 
 
 def native(symbol: str) -> str:
-    upper = symbol.upper()
+    upper = ins.plain_symbol(symbol.upper())
     return f"{upper[:-5]}-SWAP" if upper.endswith("-PERP") else upper
 
 
@@ -44,7 +48,7 @@ def _spec(inst: str) -> ins.Spec:
     kind = ins.kind_of(symbol)
     if kind == ins.SPOT:
         return ins.spec_of(symbol)
-    if kind != ins.OPTION and symbol.split("-")[1] == "USD":
+    if ins.is_inverse(symbol):
         return ins.spec_of(symbol, 100.0 if symbol.startswith("BTC-") else 10.0, True)
     raise FrameError(f"contract size of {inst[:40]!r} unknown (instrument list not loaded)")
 

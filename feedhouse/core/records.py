@@ -46,6 +46,12 @@ class Quote(NamedTuple):
     # the venue's id of this best bid/ask update (Binance `u`, OKX `seqId`, Bybit `u`,
     # ...); 0 where it has none, then every field identifies the update
     update_id: int = 0
+    # bid_size/ask_size are BASE units; the venue's own sizes (contracts, USD, ...) and the
+    # value of one such unit (BASE, or QUOTE when inverse) as in Trade. None: the sizes
+    # are the venue's (spot venues), stored as bid_size/ask_size
+    native_bid_size: float | None = None
+    native_ask_size: float | None = None
+    contract_size: float = 1.0
 
 
 class Reading(NamedTuple):
@@ -167,6 +173,9 @@ class QuoteModel(BaseModel):
     received_ts: Annotated[int, Field(gt=0)]
     instrument_type: InstrumentType = "spot"
     update_id: Annotated[int, Field(ge=0)] = 0
+    native_bid_size: NonNegFloat | None = None
+    native_ask_size: NonNegFloat | None = None
+    contract_size: NonNegFloat = 1.0
 
 
 class ReadingModel(BaseModel):

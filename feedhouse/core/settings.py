@@ -287,6 +287,12 @@ class Settings(BaseSettings):
     footprint_every_s: float = Field(
         10.0, ge=0, description="`feedhouse run` samples its memory, fds, threads and the "
         "store's parts and caches into run_status.json this often (0: never)")
+    malloc_arena_max: int = Field(
+        2, ge=0, description="`feedhouse run` caps glibc malloc's arenas (0: glibc's "
+        "default, 8 per core): per-thread arenas each keep their own free memory")
+    malloc_mmap_threshold_kb: int = Field(
+        256, ge=0, le=32768, description="`feedhouse run`: blocks at least this large are "
+        "mmapped and returned on free (0: glibc's sliding threshold, which rises to 32 MB)")
     embedded_store: EmbeddedStoreSettings = Field(default_factory=EmbeddedStoreSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)

@@ -27,11 +27,15 @@ QUOTES = TableSpec(  # one row per update: its venue's update id, else every fie
     "market.quotes", "exchange_ts", ("venue", "symbol", "exchange_ts", "update_id", "bid_price",
                                      "ask_price", "bid_size", "ask_size")
 )
+BOOK_UPDATES = TableSpec(  # one row per level update (migration 016); redeliveries collapse
+    "market.book_updates", "exchange_ts", ("venue", "symbol", "exchange_ts", "update_id",
+                                           "is_snapshot", "side", "price", "amount")
+)
 READINGS = TableSpec("iot.readings", "device_ts", ("device_id", "sensor", "device_ts", "seq"), ("mqtt",))
 DEAD_LETTER = TableSpec("ops.dead_letter", "received_ts", ("feed", "received_ts", "cityHash64(raw)"))
 
 # Tables whose rows the ledger's `inserted` counter counts (records of a feed).
-RECORD_TABLES: tuple[TableSpec, ...] = (TRADES, QUOTES, READINGS)
+RECORD_TABLES: tuple[TableSpec, ...] = (TRADES, QUOTES, READINGS, BOOK_UPDATES)
 # Tables a buffer replay can write and whose new rows can be counted per key.
 COUNTABLE_TABLES: dict[str, TableSpec] = {t.name: t for t in (*RECORD_TABLES, DEAD_LETTER)}
 

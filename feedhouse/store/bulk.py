@@ -23,6 +23,7 @@ from feedhouse.core.sqlsafe import identifier
 # FROM INFILE takes no server-side parameters, so the two values that go into the text
 # (our temporary file's path and our own token) must be plain: else the portable path
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9_./:@+=-]{1,512}$")
+SETTING = re.compile(r"^[a-z_]{1,64}$")
 
 
 def is_embedded(client) -> bool:
@@ -30,22 +31,26 @@ def is_embedded(client) -> bool:
     return type(client).__name__ == "ChdbClient"
 
 
-def insert_arrow_bulk(client, table: str, data: pa.Table, token: str) -> None:
-    """Insert `data` into `table` (database.table) under `insert_deduplication_token`."""
-    if not is_embedded(client) or not SAFE_TEXT.match(token):
-        client.insert_arrow(table, data, settings={"insert_deduplication_token": token})
+def insert_arrow_bulk(client, table: str, data: pa.Table, token: str,
+                      settings: dict[str, int] | None = None) -> None:
+    """Insert `data` into `table` (database.table) under `insert_deduplication_token`,
+    with further integer query `settings` if given."""
+    extra = {k: int(v) for k, v in (settings or {}).items()}
+    if not is_embedded(client) or not SAFE_TEXT.match(token) or not all(map(SETTING.match, extra)):
+        client.insert_arrow(table, data, settings={"insert_deduplication_token": token, **extra})
         return
     fd, path = tempfile.mkstemp(prefix="feedhouse-insert-", suffix=".arrows")
     try:
         with os.fdopen(fd, "wb") as handle, ipc.new_stream(handle, data.schema) as writer:
             writer.write_table(data)
         if not SAFE_TEXT.match(path):
-            client.insert_arrow(table, data, settings={"insert_deduplication_token": token})
+            client.insert_arrow(table, data, settings={"insert_deduplication_token": token, **extra})
             return
         columns = ", ".join(identifier(c) for c in data.column_names)
+        more = "".join(f", {k} = {v}" for k, v in extra.items())
         client.command(
             f"INSERT INTO {identifier(table)} ({columns}) FROM INFILE '{path}' "
-            f"SETTINGS insert_deduplication_token = '{token}' FORMAT ArrowStream"
+            f"SETTINGS insert_deduplication_token = '{token}'{more} FORMAT ArrowStream"
         )
     finally:
         try:

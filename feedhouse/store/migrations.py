@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,10 +132,12 @@ def list_tables(client) -> list[tuple[str, str, str]]:
 
 
 def init_schema(
-    settings, cluster: str | None = None
+    settings, cluster: str | None = None, after: Callable[[object], object] | None = None
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     """Apply pending migrations; return (applied files, all feedhouse tables).
-    `cluster`: DDL ON CLUSTER, replicated local tables behind Distributed ones."""
+    `cluster`: DDL ON CLUSTER, replicated local tables behind Distributed ones.
+    `after(client)`: a step of a higher layer that must follow the migrations (the stored
+    rows' conversion, dataflows/venues/stored.py), run in the same warehouse session."""
     store = chdb_path(settings.dsn)
     # a demo or drill working on this store: say so, touch nothing
     claim = store_claim(store, "feedhouse init") if store is not None else nullcontext()
@@ -142,6 +145,8 @@ def init_schema(
     # leave nothing behind
     with claim, warehouse(settings) as client:
         applied = apply_migrations(client, cluster=cluster)
+        if after is not None:
+            after(client)
         tables = list_tables(client)
     settings.home.mkdir(parents=True, exist_ok=True)
     assert settings.recovery_dir is not None

@@ -54,10 +54,10 @@ def _trades_table(feed: str, venue: str, part: pa.Table) -> pa.Table:
         "trade_id": part["trade_id"], "price": part["price"], "amount": part["amount"],
         "side": part["side"],
         "exchange_ts": part["exchange_ts"].cast(ts_type), "received_ts": part["received_ts"].cast(ts_type),
-        # archive sizes are stored as the archive gives them (contract_size 1)
+        # amounts in BASE with the live adapters' specs, the archive's sizes kept
         "instrument_type": _instrument_types(part["symbol"]),
-        "native_amount": part["amount"],
-        "contract_size": pa.repeat(pa.scalar(1.0, pa.float64()), n),
+        "native_amount": part["native_amount"],
+        "contract_size": part["contract_size"],
         "feed": pa.repeat(pa.scalar(feed, pa.string()), n),
     }
     return pa.table([columns[name] for name in schema.names], schema=schema)

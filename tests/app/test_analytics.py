@@ -169,6 +169,9 @@ def test_catalog_lists_every_file_with_a_question():
         "spread_stats",
         "sensor_rolling",
         "device_health",
+        "book_at",
+        "depth",
+        "book_health",
     }
     for query in queries.values():
         assert query.question.endswith("?"), query.name

@@ -71,6 +71,21 @@ def test_summary_reports_peak_parts_and_their_trend():
     assert s["fds_end"] == 100 and s["threads_slope_per_h"] == 0.0
 
 
+
+def test_summary_names_the_mapping_that_grows_and_the_backlog():
+    # after warm-up only the 2 MiB-aligned extents grow (3.6 MB a minute); frames queue
+    samples = [{"t": float(t), "rss_mb": 600.0, "queued_frames_mb": 1.0 + t / 60,
+                "source_paused_s": t / 10,
+                "anon_by_mapping_mb": {"glibc_heaps": 80.0, "aligned_2m": 50 + 0.06 * t}}
+               for t in range(0, 600, 10)]
+    s = summarize(samples)
+    assert s["anon_by_mapping_slope_mb_per_h"]["aligned_2m"] == pytest.approx(216.0)
+    assert s["anon_by_mapping_slope_mb_per_h"]["glibc_heaps"] == pytest.approx(0.0)
+    assert s["queued_frames_slope_mb_per_h"] == pytest.approx(60.0)
+    assert s["queued_frames_max_mb"] == pytest.approx(1.0 + 590 / 60)
+    assert s["source_paused_s_end"] == 59.0
+
+
 @pytest.mark.integration
 def test_soak_drill_short_run_samples_the_ingest_and_loses_nothing(tmp_path):
     store = tmp_path / "soak"

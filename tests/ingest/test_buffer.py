@@ -12,6 +12,7 @@ import pytest
 
 from dataflows.sink.batches import TRADES, make_batch, rows_table
 from dataflows.sink.buffer import LocalBuffer
+from feedhouse.core.errors import FeedhouseError
 from feedhouse.core.records import Trade
 
 T0 = 1_700_000_000_000_000
@@ -82,3 +83,25 @@ def test_second_opener_gets_a_clear_error(tmp_path):
         code = f"from dataflows.sink.buffer import LocalBuffer; LocalBuffer({str(path)!r})"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode != 0 and "in use by another process" in proc.stderr
+
+
+def test_delete_many_keeps_the_counts_and_a_drain_gets_room_for_large_reads(tmp_path):
+    with LocalBuffer(tmp_path / "b.duckdb", memory_limit="64MB") as buf:
+        ids = [buf.put(trades_batch(f"t{i}", 4, i * 4)) for i in range(5)]
+        buf.delete_many([ids[0], ids[3], 10_000])  # an id no longer there changes nothing
+        assert (buf.pending_rows, buf.pending_batches) == (12, 3)
+        assert [p.token for p in buf.pending()] == ["t1", "t2", "t4"]
+
+        def limit() -> str:
+            return buf._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+        small = limit()
+        with buf.roomy("1GB"):
+            assert (small, limit()) == ("61.0 MiB", "953.6 MiB")  # 64 MB, 1 GB
+            loaded = buf.load_many(buf.pending())
+        assert limit() == small  # back to the ingest-time limit after the drain
+        assert [b.data.column("trade_id").to_pylist()[0] for b in loaded] == ["4", "8", "16"]
+        with pytest.raises(FeedhouseError, match="'1GB; DROP' is not a size"):
+            with buf.roomy("1GB; DROP"):
+                pass
+        assert limit() == small

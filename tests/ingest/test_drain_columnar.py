@@ -16,9 +16,9 @@ T0 = 1_700_000_000_000_000
 BATCHES, PER = 40, 250
 
 
-def batch(k: int):
-    rows = [Trade("binance", "BTC-USDT", "BTCUSDT", str(k * PER + i), 100.0 + i, 0.5, "buy",
-                  T0 + (k * PER + i) * 1_000_000, T0) for i in range(PER)]
+def batch(k: int, per: int = PER):
+    rows = [Trade("binance", "BTC-USDT", "BTCUSDT", str(k * per + i), 100.0 + i, 0.5, "buy",
+                  T0 + (k * per + i) * 1_000_000, T0) for i in range(per)]
     return make_batch(TRADES, "bn", f"bn:{k}", rows_table(TRADES, rows, {"feed": "bn"}))
 
 
@@ -87,3 +87,23 @@ def test_a_drain_that_stopped_before_deleting_replays_the_same_insert_and_stores
     assert sum(r.rows for r in reports) == BATCHES * PER
     rows, keys, _, _ = stored(settings)
     assert rows == keys == BATCHES * PER  # found stored (and its rebuilt token would be dropped)
+
+
+def test_a_chunk_larger_than_the_buffers_memory_limit_drains(initialized):
+    """The buffer keeps DuckDB's memory small while ingesting; a drain reads chunks of
+    hundreds of thousands of rows, so it raises the limit while it runs (at 128 MB a
+    500k-row chunk failed with "Out of Memory Error"): here 40k rows (~4 MB of payloads,
+    read as one chunk) under a 8 MB limit, which failed before."""
+    settings = initialized
+    with LocalBuffer(settings.buffer_path) as buf:
+        for k in range(BATCHES):
+            buf.put(batch(k, per=1000))
+    writer = Writer(settings, buffer=LocalBuffer(settings.buffer_path, memory_limit="8MB"))
+    try:
+        reports = replay_with(writer)
+        limit = writer.buffer._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        writer.close()
+    assert [(r.rows, r.status) for r in reports] == [(BATCHES * 1000, "finished")]
+    assert limit == "7.6 MiB"  # the buffer's own limit again after the drain
+    assert stored(settings) == (BATCHES * 1000,) * 4

@@ -37,7 +37,10 @@ def test_replayed_venues_land_once_and_the_ledger_reconciles(tmp_path):
         )
 
         def stopper() -> None:
-            time.sleep(4)
+            # a few hundred trades sent, however long the start takes on a loaded machine
+            deadline = time.monotonic() + 90
+            while sent_totals(server.stats())["unique_trades_sent"] < 600 and time.monotonic() < deadline:
+                time.sleep(0.2)
             # hold, not stop: the server sends nothing new but keeps its connections, so
             # frames still in socket buffers arrive (a stop could drop them: counted as
             # sent, never received); the flow drains what was sent

@@ -28,8 +28,13 @@ def test_bybit_market_comes_from_the_endpoint() -> None:
     assert parsed("linear") == ("bybit", "BTC-USDT-PERP", "perpetual", 0.001)
     # the same frame from /inverse is an inverse contract: its size is USD, not BTC
     assert parsed("inverse")[2:] == ("perpetual", 6.03191e-08)  # 0.001 USD / 16,578.50
+    # so its symbol says so: three endpoints, three symbols for one message
+    assert len({parsed(m)[1] for m in ("spot", "linear", "inverse")}) == 3
+    assert parsed("inverse")[1] == "BTC-USDT-INV-PERP"
     # Bybit's inverse instruments are USD-quoted: 100 USD contracts at 16,578.50
-    assert parsed("inverse", BYBIT_INVERSE) == ("bybit", "BTC-USD-PERP", "perpetual", 0.00603191)
+    assert parsed("inverse", BYBIT_INVERSE) == ("bybit", "BTC-USD-INV-PERP", "perpetual", 0.00603191)
+    # the linear endpoint's BTCUSD (were there one) would be another symbol
+    assert parsed("linear", BYBIT_INVERSE)[1] == "BTC-USD-PERP"
     legacy = venue_for_url("wss://stream.bybit.com/realtime_public")  # the USDT perpetuals
     assert legacy.key == "bybit" and legacy.parse(BYBIT, 1).trades[0].symbol == "BTC-USDT-PERP"
 

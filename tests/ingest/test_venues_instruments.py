@@ -12,6 +12,7 @@ import pytest
 
 from dataflows.venues import binance_futures, okx
 from dataflows.venues import instruments as ins
+from tests.golden import build_specs
 from tests.support.paths import SESSIONS
 
 REST = SESSIONS / "rest"
@@ -22,10 +23,19 @@ COIN_M = (binance_futures._coin_m, binance_futures._coin_m_list)  # rule, list r
 @pytest.mark.parametrize(("symbol", "kind"), [
     ("BTC-USDT", "spot"), ("BTC-USDT-PERP", "perpetual"), ("BTC-USD-240628", "future"),
     ("BTC-USD-240628-60000-C", "option"), ("ETH-USDC-240628-3000-P", "option"),
-    ("TESTBTC-TESTUSD", "spot"),
+    ("TESTBTC-TESTUSD", "spot"), ("BTC-USD-INV-PERP", "perpetual"), ("BTC-USD-INV-251226", "future"),
 ])
 def test_kind_of_reads_the_symbol_rule(symbol: str, kind: str) -> None:
     assert ins.kind_of(symbol) == kind
+
+
+def test_inverse_marker_is_one_rule() -> None:
+    assert ins.spec_of("BTC-USD-PERP", 100.0, True).symbol == "BTC-USD-INV-PERP"
+    assert ins.spec_of("BTC-USD-PERP").symbol == "BTC-USD-PERP"  # linear: unmarked
+    assert ins.inverse_symbol("BTC-USD-251226") == "BTC-USD-INV-251226"
+    assert ins.inverse_symbol("BTC-USD-INV-PERP") == "BTC-USD-INV-PERP"
+    assert ins.plain_symbol("BTC-USD-INV-251226") == "BTC-USD-251226"
+    assert ins.is_inverse("ETH-USD-INV-PERP") and not ins.is_inverse("ETH-USD-PERP")
 
 
 def test_expiries() -> None:
@@ -47,16 +57,30 @@ def test_contract_sizes_from_recorded_and_documented_instrument_lists(monkeypatc
     monkeypatch.setattr(ins, "_cache_dir", tmp_path)  # no cached list
     okx_catalog = ins.Catalog("okx", okx._spec, okx._listed)
     with pytest.raises(ValueError, match="instrument list not loaded"):
-        okx_catalog("BTC-USDT-SWAP")  # a linear size is never guessed
+        okx_catalog("NEWCOIN-USDT-SWAP")  # a linear size is never guessed
+    okx_catalog.shipped = {}  # without the shipped specs either
+    with pytest.raises(ValueError, match="instrument list not loaded"):
+        okx_catalog("BTC-USDT-SWAP")
     assert okx_catalog.load(ins.read_rest(REST / "OKX.0").values()) > 900
     assert okx_catalog("BTC-USDT-SWAP") == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
-    assert okx_catalog("BTC-USD-SWAP") == ins.Spec("BTC-USD-PERP", "perpetual", 100.0, True)
+    assert okx_catalog("BTC-USD-SWAP") == ins.Spec("BTC-USD-INV-PERP", "perpetual", 100.0, True)
     assert okx_catalog("BTC-USD-220514-22000-C") == ins.Spec(
         "BTC-USD-220514-22000-C", "option", 0.1)
     coin_m = ins.Catalog("binance_delivery", *COIN_M)
     assert coin_m.load(ins.read_rest(REST / "BINANCE_DELIVERY.docs").values()) == 3
-    assert coin_m("ETHUSD_PERP") == ins.Spec("ETH-USD-PERP", "perpetual", 10.0, True)
+    assert coin_m("ETHUSD_PERP") == ins.Spec("ETH-USD-INV-PERP", "perpetual", 10.0, True)
     assert coin_m("BTCUSD_200626").base(2.0, 9643.5) == 0.02073936  # 200 USD of BTC
+
+
+def test_shipped_specs_are_the_recorded_lists() -> None:
+    """dataflows/venues/specs/*.json are what tests/golden/build_specs.py builds from the
+    recorded replies, and the catalogs use them when no fetched list has an instrument."""
+    for venue in build_specs.SOURCES:
+        built = build_specs.build(venue)["specs"]
+        shipped = ins.shipped_specs(venue)
+        assert {n: [s.symbol, s.contract_size, s.inverse] for n, s in shipped.items()} == built
+    assert ins.shipped_specs("okx")["BTC-USDT-SWAP"] == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
+    assert ins.shipped_specs("bitmex") == {}  # no recorded BitMEX instrument list
 
 
 class _Lists(http.server.BaseHTTPRequestHandler):

@@ -91,7 +91,7 @@ def test_hand_checked_records() -> None:
     # BitMEX (docs): XBTUSD 200 inverse contracts = homeNotional 0.00814184 BTC
     (xbt,) = _result("docs/BITMEX_TRADES.ws.docs").trades
     assert (xbt.symbol, xbt.amount, xbt.native_amount, xbt.contract_size, xbt.side) == (
-        "BTC-USD-PERP", 0.00814184, 200.0, 1.0, "sell")
+        "BTC-USD-INV-PERP", 0.00814184, 200.0, 1.0, "sell")
     # Gate.io: create_time_ms keeps its sub-millisecond fraction
     gate = _result("GATEIO.ws.1.0")
     assert gate.trades[0] == Trade(
@@ -116,9 +116,9 @@ def test_hand_checked_records() -> None:
     der = _result("docs/DERIBIT_TRADES.ws.docs")
     assert [(t.symbol, t.trade_id, t.amount, t.native_amount, t.instrument_type, t.side)
             for t in der.trades] == [
-        ("BTC-USD-PERP", "48079254", 0.00111732, 10.0, "perpetual", "sell"),
-        ("BTC-USD-PERP", "48079255", 0.0279314, 250.0, "perpetual", "buy"),
-        ("BTC-USD-PERP", "48079256", 0.00446877, 40.0, "perpetual", "buy"),
+        ("BTC-USD-INV-PERP", "48079254", 0.00111732, 10.0, "perpetual", "sell"),
+        ("BTC-USD-INV-PERP", "48079255", 0.0279314, 250.0, "perpetual", "buy"),
+        ("BTC-USD-INV-PERP", "48079256", 0.00446877, 40.0, "perpetual", "buy"),
         ("BTC-USD-200527-9000-C", "48079573", 0.1, 0.1, "option", "sell"),
     ]
     # Gemini's WebSocket API (docs): m = buyer is maker -> the taker sold; E in ns
@@ -129,7 +129,7 @@ def test_hand_checked_records() -> None:
                         "spot", 0.00461909, 1.0)
     (gq,) = gemini_ws.quotes
     assert gq[3:] == (45000.5, 1.25, 45001.0, 0.75, 1751508438600117, 1751508438700000,
-                      "spot", 1751505576085)
+                      "spot", 1751505576085, 1.25, 0.75, 1.0)  # BASE sizes: the venue's
     # Bitget v2 (docs): futures instType -> -PERP; snapshot repeats keep their tradeId
     v2 = _result("docs/BITGET_V2.ws.docs")
     assert [t.trade_id for t in v2.trades].count("1000000001") == 2

@@ -12,20 +12,19 @@ from tests.support.venues import parsed_capture
 # venue -> symbols whose mapping must round trip (normalized -> native -> normalized)
 ROUND_TRIP_ONLY = {
     "binance": ["BTC-USDT", "XRP-BKRW"],
-    "binance_delivery": ["ETH-USD-PERP"],
+    "binance_delivery": ["ETH-USD-INV-PERP", "BTC-USD-INV-200626"],
     "binance_futures": ["BTC-USDT-PERP", "BTC-USDT-230331"],
     "bitfinex": ["BTC-USDT-PERP", "BTC-USDT", "TESTBTC-TESTUSD"],
     "bitstamp": ["ETH-EUR"],
-    "bybit": ["SOL-USDT-PERP", "BTC-USD-230331", "BTC-USDC-231229", "BTC-USDT-241227",
-              "BTC-USDC-PERP"],
-    "bybit@inverse": ["BTC-USD-PERP"],
+    "bybit": ["SOL-USDT-PERP", "BTC-USDC-231229", "BTC-USDT-241227", "BTC-USDC-PERP"],
+    "bybit@inverse": ["BTC-USD-INV-PERP", "BTC-USD-INV-230331"],
     "bybit@option": ["BTC-USDC-231229-40000-C"],
     "bybit@spot": ["SOL-USDT"],
     "coinbase": ["BTC-USDC-PERP", "ETH-USD"],
     "coinbase_exchange": ["ETH-USD"],
     "gemini": ["BTC-GUSD-PERP"],
     "kraken": ["BTC-EUR"],
-    "okx": ["BTC-USD-PERP", "BTC-USD-220527"],
+    "okx": ["BTC-USD-INV-PERP", "BTC-USD-INV-220527", "BTC-USDT-PERP"],
 }
 # (venue, normalized symbol, native symbol or None where only the round trip is pinned)
 ROUND_TRIPS = [
@@ -33,20 +32,22 @@ ROUND_TRIPS = [
     ("gemini", "BTC-USD", "BTCUSD"),
     ("gemini", "GRT-USD", "GRTUSD"),
     ("gateio", "BTC-USDT", "BTC_USDT"),
-    ("bitmex", "BTC-USD-PERP", "XBTUSD"),
+    ("bitmex", "BTC-USD-INV-PERP", "XBTUSD"),
+    ("bitmex", "ETH-USD-PERP", "ETHUSD"),  # quanto, margined in XBT: not inverse
     ("bitmex", "ETH-USDT-PERP", "ETHUSDT"),
-    ("bitmex", "BTC-USD-210924", "XBTU21"),
+    ("bitmex", "BTC-USD-INV-210924", "XBTU21"),
     ("bitmex", "XRP-BTC-210924", "XRPU21"),
     ("bitmex", "BTC-USDT", "XBT_USDT"),
-    ("deribit", "BTC-USD-PERP", "BTC-PERPETUAL"),
+    ("deribit", "BTC-USD-INV-PERP", "BTC-PERPETUAL"),
     ("deribit", "ETH-USDC-PERP", "ETH_USDC-PERPETUAL"),
     ("deribit", "BTC-USD-210924-8000-P", "BTC-24SEP21-8000-P"),
-    ("deribit", "BTC-USD-200605", "BTC-5JUN20"),
+    ("deribit", "BTC-USD-INV-200605", "BTC-5JUN20"),
     ("gemini", "BTC-GUSD-PERP", "BTCGUSDPERP"),
     ("deribit", "BTC-USDC", "BTC_USDC"),
     ("huobi", "BTC-USDT", "btcusdt"),
     ("huobi", "YFI-HUSD", "yfihusd"),
     ("bitget", "BTC-USDT", "BTCUSDT"),
+    ("bitget", "BTC-USD-INV-231229", "BTCUSD_231229"),
 ]
 
 
@@ -71,7 +72,8 @@ def test_bitget_v1_product_ids() -> None:
 
 
 def _sent(venue: str, symbols: list[str], channels: list[str]) -> list:
-    return [orjson.loads(f) for f in get_venue(venue).subscribe(symbols, channels)]
+    # "venue#case": one more case of a venue
+    return [orjson.loads(f) for f in get_venue(venue.split("#")[0]).subscribe(symbols, channels)]
 
 
 def test_subscribe_urls_use_native_symbols() -> None:
@@ -82,7 +84,7 @@ def test_subscribe_urls_use_native_symbols() -> None:
         "btcusdt@aggTrade/ethbtc@aggTrade/btcusdt@bookTicker/ethbtc@bookTicker"
     )
     delivery = get_venue("binance_delivery")
-    assert "btcusd_perp@aggTrade" in delivery.url_for(delivery.url, ["BTC-USD-PERP"], ["trades"])
+    assert "btcusd_perp@aggTrade" in delivery.url_for(delivery.url, ["BTC-USD-INV-PERP"], ["trades"])
 
 
 # venue -> (symbols, channels, the frames sent)
@@ -105,12 +107,19 @@ SUBSCRIBE = {
         {"id": "1", "method": "subscribe", "params": ["btcusd@trade", "ethusd@trade"]}]),
     "gemini@v2": (["BTC-USD", "ETH-USD"], ["trades"], [
         {"type": "subscribe", "subscriptions": [{"name": "l2", "symbols": ["BTCUSD", "ETHUSD"]}]}]),
-    "bitmex": (["BTC-USD-PERP"], ["trades", "quotes"], [
+    "bitmex": (["BTC-USD-INV-PERP"], ["trades", "quotes"], [
         {"op": "subscribe", "args": ["trade:XBTUSD", "quote:XBTUSD"]}]),
     "bitget": (["BTC-USDT", "ETH-USDT-PERP"], ["trades"], [
         {"op": "subscribe", "args": [
             {"instType": "SPOT", "channel": "trade", "instId": "BTCUSDT"},
             {"instType": "USDT-FUTURES", "channel": "trade", "instId": "ETHUSDT"}]}]),
+    "bitget#coin": (["BTC-USD-INV-PERP"], ["trades"], [
+        {"op": "subscribe", "args": [
+            {"instType": "COIN-FUTURES", "channel": "trade", "instId": "BTCUSD"}]}]),
+    "deribit#inverse": (["BTC-USD-INV-PERP", "BTC-USD-INV-200605"], ["trades"], [
+        {"jsonrpc": "2.0", "id": 1, "method": "public/set_heartbeat", "params": {"interval": 30}},
+        {"jsonrpc": "2.0", "id": 2, "method": "public/subscribe", "params": {
+            "channels": ["trades.BTC-PERPETUAL.100ms", "trades.BTC-5JUN20.100ms"]}}]),
 }
 
 

@@ -53,7 +53,7 @@ def test_merge_tree_tables_become_replicated_locals_behind_distributed(settings)
     with warehouse(settings) as client:
         plain = _plain_tables(client)
     statements = _statements(CLUSTER)
-    assert len(plain) == 13  # every table
+    assert len(plain) == 14  # every table
     for name, (engine, full, key) in plain.items():
         db, table = name.split(".")
         local = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {name}_local ")]

@@ -12,11 +12,13 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from dataflows.sink.batches import LEDGER_TABLE, TRADES, ledger_table, make_batch, rows_table
-from dataflows.sources.archive_columns import COLUMNS, live_symbol
+from dataflows.sources.archive_base import live_spec, to_base
+from dataflows.sources.archive_columns import COLUMNS, find_tardis, live_symbol, read_file
 from dataflows.sources.capture import parse_capture
 from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import LedgerDelta
@@ -83,7 +85,15 @@ def test_binance_dump_flavours(settings, tmp_path, folder, venue, symbol, kind, 
     result = backfill_day(connect(settings), venue, DAY, tmp_path)
     assert result.total("inserted") == 3_000
     rows, notional, _ = stored(settings, venue)
-    assert rows == 3_000 and notional == pytest.approx(written.notional, rel=1e-12)
+    with warehouse(settings) as client:
+        native_notional, value = client.query(
+            "SELECT sum(price * native_amount), sum(native_amount * contract_size) "
+            "FROM market.trades WHERE venue = {v:String}", parameters={"v": venue}).result_rows[0]
+    # the archive's sizes are kept; COIN-M contracts (100 USD) are BASE in `amount`
+    assert rows == 3_000 and native_notional == pytest.approx(written.notional, rel=1e-12)
+    # (inverse amounts are rounded to the satoshi, as live)
+    assert notional == pytest.approx(value if venue == "binance_delivery" else written.notional,
+                                      rel=1e-5)
     with warehouse(settings) as client:
         (symbols, first_day) = client.query(
             "SELECT groupUniqArray(symbol), toDate(min(exchange_ts)) FROM market.trades "
@@ -240,3 +250,46 @@ def test_refused_rows_go_to_the_dead_letter_with_their_reason(settings, tmp_path
     assert ['"trade_id":"6"' in raw for raw, _ in dead] == [True, False]
     assert dead[0][1].startswith("market.trades contract: amount: Input should be greater than 0")
     assert dead[1][1].startswith("market.trades contract: price: Input should be greater than 0")
+
+
+@pytest.mark.parametrize(("exchange", "venue", "symbol", "contract"), [
+    ("deribit", "deribit", "BTC-PERPETUAL", (1.0, True)),  # USD amounts, many under 1e-4 BTC
+    ("bybit", "bybit", "BTCUSD", (1.0, True)),  # Tardis `bybit` USD names: the inverse market
+    ("okex-swap", "okx", "BTC-USDT-SWAP", (0.01, False)),  # linear: the shipped OKX list
+    ("okex-futures", "okx", "BTC-USD-220527", (100.0, True)),
+    ("bybit", "bybit", "BTCUSDT", (1.0, False)),  # linear, already BASE
+])
+def test_tardis_contract_sizes_are_base_as_live(tmp_path, exchange, venue, symbol, contract):
+    """Tardis amounts of contract venues become BASE with the live adapters' specs, row
+    for row what the live adapter stores (Spec.base), the archive's size kept."""
+    written = tardis_day(tmp_path, exchange, symbol, DAY, 4_000, start_price=30_000.0)
+    (file,) = find_tardis(tmp_path, DAY, venue)
+    cols = read_file(file)
+    spec = live_spec(venue, symbol)
+    assert (spec.contract_size, spec.inverse) == contract
+    natives = cols["native_amount"].to_pylist()
+    prices = cols["price"].to_pylist()
+    # the archive's sizes, as written
+    assert sum(a * p for a, p in zip(natives, prices, strict=True)) == pytest.approx(written.notional)
+    assert cols["amount"].to_pylist() == [spec.base(a, p) for a, p in zip(natives, prices, strict=True)]
+    assert set(cols["contract_size"].to_pylist()) == {contract[0]}
+    assert cols["symbol"][0].as_py() == spec.symbol == live_symbol(venue, symbol)
+    if contract[1]:
+        assert spec.symbol.split("-")[2] == "INV" and min(cols["amount"].to_pylist()) < 1e-4
+
+
+@pytest.mark.parametrize(("venue", "native", "sizes"), [
+    ("bybit", "BTCUSD", (1, 12)),  # 1 USD contracts: mostly under 1e-4 BTC (6 digits)
+    ("deribit", "BTC-PERPETUAL", (10, 5_000)),
+    ("okx", "ETH-USDT-SWAP", (1, 500)),  # linear: contracts x ctVal
+])
+def test_to_base_is_spec_base_on_every_row(venue, native, sizes):
+    """The vectorised conversion gives exactly what the live adapter stores, row by row."""
+    rng = np.random.default_rng(5)
+    n = 50_000
+    amount = np.round(rng.uniform(*sizes, n))
+    price = np.round(rng.uniform(1_000, 150_000, n), 1)
+    got, kept, used = to_base(venue, pa.array([native] * n), pa.array(price), pa.array(amount))
+    spec = live_spec(venue, native)
+    assert got.to_pylist() == [spec.base(a, p) for a, p in zip(amount.tolist(), price.tolist(), strict=True)]
+    assert kept.to_pylist() == amount.tolist() and set(used.to_pylist()) == {spec.contract_size}

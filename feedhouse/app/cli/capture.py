@@ -1,4 +1,5 @@
-"""`feedhouse capture parse FILE`: normalized trades of a recorded session as JSON lines."""
+"""`feedhouse capture parse FILE`: normalized trades (or, with `--channel books`, book level
+updates) of a recorded session as JSON lines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import orjson
 import typer
 
+from dataflows.books.capture import parse_book_capture, summary_lines
 from dataflows.sources.capture import parse_capture, trade_json
+from feedhouse.core.errors import InputError
 
 capture_app = typer.Typer(help="Work with recorded WebSocket sessions (capture files).")
 
@@ -19,12 +22,17 @@ def parse(
     venue: str | None = typer.Option(None, help="venue; default: inferred from the connect URL"),
     repeats: bool = typer.Option(
         False, "--repeats", help="also print a trade each time it is delivered again"),
+    channel: str = typer.Option(
+        "trades", "--channel", help="trades (market.trades rows) or books (market.book_updates)"),
 ) -> None:
     """Print the normalized trades of a recorded session as JSON lines; summary on stderr.
 
     A trade delivered twice (Bitfinex sends each one as `te` and again as `tu`; snapshots
     repeat recent trades) is printed once, as it is stored: its key (venue, symbol,
     trade_id) is market.trades' key. `repeats=N` in the summary counts the others."""
+    if channel != "trades":
+        _books(file, venue, channel)
+        return
     found, result, summary = parse_capture(file, venue)
     unique = first_deliveries(result.trades)
     trades = result.trades if repeats else unique
@@ -44,6 +52,19 @@ def parse(
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         err.write(f"  invalid: {count} x {_one_line(reason)}\n")
     err.flush()
+
+
+def _books(file: Path, venue: str | None, channel: str) -> None:
+    """One JSON line per level update (market.book_updates fields), summary on stderr."""
+    if channel != "books":
+        raise InputError(f"--channel: {channel!r} is not trades or books")
+    found, columns, summary = parse_book_capture(file, venue)
+    out = sys.stdout.buffer
+    for row in columns.json_rows():
+        out.write(orjson.dumps(row) + b"\n")
+    out.flush()
+    sys.stderr.write("".join(_one_line(line) + "\n" for line in
+                             summary_lines(file.name, found, columns, summary)))
 
 
 def first_deliveries(trades: list) -> list:

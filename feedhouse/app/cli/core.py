@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from dataflows.venues.stored import convert_stored
 from feedhouse.app.cli.context import console, settings_from
 from feedhouse.app.cli.output import OutputFormat, engine_message, print_rows, print_table
 from feedhouse.core.errors import FeedhouseError, QueryError
@@ -40,11 +41,19 @@ def init(
         typer.echo(schema_script(cluster=cluster), nl=False)
         return
     settings = settings_from(ctx)
-    applied, tables = init_schema(settings, cluster)
+    converted: list = []  # the stored rows' conversion, after the migrations (not on a cluster)
+    applied, tables = init_schema(settings, cluster,
+                                  after=None if cluster else lambda c: converted.append(convert_stored(c)))
     if applied:
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         console.print("schema up to date: nothing to apply")
+    for done in converted:
+        if done.trades or done.quotes:
+            console.print(f"converted stored contract sizes to BASE: {done.trades} trades, "
+                          f"{done.quotes} quotes")
+        if done.unknown:
+            console.print(done.unknown_line())
     print_table(tables_table(tables, "feedhouse tables"))
 
 

@@ -28,6 +28,7 @@ from feedhouse.store.classify import first_line
 from feedhouse.store.client import warehouse
 from feedhouse.verify.audit import DEFAULT_GRACE_S, run_audit
 from feedhouse.verify.backfill import archive_plan, backfill_day, day_rows, days_between, verify_day
+from feedhouse.verify.backfill_books import backfill_books_day
 from feedhouse.verify.reconcile import latest_reconciliations
 from feedhouse.verify.reconcile import reconcile as reconcile_replays
 from quality.runner import PartitionCheckFailed, check_partition
@@ -152,6 +153,8 @@ def backfill(
     start: str = typer.Option(..., "--start", help="first day (YYYY-MM-DD, UTC)"),
     end: str | None = typer.Option(None, "--end", help="last day, inclusive (default: --start)"),
     archive: Path | None = typer.Option(None, "--archive", help="archive folder (default: setting archive_dir)"),
+    books: bool = typer.Option(False, "--books", help="load Tardis.dev incremental_book_L2 files "
+                               "into market.book_updates instead of trades"),
 ) -> None:
     """Load archive files (Binance daily dumps, Tardis.dev trades, captures) into market.trades,
     idempotently. Applies pending migrations first; exits 1 when no file matches a day."""
@@ -165,6 +168,9 @@ def backfill(
     folder = archive or settings.archive_dir
     if folder is None:
         raise InputError("no archive folder: pass --archive DIR or set archive_dir")
+    if books:
+        _backfill_books(settings, venue, days_between(first, last), folder)
+        return
     plan = archive_plan(folder, venue, days_between(first, last))  # fails fast: no file, exit 1
     table = Table(title=f"backfill {venue} from {folder}")
     for column in ("day", "files", "read", "inserted", "already stored", "repeated", "invalid",
@@ -209,6 +215,27 @@ def backfill(
     if empty_days:
         console.print(f"[red]no {venue} trade in the archive files of {', '.join(empty_days)} "
                       f"under {folder}[/red]")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _backfill_books(settings, venue: str, days: list[date], folder: Path) -> None:
+    """`backfill --books`: each day's Tardis book files, then the audit of the day's feed."""
+    table = Table(title=f"backfill {venue} books from {folder}")
+    for column in ("day", "files", "read", "inserted", "already stored", "repeated", "ledger"):
+        table.add_column(column, justify="left" if column == "day" else "right")
+    failed = False
+    for day in days:
+        result = backfill_books_day(lambda: _store(settings), venue, day, folder)
+        with _store(settings) as client:
+            bad = verify_day(client, result)
+        failed |= bool(bad)
+        table.add_row(day.isoformat(), str(len(result.files)), str(result.total("read")),
+                      str(result.total("inserted")), str(result.total("existing")),
+                      str(result.total("repeated")),
+                      "ok" if not bad else f"mismatch: {_hhmm([m.minute for m in bad])}",
+                      style="red" if bad else None)
+    print_table(table)
     if failed:
         raise typer.Exit(1)
 

@@ -94,6 +94,9 @@ def soak(
         "mostly warm-up)"),
     queue_mb: float | None = typer.Option(
         None, "--queue-mb", help="each exchange feed's frame queue (feeds[].queue_mb)"),
+    dedup_window_s: float | None = typer.Option(
+        None, "--dedup-window-s", help="every feed's dedup window (feeds[].dedup_window_s, "
+        "600 s): shorter lets a short run's second half be past the window's warm-up"),
     trace: bool = typer.Option(False, "--tracemalloc",
                                help="trace Python allocations in the ingest (costs CPU)"),
     store: Path | None = typer.Option(None, "--store", help=STORE_HELP),
@@ -127,6 +130,9 @@ def soak(
         if broker is not None:
             d.feeds.append({"name": MQTT_FEED, "kind": "mqtt",
                             "mqtt": {"host": "127.0.0.1", "port": broker.port, "clients": 2}})
+        if dedup_window_s is not None:
+            for feed in d.feeds:
+                feed["dedup_window_s"] = dedup_window_s
         settings = d.configure(**extra)
         ingest = d.run
         sampler = Sampler(ingest, home / SAMPLES_FILE, sample_s)

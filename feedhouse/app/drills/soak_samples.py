@@ -132,6 +132,8 @@ class Sampler:
             "rss_file_mb": fp.get("rssfile_mb"),
             "malloc_in_use_mb": fp.get("malloc_in_use_mb"),
             "malloc_free_held_mb": fp.get("malloc_free_held_mb"),
+            "malloc_mmapped_mb": fp.get("malloc_mmapped_mb"),
+            "anon_by_mapping_mb": fp.get("anon_by_mapping_mb"),
             "arrow_allocated_mb": fp.get("arrow_allocated_mb"),
             "python_blocks": fp.get("python_blocks"),
             "tracemalloc_mb": fp.get("tracemalloc_mb"),
@@ -141,7 +143,11 @@ class Sampler:
             "caches_mb": {k: _mb(v) for k, v in fp.get("caches", {}).items()
                           if k != "MemoryTracking"},
             "parts": {t: p["parts"] for t, p in parts.items()},
+            "outdated_parts": fp.get("outdated_parts"),
             "buffer_file_mb": _mb(fp.get("buffer_file_bytes")),
+            "duckdb_mb": _mb(fp.get("duckdb_memory_bytes")),
+            "queued_frames_mb": _mb(fp.get("queued_frame_bytes")),
+            "source_paused_s": round(sum(status.get("source_paused_s", {}).values()), 1),
             "recovery_mb": _mb(fp.get("recovery_bytes")),
             "dedup_mb": _mb(sum(fp.get("dedup", {}).values())) if fp.get("dedup") else None,
             "store_stale": fp.get("store_stale"),
@@ -173,11 +179,11 @@ def summarize(samples: list[dict]) -> dict:
     def series(key: str) -> list[tuple[float, float]]:
         return [(s["t"], s[key]) for s in samples if s.get(key) is not None]
 
-    composition_keys = ("rss_anon_mb", "rss_file_mb", "malloc_in_use_mb",
+    composition_keys = ("rss_anon_mb", "anon_by_mapping_mb", "rss_file_mb", "malloc_in_use_mb",
                         "malloc_free_held_mb", "arrow_allocated_mb", "store_tracked_mb",
                         "jemalloc_resident_mb",
                         "jemalloc_allocated_mb", "caches_mb", "dedup_mb",
-                        "tracemalloc_mb", "buffer_file_mb", "threads", "fds")
+                        "tracemalloc_mb", "buffer_file_mb", "duckdb_mb", "queued_frames_mb", "threads", "fds")
     end_parts = (with_parts[-1]["parts"] if with_parts else {})
     return {
         "samples": len(samples),
@@ -195,6 +201,18 @@ def summarize(samples: list[dict]) -> dict:
         "store_tracked_slope_mb_per_h": _round(warm_slope(series("store_tracked_mb"))),
         "jemalloc_resident_slope_mb_per_h": _round(warm_slope(series("jemalloc_resident_mb"))),
         "rss_anon_slope_mb_per_h": _round(warm_slope(series("rss_anon_mb"))),
+        "malloc_free_held_slope_mb_per_h": _round(warm_slope(series("malloc_free_held_mb"))),
+        # which kind of mapping the anonymous memory grows in (dataflows.footprint.label_maps)
+        "anon_by_mapping_slope_mb_per_h": {
+            kind: _round(warm_slope([(s["t"], s["anon_by_mapping_mb"][kind]) for s in samples
+                                     if (s.get("anon_by_mapping_mb") or {}).get(kind)
+                                     is not None]))
+            for kind in sorted({k for s in samples for k in (s.get("anon_by_mapping_mb") or {})})},
+        # frames waiting for the dataflow: grows while the feeds fall behind (backlog)
+        "queued_frames_slope_mb_per_h": _round(warm_slope(series("queued_frames_mb"))),
+        "queued_frames_max_mb": max((v for _, v in series("queued_frames_mb")), default=None),
+        "source_paused_s_end": last.get("source_paused_s"),
+        "outdated_parts_max": max((v for _, v in series("outdated_parts")), default=None),
         "parts_end": end_parts,
         "parts_max": {t: max(s["parts"].get(t, 0) for s in with_parts) for t in tables},
         "parts_slope_per_h": parts_slope,

@@ -1,0 +1,250 @@
+"""Book parsers per venue: a frame -> [BookFrame] (FrameError when it is not valid).
+
+`BOOK_PARSERS[venue]` is the registry the capture command (and later the live source)
+looks up; a venue missing there has no book channel yet. Symbols and contract sizes come
+from the venue adapters (their normalize rules and instrument catalogs), so a book row's
+symbol and BASE amount agree with the venue's trades.
+
+Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py checks them):
+- Binance spot `depthUpdate`: U..u; prev = U - 1 (the next event starts at last u + 1).
+- Binance USD-M/COIN-M `depthUpdate`: u, prev = `pu` (the previous event's u).
+- OKX `books`/`books-l2-tbt`/`books50-l2-tbt`: `seqId`/`prevSeqId` (none before 2022-08;
+  the recorded session has none) and the CRC32 `checksum` of the top 25 levels.
+- Bitget `books` (spot v1 and v2): OKX's shape and checksum (top 25, CRC32, signed).
+- Coinbase Exchange `level2`: `snapshot` then `l2update`s; no sequence on this channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from dataflows.books.columns import BookFrame
+from dataflows.venues import ALL
+from dataflows.venues.common import FrameError, check_ts, us_from_iso_z
+from dataflows.venues.instruments import kind_of as instrument_kind
+from dataflows.venues.instruments import spec_of as instrument_spec
+
+BookParser = Callable[[str | bytes, int], list[BookFrame]]
+
+
+def spec_of_venue(venue: str) -> Callable[[str], object]:
+    """native symbol -> instruments.Spec (the adapter's catalog, else its normalize rule)."""
+    adapter = ALL[venue]
+    if adapter.catalog is not None:
+        return adapter.catalog  # type: ignore[return-value]
+    normalize = adapter.normalize_symbol
+    cache: dict[str, object] = {}
+
+    def spec(native: str) -> object:
+        found = cache.get(native)
+        if found is None:
+            found = cache[native] = instrument_spec(normalize(native))
+        return found
+
+    return spec
+
+
+def _frame(key: str, spec, native: str, exchange_ts: int, received_ts: int, snapshot: bool,
+           update_id: int, prev: int, bids: list, asks: list, checksum=None) -> BookFrame:
+    if bids.__class__ is not list or asks.__class__ is not list:
+        raise FrameError("bids/asks are not arrays")
+    return BookFrame(ALL[key].name, spec.symbol, native, spec.kind, exchange_ts, received_ts, snapshot,
+                     update_id, prev, bids, asks, checksum, spec.contract_size, spec.inverse)
+
+
+def _id(value: object, name: str) -> int:
+    if value.__class__ is not int or not 0 <= value < 2**63:  # type: ignore[operator]
+        raise FrameError(f"bad {name}: {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def binance(venue: str) -> BookParser:
+    spec_of = spec_of_venue(venue)
+    futures = venue in ("binance_futures", "binance_delivery")
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        data = msg.get("data", msg)
+        if data.__class__ is not dict or data.get("e") != "depthUpdate":
+            return []
+        first, last = _id(data["U"], "U"), _id(data["u"], "u")
+        prev = _id(data["pu"], "pu") if futures else max(first - 1, 0)
+        ms = data.get("T") or data["E"]
+        native = data["s"]
+        return [_frame(venue, spec_of(native), native, check_ts(_id(ms, "time") * 1000),
+                       received_ts, False, last, prev, data["b"], data["a"])]
+
+    return parse
+
+
+def binance_snapshot(venue: str, native: str, body: str | bytes, received_ts: int) -> BookFrame:
+    """A REST depth snapshot (`/api/v3/depth`, `/fapi/v1/depth`): lastUpdateId, bids, asks."""
+    msg = orjson.loads(body)
+    last = _id(msg["lastUpdateId"], "lastUpdateId")
+    ms = msg.get("T") or msg.get("E")
+    ts = check_ts(ms * 1000) if ms.__class__ is int else received_ts
+    return _frame(venue, spec_of_venue(venue)(native), native, ts, received_ts, True, last, 0,
+                  msg["bids"], msg["asks"])
+
+
+_OKX_BOOKS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bbo-tbt"})
+
+
+def okx(venue: str = "okx") -> BookParser:
+    spec_of = spec_of_venue(venue)
+    return _okx_like(venue, lambda arg: spec_of(arg["instId"]))
+
+
+def bybit(venue: str = "bybit") -> BookParser:
+    """Bybit v5 `orderbook.<depth>.<symbol>` (snapshot/delta, `u` consecutive per book, u = 1
+    a reset) and the legacy `orderBookL2_25` of realtime_public (snapshot, then deltas
+    with delete/update/insert entries; `cross_seq` is not consecutive per book)."""
+    spec_of = spec_of_venue(venue)
+
+    def legacy(msg: dict, received_ts: int) -> list[BookFrame]:
+        data, snapshot = msg["data"], msg["type"] == "snapshot"
+        groups = [data["order_book"] if data.__class__ is dict and "order_book" in data else data] \
+            if snapshot else [data["delete"], data["update"], data["insert"]]
+        bids, asks, native = [], [], msg["topic"].rpartition(".")[2]
+        for number, entries in enumerate(groups):
+            for entry in entries:
+                level = [entry["price"], "0" if number == 0 and not snapshot else entry["size"]]
+                side = entry["side"]
+                if side not in _BYBIT_SIDES:
+                    raise FrameError(f"bad side {side!r}")
+                (bids if side == "Buy" else asks).append(level)
+        ts = int(msg["timestamp_e6"])
+        return [_frame(venue, spec_of(native), native, check_ts(ts), received_ts, snapshot,
+                       0, 0, bids, asks)]
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        topic = msg.get("topic")
+        if topic.__class__ is not str or not topic.startswith(("orderbook.", "orderBookL2")):
+            return []
+        if topic.startswith("orderBookL2"):
+            return legacy(msg, received_ts)
+        data, snapshot = msg["data"], msg["type"] == "snapshot"
+        uid = _id(data["u"], "u")
+        native = data["s"]
+        # u = 1 is a new snapshot of the book; a delta's u follows the previous one by 1
+        return [_frame(venue, spec_of(native), native, check_ts(_id(msg["ts"], "ts") * 1000),
+                       received_ts, snapshot or uid == 1, uid,
+                       0 if snapshot or uid == 1 else uid - 1, data["b"], data["a"])]
+
+    return parse
+
+
+_BYBIT_SIDES = frozenset({"Buy", "Sell"})
+
+
+def bitget(venue: str = "bitget") -> BookParser:
+    """Bitget `books` (spot v1 `sp`, v2): OKX's shape and checksum; sizes in BASE. A futures
+    instType makes a bare pair a perpetual (as the trade adapter does)."""
+    normalize = ALL[venue].normalize_symbol
+    cache: dict[tuple[str, str], object] = {}
+
+    def spec(arg: dict) -> object:
+        key = (arg["instId"], str(arg.get("instType", "")).lower())
+        found = cache.get(key)
+        if found is None:
+            symbol = normalize(key[0])
+            futures = key[1] == "mc" or key[1].endswith("-futures")
+            if futures and instrument_kind(symbol) == "spot":
+                symbol += "-PERP"
+            found = cache[key] = instrument_spec(symbol)
+        return found
+
+    return _okx_like(venue, spec)
+
+
+def _okx_like(venue: str, spec_of: Callable[[dict], object]) -> BookParser:
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        if frame in ("pong", b"pong"):
+            return []
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        arg, data = msg.get("arg"), msg.get("data")
+        if arg is None or data is None or arg.get("channel") not in _OKX_BOOKS:
+            return []
+        # books5 / bbo-tbt push the whole (top) book every time: snapshots without action
+        snapshot = msg.get("action", "snapshot") == "snapshot"
+        native = arg["instId"]
+        spec = spec_of(arg)
+        out = []
+        for item in data:
+            ts = item["ts"]
+            if ts.__class__ is not str or not ts.isdigit():
+                raise FrameError(f"bad ms timestamp {ts!r}")
+            if item.__class__ is not dict:
+                raise FrameError("book data entry is not an object")
+            seq, prev = item.get("seqId", 0), item.get("prevSeqId", 0)
+            checksum = item.get("checksum")
+            if checksum is not None and checksum.__class__ is not int:
+                raise FrameError(f"bad checksum {checksum!r}")
+            out.append(_frame(venue, spec, native, check_ts(int(ts) * 1000), received_ts,
+                              snapshot, _id(seq, "seqId"), _id(max(prev, 0), "prevSeqId"),
+                              item["bids"], item["asks"], checksum))
+        return out
+
+    return parse
+
+
+def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
+    spec_of = spec_of_venue(venue)
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        kind = msg.get("type")
+        if kind == "snapshot":  # no time on a snapshot: stamped when received
+            native = msg["product_id"]
+            return [_frame(venue, spec_of(native), native, received_ts, received_ts, True, 0, 0,
+                           msg["bids"], msg["asks"])]
+        if kind != "l2update":
+            return []
+        bids, asks = [], []
+        for change in msg["changes"]:
+            side = change[0]
+            if side == "buy":
+                bids.append(change[1:3])
+            elif side == "sell":
+                asks.append(change[1:3])
+            else:
+                raise FrameError(f"bad side {side!r}")
+        native = msg["product_id"]
+        return [_frame(venue, spec_of(native), native, us_from_iso_z(msg["time"]), received_ts,
+                       False, 0, 0, bids, asks)]
+
+    return parse
+
+
+# venue name -> parser factory, called with the venue's registry key (its endpoint
+# variant, e.g. "bybit@spot", whose catalog gives the symbols and contract terms)
+BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
+    "binance": binance,
+    "binance_us": binance,
+    "binance_futures": binance,
+    "binance_delivery": binance,
+    "okx": okx,
+    "bitget": bitget,
+    "bybit": bybit,
+    "coinbase_exchange": coinbase_exchange,
+}
+
+
+def book_parser(venue: str, key: str | None = None) -> BookParser:
+    """A new parser for `venue`'s book frames (`key`: the endpoint variant, default the
+    venue itself); FrameError naming the venues that have one."""
+    make = BOOK_PARSERS.get(venue)
+    if make is None:
+        raise FrameError(f"no book channel for venue {venue!r} (have: {', '.join(sorted(BOOK_PARSERS))})")
+    return make(key or venue)

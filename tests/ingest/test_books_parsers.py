@@ -1,0 +1,182 @@
+"""Book parsers on the recorded sessions: every level update of every book frame comes out
+as a column row, checked against an independent count (plain json over the file) of level
+updates and of sum(price * native size); symbols and BASE amounts as the venue adapters
+give them; checksums proven and sequence gaps found."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dataflows.books.capture import parse_book_capture
+from dataflows.books.columns import BookColumns
+from dataflows.books.parsers import binance_snapshot, book_parser
+from dataflows.venues.common import FrameError
+from feedhouse.core.errors import InputError
+from tests.support.paths import corpus
+
+
+def _received(name: str):
+    for line in corpus(name).read_text().splitlines():
+        head, sep, payload = line.partition(": ")
+        if sep and head[:1].isdigit() and payload.startswith("{"):
+            yield json.loads(payload)
+
+
+def _independent(name: str) -> tuple[int, float, list[int]]:
+    """(level updates, sum(price * native size), Binance gaps) read with json only."""
+    levels, notional, gaps, last = 0, 0.0, [], {}
+    for msg in _received(name):
+        data = msg["data"] if "stream" in msg else msg
+        if data.get("e") == "depthUpdate":
+            sides = data["b"] + data["a"]
+            prev = data["pu"] if "pu" in data else data["U"] - 1
+            if data["s"] in last and prev != last[data["s"]]:
+                gaps.append(prev - last[data["s"]])
+            last[data["s"]] = data["u"]
+        elif msg.get("arg", {}).get("channel") == "books" and "data" in msg:
+            sides = [lv for item in msg["data"] for lv in item["bids"] + item["asks"]]
+        elif msg.get("type") == "snapshot" and "product_id" in msg:
+            sides = msg["bids"] + msg["asks"]
+        elif msg.get("type") == "l2update":
+            sides = [c[1:] for c in msg["changes"]]
+        elif str(msg.get("topic")).startswith("orderBookL2"):
+            data = msg["data"]
+            if msg["type"] == "snapshot":
+                sides = [(e["price"], e["size"]) for e in data.get("order_book", data)]
+            else:
+                sides = [(e["price"], e.get("size", 0) if k != "delete" else 0)
+                         for k in ("delete", "update", "insert") for e in data[k]]
+        else:
+            continue
+        levels += len(sides)
+        notional += sum(float(p) * float(s) for p, s, *_ in sides)
+    return levels, notional, gaps
+
+
+@pytest.mark.parametrize(("name", "venue", "events", "snapshots", "passed"), [
+    ("BINANCE.ws.1.0", "binance", 177, 0, 0),
+    ("BINANCE_FUTURES.ws.1.0", "binance_futures", 764, 0, 0),
+    ("OKX.ws.1.0", "okx", 290, 3, 290),  # snapshots carry a checksum too
+    ("COINBASE.ws.28.0", "coinbase_exchange", 9729, 10, 0),
+    ("BITGET.ws.1.0", "bitget", 443, 8, 443),  # OKX's checksum, proven on every frame
+    ("BYBIT.ws.25.0", "bybit", 3260, 8, 0),
+])
+def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
+    found, columns, summary = parse_book_capture(corpus(name))
+    levels, notional, gaps = _independent(name)
+    assert found == venue
+    assert (summary.events, summary.snapshots, summary.invalid) == (events, snapshots, 0)
+    assert len(columns) == levels
+    assert float(np.dot(columns.price, columns.native_amount)) == pytest.approx(notional, rel=1e-9)
+    assert (summary.checksums_passed, summary.checksums_failed) == (passed, 0)
+    assert [b.missing for b in summary.breaks] == gaps
+    assert all(b.reason == "sequence gap" for b in summary.breaks)
+
+
+def test_symbols_and_base_amounts_follow_the_venue_adapters():
+    _, columns, _ = parse_book_capture(corpus("OKX.ws.1.0"))
+    symbols = {f.symbol: (f.instrument_type, f.contract_size, f.inverse) for f in columns.frames}
+    assert symbols == {"BTC-USD-220527": ("future", 100.0, True),
+                       "UNI-USD-PERP": ("perpetual", 10.0, True), "BTC-USDT": ("spot", 1.0, False)}
+    rows = list(columns.json_rows())
+    future = next(r for r in rows if r["symbol"] == "BTC-USD-220527" and r["native_amount"] > 0)
+    # 100 USD contracts: BASE = contracts * 100 / price, to 8 decimals
+    assert future["amount"] == round(future["native_amount"] * 100 / future["price"], 8)
+    spot = next(r for r in rows if r["symbol"] == "BTC-USDT")
+    assert spot["amount"] == spot["native_amount"]
+    _, fut, _ = parse_book_capture(corpus("BINANCE_FUTURES.ws.1.0"))
+    assert {f.symbol for f in fut.frames} == {"SUSHI-USDT-PERP", "AKRO-USDT-PERP",
+                                               "KEEP-USDT-PERP", "CTK-USDT-PERP"}
+
+
+def test_first_rows_are_the_recorded_levels():
+    _, columns, _ = parse_book_capture(corpus("BINANCE.ws.1.0"))
+    first = list(columns.json_rows())[:4]
+    assert [(r["side"], r["price"], r["amount"]) for r in first] == [
+        ("bid", 0.3513, 6195.0), ("bid", 0.3475, 5548.0), ("bid", 0.3464, 6222.0),
+        ("bid", 0.3517, 4265.0)]
+    assert first[0] | {} == first[0] and first[0]["exchange_ts"] == "2021-10-12T00:28:32.068000Z"
+    assert (first[0]["update_id"], first[0]["prev_update_id"], first[0]["is_snapshot"]) == (
+        499869752, 499869749, 0)
+
+
+def test_arrow_batch_has_the_table_columns():
+    _, columns, _ = parse_book_capture(corpus("COINBASE.ws.28.0"))
+    table = columns.to_arrow(feed="coinbase")
+    assert table.num_rows == len(columns)
+    assert table.column("side").to_pylist()[:1] in (["bid"], ["ask"])
+    assert set(table.column("venue").to_pylist()) == {"coinbase_exchange"}
+    assert sum(table.column("is_snapshot").to_pylist()) == sum(
+        len(f.bids) + len(f.asks) for f in columns.frames if f.is_snapshot)
+
+
+def test_bad_book_frames_are_errors_naming_the_field():
+    parse = book_parser("binance")
+    with pytest.raises(KeyError):
+        parse('{"stream":"x","data":{"e":"depthUpdate","E":1633998512068,"s":"NKNUSDT",'
+              '"u":2,"b":[],"a":[]}}', 0)
+    with pytest.raises(FrameError, match="bad U"):
+        parse('{"data":{"e":"depthUpdate","E":1633998512068,"s":"NKNUSDT","U":"1","u":2,'
+              '"b":[],"a":[]}}', 0)
+    columns = BookColumns.of(book_parser("okx")(
+        '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":'
+        '[{"asks":[["x","1","0","1"]],"bids":[],"ts":"1652459225464","checksum":1}]}', 0))
+    assert len(columns) == 0 and columns.rejected[0][1] == "could not convert string to float: 'x'"
+    with pytest.raises(FrameError, match="no book channel"):
+        book_parser("gemini")
+
+
+def test_binance_rest_snapshot_starts_a_book():
+    frame = binance_snapshot("binance", "NKNUSDT", b'{"lastUpdateId":499869760,'
+                             b'"bids":[["0.35","10"]],"asks":[["0.36","5"]]}', 1_633_998_512_000_000)
+    assert frame.is_snapshot and frame.update_id == 499869760 and frame.symbol == "NKN-USDT"
+
+
+def test_unknown_venue_and_venue_without_books_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="no book channel"):
+        parse_book_capture(corpus("GEMINI.ws.1.0"))
+    with pytest.raises(InputError, match="unknown venue"):
+        parse_book_capture(corpus("OKX.ws.1.0"), "nope")
+
+
+def test_bybit_top_25_books_stay_25_deep_and_uncrossed():
+    """orderBookL2_25 deletes what falls out of the top 25: after every delta applied in
+    order, each side holds at most 25 levels and the book is not crossed."""
+    from dataflows.books.state import Books
+
+    _, columns, _ = parse_book_capture(corpus("BYBIT.ws.25.0"))
+    books = Books()
+    for frame in columns.frames:
+        books.apply([frame])
+        state = books.state(frame.venue, frame.symbol)
+        assert state.synced and len(state.bids) <= 25 and len(state.asks) <= 25
+        assert not state.crossed(), (frame.symbol, frame.exchange_ts)
+    assert len(books.states) == 8
+    assert all(len(s.bids) == len(s.asks) == 25 for s in books.states.values())
+
+
+def test_bybit_v5_orderbook_ids_chain_and_u1_is_a_snapshot():
+    """v5 `orderbook.50.<symbol>` (the documented shape): a delta's u follows the last by 1,
+    u = 1 restarts the book as a snapshot."""
+    from dataflows.books.state import GAP, Books
+
+    parse = book_parser("bybit", "bybit@spot")
+
+    def push(kind: str, u: int, bids, asks) -> str:
+        return json.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1672304484978,
+                           "data": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": 7961638724},
+                           "cts": 1672304484976})
+
+    frames = [f for text in (push("snapshot", 18521288, [["16493.50", "0.006"]], [["16611.00", "0.029"]]),
+                             push("delta", 18521289, [["16493.50", "0"]], []),
+                             push("delta", 18521291, [], [["16611.00", "0.5"]]),
+                             push("delta", 1, [["16490.00", "1"]], [["16500.00", "2"]]))
+              for f in parse(text, 0)]
+    assert frames[0].symbol == "BTC-USDT" and frames[0].is_snapshot and frames[3].is_snapshot
+    books = Books()
+    breaks = books.apply(frames[:3])
+    assert [(b.reason, b.missing) for b in breaks] == [(GAP, 1)]
+    assert books.apply(frames[3:]) == [] and books.state("bybit", "BTC-USDT").synced
