@@ -1,12 +1,10 @@
 """Bitget public WebSocket: v2 (`wss://ws.bitget.com/v2/ws/public`) and the v1 format.
 
 Pushes are {"action": "snapshot"|"update", "arg": {"instType", "channel", "instId"}, "data"}:
-- channel `trade`: a `snapshot` of recent trades on subscribe, then `update`s; both count as
-  trades (dedup collapses the repeats). v2 entries are objects with a `tradeId`; v1 entries
-  (spot/v1/stream, instType `sp`) are arrays `[ts, price, size, side]` without an id, so
-  the id is a stable hash of those fields (a resent trade hashes the same);
-- channel `books1` (v2 top of book) -> quotes;
-- books, tickers, candles, subscribe acks ({"event"}) and the text `pong` -> ignored.
+- channel `trade`: a `snapshot` of recent trades on subscribe, then `update`s, all trades
+  (dedup collapses repeats). v2 entries are objects with a `tradeId`; v1 entries (instType
+  `sp`) are arrays `[ts, price, size, side]`: the id is a stable hash of those fields;
+- channel `books1` (v2 top of book) -> quotes; books, tickers, candles, acks, `pong` -> ignored.
 Heartbeat: the client sends the text `ping` every 30 s.
 Symbols: spot `BTCUSDT` -> `BTC-USDT`; futures (v2 instType `*-FUTURES`, v1 `mc`, v1 ids
 `BTCUSDT_UMCBL`) -> `BTC-USDT-PERP`; coin-margined (inverse, USD-quoted: `COIN-FUTURES`,
@@ -43,8 +41,7 @@ def normalize(native: str) -> str:
     return _coin_margined(f"{base}-PERP") if sep and suffix != "SPBL" else base
 
 
-def _coin_margined(symbol: str) -> str:
-    """Bitget's USD-quoted contracts are coin-margined (inverse)."""
+def _coin_margined(symbol: str) -> str:  # Bitget's USD-quoted contracts are inverse
     return inverse_symbol(symbol) if symbol.split("-")[1:2] == ["USD"] else symbol
 
 
@@ -58,8 +55,7 @@ _normalize = declare.normalizer(normalize)
 
 
 def _symbol(arg: dict) -> tuple[str, str]:
-    inst = name_field(arg, "instId", "instId")
-    symbol = _normalize(inst)
+    symbol = _normalize(inst := name_field(arg, "instId", "instId"))
     if arg.get("instType") in _FUTURES_TYPES and kind_of(symbol) == "spot":
         symbol = _coin_margined(symbol + "-PERP")
     return symbol, inst
@@ -101,8 +97,7 @@ def _level(levels: object) -> tuple[float, float]:
         raise FrameError("book side is not a list")
     if not levels:
         return 0.0, 0.0  # empty side
-    top = levels[0]  # type: ignore[index]
-    return num(top[0]), num(top[1])
+    return num(levels[0][0]), num(levels[0][1])  # type: ignore[index]
 
 
 def _quotes(data: list, arg: dict, received_ts: int) -> list[Quote]:

@@ -1,16 +1,13 @@
-"""BitMEX realtime API. Tables arrive as {"table", "action", "data": [...]}:
-- `trade`: `partial` (a snapshot of recent trades, sent once per subscription) and `insert`
-  (new trades) both count as trades (dedup collapses the snapshot's repeats). The id is
-  `trdMatchID`, `side` the taker side. `size` is in contracts (kept as native_amount); the
-  amount is `homeNotional`, BitMEX's own BASE figure (inverse XBT contracts: 1 USD each, so
-  size / price; others: the instrument's multiplier); contract_size: one contract's worth.
-- `quote`: best bid/ask (`partial` + `insert`) -> quotes (sizes stay in contracts); other
-  tables (orderBookL2, ...), the welcome `info`, subscribe acks and errors -> ignored.
+"""BitMEX realtime API: tables arrive as {"table", "action", "data": [...]}. `trade` rows of a
+`partial` (recent trades, once per subscription) or an `insert` are trades (dedup collapses
+repeats): id `trdMatchID`, taker `side`, `size` in contracts (native_amount), amount
+`homeNotional` (BitMEX's BASE figure; inverse XBT contracts are 1 USD each, so size / price).
+`quote` rows -> quotes (sizes in contracts); other tables, `info`, acks, errors -> ignored.
 Heartbeat: after 5 s without a frame the client sends `ping`; BitMEX answers `pong`.
-Symbols (XBT reads as BTC; XBT against fiat is inverse, marked): perpetuals `XBTUSD` ->
-`BTC-USD-INV-PERP`, `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a month code, expiring on the
-month's last Friday (`XBTU21` -> `BTC-USD-INV-210924`;
-legacy alt futures are XBT-quoted: `XRPU21` -> `XRP-BTC-210924`); spot `XBT_USDT` -> `BTC-USDT`.
+Symbols (XBT reads as BTC; XBT against fiat is inverse, marked): `XBTUSD` -> `BTC-USD-INV-PERP`,
+`ETHUSDT` -> `ETH-USDT-PERP`; futures carry a month code, expiring on the month's last Friday
+(`XBTU21` -> `BTC-USD-INV-210924`; XBT-quoted alt futures: `XRPU21` -> `XRP-BTC-210924`); spot
+`XBT_USDT` -> `BTC-USDT`.
 """
 
 from __future__ import annotations
@@ -38,7 +35,6 @@ def _pair(root: str) -> tuple[str, str] | None:
         if root.endswith(quote) and len(root) > len(quote):
             base = root[: -len(quote)]
             return _BTC.get(base, base), _BTC.get(quote, quote)
-    return None
 
 
 def normalize(native: str) -> str:
@@ -58,10 +54,8 @@ def normalize(native: str) -> str:
     return _marked(f"{pair[0]}-{pair[1]}-PERP") if pair else f"{upper}-PERP"
 
 
-def _marked(symbol: str) -> str:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each)."""
-    inverse = symbol.startswith(("BTC-USD-", "BTC-EUR-"))
-    return ins.inverse_symbol(symbol) if inverse else symbol
+def _marked(symbol: str) -> str:  # XBT contracts against fiat are inverse (1 USD / 1 EUR each)
+    return ins.inverse_symbol(symbol) if symbol.startswith(("BTC-USD-", "BTC-EUR-")) else symbol
 
 
 def native(symbol: str) -> str:
@@ -80,9 +74,7 @@ def native(symbol: str) -> str:
 
 
 def _spec(native: str) -> ins.Spec:
-    """XBT contracts against fiat are inverse (1 USD / 1 EUR each); linear and quanto
-    contracts are valued per trade by homeNotional and have no fixed size (0: unknown,
-    so quote sizes stay contracts); XBT-quoted alt futures are 1 BASE each."""
+    """Inverse: 1 USD/EUR each; linear, quanto: no fixed size (0), valued by homeNotional."""
     symbol = normalize(native)
     if ins.is_inverse(symbol):
         return ins.spec_of(symbol, 1.0, True)
@@ -104,15 +96,13 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
     for entry in data:
         price, amount = price_size(entry, "price", "size")
         side = side_of(_SIDES, entry["side"])
-        sym = name_field(entry, "symbol")
-        spec = _catalog(sym)
+        spec = _catalog(sym := name_field(entry, "symbol"))
         if entry.get("homeNotional") is None:
             out.append(ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
                                  side, _stamp(entry), received_ts))
             continue
-        # BitMEX's own BASE figure (to the satoshi), and the multiplier it implies
-        price, base = price_size(entry, "price", "homeNotional")
-        size = 1.0 if spec.inverse else round(base / amount, 12)
+        price, base = price_size(entry, "price", "homeNotional")  # BitMEX's own BASE figure
+        size = 1.0 if spec.inverse else round(base / amount, 12)  # the multiplier it implies
         out.append(Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
                          side, _stamp(entry), received_ts, spec.kind, amount, size))
     return out
@@ -133,8 +123,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
     msg = declare.json_object(frame)
-    table = msg.get("table")
-    if table is not None:
+    if (table := msg.get("table")) is not None:
         action, data = msg["action"], msg["data"]
         if data.__class__ is not list:
             raise FrameError("'data' is not a list")

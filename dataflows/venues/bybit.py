@@ -2,9 +2,9 @@
 `trade.<symbol>` format of the fixture. The market comes from the endpoint's path
 (/v5/public/spot, /linear, /inverse, /option; realtime_public was the USDT perpetuals):
 one Venue per market (keys bybit, bybit@spot, bybit@inverse, bybit@option), all named
-`bybit`, chosen by the feed's URL. Inverse sizes are USD contracts, converted to BASE.
-v5: data items {T ms, s, S Buy/Sell (taker), v, p, i}; legacy: {symbol, price, size,
-side, trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every 20 s.
+`bybit`, chosen by the feed's URL. Inverse sizes are USD contracts, converted to BASE. v5:
+data items {T ms, s, S Buy/Sell (taker), v, p, i}; legacy: {symbol, price, size, side,
+trade_time_ms | timestamp, trade_id}. The client sends {"op":"ping"} every 20 s.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def _select(url: str) -> str:
 
 
 def normalize(native: str, market: str = "linear") -> str:
-    """Spot 'BTCUSDT' -> 'BTC-USDT'. Linear: 'BTCUSDT' -> 'BTC-USDT-PERP', USDC perpetual
-    'BTCPERP' -> 'BTC-USDC-PERP', futures 'BTC-29DEC23' -> 'BTC-USDC-231229' and
-    'BTCUSDT-27DEC24' -> 'BTC-USDT-241227'. Inverse (marked): 'BTCUSD' -> 'BTC-USD-INV-PERP',
-    'BTCUSDH23' -> 'BTC-USD-INV-230331'. Options: 'BTC-29DEC23-40000-C' -> 'BTC-USDC-231229-40000-C'."""
+    """Spot 'BTCUSDT' -> 'BTC-USDT'. Linear: 'BTCUSDT' -> 'BTC-USDT-PERP', 'BTCPERP' ->
+    'BTC-USDC-PERP', 'BTC-29DEC23' -> 'BTC-USDC-231229', 'BTCUSDT-27DEC24' -> 'BTC-USDT-241227'.
+    Inverse (marked): 'BTCUSD' -> 'BTC-USD-INV-PERP', 'BTCUSDH23' -> 'BTC-USD-INV-230331'.
+    Options: 'BTC-29DEC23-40000-C' -> 'BTC-USDC-231229-40000-C'."""
     upper = native.upper()
     if market == "spot":
         return split_concatenated(upper)
@@ -80,9 +80,7 @@ def _catalog(market: str) -> ins.Catalog:
 
 
 def _id(value: object) -> str:
-    if value.__class__ is str and value:
-        return value  # type: ignore[return-value]
-    if value.__class__ is int:
+    if (value.__class__ is str and value) or value.__class__ is int:
         return str(value)
     raise FrameError(f"bad trade id {value!r}")
 

@@ -39,8 +39,7 @@ def normalize(native: str) -> str:
     if tail and tail[0] != "PERP":
         tail[0] = ins.from_ddmmmyy(tail[0])  # expiry
     symbol = "-".join([base, quote, *tail])
-    # coin-margined futures and perpetuals (no '_QUOTE' in the name) are inverse
-    inverse = not sep and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)
+    inverse = not sep and ins.kind_of(symbol) in (ins.PERPETUAL, ins.FUTURE)  # coin-margined
     return ins.inverse_symbol(symbol) if inverse else symbol
 
 

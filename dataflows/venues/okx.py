@@ -1,14 +1,12 @@
 """OKX v5 public WebSocket: `trades` channel (taker side given), `tickers` for best bid/ask.
-
 The client sends the text `ping` every <30 s and gets the text `pong` (not JSON).
 Instrument ids are BASE-QUOTE(-YYMMDD(-STRIKE-C|P)), our form, except perpetual swaps:
 `BTC-USDT-SWAP` -> `BTC-USDT-PERP`; inverse (coin-margined, USD) swaps and futures are marked:
-`BTC-USD-SWAP` -> `BTC-USD-INV-PERP`, `BTC-USD-220527` -> `BTC-USD-INV-220527`.
-Swap, futures and option sizes are contracts of
-ctVal x ctMult (public/instruments): inverse ones in USD (BTC 100, others 10), linear
-and options in BASE; without the instrument list a linear contract's size is unknown and
-its trades are refused (invalid), never stored in the wrong unit. Quote sizes stay in
-contracts; `tickers` carry no update id.
+`BTC-USD-SWAP` -> `BTC-USD-INV-PERP`, `BTC-USD-220527` -> `BTC-USD-INV-220527`. Swap, futures
+and option sizes are contracts of ctVal x ctMult (public/instruments): inverse ones in USD
+(BTC 100, others 10), linear and options in BASE; without the instrument list a linear
+contract's size is unknown and its trades are refused (invalid), never stored in the wrong
+unit. Quote sizes stay in contracts; `tickers` carry no update id.
 """
 
 from __future__ import annotations
@@ -45,8 +43,7 @@ def native(symbol: str) -> str:
 def _spec(inst: str) -> ins.Spec:
     """Without the instrument list: spot, and inverse contracts (100 USD BTC, 10 USD others)."""
     symbol = normalize(inst)
-    kind = ins.kind_of(symbol)
-    if kind == ins.SPOT:
+    if ins.kind_of(symbol) == ins.SPOT:
         return ins.spec_of(symbol)
     if ins.is_inverse(symbol):
         return ins.spec_of(symbol, 100.0 if symbol.startswith("BTC-") else 10.0, True)
