@@ -18,7 +18,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dataflows.venues import binance, okx  # noqa: E402
+from dataflows.venues import binance_futures, okx  # noqa: E402
 from dataflows.venues import instruments as ins  # noqa: E402
 
 REST = ROOT / "feedhouse" / "app" / "sessions" / "rest"
@@ -26,7 +26,7 @@ SPECS = ROOT / "dataflows" / "venues" / "specs"
 # venue -> (recorded replies, the venue's own instrument-list reader)
 SOURCES = {
     "okx": ("OKX.0", okx._listed),
-    "binance_delivery": ("BINANCE_DELIVERY.docs", binance._coin_m_list),
+    "binance_delivery": ("BINANCE_DELIVERY.docs", binance_futures._coin_m_list),
 }
 
 
