@@ -52,6 +52,27 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a process: the main thread ("main", where Bytewax's
+    worker runs), other Python threads ("python": paho, committer, status) and native
+    threads by their OS name (chDB's pools, DuckDB)."""
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "main" if int(tid) == pid else (
+            "python" if comm.startswith(("python", "feedhouse")) else comm.rstrip("0123456789"))
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
 def own_cpu_s() -> float:
     return time.process_time()
 
@@ -110,6 +131,7 @@ class Session:
         load = threading.Thread(target=lambda: sent.update(
             run_load(MqttSettings(port=self.broker.port), plan)), name="bench-load")
         c0 = (cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        th0 = threads_cpu_s(ingest_pid)
         t0_us = time.time_ns() // 1000
         started = time.monotonic()
         load.start()
@@ -122,6 +144,7 @@ class Session:
         published_s = time.monotonic() - started
         drained = self.stats.wait("held", lambda n: n == 0, 120, 0.5)
         c1 = (cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        th1 = threads_cpu_s(ingest_pid)
         msgs = sent.get("count", 0)
         self.unique_sent += sent.get("unique_readings", 0)
         offered_msgs = rate / self.rpm * seconds
@@ -137,6 +160,10 @@ class Session:
             "cpu_us_per_message": {"ingest": per_msg(c1[0] - c0[0]),
                                    "mosquitto": per_msg(c1[1] - c0[1]),
                                    "load_generator": per_msg(c1[2] - c0[2])},
+            # threads that ended during the step (none normally) are left out
+            "ingest_threads_us_per_message": {
+                k: per_msg(v - th0.get(k, 0.0)) for k, v in sorted(th1.items())
+                if v - th0.get(k, 0.0) > 0},
             "device_ts_span_us": [t0_us, t1_us],
         }
         self.steps.append(result)

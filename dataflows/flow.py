@@ -125,5 +125,6 @@ def build_flow(
     deduped = op.stateful_batch(
         "dedup", keyed, lambda resume: DedupLogic(by_name, resume, tick_s, idle_s)
     )
-    op.output("clickhouse", deduped, ClickHouseSink(settings, [f.name for f in feeds]))
+    flush_s = {f.name: f.mqtt.flush_ms / 1000.0 for f in feeds if f.mqtt is not None}
+    op.output("clickhouse", deduped, ClickHouseSink(settings, [f.name for f in feeds], flush_s))
     return flow
