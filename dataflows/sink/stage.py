@@ -356,13 +356,14 @@ class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):
     """Items are (feed, ParsedBatch); one partition per configured feed."""
 
     def __init__(self, settings: Settings, feeds: list[str],
-                 flush_s: dict[str, float] | None = None) -> None:
+                 flush_s: dict[str, float] | None = None, local: bool = True) -> None:
         self.settings = settings
         self.feeds = list(feeds)
         self.flush_s = flush_s or {}  # feed -> its own gathering time (MQTT feeds)
+        self.local = local  # False: a cluster's worker process, which never opens the store
 
     def list_parts(self) -> list[str]:
-        return self.feeds
+        return self.feeds if self.local else []
 
     def part_fn(self, item_key: str) -> int:
         # Bytewax indexes into the SORTED global list of partitions
