@@ -52,6 +52,46 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def children(pid: int) -> list[int]:
+    """Child pids (the worker processes of `feedhouse run --processes N`)."""
+    kids: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of the ingest and its worker processes."""
+    return cpu_s(pid) + sum(cpu_s(k) for k in children(pid))
+
+
+def threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a process: the main thread ("main", where Bytewax's
+    worker runs), other Python threads ("python": paho, committer, status) and native
+    threads by their OS name (chDB's pools, DuckDB)."""
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "main" if int(tid) == pid else (
+            "python" if comm.startswith(("python", "feedhouse")) else comm.rstrip("0123456789"))
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
 def own_cpu_s() -> float:
     return time.process_time()
 
@@ -80,14 +120,15 @@ class Session:
     """Mosquitto + `feedhouse run` on a fresh store, with load steps published into it."""
 
     def __init__(self, work: Path, readings_per_message: int = 1, clients: int = 2,
-                 ingest_code: Path | None = None) -> None:
+                 ingest_code: Path | None = None, processes: int = 1) -> None:
         self.work = work
         self.rpm = readings_per_message
         work.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(work / "mosquitto").start()
         self.config = write_config(work, self.broker.port, "3.1.1", clients, False,
                                    readings_per_message)
-        self.ingest = RunProcess(self.config, work / "ingest.log") if ingest_code is None \
+        args = ("--processes", str(processes)) if processes > 1 else ()
+        self.ingest = RunProcess(self.config, work / "ingest.log", args) if ingest_code is None \
             else IngestAt(self.config, work / "ingest.log", ingest_code)
         self.stats = BrokerStats(self.broker.port)
         self.seq = 0
@@ -109,7 +150,8 @@ class Session:
         sent: dict = {}
         load = threading.Thread(target=lambda: sent.update(
             run_load(MqttSettings(port=self.broker.port), plan)), name="bench-load")
-        c0 = (cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        c0 = (tree_cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        th0 = threads_cpu_s(ingest_pid)
         t0_us = time.time_ns() // 1000
         started = time.monotonic()
         load.start()
@@ -121,7 +163,8 @@ class Session:
         t1_us = time.time_ns() // 1000
         published_s = time.monotonic() - started
         drained = self.stats.wait("held", lambda n: n == 0, 120, 0.5)
-        c1 = (cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        c1 = (tree_cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
+        th1 = threads_cpu_s(ingest_pid)
         msgs = sent.get("count", 0)
         self.unique_sent += sent.get("unique_readings", 0)
         offered_msgs = rate / self.rpm * seconds
@@ -137,6 +180,10 @@ class Session:
             "cpu_us_per_message": {"ingest": per_msg(c1[0] - c0[0]),
                                    "mosquitto": per_msg(c1[1] - c0[1]),
                                    "load_generator": per_msg(c1[2] - c0[2])},
+            # threads that ended during the step (none normally) are left out
+            "ingest_threads_us_per_message": {
+                k: per_msg(v - th0.get(k, 0.0)) for k, v in sorted(th1.items())
+                if v - th0.get(k, 0.0) > 0},
             "device_ts_span_us": [t0_us, t1_us],
         }
         self.steps.append(result)
@@ -171,12 +218,15 @@ class Session:
                                   ).result_rows[0][0]
             for step in self.steps:
                 a, b = step["device_ts_span_us"]
-                p50, p99 = client.query(
+                # inserted_ts is now64() per insert: its distinct values count the inserts
+                (p50, p99), inserts = client.query(
                     "SELECT quantiles(0.5, 0.99)(toUnixTimestamp64Micro(inserted_ts) - "
-                    "toUnixTimestamp64Micro(device_ts)) FROM iot.readings WHERE feed = {f:String}"
+                    "toUnixTimestamp64Micro(device_ts)), uniqExact(inserted_ts) "
+                    "FROM iot.readings WHERE feed = {f:String}"
                     " AND toUnixTimestamp64Micro(device_ts) BETWEEN {a:Int64} AND {b:Int64}",
-                    parameters={"f": FEED, "a": a, "b": b}).result_rows[0][0]
+                    parameters={"f": FEED, "a": a, "b": b}).result_rows[0]
                 step["latency_ms"] = {"p50": round(p50 / 1000, 1), "p99": round(p99 / 1000, 1)}
+                step["inserts"] = inserts
         return {"unique_sent": self.unique_sent, "unique_stored": unique,
                 "lost": self.unique_sent - unique}
 
@@ -222,12 +272,15 @@ def main() -> int:
     ap.add_argument("--hold-s", type=float, default=60)
     ap.add_argument("--readings-per-message", type=int, default=1)
     ap.add_argument("--naive", action="store_true")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="ingest processes (feedhouse run --processes; CPU summed over them)")
     ap.add_argument("--ingest-code", type=Path, default=None,
                     help="run the ingest from this checkout (PYTHONPATH), e.g. a worktree "
                     "of the commit before, for a side-by-side comparison")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-mqtt-"))
-    session = Session(work / "s", args.readings_per_message, ingest_code=args.ingest_code)
+    session = Session(work / "s", args.readings_per_message, ingest_code=args.ingest_code,
+                      processes=args.processes)
     try:
         ramp = session.ramp([float(s) for s in args.steps.split(",")], args.step_s, args.hold_s)
         counts = session.finish()

@@ -16,6 +16,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
 
+from dataflows.cluster import Cluster
 from dataflows.dedup.stage import DedupLogic
 from dataflows.frames import MessageBatch
 from dataflows.parse.readings import reading_parser
@@ -53,14 +54,18 @@ class _StoppablePart(StatefulSourcePartition):
 
 
 class StoppableSource(FixedPartitionedSource):
-    """A FixedPartitionedSource whose partitions end once `stop` is set."""
+    """A FixedPartitionedSource whose partitions end once `stop` is set. In a cluster
+    (dataflows/cluster.py) it lists only this process's share of the partitions."""
 
-    def __init__(self, inner: FixedPartitionedSource, stop: threading.Event) -> None:
+    def __init__(self, inner: FixedPartitionedSource, stop: threading.Event,
+                 cluster: Cluster | None = None) -> None:
         self.inner = inner
         self.stop = stop
+        self.cluster = cluster
 
     def list_parts(self):
-        return self.inner.list_parts()
+        parts = self.inner.list_parts()
+        return parts if self.cluster is None else self.cluster.mine(parts)
 
     def build_part(self, step_id, for_part, resume_state):
         return _StoppablePart(self.inner.build_part(step_id, for_part, resume_state), self.stop)
@@ -94,10 +99,13 @@ def build_flow(
     *,
     stop: threading.Event | None = None,
     sources: list[tuple[str, Source]] | None = None,
+    cluster: Cluster | None = None,
 ) -> Dataflow:
     """The dataflow for `feeds` (default: every configured feed).
 
     `sources` replaces the configured sources (tests: a TestingSource of MessageBatch).
+    `cluster`: this process's place in a several-process run (its share of the source
+    partitions; the sink partitions only in process 0).
     """
     feeds = list(settings.feeds if feeds is None else feeds)
     if not feeds:
@@ -108,7 +116,7 @@ def build_flow(
     streams = []
     for step_id, source in sources if sources is not None else _sources(feeds, settings):
         if isinstance(source, FixedPartitionedSource):
-            source = StoppableSource(source, stop)
+            source = StoppableSource(source, stop, cluster)
         streams.append(op.input(step_id, flow, source))
     merged = streams[0] if len(streams) == 1 else op.merge("all_in", *streams)
     parsers = {f.name: parser_for(f) for f in feeds}
@@ -125,5 +133,8 @@ def build_flow(
     deduped = op.stateful_batch(
         "dedup", keyed, lambda resume: DedupLogic(by_name, resume, tick_s, idle_s)
     )
-    op.output("clickhouse", deduped, ClickHouseSink(settings, [f.name for f in feeds]))
+    flush_s = {f.name: f.mqtt.flush_ms / 1000.0 for f in feeds if f.mqtt is not None}
+    sink = ClickHouseSink(settings, [f.name for f in feeds], flush_s,
+                          local=cluster is None or cluster.writes_store)
+    op.output("clickhouse", deduped, sink)
     return flow

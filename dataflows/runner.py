@@ -19,9 +19,10 @@ from pathlib import Path
 
 from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig
-from bytewax.testing import run_main
+from bytewax.testing import cluster_main, run_main
 
 from dataflows import metrics
+from dataflows.cluster import Cluster, Workers
 from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
 from dataflows.footprint import FootprintSampler, tune_malloc
@@ -54,12 +55,14 @@ def recovery_config(settings: Settings) -> RecoveryConfig | None:
     return RecoveryConfig(str(folder))
 
 
-def status_path(settings: Settings) -> Path:
-    """JSON status `run` rewrites every second (drills and operators read it)."""
-    return Path(settings.home) / "run_status.json"
+def status_path(settings: Settings, index: int = 0) -> Path:
+    """JSON status `run` rewrites every second (drills and operators read it); worker
+    process i > 0 of a cluster writes run_status.<i>.json (it holds no sink: no counts)."""
+    return Path(settings.home) / ("run_status.json" if index == 0 else f"run_status.{index}.json")
 
 
-def write_status(settings: Settings, state: str, footprint: dict | None = None) -> dict:
+def write_status(settings: Settings, state: str, footprint: dict | None = None,
+                 index: int = 0) -> dict:
     data = {
         "pid": os.getpid(),
         "state": state,
@@ -72,7 +75,7 @@ def write_status(settings: Settings, state: str, footprint: dict | None = None) 
     }
     if footprint:  # memory, fds, threads, store parts and caches (dataflows/footprint.py)
         data["footprint"] = footprint
-    path = status_path(settings)
+    path = status_path(settings, index)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -89,18 +92,26 @@ def run(
     status_every_s: float = 1.0,
     stop: threading.Event | None = None,
     handle_signals: bool = True,
+    cluster: Cluster | None = None,
+    worker_command: list[str] | None = None,
 ) -> None:
-    """Apply migrations, then run the dataflow (blocks)."""
+    """Apply migrations, then run the dataflow (blocks).
+
+    `cluster`: this process's place in a several-process run (dataflows/cluster.py);
+    process 0 (the store writer) starts the others with `worker_command` once the
+    recovery folder is ready, passes a stop on to them and waits for them."""
     tuned = tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb)
     log.info("glibc malloc: %s", tuned or "glibc's defaults")
+    index = cluster.index if cluster is not None else 0
     try:
-        # a start that migrated the store also converts the stored contract amounts the
-        # migrations could not (`feedhouse init` always does; a start without migrations
-        # leaves the store alone)
-        applied, _ = init_schema(settings)
-        if applied:
-            with warehouse(settings) as client:
-                convert_stored(client)
+        if index == 0:  # a worker process never opens the store
+            # a start that migrated the store also converts the stored contract amounts
+            # the migrations could not (`feedhouse init` always does; a start without
+            # migrations leaves the store alone)
+            applied, _ = init_schema(settings)
+            if applied:
+                with warehouse(settings) as client:
+                    convert_stored(client)
     except Exception as exc:
 
         if error_code(exc) == ACCESS_DENIED:
@@ -115,19 +126,21 @@ def run(
     recovery = recovery_config(settings)  # refuses a recovery folder it cannot resume
     stop = stop or threading.Event()
     STATS.reset()  # the live status and the stop summary describe this run only
-    flow = build_flow(settings, feeds, stop=stop, sources=sources)
+    flow = build_flow(settings, feeds, stop=stop, sources=sources, cluster=cluster)
+    workers = Workers()
     previous = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
 
         def _stop(signum, _frame) -> None:
             log.warning("%s: stopping (flushing what is held)", signal.Signals(signum).name)
             stop.set()
+            workers.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _stop)
     done = threading.Event()
     sampler = None
-    if settings.footprint_every_s > 0:
+    if settings.footprint_every_s > 0 and index == 0:
         sampler = FootprintSampler(settings, settings.footprint_every_s, on_store=on_store,
                                    dedup_bytes=metrics.dedup_bytes,
                                    on_buffer=on_buffer, queued_bytes=queued_bytes).start()
@@ -138,28 +151,39 @@ def run(
     def _watch() -> None:
         started = time.monotonic()
         while not done.wait(status_every_s):
-            write_status(settings, "running", _footprint())
+            write_status(settings, "running", _footprint(), index)
             if on_status is not None:
                 on_status()
             if seconds is not None and time.monotonic() - started >= seconds:
                 stop.set()
+                workers.stop()
 
-    if settings.metrics_port is not None:
+    if settings.metrics_port is not None and index == 0:
 
         port = start_metrics_server(settings.metrics_port, host=settings.metrics_host)
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
     watcher = threading.Thread(target=_watch, name="feedhouse-status", daemon=True)
     watcher.start()
     try:
-        run_main(flow, epoch_interval=EPOCH, recovery_config=recovery)
+        if cluster is None:
+            run_main(flow, epoch_interval=EPOCH, recovery_config=recovery)
+        else:
+            if index == 0 and worker_command:
+                workers.procs = Workers.spawn(worker_command, cluster).procs
+            cluster_main(flow, list(cluster.addresses), index, epoch_interval=EPOCH,
+                         recovery_config=recovery)
     finally:
         done.set()
+        workers.stop()
+        codes = workers.wait()
+        if any(code for code in codes):
+            log.warning("cluster worker exit codes: %s", codes)
         watcher.join(timeout=2)
         if sampler is not None:
             sampler.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        write_status(settings, "stopped", _footprint())
+        write_status(settings, "stopped", _footprint(), index)
         if on_status is not None:
             on_status()
 

@@ -91,6 +91,8 @@ class DedupLogic(StatefulBatchLogic):
         lateness_s = feed.allowed_lateness_s if feed else 5.0
         if feed is not None and feed.mqtt is not None:
             self.reading_key = feed.mqtt.dedup_key
+            # the sink gathers an MQTT feed's rows for mqtt.flush_ms: wake it then
+            self.tick_s = timedelta(milliseconds=feed.mqtt.flush_ms)
         if self.window is None:
             self.window = DedupWindow(window_s, lateness_s)
         else:  # settings may have changed since the snapshot: the current ones apply

@@ -13,6 +13,8 @@ written at once (an idle pipeline: one row goes in alone). Right after a round, 
 waits up to `linger_s` from its oldest job's submission, or until `target_rows` are
 queued, so under load each insert carries more rows and the fixed cost of an insert
 (~5-6 ms CPU embedded, measured: docs/performance.md) is paid fewer times per second.
+A job may carry its own linger (`Job.linger_s`): the round then starts at the earliest of
+the queued jobs' deadlines, so a feed kind allowed to wait longer never delays another.
 Queued jobs are one round: at most one insert per table waits behind the one in flight.
 `drain()` (the epoch snapshot) and `call()` cut the wait short.
 
@@ -50,6 +52,10 @@ class Job:
     on_written: Callable[[list[str]], None] | None = None  # outcomes, committer thread
     ledger: LedgerDelta = field(default_factory=LedgerDelta)
     submitted: float = 0.0  # time.monotonic() when submitted
+    # how long this job may wait for company after a round (None: the committer's
+    # linger_s); a feed kind whose rows may wait longer (MQTT: `mqtt.flush_ms`) gets
+    # fewer, larger inserts, and a job with a shorter wait queued beside it cuts it short
+    linger_s: float | None = None
 
     @property
     def rows(self) -> int:
@@ -159,17 +165,26 @@ class Committer:
     def _linger(self) -> None:
         """Under the lock, jobs queued: right after a round, wait for more rows (up to
         linger_s from the oldest job's submission, or target_rows queued)."""
-        if self.linger_s <= 0 or not self._jobs:
+        if not self._jobs:
             return
-        deadline = self._jobs[0].submitted + self.linger_s
-        if self._jobs[0].submitted - self._last_round_end >= self.linger_s:
+        first = self._jobs[0]
+        linger = self.linger_s if first.linger_s is None else first.linger_s
+        if linger <= 0 or first.submitted - self._last_round_end >= linger:
             return  # the committer was quiet: an idle pipeline's row goes at once
+        deadline = self._deadline()
         while (self._queued_rows < self.target_rows and not self._calls
                and not self._hurry and not self._stopping):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             self._cond.wait(left)
+            deadline = self._deadline()  # a job with a shorter linger may have come
+
+    def _deadline(self) -> float:
+        """The earliest of the queued jobs' linger deadlines."""
+        default = self.linger_s
+        return min(job.submitted + (default if job.linger_s is None else job.linger_s)
+                   for job in self._jobs)
 
     def _loop(self) -> None:
         while True:

@@ -176,12 +176,16 @@ def _housekeeping(writer: Writer, force: bool = False,
 
 
 class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
-    def __init__(self, feed: str, settings: Settings) -> None:
+    def __init__(self, feed: str, settings: Settings, flush_s: float | None = None) -> None:
         self.feed = feed
         self.settings = settings
         self.committer = _SinkGroup.join(self, settings)
         self.batch_rows = settings.sink.batch_rows
-        self.batch_s = settings.sink.batch_ms / 1000.0
+        self.batch_s = settings.sink.batch_ms / 1000.0 if flush_s is None else flush_s
+        # flush_s (MQTT feeds): rows are gathered that long (ticks only check the age) and
+        # the job goes straight into the committer's next round; None: exchange policy
+        self.gather = flush_s is not None
+        self.last_flush = -float("inf")
         self.pending: dict[str, _Pending] = {}
         self.rows = 0
         self.oldest: float | None = None
@@ -200,10 +204,15 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                 self._add(parsed)
         # hand rows over at once while the committer is free; while it writes, gather up
         # to batch_ms (fewer, larger jobs: it takes every queued job in its next round)
-        if self.rows >= self.batch_rows or (
-            self.oldest is not None
-            and (ticked or self.committer.idle or time.monotonic() - self.oldest >= self.batch_s)
-        ):
+        if self.oldest is None:
+            return
+        now = time.monotonic()
+        if self.gather:  # at once only after a quiet spell (an idle feed's row), else by age
+            due = now - self.oldest >= self.batch_s or (
+                self.committer.idle and now - self.last_flush >= self.batch_s)
+        else:
+            due = ticked or self.committer.idle or now - self.oldest >= self.batch_s
+        if due or self.rows >= self.batch_rows:
             self.flush_data()
 
     def snapshot(self) -> None:
@@ -260,14 +269,15 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         if not self.pending:
             return
         pending, self.pending = self.pending, {}
-        self.rows, self.oldest = 0, None
+        self.rows, self.oldest, self.last_flush = 0, None, time.monotonic()
         batches: list = []
         observed: list = []  # (batch index, table, rows) of the record batches
         parsed: list = []
         for src, pend in pending.items():
             self._batches_of(src, pend, batches, observed)
             parsed.extend(pend.parsed)
-        job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed))
+        job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed),
+                  linger_s=0.0 if self.gather else None)
         self.jobs.append(job)
         self.committer.submit(job)
 
@@ -353,16 +363,19 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
 class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):
     """Items are (feed, ParsedBatch); one partition per configured feed."""
 
-    def __init__(self, settings: Settings, feeds: list[str]) -> None:
+    def __init__(self, settings: Settings, feeds: list[str],
+                 flush_s: dict[str, float] | None = None, local: bool = True) -> None:
         self.settings = settings
         self.feeds = list(feeds)
+        self.flush_s = flush_s or {}  # feed -> its own gathering time (MQTT feeds)
+        self.local = local  # False: a cluster's worker process, which never opens the store
 
     def list_parts(self) -> list[str]:
-        return self.feeds
+        return self.feeds if self.local else []
 
     def part_fn(self, item_key: str) -> int:
         # Bytewax indexes into the SORTED global list of partitions
         return sorted(self.feeds).index(item_key)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> FeedSinkPartition:
-        return FeedSinkPartition(for_part, self.settings)
+        return FeedSinkPartition(for_part, self.settings, self.flush_s.get(for_part))

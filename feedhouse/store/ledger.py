@@ -94,6 +94,14 @@ class LedgerDelta:
     def __bool__(self) -> bool:
         return any(any(v) for v in self.cells.values())
 
+    # picklable (a several-process run sends parsed batches, ledger included, between
+    # processes): the defaultdict's factory is a lambda, so the cells go as a plain dict
+    def __getstate__(self) -> dict:
+        return {"cells": dict(self.cells)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.cells = defaultdict(lambda: [0] * len(COUNTERS), state["cells"])
+
     def columns(self) -> list[list[Any]]:
         """Column-oriented rows for ops.ingest_ledger (LEDGER_COLUMNS order)."""
 

@@ -49,7 +49,7 @@ def _run(settings, name, **params):
         return analytics.run(client, name, {k: str(v) for k, v in params.items()})
 
 
-@pytest.mark.parametrize("symbol", ["BTC-USDT", "BTC-USD-220527", "UNI-USD-PERP"])
+@pytest.mark.parametrize("symbol", ["BTC-USDT", "BTC-USD-INV-220527", "UNI-USD-INV-PERP"])
 def test_book_at_equals_the_checksum_proven_book(store, parsed, symbol):
     columns, _ = parsed["OKX.ws.1.0"]
     times = sorted({f.exchange_ts for f in columns.frames if f.symbol == symbol})

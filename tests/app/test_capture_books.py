@@ -43,7 +43,7 @@ def test_books_channel_prints_every_level_update():
     assert set(rows[0]) == FIELDS
     assert {r["side"] for r in rows} == {"bid", "ask"}
     assert {r["symbol"] for r in rows if r["is_snapshot"]} == {
-        "BTC-USD-220527", "UNI-USD-PERP", "BTC-USDT"}
+        "BTC-USD-INV-220527", "UNI-USD-INV-PERP", "BTC-USDT"}
     assert "levels=8264" in done.stderr and "checksums_passed=290 checksums_failed=0" in done.stderr
 
 

@@ -79,10 +79,10 @@ def test_recorded_sessions_match_an_independent_count(name, venue, events, snaps
 def test_symbols_and_base_amounts_follow_the_venue_adapters():
     _, columns, _ = parse_book_capture(corpus("OKX.ws.1.0"))
     symbols = {f.symbol: (f.instrument_type, f.contract_size, f.inverse) for f in columns.frames}
-    assert symbols == {"BTC-USD-220527": ("future", 100.0, True),
-                       "UNI-USD-PERP": ("perpetual", 10.0, True), "BTC-USDT": ("spot", 1.0, False)}
+    assert symbols == {"BTC-USD-INV-220527": ("future", 100.0, True),
+                       "UNI-USD-INV-PERP": ("perpetual", 10.0, True), "BTC-USDT": ("spot", 1.0, False)}
     rows = list(columns.json_rows())
-    future = next(r for r in rows if r["symbol"] == "BTC-USD-220527" and r["native_amount"] > 0)
+    future = next(r for r in rows if r["symbol"] == "BTC-USD-INV-220527" and r["native_amount"] > 0)
     # 100 USD contracts: BASE = contracts * 100 / price, to 8 decimals
     assert future["amount"] == round(future["native_amount"] * 100 / future["price"], 8)
     spot = next(r for r in rows if r["symbol"] == "BTC-USDT")

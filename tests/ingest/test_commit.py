@@ -173,3 +173,30 @@ def test_adaptive_linger_idle_rows_go_at_once_busy_rows_wait_for_company():
         assert time.monotonic() - t < 1.0 and writer.rounds[3] == 1
     finally:
         committer.close()
+
+
+def test_a_job_with_a_shorter_linger_cuts_the_round_short_and_zero_goes_at_once():
+    """Per-job linger (MQTT feeds gather in the sink and submit with linger 0): a job that
+    may not wait starts the round at once, taking the lingering jobs with it."""
+    writer = _GatedWriter()
+    writer.gate.set()
+    committer = Committer(writer, max_queued_rows=1000, target_rows=1000, linger_s=5.0)
+    try:
+        committer.submit(Job([trades_batch("a", 10)]))  # quiet: at once
+        while not writer.rounds:
+            time.sleep(0.002)
+        committer.submit(Job([trades_batch("b", 10)]))  # right after a round: lingers 5 s
+        time.sleep(0.1)
+        assert writer.rounds == [1]
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("c", 10)], linger_s=0.0))
+        while len(writer.rounds) < 2:
+            time.sleep(0.002)
+        assert time.monotonic() - t < 0.5 and writer.rounds == [1, 2]  # b rode along with c
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("d", 10)], linger_s=0.0))  # first in the queue
+        while len(writer.rounds) < 3:
+            time.sleep(0.002)
+        assert time.monotonic() - t < 0.5
+    finally:
+        committer.close()

@@ -8,12 +8,17 @@ import time
 import pytest
 from bytewax.testing import TestingSource
 
+from dataflows.dedup.stage import dedup_parsed, tick
+from dataflows.dedup.window import DedupWindow
+from dataflows.parse.stage import parse_batch
 from dataflows.runner import run
+from dataflows.sink.stage import FeedSinkPartition
 from dataflows.sink.writer import drain_buffer
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.faults import write_faults
 from feedhouse.store.ledger import ledger_totals
+from feedhouse.store.migrations import init_schema
 from tests.support.ingest import bad_ledger_minutes, capture_messages, message_batches, table_counts
 
 
@@ -131,3 +136,31 @@ def test_permanent_error_sends_the_refused_rows_to_the_dead_letter(tmp_path):
         assert client.query("SELECT count() FROM market.trades").result_rows[0][0] == 6
     assert len(dead) == 6
     assert all(f == "kr" and "bogus" in raw and "refused" in err for f, raw, err in dead)
+
+
+def test_a_gathering_feed_partition_inserts_by_age_not_per_batch(tmp_path):
+    """flush_s (an MQTT feed's mqtt.flush_ms): after a quiet spell the first rows go at
+    once; under a steady stream the partition hands the committer one job per flush_s, not
+    one per micro-batch or tick, and everything is stored once the epoch snapshots."""
+    settings = make_settings(tmp_path)
+    init_schema(settings)
+    messages = capture_messages("COINBASE.ws.28.0")[:3000]
+    window = DedupWindow(600, 5)
+    parsed = [dedup_parsed(window, parse_batch(b))
+              for b in message_batches("cb", "coinbase", messages, per=50)]
+    part = FeedSinkPartition("cb", settings, flush_s=0.25)
+    try:
+        part.write_batch([parsed[0]])  # quiet feed: at once
+        assert not part.pending
+        started = time.monotonic()
+        for p in parsed[1:]:  # ~60 batches and ticks over ~0.6 s
+            part.write_batch([p, tick("cb")])
+            time.sleep(0.01)
+        jobs = len(part.jobs)
+        assert 2 <= jobs <= 1 + int((time.monotonic() - started) / 0.25) + 1
+        part.snapshot()
+    finally:
+        part.close()
+    with warehouse(settings) as client:
+        rows, keys = table_counts(client, "cb")
+    assert rows == keys == sum(len(p.trades) + len(p.quotes) for p in parsed) > 0

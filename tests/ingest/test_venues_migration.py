@@ -238,7 +238,7 @@ def store_011(settings, tmp_path):
 
 def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, caplog) -> None:
     with warehouse(store_011) as client:
-        assert apply_migrations(client) == ["012_inverse_symbols_quote_sizes.sql"]
+        assert apply_migrations(client)[0] == "012_inverse_symbols_quote_sizes.sql"
         with caplog.at_level(logging.WARNING, logger="dataflows.venues.stored"):
             converted = convert_stored(client)
         trades = client.query("SELECT symbol, amount, contract_size FROM market.trades "
@@ -273,7 +273,7 @@ def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts
     instruments no instrument list knows, which are counted and named."""
     done: list = []  # as `feedhouse init` and `feedhouse run` do it
     applied, _ = init_schema(old_store, after=lambda client: done.append(convert_stored(client)))
-    assert applied[0] == "010_instruments.sql" and applied[-1] == "012_inverse_symbols_quote_sizes.sql"
+    assert applied[0] == "010_instruments.sql" and "012_inverse_symbols_quote_sizes.sql" in applied
     (converted,) = done
     with warehouse(old_store) as client:
         left = client.query(

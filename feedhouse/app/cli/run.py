@@ -12,6 +12,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from dataflows.cluster import Cluster, free_addresses
 from dataflows.runner import run as run_flow
 from dataflows.sink.stats import STATS
 from feedhouse.app.cli.context import err_console, settings_from
@@ -76,21 +77,41 @@ def run(
     config: Path | None = typer.Option(None, "--config", "-c", help="settings file"),
     seconds: float | None = typer.Option(None, "--seconds", min=0.1, help="stop after this long"),
     feed: list[str] = typer.Option([], "--feed", help="run only these feeds (repeatable)"),
+    processes: int = typer.Option(
+        1, "--processes", min=1, max=16,
+        help="ingest processes (one Bytewax cluster on loopback): MQTT subscriber partitions "
+        "spread over them, the store is written by this one alone (docs/mqtt-performance.md)"),
+    cluster_index: int = typer.Option(0, "--cluster-index", hidden=True),
+    cluster_addresses: str = typer.Option("", "--cluster-addresses", hidden=True),
 ) -> None:
     """Run the configured dataflows until stopped (SIGINT/SIGTERM), flushing what they hold."""
 
     settings = load_settings(config) if config is not None else settings_from(ctx)
+    config = config or (ctx.find_root().obj or {}).get("config")
     feeds = [settings.feed(name) for name in feed] if feed else None
     if not (feeds or settings.feeds):
         raise SettingsError("setting 'feeds': no feed configured, nothing to run")
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    cluster, command = None, None
+    if cluster_addresses:  # a worker process started by process 0
+        cluster = Cluster(cluster_index, tuple(cluster_addresses.split(",")))
+    elif processes > 1:
+        cluster = Cluster(0, free_addresses(processes))
+        command = [sys.executable, "-m", "feedhouse.app.cli.main", "run"]
+        command += ["--config", str(config)] if config else []
+        command += [a for name in feed for a in ("--feed", name)]
+    if cluster is not None and cluster.index > 0:
+        run_flow(settings, feeds, seconds=seconds, cluster=cluster)
+        return  # no summary: the counts are process 0's (it holds the sink)
     if err_console.is_terminal:
         with Live(console=err_console, refresh_per_second=2, transient=False) as live:
-            run_flow(settings, feeds, seconds=seconds, on_status=StatusView(live))
+            run_flow(settings, feeds, seconds=seconds, on_status=StatusView(live),
+                     cluster=cluster, worker_command=command)
     else:
-        run_flow(settings, feeds, seconds=seconds, on_status=StatusView(None))
+        run_flow(settings, feeds, seconds=seconds, on_status=StatusView(None),
+                 cluster=cluster, worker_command=command)
     summary = {"run": "stopped", "buffered_rows": STATS.buffered_rows,
                "feeds": {k: dict(v) for k, v in sorted(STATS.totals.items())}}
     sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")

@@ -177,6 +177,7 @@ def run_mqtt_drill(
     static_topics: bool = False,
     subscriptions: str = "auto",
     readings_per_message: int = 1,
+    processes: int = 1,
 ) -> dict:
     """`rate` is readings per second: with `readings_per_message` N the load generator
     publishes rate / N messages per second, each a JSON array of N samples."""
@@ -198,6 +199,8 @@ def run_mqtt_drill(
                               readings_per_message)
         d.use_config(config)
         ingest = d.run
+        if processes > 1:  # `feedhouse run --processes N`: one Bytewax cluster
+            ingest.args = ("--processes", str(processes))
         stats = BrokerStats(broker.port)
         ingest.start()
         # Publish only once every subscriber holds its (persistent) shared subscription.
@@ -272,6 +275,7 @@ def run_mqtt_drill(
         "drained": drained,
         "ingest_exit": code,
         "subscriptions": mode,
+        "ingest_processes": processes,
         "subscriptions_reason": why,
         "mosquitto_version": None if version is None else ".".join(map(str, version)),
         "events": events,
@@ -308,6 +312,10 @@ def drill_mqtt(
     readings_per_message: int = typer.Option(
         1, min=1, help="readings per message: above 1 each message is a JSON array of that "
         "many samples (feed payload_format json_array); --rate stays readings/s"),
+    processes: int = typer.Option(
+        1, min=1, max=16, help="ingest processes (`feedhouse run --processes`): subscriber "
+        "partitions spread over them, process 0 alone writes the store; a kill hits process 0 "
+        "and its workers die with it"),
 ) -> None:
     """MQTT at-least-once drill: 0 lost, 0 duplicates stored, malformed -> dead letter."""
     if protocol not in ("3.1.1", "5"):
@@ -317,7 +325,7 @@ def drill_mqtt(
     verdict(run_mqtt_drill(rate, seconds, restart_broker, kill_ingest, devices, sensors,
                            duplicates, protocol, clients, work_dir, static_topics=static_topics,
                            subscriptions=subscriptions,
-                           readings_per_message=readings_per_message))
+                           readings_per_message=readings_per_message, processes=processes))
 
 
 def register(drill_app: typer.Typer) -> None:
