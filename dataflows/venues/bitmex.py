@@ -16,7 +16,7 @@ import re
 
 from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import book_top, name_field, price_size, side_of
+from dataflows.venues.common import book_top, check_trade, name_field, num, price_size, side_of
 from dataflows.venues.declare import FrameError, check_ts, text_id, us_from_iso_z
 from feedhouse.core.records import ParseResult, Trade
 
@@ -97,11 +97,11 @@ def _trades(data: list, received_ts: int) -> list[Trade]:
         price, amount = price_size(entry, "price", "size")
         side = side_of(_SIDES, entry["side"])
         spec = _catalog(sym := name_field(entry, "symbol"))
-        if entry.get("homeNotional") is None:
+        if (base := entry.get("homeNotional")) is None:
             out.append(ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
                                  side, _stamp(entry), received_ts))
             continue
-        price, base = price_size(entry, "price", "homeNotional")  # BitMEX's own BASE figure
+        check_trade(price, base := num(base))  # BitMEX's own BASE figure
         size = 1.0 if spec.inverse else round(base / amount, 12)  # the multiplier it implies
         out.append(Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
                          side, _stamp(entry), received_ts, spec.kind, amount, size))
