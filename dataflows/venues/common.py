@@ -354,20 +354,23 @@ def side_of(sides: dict, value: object, what: str = "side") -> str:
     return side
 
 
+def _boolean(value: object) -> float:
+    raise FrameError(f"boolean where a number belongs: {value!r}")
+
+
 def book_top(entry, bid_key, bid_size_key, ask_key, ask_size_key, null_empty: bool = False):
     """(bid, bid_size, ask, ask_size) as num() reads them, check_quote'd; with `null_empty`
-    a null field is 0 (that side of the book is empty)."""
-    values = []
-    for key in (bid_key, bid_size_key, ask_key, ask_size_key):
-        value = entry[key]
-        if value is None and null_empty:
-            values.append(0.0)
-            continue
-        if value.__class__ is bool:
-            raise FrameError(f"boolean where a number belongs: {value!r}")
-        values.append(float(value))
-    check_quote(*values)
-    return values
+    a null field is 0 (that side of the book is empty). Unrolled: it runs once per quote."""
+    v = entry[bid_key]
+    bid = 0.0 if null_empty and v is None else _boolean(v) if v.__class__ is bool else float(v)
+    v = entry[bid_size_key]
+    bid_size = 0.0 if null_empty and v is None else _boolean(v) if v.__class__ is bool else float(v)
+    v = entry[ask_key]
+    ask = 0.0 if null_empty and v is None else _boolean(v) if v.__class__ is bool else float(v)
+    v = entry[ask_size_key]
+    ask_size = 0.0 if null_empty and v is None else _boolean(v) if v.__class__ is bool else float(v)
+    check_quote(bid, bid_size, ask, ask_size)
+    return bid, bid_size, ask, ask_size
 
 
 def int_id(value: object) -> str:
