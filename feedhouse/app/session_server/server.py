@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ class SessionServer:
         stats_file: Path | str | None = None,
         subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
         rebase_now: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.streams = load_streams(Path(captures_dir))
         # rebase_now: serve looped streams from the lap whose event times are "now"
@@ -109,6 +111,7 @@ class SessionServer:
         self.port = port
         self.stats_file = Path(stats_file) if stats_file else None
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.ssl_context = ssl_context  # serve wss:// (tests of the clients' TLS)
         self._stats = {name: PathStats() for name in self.streams}
         self._thread: threading.Thread | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
@@ -123,7 +126,8 @@ class SessionServer:
     # -- public API --------------------------------------------------------------------
 
     def url(self, name: str) -> str:
-        return f"ws://{self.host}:{self.port}/{name}"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}/{name}"
 
     @property
     def running(self) -> bool:
@@ -206,6 +210,7 @@ class SessionServer:
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
             max_frame_size=MAX_FRAME_BYTES,
             logger_name="session_server",
+            ssl=self.ssl_context,
         )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
