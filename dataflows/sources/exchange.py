@@ -26,7 +26,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
-from dataflows.sources.websocket import BaseFeedClient
+from dataflows.sources.websocket import BaseFeedClient, new_event_loop
 from dataflows.sources.ws_picows import FeedClient
 from dataflows.sources.ws_websockets import WebsocketsFeedClient
 from dataflows.venues import get_venue, venue_at
@@ -41,15 +41,6 @@ QUEUE_BYTES = 16 * 1024 * 1024  # frames are 0.1-2 KB: bytes, not frames, bound 
 IDLE_WAKE = timedelta(milliseconds=5)
 CLIENTS: dict[str, type[BaseFeedClient]] = {
     "picows": FeedClient, "websockets": WebsocketsFeedClient}
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where installed (less CPU per read and timer than asyncio's own loop)."""
-    try:
-        import uvloop  # deferred: optional speed-up, not on every platform
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class FrameQueue:

@@ -34,6 +34,7 @@ from dataflows.sources.websocket import (
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
     REPLAY_HEADER,
+    USE_AIOFASTNET,
     BaseFeedClient,
     _Disconnect,
     now_us,
@@ -154,6 +155,7 @@ class FeedClient(BaseFeedClient):
             max_frame_size=MAX_FRAME_BYTES,
             proxy=proxy_for(url),
             logger_name=f"feed.{self.feed.name}",
+            use_aiofastnet=USE_AIOFASTNET,
         ), OPEN_TIMEOUT_S)
         if listener.resume:
             await transport.wait_disconnected()

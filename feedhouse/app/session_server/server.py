@@ -55,6 +55,7 @@ from dataflows.sources.websocket import (
     PING_INTERVAL_S,
     PING_TIMEOUT_S,
     REPLAY_HEADER,
+    USE_AIOFASTNET,
     new_event_loop,
 )
 from feedhouse.app.session_server.counters import PathStats
@@ -211,6 +212,7 @@ class SessionServer:
             max_frame_size=MAX_FRAME_BYTES,
             logger_name="session_server",
             ssl=self.ssl_context,
+            use_aiofastnet=USE_AIOFASTNET,
         )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -328,7 +330,9 @@ class SessionServer:
                 due = anchor[0] + (recorded - anchor[1]) / speed
                 if due - clock() > PACE_SLACK_S:
                     flush()
-                    while not peer.gone and (delay := due - clock()) > 0:
+                    # until it is within the slack, not exactly due: the loop's timers
+                    # tick in ms, and a shorter sleep would spin (seen: 7.6k wakes/s)
+                    while not peer.gone and (delay := due - clock()) > PACE_SLACK_S:
                         await asyncio.sleep(min(delay, 0.1))  # stop soon once it is gone
                     if peer.gone:
                         return
