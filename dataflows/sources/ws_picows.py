@@ -184,7 +184,7 @@ class FeedClient(BaseFeedClient):
             self._closed(None, "")
         else:  # a close frame without a code is 1005 to websockets (and RFC 6455)
             code = int(getattr(recv.code, "value", recv.code))
-            self._closed(code or 1005, recv.reason)
+            self._closed(code or 1005, recv.reason or "")
 
     def _send(self, transport, frame: str | bytes) -> None:
         if isinstance(frame, str):

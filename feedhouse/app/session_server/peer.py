@@ -88,7 +88,7 @@ class Peer(WSListener):
         if self.transport is not None:
             self.transport.disconnect(graceful=False)
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Close handshake: send ours, wait for the client's reply, then drop."""
         transport = self.transport
         if self.gone or transport is None:
@@ -96,5 +96,5 @@ class Peer(WSListener):
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(transport.wait_disconnected(), timeout_s)
         transport.disconnect(graceful=False)

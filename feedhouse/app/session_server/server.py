@@ -69,6 +69,7 @@ SUBSCRIBE_TIMEOUT_S = 10.0
 YIELD_EVERY = 256  # at max speed, let other connections run every this many frames
 WRITE_EVERY = 64  # at most this many frames joined into one write
 PACE_SLACK_S = 0.004  # a frame due within this long goes out now, with those due already
+GOING_AWAY_S = 5.0  # at stop, time for the clients to read what was sent (stop joins 10 s)
 
 
 def parse_speed(value: str | float | None) -> float | None:
@@ -223,16 +224,19 @@ class SessionServer:
             if writer is not None:
                 writer.cancel()
             server.close()
-            peers = list(self._peers)
-            for peer in peers:  # going away: close frames, then the sockets
-                if peer.task is not None:
-                    peer.task.cancel()
-                if peer.transport is not None and not peer.gone:
-                    peer.transport.send_close(WSCloseCode.GOING_AWAY)
-                    peer.transport.disconnect()
-            await asyncio.sleep(0.05)
-            for peer in peers:
-                peer.abort()
+            await self._going_away()
+
+    async def _going_away(self) -> None:
+        """Stop: every sender writes out the frames it counted as sent, then each client
+        gets a close frame (1001) behind its data and time to read it all (as websockets'
+        server did): a frame counted as sent must reach a client that keeps reading."""
+        peers = list(self._peers)
+        tasks = [p.task for p in peers if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(p.close(int(WSCloseCode.GOING_AWAY.value), "", GOING_AWAY_S)
+                               for p in peers), return_exceptions=True)
 
     async def _stats_writer(self) -> None:
         while True:
@@ -291,23 +295,37 @@ class SessionServer:
     async def _send_stream(
         self, peer: Peer, stream: RecordedStream, stats: PathStats, pos: int
     ) -> None:
-        faults, speed, n = self.faults, self.speed, len(stream)
-        first_lap = self._first_lap[stream.name]
-        end = None if self.loop else faults.positions_for(n)
-        must_wait = stream.expects_subscribe
-        clock = asyncio.get_running_loop().time
-        anchor: tuple[float, float] | None = None
         out: list[bytes] = []  # wire frames not written yet: due at the same moment
-        sent = 0
 
         def flush() -> None:
             if out:
                 peer.write(out[0] if len(out) == 1 else b"".join(out))
                 out.clear()
 
+        try:
+            ended = await self._send_frames(peer, stream, stats, pos, out, flush)
+        except asyncio.CancelledError:
+            flush()  # stopping: what was counted as sent goes out (`_going_away`)
+            raise
+        flush()
+        if not ended or peer.gone:
+            return
+        stats.completed += 1
+        await peer.close(END_OF_STREAM, "end of capture")
+
+    async def _send_frames(self, peer: Peer, stream: RecordedStream, stats: PathStats,
+                           pos: int, out: list[bytes], flush) -> bool:
+        """Send from `pos` on; True when the (finite) stream is over."""
+        faults, speed, n = self.faults, self.speed, len(stream)
+        first_lap = self._first_lap[stream.name]
+        end = None if self.loop else faults.positions_for(n)
+        must_wait = stream.expects_subscribe
+        clock = asyncio.get_running_loop().time
+        anchor: tuple[float, float] | None = None
+        sent = 0
         while end is None or pos < end:
             if peer.gone:
-                return
+                return False
             if self._hold is not None and pos > self._hold.get(stream.name, -1):
                 flush()
                 await asyncio.sleep(0.05)  # held: idle, connection kept
@@ -319,9 +337,9 @@ class SessionServer:
                     await asyncio.wait_for(peer.subscribed.wait(), self.subscribe_timeout_s)
                 except TimeoutError:
                     await peer.close(4408, "no subscribe received")
-                    return
+                    return False
                 if peer.gone:
-                    return  # the client went away
+                    return False  # the client went away
                 must_wait, anchor = False, None
             if speed is not None:
                 recorded = stream.time_of(g)
@@ -335,7 +353,7 @@ class SessionServer:
                     while not peer.gone and (delay := due - clock()) > PACE_SLACK_S:
                         await asyncio.sleep(min(delay, 0.1))  # stop soon once it is gone
                     if peer.gone:
-                        return
+                        return False
             corrupt = faults.corrupts(g)
             at = time.time() if first_lap else None
             if corrupt:
@@ -358,8 +376,4 @@ class SessionServer:
                     await peer.writable.wait()  # the client reads slower: TCP pushes back
                 elif sent % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-        flush()
-        if peer.gone:
-            return
-        stats.completed += 1
-        await peer.close(END_OF_STREAM, "end of capture")
+        return True
