@@ -119,8 +119,9 @@ def one_run(folder: Path, served, kind: str, rate: int, seconds: float,
 
 def measure(cfg: Config, rate: int, seconds: float, repeats: int, kinds=KINDS,
             tree: Path | None = None, log=print) -> list[dict]:
-    folder = cfg.workdir / f"corpus-{CORPUS_TRADES}" / "captures"
-    served = build(folder, CORPUS_TRADES)
+    trades = 20_000 if cfg.name == "tiny" else CORPUS_TRADES  # >= rate x (warm-up + window)
+    folder = cfg.workdir / f"corpus-{trades}" / "captures"
+    served = build(folder, trades)
     runs = []
     for r in range(repeats):
         for kind in kinds:  # alternating: the machine's load hits every kind alike

@@ -25,7 +25,7 @@ KEYS = (
     "mqtt_lost", "mqtt_batched_readings_per_s", "mqtt_batched_lost", "dedup_bytes_per_key",
     "replay_rows_per_s", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
-    "backfill_tardis_rows_per_s",
+    "backfill_tardis_rows_per_s", "ws_client_cpu_us_per_frame", "session_server_cpu_us_per_frame",
 )
 
 
@@ -106,4 +106,4 @@ def test_results_are_git_ignored_but_the_folder_is_kept() -> None:
     assert "bench/results/*.json" in ignore
     assert (ROOT / "bench" / "results" / ".gitkeep").exists()
     assert set(BENCHMARKS) == {"normalize", "dedup", "replay", "e2e", "naive", "latency",
-                               "mqtt", "backfill"}
+                               "mqtt", "backfill", "ws_client"}

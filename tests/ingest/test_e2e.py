@@ -37,6 +37,10 @@ def test_replayed_venues_land_once_and_the_ledger_reconciles(tmp_path):
         )
 
         def stopper() -> None:
+            # 4 s of data from the first frame on (the schema alone took > 4 s at load 25)
+            deadline = time.monotonic() + 60
+            while not sent_totals(server.stats())["frames_sent"] and time.monotonic() < deadline:
+                time.sleep(0.1)
             time.sleep(4)
             # hold, not stop: the server sends nothing new but keeps its connections, so
             # frames still in socket buffers arrive (a stop could drop them: counted as

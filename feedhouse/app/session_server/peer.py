@@ -11,10 +11,12 @@ control into an event the sender awaits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import struct
 
 from picows import WSCloseCode, WSListener, WSMsgType
+
+log = logging.getLogger(__name__)
 
 WRITE_LIMIT = 2**20  # bytes buffered for a client before the sender waits
 CLOSE_TIMEOUT_S = 10.0  # wait this long for the client's close reply, then drop
@@ -89,12 +91,26 @@ class Peer(WSListener):
             self.transport.disconnect(graceful=False)
 
     async def close(self, code: int, reason: str, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Close handshake: send ours, wait for the client's reply, then drop."""
+        """Close handshake: send ours, wait for the client's reply, then end the TCP
+        connection (at most 2 x timeout_s)."""
         transport = self.transport
         if self.gone or transport is None:
             return
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode())
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(transport.wait_disconnected(), timeout_s)
-        transport.disconnect(graceful=False)
+            return
+        except TimeoutError:
+            pass
+        # A client still behind (backpressured) has not read our close yet: end with a FIN
+        # after what is buffered, not an abort (whose RST would discard the frames in its
+        # socket buffer that were counted as sent); abort only if that stalls too.
+        log.warning("session server: %s: no close reply within %gs (%d bytes still "
+                    "buffered); closing after them", self.name, timeout_s,
+                    transport.underlying_transport.get_write_buffer_size())
+        transport.disconnect(graceful=True)
+        try:
+            await asyncio.wait_for(transport.wait_disconnected(), timeout_s)
+        except TimeoutError:
+            transport.disconnect(graceful=False)
