@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 SUBSCRIBE_TIMEOUT_S = 10.0
 YIELD_EVERY = 256  # at max speed, let other connections run every this many frames
 WRITE_EVERY = 64  # at most this many frames joined into one write
-PACE_SLACK_S = 0.004  # a frame due within this long goes out now, with those due already
+PACE_SLACK_S = 0.010  # a frame due within this long goes out now, with those due already
 GOING_AWAY_S = 4.0  # at stop, x2: time for the clients to read what was sent (join: 10 s)
 
 
