@@ -1,7 +1,7 @@
 """Bytewax source for exchange feeds: one partition per feed, items are micro-batches.
 
-Each partition runs its feed's `FeedClient` (asyncio, websockets) in a thread of its
-own and hands Bytewax `MessageBatch` items: every `next_batch()` returns at most one
+Each partition runs its feed's client (`ws_picows.FeedClient` on uvloop by default;
+`feeds[].ws_client: websockets` picks the former client) in a thread of its own and hands Bytewax `MessageBatch` items: every `next_batch()` returns at most one
 batch holding all frames that arrived since the last call (up to `batch_frames`), with
 their receive times, plus the gaps seen meanwhile. Between the thread and Bytewax sits a
 bounded queue: when the dataflow is slower than the feed, the client stops reading the
@@ -26,7 +26,9 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
-from dataflows.sources.websocket import FeedClient
+from dataflows.sources.websocket import BaseFeedClient, new_event_loop
+from dataflows.sources.ws_picows import FeedClient
+from dataflows.sources.ws_websockets import WebsocketsFeedClient
 from dataflows.venues import get_venue, venue_at
 from dataflows.venues.instruments import refresh, set_cache_dir
 from feedhouse.core.settings import FeedSettings, Settings
@@ -37,6 +39,8 @@ BATCH_FRAMES = 5000
 QUEUE_FRAMES = 100_000
 QUEUE_BYTES = 16 * 1024 * 1024  # frames are 0.1-2 KB: bytes, not frames, bound the memory
 IDLE_WAKE = timedelta(milliseconds=5)
+CLIENTS: dict[str, type[BaseFeedClient]] = {
+    "picows": FeedClient, "websockets": WebsocketsFeedClient}
 
 
 _QUEUES: weakref.WeakSet = weakref.WeakSet()
@@ -118,7 +122,8 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         self.queue = FrameQueue(queue_frames, feed.name, int(feed.queue_mb * 1024 * 1024))
         self.batch_frames = batch_frames
         self.pos = start_pos  # position of the next frame handed to Bytewax
-        self.client = FeedClient(feed, self.venue, self.queue, start_pos, stop_at_end)
+        self.client = CLIENTS[feed.ws_client](
+            feed, self.venue, self.queue, start_pos, stop_at_end)
         self._thread = threading.Thread(
             target=self._run, name=f"feed-{feed.name}", daemon=True
         )
@@ -132,7 +137,8 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         if venue.catalog is not None:  # live: the venue's instrument list, fresh
             refresh(venue.catalog, self.feed.url or venue.url, venue.hosts)
         try:
-            asyncio.run(self.client.run())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self.client.run())
         except Exception:  # the client catches its own failures; this is a last resort
             log.exception("feed %s: client thread died", self.feed.name)
 
@@ -162,7 +168,7 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         self._thread.join(timeout=5)
 
 
-def _shutdown(client: FeedClient, queue: FrameQueue) -> None:
+def _shutdown(client: BaseFeedClient, queue: FrameQueue) -> None:
     client.stop()
     queue.closed = True
 

@@ -173,6 +173,9 @@ class FeedSettings(Strict):
     queue_mb: float = Field(
         16.0, gt=0, le=4096, description="received frames held while the dataflow is behind "
         "(besides queue_frames): reading pauses beyond it (backpressure)")
+    # The WebSocket library of an exchange feed: picows (default, ~4x less CPU per frame)
+    # or websockets (the former client, kept as a fallback).
+    ws_client: Literal["picows", "websockets"] = "picows"
     mqtt: MqttSettings | None = None
 
     @model_validator(mode="after")

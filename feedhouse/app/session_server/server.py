@@ -5,8 +5,12 @@ further path and query, e.g. Binance's `/stream?streams=...`, is accepted). Per
 connection the server sends the frames the recorded client got before it sent anything
 (greetings), waits for the client's first frame (its subscribe) when the recorded session
 sent one, then sends the rest: the recorded acks and data, at the recorded pace x `speed`
-or, with speed None ("max"), as fast as the client reads (websockets' write buffer pushes
+or, with speed None ("max"), as fast as the client reads (the socket's write buffer pushes
 back). Text frames go out as text, binary ones (HTX gzip) as binary.
+
+It runs on picows and uvloop with each frame's wire form encoded once (peer.py), and
+frames due at the same moment leave in one write: it shares the cores with the pipeline
+it feeds in every benchmark and drill, so its CPU per frame matters (docs/performance.md).
 
 Positions: frames are numbered from 0 in send order - greetings, acks and data alike,
 laps after laps, a duplicated frame (fault) taking two numbers - which is exactly the
@@ -30,70 +34,42 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
-from dataflows.sources.websocket import END_OF_STREAM, MAX_FRAME_BYTES, REPLAY_HEADER
+from dataflows.sources.websocket import (
+    END_OF_STREAM,
+    MAX_FRAME_BYTES,
+    PING_INTERVAL_S,
+    PING_TIMEOUT_S,
+    REPLAY_HEADER,
+    USE_AIOFASTNET,
+    new_event_loop,
+)
+from feedhouse.app.session_server.counters import PathStats
 from feedhouse.app.session_server.faults import Faults
+from feedhouse.app.session_server.peer import Peer, encode_frame
 from feedhouse.app.session_server.stream import RecordedStream, load_streams
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_TIMEOUT_S = 10.0
 YIELD_EVERY = 256  # at max speed, let other connections run every this many frames
-
-
-@dataclass
-class PathStats:
-    connections: int = 0
-    client_frames: int = 0
-    frames_sent: int = 0
-    trades_sent: int = 0
-    unique_trades_sent: int = 0
-    duplicates_sent: int = 0
-    corrupted_sent: int = 0
-    corrupted_trades: int = 0
-    drops: int = 0
-    completed: int = 0
-    max_pos: int = -1
-    _seen: bytearray = field(default_factory=bytearray, repr=False)
-
-    def count(self, stream: RecordedStream, pos: int, g: int, copy: bool, corrupt: bool):
-        self.frames_sent += 1
-        if pos > self.max_pos:
-            self.max_pos = pos
-        if copy:
-            self.duplicates_sent += 1
-        lap, i = divmod(g, len(stream))
-        keys = stream.keys[i]
-        if corrupt:
-            self.corrupted_sent += 1
-            self.corrupted_trades += len(keys)
-            return
-        if not keys:
-            return
-        self.trades_sent += len(keys)
-        base, seen = stream.key_base(lap), self._seen
-        for key in keys:
-            bit = base + key
-            byte = bit >> 3
-            if byte >= len(seen):
-                seen.extend(bytes(byte - len(seen) + 4096))
-            mask = 1 << (bit & 7)
-            if not seen[byte] & mask:
-                seen[byte] |= mask
-                self.unique_trades_sent += 1
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("_seen")
-        return data
+WRITE_EVERY = 64  # at most this many frames joined into one write
+PACE_SLACK_S = 0.010  # a frame due within this long goes out now, with those due already
+GOING_AWAY_S = 4.0  # at stop, x2: time for the clients to read what was sent (join: 10 s)
 
 
 def parse_speed(value: str | float | None) -> float | None:
@@ -121,6 +97,7 @@ class SessionServer:
         stats_file: Path | str | None = None,
         subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
         rebase_now: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.streams = load_streams(Path(captures_dir))
         # rebase_now: serve looped streams from the lap whose event times are "now"
@@ -136,6 +113,7 @@ class SessionServer:
         self.port = port
         self.stats_file = Path(stats_file) if stats_file else None
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.ssl_context = ssl_context  # serve wss:// (tests of the clients' TLS)
         self._stats = {name: PathStats() for name in self.streams}
         self._thread: threading.Thread | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
@@ -145,11 +123,13 @@ class SessionServer:
         self._error: BaseException | None = None
         self._hold: dict[str, int] | None = None  # path -> last position to send (hold())
         self._sending = 0  # frames between the hold check and their count (loop thread)
+        self._peers: set[Peer] = set()
 
     # -- public API --------------------------------------------------------------------
 
     def url(self, name: str) -> str:
-        return f"ws://{self.host}:{self.port}/{name}"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}/{name}"
 
     @property
     def running(self) -> bool:
@@ -212,7 +192,8 @@ class SessionServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._main())
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._error = exc
             self._ready.set()
@@ -220,14 +201,19 @@ class SessionServer:
     async def _main(self) -> None:
         self._aloop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server: Server = await serve(
-            self._handler,
+        server = await ws_create_server(
+            self._route,
             self.host,
             self.port,
-            process_response=self._mark_replay,
-            compression=None,  # loopback: deflate would only burn CPU on both ends
-            max_size=MAX_FRAME_BYTES,
-            write_limit=2**20,
+            websocket_handshake_timeout=SUBSCRIBE_TIMEOUT_S,
+            enable_auto_ping=True,  # as websockets' server did: drop a client gone silent
+            auto_ping_idle_timeout=PING_INTERVAL_S,
+            auto_ping_reply_timeout=PING_TIMEOUT_S,
+            auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
+            max_frame_size=MAX_FRAME_BYTES,
+            logger_name="session_server",
+            ssl=self.ssl_context,
+            use_aiofastnet=USE_AIOFASTNET,
         )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -238,76 +224,98 @@ class SessionServer:
             if writer is not None:
                 writer.cancel()
             server.close()
-            await server.wait_closed()
+            await self._going_away()
+
+    async def _going_away(self) -> None:
+        """Stop: every sender writes out the frames it counted as sent, then each client
+        gets a close frame (1001) behind its data and time to read it all (as websockets'
+        server did): a frame counted as sent must reach a client that keeps reading."""
+        peers = list(self._peers)
+        tasks = [p.task for p in peers if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(p.close(int(WSCloseCode.GOING_AWAY.value), "", GOING_AWAY_S)
+                               for p in peers), return_exceptions=True)
 
     async def _stats_writer(self) -> None:
         while True:
             await asyncio.to_thread(self.write_stats)
             await asyncio.sleep(1.0)
 
-    @staticmethod
-    def _mark_replay(connection, request, response):
-        response.headers[REPLAY_HEADER] = "1"  # tells the client it may ask ?from=
-        return response
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        target = urlsplit(ws.request.path if ws.request else "/")
+    def _route(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        """The upgrade request: pick the capture by path; `?from=` is the position."""
+        target = urlsplit(request.path.decode("latin-1"))
         name = target.path.lstrip("/").split("/", 1)[0]
-        stream = self.streams.get(name)
-        if stream is None:
-            await ws.close(4404, f"no capture named {name!r}")
-            return
-        try:
-            start = int(parse_qs(target.query).get("from", ["0"])[0])
-            if start < 0:
-                raise ValueError
-        except ValueError:
-            await ws.close(4400, "bad 'from' (a position >= 0)")
-            return
-        stats = self._stats[name]
-        stats.connections += 1
-        subscribed = asyncio.Event()
-        reader = asyncio.create_task(self._read_client(ws, stats, subscribed))
-        drop = None
-        if self.faults.drop_s:
-            drop = asyncio.get_running_loop().call_later(
-                self.faults.drop_s, self._drop, ws, stats
-            )
-        try:
-            await self._send_stream(ws, stream, stats, start, subscribed, reader)
-        except ConnectionClosed:
-            pass
-        finally:
-            reader.cancel()
-            if drop is not None:
-                drop.cancel()
+        refuse, start = None, 0
+        if name not in self.streams:
+            refuse = (4404, f"no capture named {name!r}")
+        else:
+            try:
+                start = int(parse_qs(target.query).get("from", ["0"])[0])
+                if start < 0:
+                    raise ValueError
+            except ValueError:
+                refuse = (4400, "bad 'from' (a position >= 0)")
+        peer = Peer(self._connected, name, start, refuse, self._stats.get(name))
+        # the header tells the client it may ask ?from=
+        response = WSUpgradeResponse.create_101_response(extra_headers={REPLAY_HEADER: "1"})
+        return WSUpgradeResponseWithListener(response, peer)
 
-    def _drop(self, ws: ServerConnection, stats: PathStats) -> None:
+    def _connected(self, peer: Peer) -> None:
+        self._peers.add(peer)
+        peer.task = asyncio.ensure_future(self._handler(peer))
+
+    async def _handler(self, peer: Peer) -> None:
+        try:
+            if peer.refuse is not None:
+                await peer.close(*peer.refuse)
+                return
+            stats = self._stats[peer.name]
+            stats.connections += 1
+            drop = None
+            if self.faults.drop_s:
+                drop = asyncio.get_running_loop().call_later(
+                    self.faults.drop_s, self._drop, peer, stats
+                )
+            try:
+                await self._send_stream(peer, self.streams[peer.name], stats, peer.start)
+            finally:
+                if drop is not None:
+                    drop.cancel()
+        finally:
+            self._peers.discard(peer)
+
+    def _drop(self, peer: Peer, stats: PathStats) -> None:
         if self._calm:
             return
         stats.drops += 1
-        ws.transport.abort()  # like a network failure: no close frame
-
-    @staticmethod
-    async def _read_client(ws: ServerConnection, stats: PathStats, subscribed) -> None:
-        try:
-            async for _ in ws:
-                stats.client_frames += 1
-                subscribed.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            subscribed.set()  # wake the sender; it sees the reader is done
+        peer.abort()  # like a network failure: no close frame
 
     async def _send_stream(
-        self,
-        ws: ServerConnection,
-        stream: RecordedStream,
-        stats: PathStats,
-        pos: int,
-        subscribed: asyncio.Event,
-        reader: asyncio.Task,
+        self, peer: Peer, stream: RecordedStream, stats: PathStats, pos: int
     ) -> None:
+        out: list[bytes] = []  # wire frames not written yet: due at the same moment
+
+        def flush() -> None:
+            if out:
+                peer.write(out[0] if len(out) == 1 else b"".join(out))
+                out.clear()
+
+        try:
+            ended = await self._send_frames(peer, stream, stats, pos, out, flush)
+        except asyncio.CancelledError:
+            flush()  # stopping: what was counted as sent goes out (`_going_away`)
+            raise
+        flush()
+        if not ended or peer.gone:
+            return
+        stats.completed += 1
+        await peer.close(END_OF_STREAM, "end of capture")
+
+    async def _send_frames(self, peer: Peer, stream: RecordedStream, stats: PathStats,
+                           pos: int, out: list[bytes], flush) -> bool:
+        """Send from `pos` on; True when the (finite) stream is over."""
         faults, speed, n = self.faults, self.speed, len(stream)
         first_lap = self._first_lap[stream.name]
         end = None if self.loop else faults.positions_for(n)
@@ -316,43 +324,56 @@ class SessionServer:
         anchor: tuple[float, float] | None = None
         sent = 0
         while end is None or pos < end:
+            if peer.gone:
+                return False
             if self._hold is not None and pos > self._hold.get(stream.name, -1):
+                flush()
                 await asyncio.sleep(0.05)  # held: idle, connection kept
                 continue
             g, copy = faults.base_of(pos)
             if must_wait and g >= stream.greeting:
+                flush()
                 try:
-                    await asyncio.wait_for(subscribed.wait(), self.subscribe_timeout_s)
+                    await asyncio.wait_for(peer.subscribed.wait(), self.subscribe_timeout_s)
                 except TimeoutError:
-                    await ws.close(4408, "no subscribe received")
-                    return
-                if reader.done():
-                    return  # the client went away
+                    await peer.close(4408, "no subscribe received")
+                    return False
+                if peer.gone:
+                    return False  # the client went away
                 must_wait, anchor = False, None
             if speed is not None:
                 recorded = stream.time_of(g)
                 if anchor is None:
                     anchor = (clock(), recorded)
-                delay = anchor[0] + (recorded - anchor[1]) / speed - clock()
-                if delay > 0:  # wait, but stop as soon as the client is gone
-                    await asyncio.wait((reader,), timeout=delay)
-                    if reader.done():
-                        return
-            frame = stream.frame(g + first_lap * n, time.time() if first_lap else None)
+                due = anchor[0] + (recorded - anchor[1]) / speed
+                if due - clock() > PACE_SLACK_S:
+                    flush()
+                    # until it is within the slack, not exactly due: the loop's timers
+                    # tick in ms, and a shorter sleep would spin (seen: 7.6k wakes/s)
+                    while not peer.gone and (delay := due - clock()) > PACE_SLACK_S:
+                        await asyncio.sleep(min(delay, 0.1))  # stop soon once it is gone
+                    if peer.gone:
+                        return False
             corrupt = faults.corrupts(g)
+            at = time.time() if first_lap else None
             if corrupt:
-                frame = faults.corrupt_frame(frame, g)
+                wire = encode_frame(faults.corrupt_frame(stream.frame(g + first_lap * n, at), g))
+            else:
+                wire = stream.wire_of(g + first_lap * n, at)
             self._sending += 1  # before the check: hold() waits for frames already going out
             try:
                 if self._hold is not None and pos > self._hold.get(stream.name, -1):
                     continue  # held while pacing
-                await ws.send(frame)
+                out.append(wire)
                 stats.count(stream, pos, g, copy, corrupt)
             finally:
                 self._sending -= 1
             pos += 1
             sent += 1
-            if sent % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        stats.completed += 1
-        await ws.close(END_OF_STREAM, "end of capture")
+            if len(out) >= WRITE_EVERY or speed is None and sent % YIELD_EVERY == 0:
+                flush()
+                if not peer.writable.is_set():
+                    await peer.writable.wait()  # the client reads slower: TCP pushes back
+                elif sent % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        return True

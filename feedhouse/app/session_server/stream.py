@@ -20,6 +20,7 @@ import orjson
 from dataflows.sources.capture import read_capture
 from dataflows.venues import VENUES, venue_for_url
 from dataflows.venues.base import Venue
+from feedhouse.app.session_server.peer import encode_frame
 from feedhouse.app.session_server.shift import Shifter, shifter_for
 from feedhouse.core.errors import InputError
 from feedhouse.core.records import us_from_s
@@ -42,6 +43,7 @@ class RecordedStream:
     market: list[bool] = field(default_factory=list)
     shifter: Shifter | None = None
     start_ts: float = 0.0  # epoch seconds of the first recorded frame
+    wire: list[bytes] = field(default_factory=list)  # each frame's wire form (lap 0)
 
     @classmethod
     def load(cls, path: Path) -> RecordedStream:
@@ -91,6 +93,7 @@ class RecordedStream:
                     ids.setdefault((t.symbol, t.trade_id), len(ids)) for t in result.trades
                 )
                 market = bool(result.trades or result.quotes)
+            self.wire.append(encode_frame(frame))
             self.keys.append(keys)
             self.market.append(market)
             if self.shifter is not None and isinstance(frame, str):
@@ -118,6 +121,14 @@ class RecordedStream:
         # shifters move times by lap * span: pick the span that moves them to `at`
         span = self.span_s if at is None else (at - self.start_ts - self.offsets[i]) / lap
         return orjson.dumps(self.shifter.shift(msg, lap, span)).decode()
+
+    def wire_of(self, g: int, at: float | None = None) -> bytes:
+        """`frame(g, at)` in its wire form: encoded once at load unless it changes per lap."""
+        lap, i = divmod(g, len(self.frames))
+        if lap == 0 or self.shifter is None or not self.market[i] or \
+                not isinstance(self.frames[i], str):
+            return self.wire[i]
+        return encode_frame(self.frame(g, at))
 
     def time_of(self, g: int) -> float:
         """Recorded time of frame g (seconds from the stream's start, laps included)."""
