@@ -101,7 +101,8 @@ def run(
     process 0 (the store writer) starts the others with `worker_command` once the
     recovery folder is ready, passes a stop on to them and waits for them."""
     tuned = tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb)
-    log.info("glibc malloc: %s", tuned or "glibc's defaults")
+    # debug, not info: `run` must stay silent before its first error line (bad-config drill)
+    log.debug("glibc malloc: %s", tuned or "glibc's defaults")
     index = cluster.index if cluster is not None else 0
     try:
         if index == 0:  # a worker process never opens the store
