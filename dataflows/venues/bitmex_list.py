@@ -23,8 +23,16 @@ URL = "https://www.bitmex.com/api/v1/instrument/active"
 def listed(reply: list, normalize: Callable[[str], str]) -> list[tuple[str, ins.Spec]]:
     out = []
     for item in reply:
-        if not item["typ"].startswith("FF"):  # FFWCSX/FFWCSF perpetuals, FFCCSX futures
-            continue
+        try:
+            out.extend(_spec(item, normalize))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue  # one odd entry (new product type, missing field) costs only itself
+    return out
+
+
+def _spec(item: dict, normalize: Callable[[str], str]) -> list[tuple[str, ins.Spec]]:
+    out: list[tuple[str, ins.Spec]] = []
+    if item["typ"].startswith("FF"):  # FFWCSX/FFWCSF perpetuals, FFCCSX futures
         native, per_position = item["symbol"], item.get("underlyingToPositionMultiplier")
         symbol = normalize(native)
         if item["isInverse"]:

@@ -105,6 +105,10 @@ def test_bitmex_list_sizes_linear_contracts_not_quantos(monkeypatch, tmp_path) -
     assert catalog("XBTUSD") == ins.Spec("BTC-USD-INV-PERP", "perpetual", 1.0, True)
     for quanto in ("ADAUSDT", "BCHUSD", "EOSUSDT", "MATICUSDT", "SOLUSDT", "TRXUSDT", "UNIUSDT"):
         assert catalog(quanto).contract_size == 0.0, quanto
+    # an entry missing its fields costs only itself; indices (typ MR...) are not contracts
+    odd = [{"typ": "FFWCSX", "symbol": "NEWUSDT"}, {"typ": "MRCXXX", "symbol": ".BXBT"},
+           *ins.read_rest(REST / "BITMEX.docs")[bitmex_list.URL][:2]]
+    assert [n for n, _ in bitmex_list.listed(odd, bitmex.normalize)] == ["XBTUSD", "XBTUSDT"]
     # the live adapter: XBTUSDT quote sizes in BASE, the venue's contracts kept beside them
     frame = ('{"table":"quote","action":"insert","data":[{"timestamp":"2024-03-02T02:44:10.789Z",'
              '"symbol":"XBTUSDT","bidSize":1500000,"bidPrice":62000.5,"askPrice":62001,"askSize":200}]}')
