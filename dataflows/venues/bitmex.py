@@ -2,7 +2,8 @@
 `partial` (recent trades, once per subscription) or an `insert` are trades (dedup collapses
 repeats): id `trdMatchID`, taker `side`, `size` in contracts (native_amount), amount
 `homeNotional` (BitMEX's BASE figure; inverse XBT contracts are 1 USD each, so size / price).
-`quote` rows -> quotes (sizes in contracts); other tables, `info`, acks, errors -> ignored.
+`quote` rows -> quotes, sizes in BASE by the instrument list (bitmex_list.py; quanto ones,
+valued in XBT, stay contracts); other tables, `info`, acks, errors -> ignored.
 Heartbeat: after 5 s without a frame the client sends `ping`; BitMEX answers `pong`.
 Symbols (XBT reads as BTC; XBT against fiat is inverse, marked): `XBTUSD` -> `BTC-USD-INV-PERP`,
 `ETHUSDT` -> `ETH-USDT-PERP`; futures carry a month code, expiring on the month's last Friday
@@ -16,13 +17,13 @@ import re
 
 from dataflows.venues import declare
 from dataflows.venues import instruments as ins
+from dataflows.venues.bitmex_list import URL, listed
 from dataflows.venues.common import book_top, check_trade, name_field, num, price_size, side_of
 from dataflows.venues.declare import FrameError, check_ts, text_id, us_from_iso_z
 from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "bitmex"
-_SIDES = {"Buy": "buy", "Sell": "sell"}
-_TABLE = {"trades": "trade", "quotes": "quote"}
+_SIDES, _TABLE = {"Buy": "buy", "Sell": "sell"}, {"trades": "trade", "quotes": "quote"}
 # BitMEX's quote currencies only (the shared table's TUSD would split XBTUSD as XB-TUSD)
 _QUOTES = declare.quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
 _BTC, _XBT = {"XBT": "BTC"}, {"BTC": "XBT"}
@@ -74,15 +75,14 @@ def native(symbol: str) -> str:
 
 
 def _spec(native: str) -> ins.Spec:
-    """Inverse: 1 USD/EUR each; linear, quanto: no fixed size (0), valued by homeNotional."""
-    symbol = normalize(native)
-    if ins.is_inverse(symbol):
+    """Unlisted: inverse 1 USD/EUR each; linear, quanto: size unknown (0); XBT-quoted 1."""
+    if ins.is_inverse(symbol := normalize(native)):
         return ins.spec_of(symbol, 1.0, True)
     unknown = ins.kind_of(symbol) != ins.SPOT and symbol.split("-")[1] != "BTC"
     return ins.spec_of(symbol, 0.0 if unknown else 1.0)
 
 
-_catalog = ins.Catalog(VENUE, _spec)
+_catalog = ins.Catalog(VENUE, _spec, lambda reply: listed(reply, normalize), (URL,))
 
 
 def _stamp(entry: dict) -> int:

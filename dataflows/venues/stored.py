@@ -9,7 +9,7 @@ up in the venue's catalog (a fetched or cached list, else the specs shipped unde
 dataflows/venues/specs/), rewrites its rows like the live adapters write them (trades:
 amount and contract_size in place; quotes: sizes are in the sorting key, so the rows are
 written again converted and the old ones deleted), rebuilds the candles of the trades'
-minutes, and names in one log line the instruments no list knows (their rows keep
+minutes, and names in one log line the instruments no list sizes (their rows keep
 contract_size 0). `feedhouse init` runs it right after the migrations, in their
 warehouse session (`init_schema(after=convert_stored)`), every time; `feedhouse run`
 when its start applied migrations. With nothing to convert it costs two small queries.
@@ -45,7 +45,7 @@ class Converted:
     def unknown_line(self) -> str:
         names = ", ".join(f"{name} ({n})" for name, n in sorted(self.unknown.items()))
         return (f"{sum(self.unknown.values())} stored rows stay in contracts (contract_size 0): "
-                f"no instrument list knows {names}")
+                f"no instrument list gives a size for {names}")
 
 
 def known_spec(venue: str, native: str) -> Spec | None:

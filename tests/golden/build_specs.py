@@ -18,7 +18,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dataflows.venues import binance_futures, okx  # noqa: E402
+from dataflows.venues import binance_futures, bitmex, bitmex_list, okx  # noqa: E402
 from dataflows.venues import instruments as ins  # noqa: E402
 
 REST = ROOT / "feedhouse" / "app" / "sessions" / "rest"
@@ -27,6 +27,7 @@ SPECS = ROOT / "dataflows" / "venues" / "specs"
 SOURCES = {
     "okx": ("OKX.0", okx._listed),
     "binance_delivery": ("BINANCE_DELIVERY.docs", binance_futures._coin_m_list),
+    "bitmex": ("BITMEX.docs", lambda reply: bitmex_list.listed(reply, bitmex.normalize)),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.venues import binance_futures, okx
+from dataflows.venues import binance_futures, bitmex, bitmex_list, get_venue, okx
 from dataflows.venues import instruments as ins
 from tests.golden import build_specs
 from tests.support.paths import SESSIONS
@@ -80,7 +80,41 @@ def test_shipped_specs_are_the_recorded_lists() -> None:
         shipped = ins.shipped_specs(venue)
         assert {n: [s.symbol, s.contract_size, s.inverse] for n, s in shipped.items()} == built
     assert ins.shipped_specs("okx")["BTC-USDT-SWAP"] == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
-    assert ins.shipped_specs("bitmex") == {}  # no recorded BitMEX instrument list
+    bitmex_specs = ins.shipped_specs("bitmex")  # documented BitMEX list (rest/BITMEX.docs)
+    assert bitmex_specs["XBTUSDT"] == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
+    assert bitmex_specs["XBTUSD"] == ins.Spec("BTC-USD-INV-PERP", "perpetual", 1.0, True)
+    assert bitmex_specs["UNIUSDT"].contract_size == 0.0  # quanto: valued in XBT
+
+
+def _bitmex_catalog(urls: tuple[str, ...] = ()) -> ins.Catalog:
+    return ins.Catalog("bitmex", bitmex._spec, lambda r: bitmex_list.listed(r, bitmex.normalize), urls)
+
+
+def test_bitmex_list_sizes_linear_contracts_not_quantos(monkeypatch, tmp_path) -> None:
+    """BitMEX /instrument/active (documented reply): linear 1 / underlyingToPositionMultiplier
+    BASE each, inverse multiplier / underlyingToSettleMultiplier USD, quanto (valued in XBT:
+    multiplier satoshi per QUOTE point) no BASE constant."""
+    monkeypatch.setattr(ins, "_cache_dir", tmp_path)
+    catalog = _bitmex_catalog()
+    catalog.shipped = {}
+    assert catalog("XBTUSDT").contract_size == 0.0  # unlisted linear: unknown, never guessed
+    assert catalog.load(ins.read_rest(REST / "BITMEX.docs").values()) == 12
+    assert catalog("XBTUSDT") == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
+    assert catalog("JTOUSDT") == ins.Spec("JTO-USDT-PERP", "perpetual", 1.0)
+    assert catalog("XRPU21") == ins.Spec("XRP-BTC-210924", "future", 1.0)
+    assert catalog("XBTUSD") == ins.Spec("BTC-USD-INV-PERP", "perpetual", 1.0, True)
+    for quanto in ("ADAUSDT", "BCHUSD", "EOSUSDT", "MATICUSDT", "SOLUSDT", "TRXUSDT", "UNIUSDT"):
+        assert catalog(quanto).contract_size == 0.0, quanto
+    # an entry missing its fields costs only itself; indices (typ MR...) are not contracts
+    odd = [{"typ": "FFWCSX", "symbol": "NEWUSDT"}, {"typ": "MRCXXX", "symbol": ".BXBT"},
+           *ins.read_rest(REST / "BITMEX.docs")[bitmex_list.URL][:2]]
+    assert [n for n, _ in bitmex_list.listed(odd, bitmex.normalize)] == ["XBTUSD", "XBTUSDT"]
+    # the live adapter: XBTUSDT quote sizes in BASE, the venue's contracts kept beside them
+    frame = ('{"table":"quote","action":"insert","data":[{"timestamp":"2024-03-02T02:44:10.789Z",'
+             '"symbol":"XBTUSDT","bidSize":1500000,"bidPrice":62000.5,"askPrice":62001,"askSize":200}]}')
+    (quote,) = get_venue("bitmex").parse(frame, 1).quotes
+    assert (quote.symbol, quote.bid_size, quote.ask_size) == ("BTC-USDT-PERP", 1.5, 0.0002)
+    assert (quote.native_bid_size, quote.native_ask_size, quote.contract_size) == (1500000.0, 200.0, 1e-06)
 
 
 class _Lists(http.server.BaseHTTPRequestHandler):
@@ -121,3 +155,25 @@ def test_live_refresh_fetches_caches_and_falls_back(monkeypatch, tmp_path: Path)
     # and a catalog that never refreshed reads the cache on first use
     lazy = ins.Catalog("binance_delivery", *COIN_M)
     assert lazy("ETHUSD_PERP").contract_size == 20.0
+
+
+def test_bitmex_live_refresh_fetches_and_caches_its_list(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(ins, "_cache_dir", tmp_path)
+    reply = ins.read_rest(REST / "BITMEX.docs")[bitmex_list.URL]
+    reply[1]["underlyingToPositionMultiplier"] = 10000  # XBTUSDT at 0.0001 XBT: the fetched list
+    _Lists.body = orjson.dumps(reply)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Lists)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hosts = get_venue("bitmex").hosts
+    try:
+        catalog = _bitmex_catalog((f"http://127.0.0.1:{server.server_port}/api/v1/instrument/active",))
+        assert ins.refresh(catalog, "wss://ws.bitmex.com/realtime", hosts) == 12
+        assert catalog("XBTUSDT").contract_size == 0.0001
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _bitmex_catalog()("XBTUSDT").contract_size == 0.0001  # read from the cache
+    monkeypatch.setattr(ins, "_cache_dir", tmp_path / "none")  # unreachable, no cache: shipped
+    down = _bitmex_catalog(("http://127.0.0.1:9/api/v1/instrument/active",))
+    assert ins.refresh(down, "wss://ws.bitmex.com/realtime", hosts, timeout=2) == 0
+    assert down("XBTUSDT").contract_size == 1e-06

@@ -45,6 +45,7 @@ OLD_TRADES = [
     ("bitmex", "BTC-USD-U21", "XBTU21", 32000.0, 100.0),
     ("bitmex", "XRP-BTC-U21", "XRPU21", 0.00001819, 15.0),
     ("bitmex", "UNI-USDT-PERP", "UNIUSDT", 17.292, 219.0),
+    ("bitmex", "BTC-USDT-PERP", "XBTUSDT", 30000.0, 250000.0),
     ("deribit", "BTC-USD-PERP", "BTC-PERPETUAL", 8950.0, 10.0),
     ("deribit", "BTC-USD-27MAY20-9000-C", "BTC-27MAY20-9000-C", 0.0035, 0.1),
     ("deribit", "BTC-USD-5JUN20", "BTC-5JUN20", 9000.0, 20.0),
@@ -72,6 +73,7 @@ EXPECTED = [
     ("bitmex", "BTC-USD-INV-210924", "future", 0.003125, 100.0, 1.0),
     ("bitmex", "XRP-BTC-210924", "future", 15.0, 15.0, 1.0),
     ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # multiplier unknown
+    ("bitmex", "BTC-USDT-PERP", "perpetual", 250000.0, 250000.0, 0.0),  # linear: the list's, later
     ("deribit", "BTC-USD-INV-PERP", "perpetual", 0.00111732, 10.0, 1.0),
     ("deribit", "BTC-USD-200527-9000-C", "option", 0.1, 0.1, 1.0),
     ("deribit", "BTC-USD-INV-200605", "future", 0.00222222, 20.0, 1.0),
@@ -176,6 +178,7 @@ TRADES_011 = [
     ("deribit", "ETH-USDC-PERP", "ETH_USDC-PERPETUAL", "perpetual", 2000.0, 0.5, 0.5, 1.0),
     ("bitmex", "BTC-USD-210924", "XBTU21", "future", 32000.0, 0.003125, 100.0, 1.0),
     ("bitmex", "UNI-USDT-PERP", "UNIUSDT", "perpetual", 17.292, 219.0, 219.0, 0.0),
+    ("bitmex", "BTC-USDT-PERP", "XBTUSDT", "perpetual", 30000.0, 250000.0, 250000.0, 0.0),
     ("binance_delivery", "BTC-USD-PERP", "BTCUSD_PERP", "perpetual", 32000.0, 0.00625, 2.0, 100.0),
     ("binance_futures", "BTC-USDT-PERP", "BTCUSDT", "perpetual", 30000.0, 0.5, 0.5, 1.0),
     ("okx", "BTC-USD-PERP", "BTC-USD-SWAP", "perpetual", 30000.0, 0.01, 3.0, 100.0),
@@ -190,7 +193,8 @@ EXPECTED_012 = [
     ("BTC-USD-INV-PERP", 0.00111732, 1.0),
     ("ETH-USDC-PERP", 0.5, 1.0),
     ("BTC-USD-INV-210924", 0.003125, 1.0),
-    ("UNI-USDT-PERP", 219.0, 0.0),  # quanto: no instrument list knows a size; reported
+    ("UNI-USDT-PERP", 219.0, 0.0),  # quanto (valued in XBT): no BASE size; reported
+    ("BTC-USDT-PERP", 0.25, 1e-06),  # linear: 1 / underlyingToPositionMultiplier (BitMEX list)
     ("BTC-USD-INV-PERP", 0.00625, 100.0),
     ("BTC-USDT-PERP", 0.5, 1.0),
     ("BTC-USD-INV-PERP", 0.01, 100.0),
@@ -209,6 +213,8 @@ QUOTES_011 = [
      ("BTC-USD-INV-PERP", 32.51087632, 5.00302979, 1046200.0, 161000.0, 1.0)),
     (("bitmex", "UNI-USDT-PERP", "UNIUSDT", "perpetual", 17.29, 750.0, 17.3, 175.0),
      ("UNI-USDT-PERP", 750.0, 175.0, 750.0, 175.0, 0.0)),
+    (("bitmex", "BTC-USDT-PERP", "XBTUSDT", "perpetual", 30010.0, 1500000.0, 30010.5, 200.0),
+     ("BTC-USDT-PERP", 1.5, 0.0002, 1500000.0, 200.0, 1e-06)),
     (("okx", "BTC-USDT-PERP", "BTC-USDT-SWAP", "perpetual", 30000.0, 5.0, 30001.0, 0.0),
      ("BTC-USDT-PERP", 0.05, 0.0, 5.0, 0.0, 0.01)),
     (("okx", "UNI-USD-PERP", "UNI-USD-SWAP", "perpetual", 5.134, 96.0, 5.142, 25.0),
@@ -253,14 +259,16 @@ def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, c
     assert [(s, round(a, 8), c) for s, a, c in trades] == EXPECTED_012
     assert sorted(q[:6] for q in quotes) == sorted(after for _, after in QUOTES_011)
     assert [q[6] for q in quotes] == [kind_of(q[0]) for q in quotes]
-    # converted: 2 OKX trades, 1 OKX quote; the BitMEX quanto's trade and quote are named
-    assert (converted.trades, converted.quotes) == (2, 1)
+    # converted: 2 OKX trades and 1 quote, BitMEX XBTUSDT's trade and quote (shipped BitMEX
+    # list); the BitMEX quanto's trade and quote are named
+    assert (converted.trades, converted.quotes) == (3, 2)
     assert converted.unknown == {"bitmex/UNIUSDT": 2}
     assert "2 stored rows stay in contracts" in caplog.text and "bitmex/UNIUSDT (2)" in caplog.text
     assert (again.trades, again.quotes, again.unknown) == (0, 0, converted.unknown)
     # candles follow the rewritten trades: new symbols, BASE volumes of the converted ones
     assert candles[("okx", "BTC-USDT-PERP")] == pytest.approx(0.03)
     assert candles[("okx", "ETH-USDT-220527")] == pytest.approx(0.7)
+    assert candles[("bitmex", "BTC-USDT-PERP")] == pytest.approx(0.25)
     assert ("deribit", "BTC-USD-PERP") not in candles
     # the live adapters make the same symbols of the same native names
     for (venue, _, native, *_), (symbol, *_) in zip(TRADES_011, EXPECTED_012, strict=True):
@@ -270,7 +278,8 @@ def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, c
 
 def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts(old_store) -> None:
     """010 + 012 + the stored step: every contract row is in BASE except those of
-    instruments no instrument list knows, which are counted and named."""
+    instruments no instrument list gives a size for (BitMEX's quanto UNIUSDT, valued in XBT),
+    which are counted and named."""
     done: list = []  # as `feedhouse init` and `feedhouse run` do it
     applied, _ = init_schema(old_store, after=lambda client: done.append(convert_stored(client)))
     assert applied[0] == "010_instruments.sql" and "012_inverse_symbols_quote_sizes.sql" in applied
@@ -281,7 +290,11 @@ def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts
             "SELECT 'quotes', venue, native_symbol FROM market.quotes WHERE contract_size = 0").result_rows
         (okx,) = client.query("SELECT amount, native_amount, contract_size FROM market.trades "
                               "WHERE native_symbol = 'BTC-USDT-SWAP'").result_rows
-    # OKX's BTC-USDT-SWAP (trade and quote) converted by the shipped list: 3 x 0.01 BTC
-    assert (converted.trades, converted.quotes) == (1, 1) and okx == (0.03, 3.0, 0.01)
+        (bmx,) = client.query("SELECT amount, native_amount, contract_size FROM market.trades "
+                              "WHERE native_symbol = 'XBTUSDT'").result_rows
+    # OKX's BTC-USDT-SWAP and BitMEX's XBTUSDT (trade and quote each) converted by the
+    # shipped lists: 3 x 0.01 BTC; 250,000 x 0.000001 XBT
+    assert (converted.trades, converted.quotes) == (2, 2) and okx == (0.03, 3.0, 0.01)
+    assert bmx == (0.25, 250000.0, 1e-06)
     assert sorted(left) == [("quotes", "bitmex", "UNIUSDT"), ("trades", "bitmex", "UNIUSDT")]
     assert converted.unknown == {"bitmex/UNIUSDT": 2}
