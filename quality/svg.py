@@ -8,6 +8,17 @@ from html import escape
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#84cc16", "#ec4899")
 
 
+def _frame(width: int, height: int, left: int, title: str) -> list[str]:
+    """The opening of every chart: the svg element, its title, background and heading."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+    ]
+
+
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
@@ -58,11 +69,7 @@ def bar_chart(
     bar_w = min(slot * 0.8 / (1 if stacked or not names else len(names)), 48.0)
     pad = (slot - bar_w * (1 if stacked or not names else len(names))) / 2
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+        *_frame(width, height, left, title),
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#555"/>',
         f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{_num(peak)}{unit}</text>',
@@ -215,11 +222,7 @@ def line_chart(
         return top + plot_h - plot_h * y / y1
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>',
+        *_frame(width, height, left, title),
     ]
     for s, e, tip in bands:
         out.append(
