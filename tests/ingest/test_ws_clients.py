@@ -31,12 +31,13 @@ from dataflows.sources.ws_picows import proxy_for
 from dataflows.venues import get_venue
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.settings import FeedSettings
-from tests.support.sessions import (  # noqa: F401
+from tests.support.sessions import (
     drain,
     feed_for,
-    folder_fixture,
+    folder_fixture,  # noqa: F401
+    frames_sent_once_held,
     recorded_frames,
-    server_fixture,
+    server_fixture,  # noqa: F401
 )
 
 pytestmark = pytest.mark.integration
@@ -130,14 +131,7 @@ def test_bytes_bound_the_queue_and_push_back_on_the_server(folder: Path, ws_clie
         feed = feed_for(srv, name, stale_s=60, queue_mb=0.05, ws_client=ws_client)
         part = FeedPartition(feed, 0)
         try:
-            first, deadline = -1, time.monotonic() + 10
-            while time.monotonic() < deadline:
-                time.sleep(0.3)
-                sent = srv.stats()[name]["frames_sent"]
-                if sent == first:
-                    break
-                first = sent
-            assert srv.stats()[name]["frames_sent"] == first, "the server is never held back"
+            first = frames_sent_once_held(srv, name)
             held = part.queue.bytes_in - part.queue.bytes_out
             biggest = max(len(f) for f in recorded_frames(name))
             assert 0.05 * 2**20 <= held < 0.05 * 2**20 + biggest  # full, and no further

@@ -32,6 +32,7 @@ from tests.support.sessions import (
     drain,
     feed_for,
     folder_fixture,  # noqa: F401
+    frames_sent_once_held,
     recorded_frames,
     server_fixture,  # noqa: F401
     trade_rows,
@@ -202,14 +203,7 @@ def test_bounded_queue_pushes_back_on_the_server(folder: Path) -> None:
         try:
             # Nobody drains: once the queue, websockets' buffer and the socket buffers are
             # full, the server cannot send more (without pushback it sends ~50k frames/s).
-            first, deadline = -1, time.monotonic() + 10
-            while time.monotonic() < deadline:
-                time.sleep(0.3)
-                sent = srv.stats()[name]["frames_sent"]
-                if sent == first:
-                    break
-                first = sent
-            assert srv.stats()[name]["frames_sent"] == first, "the server is never held back"
+            first = frames_sent_once_held(srv, name)
             assert len(part.queue.frames) <= 200
             frames, _, _ = drain(part, limit=first + 1000)
             assert len(frames) >= first + 1000  # draining lets it flow again

@@ -50,6 +50,20 @@ def recorded_frames(name: str) -> list[str | bytes]:
     return [e.data for e in read_capture(corpus(name)) if e.kind == "received"]
 
 
+def frames_sent_once_held(server: SessionServer, name: str, within_s: float = 10) -> int:
+    """Frames the server sent on `name` once that count stops growing (nobody drains the
+    client: a bounded queue must hold the server back); asserts that it does."""
+    first, deadline = -1, time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        sent = server.stats()[name]["frames_sent"]
+        if sent == first:
+            break
+        first = sent
+    assert server.stats()[name]["frames_sent"] == first, "the server is never held back"
+    return first
+
+
 def feed_for(server, name: str, feed_name: str | None = None, **extra) -> FeedSettings:
     venue, symbols, channels = CASES[name]
     return FeedSettings(
