@@ -78,6 +78,7 @@ class Workers:
     """The worker processes (1..N-1) process 0 started."""
 
     procs: list[subprocess.Popen] = field(default_factory=list)
+    stopped: set[int] = field(default_factory=set)  # pids a stop was passed on to
 
     @classmethod
     def spawn(cls, command: Sequence[str], cluster: Cluster) -> Workers:
@@ -94,9 +95,12 @@ class Workers:
         return cls(procs)
 
     def stop(self) -> None:
-        """Pass a stop on (their partitions end, the cluster's dataflow completes)."""
+        """Pass a stop on (their partitions end, the cluster's dataflow completes), once:
+        a second SIGTERM could reach a worker after its run restored the default handler,
+        killing it before it wrote its stopped status."""
         for proc in self.procs:
-            if proc.poll() is None:
+            if proc.pid not in self.stopped and proc.poll() is None:
+                self.stopped.add(proc.pid)
                 os.kill(proc.pid, signal.SIGTERM)
 
     def wait(self, timeout_s: float = 60) -> list[int | None]:

@@ -182,9 +182,9 @@ def run(
         watcher.join(timeout=2)
         if sampler is not None:
             sampler.stop()
+        write_status(settings, "stopped", _footprint(), index)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        write_status(settings, "stopped", _footprint(), index)
         if on_status is not None:
             on_status()
 

@@ -83,18 +83,19 @@ def _quotes() -> list[tuple]:
     return rows
 
 
-NOW_US = int(time.time() * S)
 D1_VALUES = [20.0, 20.2, 19.8, 20.1, 19.9, 20.0, 35.0, 20.1]  # one spike at index 6
 
 
-def _readings() -> list[tuple]:
+def _readings(now_us: int) -> list[tuple]:
+    """Relative to `now_us`, taken when the store is seeded: the query measures silence
+    against now(), and a clock read at import would be minutes old in a long test run."""
     rows = []
     seqs = [1, 2, 3, 5, 6, 7, 8, 9]  # seq 4 is missing
     for i, (seq, value) in enumerate(zip(seqs, D1_VALUES, strict=True)):
-        ts = NOW_US - (len(D1_VALUES) - i) * 5 * S
+        ts = now_us - (len(D1_VALUES) - i) * 5 * S
         rows.append(("d1", "temperature", seq, value, "C", ts, ts + 30_000, "site-a"))
     for i in range(3):  # d2 went quiet 30 minutes ago
-        ts = NOW_US - 1800 * S - (3 - i) * 5 * S
+        ts = now_us - 1800 * S - (3 - i) * 5 * S
         rows.append(("d2", "humidity", i + 1, 40.0 + i, "%", ts, ts + 10_000, "site-b"))
     return rows
 
@@ -130,7 +131,7 @@ def store(tmp_path_factory):
         )
         client.insert(
             "iot.readings",
-            [r[:5] + (_dt(r[5]), _dt(r[6]), r[7]) for r in _readings()],
+            [r[:5] + (_dt(r[5]), _dt(r[6]), r[7]) for r in _readings(int(time.time() * S))],
             column_names=[
                 "device_id",
                 "sensor",

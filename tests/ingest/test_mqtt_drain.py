@@ -36,3 +36,15 @@ def test_a_backlog_that_stops_shrinking_gives_up():
     stats = ScriptedStats([900, 800, 700, 700, 700, 700])
     assert not stats.wait_drained(stall_s=1)
     assert stats.reads < 10
+
+
+def test_a_small_residue_no_one_takes_counts_as_drained_only_while_the_pipeline_is_idle():
+    """Mosquitto 2.0.11 after a restart: a few stored messages that are never sent."""
+    stats = ScriptedStats([900, 40, 3])
+    assert stats.wait_drained(stall_s=30, progress=lambda: 8800, quiet_s=1)
+    assert stats.reads < 10
+    received = iter(range(10**6))  # the pipeline still taking messages: keep waiting
+    stats = ScriptedStats([900, 40, 3])
+    assert not stats.wait_drained(stall_s=2, progress=lambda: next(received), quiet_s=1)
+    stats = ScriptedStats([900, 400])  # a real backlog never passes for a residue
+    assert not stats.wait_drained(stall_s=2, progress=lambda: 8800, quiet_s=1)

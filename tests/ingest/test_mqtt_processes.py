@@ -61,11 +61,15 @@ def test_source_snapshots_in_either_process_follow_the_sink_snapshot_of_the_epoc
 @pytest.mark.integration
 def test_drill_with_two_ingest_processes_survives_kill_and_broker_restart(tmp_path):
     work = tmp_path / "drill"
-    proc = run_cli("drill", "mqtt", "--rate", "1000", "--seconds", "9", "--devices", "40",
-                   "--restart-broker", "--kill-ingest", "--processes", "2",
-                   "--work-dir", str(work), timeout=400)
+    try:
+        proc = run_cli("drill", "mqtt", "--rate", "1000", "--seconds", "9", "--devices", "40",
+                       "--restart-broker", "--kill-ingest", "--processes", "2",
+                       "--work-dir", str(work), timeout=400)
+    except subprocess.TimeoutExpired as exc:  # say where it stood, not just that it hung
+        pytest.fail(f"drill hung: {exc.stderr[-3000:]}\ningest.log ends:\n"
+                    f"{(work / 'ingest.log').read_text()[-3000:]}")
     result = orjson.loads(proc.stdout.strip().splitlines()[-1])
-    assert proc.returncode == 0, result
+    assert proc.returncode == 0, (result, (work / "ingest.log").read_text()[-3000:])
     assert result["ingest_processes"] == 2
     assert result["sent_acked_by_broker"] == result["sent"] > 0 and result["drained"]
     assert result["lost"] == 0 and result["duplicates_stored"] == 0 and result["ok"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,15 +19,19 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, **env: str):
-    """Run the `feedhouse` command as a subprocess; returns CompletedProcess (text)."""
-    return subprocess.run(
-        [FEEDHOUSE, *args],
-        cwd=cwd,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run the `feedhouse` command as a subprocess; returns CompletedProcess (text).
+    It runs in a session of its own: on a timeout the whole group (a drill's broker, ingest
+    and workers) is killed, so a hung command leaves no process behind for later tests."""
+    with subprocess.Popen([FEEDHOUSE, *args], cwd=cwd, env=clean_env(**env), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout, out, err) from exc
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def drill_verdict(proc) -> dict:
