@@ -78,12 +78,14 @@ def test_shipped_specs_are_the_recorded_lists() -> None:
     for venue in build_specs.SOURCES:
         built = build_specs.build(venue)["specs"]
         shipped = ins.shipped_specs(venue)
-        assert {n: [s.symbol, s.contract_size, s.inverse] for n, s in shipped.items()} == built
+        assert {n: [s.symbol, s.contract_size, s.inverse, *([s.quanto] if s.quanto else [])]
+                for n, s in shipped.items()} == built
     assert ins.shipped_specs("okx")["BTC-USDT-SWAP"] == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
     bitmex_specs = ins.shipped_specs("bitmex")  # documented BitMEX list (rest/BITMEX.docs)
     assert bitmex_specs["XBTUSDT"] == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
     assert bitmex_specs["XBTUSD"] == ins.Spec("BTC-USD-INV-PERP", "perpetual", 1.0, True)
-    assert bitmex_specs["UNIUSDT"].contract_size == 0.0  # quanto: valued in XBT
+    # quanto: valued in XBT, no BASE constant; 1,000 satoshi = 0.00001 XBT per USDT point
+    assert (bitmex_specs["UNIUSDT"].contract_size, bitmex_specs["UNIUSDT"].quanto) == (0.0, 1e-05)
 
 
 def _bitmex_catalog(urls: tuple[str, ...] = ()) -> ins.Catalog:
