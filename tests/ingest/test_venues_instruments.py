@@ -100,7 +100,7 @@ def test_bitmex_list_sizes_linear_contracts_not_quantos(monkeypatch, tmp_path) -
     catalog = _bitmex_catalog()
     catalog.shipped = {}
     assert catalog("XBTUSDT").contract_size == 0.0  # unlisted linear: unknown, never guessed
-    assert catalog.load(ins.read_rest(REST / "BITMEX.docs").values()) == 12
+    assert catalog.load(ins.read_rest(REST / "BITMEX.docs").values()) == 13
     assert catalog("XBTUSDT") == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
     assert catalog("JTOUSDT") == ins.Spec("JTO-USDT-PERP", "perpetual", 1.0)
     assert catalog("XRPU21") == ins.Spec("XRP-BTC-210924", "future", 1.0)
@@ -169,7 +169,7 @@ def test_bitmex_live_refresh_fetches_and_caches_its_list(monkeypatch, tmp_path: 
     hosts = get_venue("bitmex").hosts
     try:
         catalog = _bitmex_catalog((f"http://127.0.0.1:{server.server_port}/api/v1/instrument/active",))
-        assert ins.refresh(catalog, "wss://ws.bitmex.com/realtime", hosts) == 12
+        assert ins.refresh(catalog, "wss://ws.bitmex.com/realtime", hosts) == 13
         assert catalog("XBTUSDT").contract_size == 0.0001
     finally:
         server.shutdown()
