@@ -26,13 +26,13 @@ store's prices, like rows stored before migration 010.
 
 from __future__ import annotations
 
-from functools import partial
-
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import safe_parse
+from feedhouse.core.records import Quote
 
 MAX_GAP_US = 15 * 60 * 1_000_000  # the oldest XBT price a quote is converted with
 XBT_USD = "XBTUSD"  # BitMEX's XBT/USD perpetual: its price is the XBT price
+_new = tuple.__new__  # Quote(...) without the NamedTuple's Python-level __new__
 
 
 class Rates:
@@ -50,13 +50,16 @@ class Rates:
         elif native == XBT_USD:
             self.ts, self.xbt = ts, price
 
+    def size(self, quanto: float, ts: int) -> float:
+        """BASE per contract of a quanto (`quanto` XBT per point) at time `ts`; 0 when no
+        XBT price is near enough."""
+        return round(quanto * self.xbt, 12) if abs(ts - self.ts) <= MAX_GAP_US else 0.0
+
     def sized(self, spec: ins.Spec, ts: int) -> ins.Spec:
-        """A quanto's spec with the contract size at time `ts` (0 when no XBT price is
-        near enough); any other spec as it is."""
+        """A quanto's spec with the contract size at time `ts`; any other spec as it is."""
         if not spec.quanto:
             return spec
-        size = round(spec.quanto * self.xbt, 12) if abs(ts - self.ts) <= MAX_GAP_US else 0.0
-        return ins.Spec(spec.symbol, spec.kind, size, False, spec.quanto)
+        return ins.Spec(spec.symbol, spec.kind, self.size(spec.quanto, ts), False, spec.quanto)
 
 
 SHARED = Rates()  # Venue.parse's (one connection's frames); Venue.session makes one each
@@ -67,10 +70,17 @@ def quote(rates: Rates, venue: str, spec: ins.Spec, native: str, bid: float, bid
     """ins.quote with quanto sizes in BASE; XBTUSD quotes update the XBT price."""
     if native == XBT_USD and bid and ask:
         rates.ts, rates.xbt = exchange_ts, (bid + ask) / 2
-    return ins.quote(venue, rates.sized(spec, exchange_ts), native, bid, bid_size, ask, ask_size,
-                     exchange_ts, received_ts)
+    elif spec.quanto and (size := rates.size(spec.quanto, exchange_ts)):
+        return _new(Quote, (venue, spec.symbol, native, bid, round(bid_size * size, 12), ask,
+                            round(ask_size * size, 12), exchange_ts, received_ts, spec.kind, 0,
+                            bid_size, ask_size, size))
+    return ins.quote(venue, spec, native, bid, bid_size, ask, ask_size, exchange_ts, received_ts)
 
 
 def sessions(venue: str, parse):
     """Venue.session: a parser with its own Rates for each connection (or capture file)."""
-    return lambda: safe_parse(venue, partial(parse, rates=Rates()))
+    def session():
+        rates = Rates()
+        return safe_parse(venue, lambda frame, received_ts: parse(frame, received_ts, rates))
+
+    return session
