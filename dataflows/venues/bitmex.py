@@ -133,7 +133,7 @@ def _parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseRes
             if table == "quote":
                 return declare.quotes_or_ignored(_quotes(data, received_ts, rates))
         if table.__class__ is str and action in ("partial", "insert", "update", "delete"):
-            return ParseResult(ignored=1)  # other tables; trade/quote never update or delete
+            return units.other_table(table, data, rates)  # trade/quote never update or delete
         raise FrameError(f"unknown message (table={table!r}, action={action!r})")
     if "success" in msg or "info" in msg or "error" in msg or "subscribe" in msg:
         return ParseResult(ignored=1)  # acks, welcome, errors
@@ -144,7 +144,7 @@ VENUES = [
     declare.venue(
         VENUE, "wss://ws.bitmex.com/realtime",
         ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-        _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
+        _parse, channels=_TABLE, frames=units.frames(native, _catalog),
         native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping",
         catalog=_catalog, session=units.sessions(VENUE, _parse))  # one XBT price per connection
 ]

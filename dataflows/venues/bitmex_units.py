@@ -16,8 +16,10 @@ rate to whole satoshi per USD, 1,000 / 3,108 = 0.3217503).
 
 Trades carry BitMEX's own BASE figure (`homeNotional`): amount = homeNotional,
 contract_size = homeNotional / size (bitmex.py). Quotes carry none, so each connection
-keeps the latest XBT price it saw (`Rates`): XBTUSD trades and quote mids, and the rate
-its quanto trades imply (homeNotional / size / multiplier). A quanto quote then gets
+keeps the latest XBT price it saw (`Rates`): the .BXBT index (a feed asking for quanto
+quotes also subscribes to `instrument:.BXBT`, whose rows are read for its price and
+stored nowhere), XBTUSD trades and quote mids, and the rate its quanto trades imply
+(homeNotional / size / multiplier). A quanto quote then gets
 contract_size = multiplier x that price, and sizes in BASE, when the price is at most
 MAX_GAP_US away in exchange time; else contract_size 0 (sizes stay contracts) and the
 post-migration step (stored.py, stored_quanto.py) converts the row later from the
@@ -26,12 +28,16 @@ store's prices, like rows stored before migration 010.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+from dataflows.venues import declare
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import safe_parse
-from feedhouse.core.records import Quote
+from dataflows.venues.common import FrameError, safe_parse
+from feedhouse.core.records import ParseResult, Quote
 
 MAX_GAP_US = 15 * 60 * 1_000_000  # the oldest XBT price a quote is converted with
 XBT_USD = "XBTUSD"  # BitMEX's XBT/USD perpetual: its price is the XBT price
+BXBT = ".BXBT"  # BitMEX's XBT/USD index: the formula's XBT price
 _new = tuple.__new__  # Quote(...) without the NamedTuple's Python-level __new__
 
 
@@ -84,3 +90,34 @@ def sessions(venue: str, parse):
         return safe_parse(venue, lambda frame, received_ts: parse(frame, received_ts, rates))
 
     return session
+
+
+def frames(native: Callable[[str], str], catalog: ins.Catalog) -> declare.Frames:
+    """BitMEX's {"op", "args": ["quote:ETHUSD", ...]} messages; subscribing quotes of a
+    quanto contract also subscribes `instrument:.BXBT`, the XBT price their sizes need."""
+    plain = declare.op_args(lambda c, s: f"{c}:{native(s)}")
+
+    def build(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
+        out = plain(op, symbols, channels)
+        if op == "subscribe" and "quote" in channels and any(  # kept for the other quantos
+                getattr(catalog.known(native(s)), "quanto", 0.0) for s in symbols):
+            out.append(declare.dumps({"op": op, "args": [f"instrument:{BXBT}"]}))
+        return out
+
+    return build
+
+
+def other_table(table: object, data: list, rates: Rates) -> ParseResult:
+    """A table feedhouse stores nothing of; the .BXBT index's price updates `rates`."""
+    if table == "instrument":
+        for row in data:
+            if row.__class__ is not dict or row.get("symbol") != BXBT:
+                continue
+            price = row.get("lastPrice") or row.get("markPrice")  # an update: changed fields
+            if price.__class__ not in (int, float) or not price > 0:
+                continue
+            try:
+                rates.ts, rates.xbt = declare.us_from_iso_z(row["timestamp"]), float(price)
+            except (KeyError, TypeError, ValueError, FrameError):
+                continue  # an index row without a usable time: not a price to size with
+    return ParseResult(ignored=1)

@@ -17,6 +17,7 @@ from dataflows.venues import get_venue
 from dataflows.venues import instruments as ins
 from dataflows.venues.bitmex_units import MAX_GAP_US
 from dataflows.venues.stored import convert_stored
+from feedhouse.core.records import ParseResult
 from feedhouse.store.client import warehouse
 from tests.support.paths import SESSIONS
 
@@ -32,20 +33,40 @@ def _quote(native: str, bid: float, bid_size: float, ask: float, ask_size: float
         "askPrice": ask, "askSize": ask_size}]}).decode()
 
 
+def _index(price: float) -> str:  # BitMEX's instrument table: an update of the .BXBT index
+    return orjson.dumps({"table": "instrument", "action": "update", "data": [{
+        "symbol": ".BXBT", "lastPrice": price, "timestamp": "2020-05-05T12:00:00.000Z"}]}).decode()
+
+
+def test_quanto_quotes_subscribe_the_xbt_index() -> None:
+    bitmex = get_venue("bitmex")
+    assert [orjson.loads(f) for f in bitmex.subscribe(["ETH-USD-PERP"], ["trades", "quotes"])] == [
+        {"op": "subscribe", "args": ["trade:ETHUSD", "quote:ETHUSD"]},
+        {"op": "subscribe", "args": ["instrument:.BXBT"]}]
+    # no quanto, or no quotes: nothing more
+    assert len(bitmex.subscribe(["BTC-USD-INV-PERP", "BTC-USDT-PERP"], ["quotes"])) == 1
+    assert len(bitmex.subscribe(["ETH-USD-PERP"], ["trades"])) == 1
+    parse, _ = bitmex.parser()
+    assert parse(_index(10000.0), 0) == ParseResult(ignored=1)  # stored nowhere
+
+
 def test_bitmex_worked_example_ethusd() -> None:
     """BitMEX's ETHUSD guide: 0.000001 XBT per USD, .BXBT 10,000, ETHUSD 500: one contract
     is 0.0005 XBT = 5 USD = 0.01 ETH, so 1,000 contracts are 10 ETH (the price cancels)."""
     assert QUANTO["ETHUSD"].quanto == 1e-06  # the shipped list's multiplier: 100 satoshi
     parse, _ = get_venue("bitmex").parser()
     before = parse(_quote("ETHUSD", 500.0, 1000, 500.05, 2000, T0), 0).quotes[0]
-    parse(_quote("XBTUSD", 9999.5, 100, 10000.5, 100, T0), 0)  # the XBT price: mid 10,000
+    parse(_index(10000.0), 0)  # the XBT price: .BXBT 10,000
     (eth,) = parse(_quote("ETHUSD", 500.0, 1000, 500.05, 2000, T0 + 60_000_000), 0).quotes
-    late = T0 + MAX_GAP_US + 60_000_000
+    parse(_quote("XBTUSD", 11999.5, 100, 12000.5, 100, T0 + 60_000_000), 0)  # XBTUSD: 12,000
+    (later,) = parse(_quote("ETHUSD", 500.0, 1000, 500.05, 2000, T0 + 60_000_000), 0).quotes
+    late = T0 + MAX_GAP_US + 120_000_000
     (stale,) = parse(_quote("ETHUSD", 600.0, 1000, 600.05, 2000, late), 0).quotes
     # no XBT price yet: sizes stay contracts, marked contract_size 0
     assert (before.bid_size, before.contract_size) == (1000.0, 0.0)
     assert (eth.symbol, eth.bid_size, eth.ask_size, eth.contract_size) == ("ETH-USD-PERP", 10.0, 20.0, 0.01)
     assert (eth.native_bid_size, eth.native_ask_size) == (1000.0, 2000.0)
+    assert (later.bid_size, later.contract_size) == (12.0, 0.012)  # the latest XBT price
     assert (stale.bid_size, stale.contract_size) == (1000.0, 0.0)  # the price is 16 min old
     # each connection has its own XBT price: a new one has none
     fresh, _ = get_venue("bitmex").parser()
