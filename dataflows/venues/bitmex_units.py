@@ -49,12 +49,18 @@ class Rates:
     def __init__(self) -> None:
         self.ts, self.xbt = 0, 0.0
 
+    def note(self, ts: int, xbt: float) -> None:
+        """An XBT price at exchange time `ts`; an older one (a subscription's partial holds
+        the last trade, maybe hours old) does not replace a newer one."""
+        if ts >= self.ts:
+            self.ts, self.xbt = ts, xbt
+
     def traded(self, native: str, spec: ins.Spec, ts: int, price: float, each: float) -> None:
         """A trade with BitMEX's homeNotional (`each`: BASE per contract)."""
         if spec.quanto:
-            self.ts, self.xbt = ts, each / spec.quanto
+            self.note(ts, each / spec.quanto)
         elif native == XBT_USD:
-            self.ts, self.xbt = ts, price
+            self.note(ts, price)
 
     def size(self, quanto: float, ts: int) -> float:
         """BASE per contract of a quanto (`quanto` XBT per point) at time `ts`; 0 when no
@@ -75,7 +81,7 @@ def quote(rates: Rates, venue: str, spec: ins.Spec, native: str, bid: float, bid
           ask: float, ask_size: float, exchange_ts: int, received_ts: int):
     """ins.quote with quanto sizes in BASE; XBTUSD quotes update the XBT price."""
     if native == XBT_USD and bid and ask:
-        rates.ts, rates.xbt = exchange_ts, (bid + ask) / 2
+        rates.note(exchange_ts, (bid + ask) / 2)
     elif spec.quanto and (size := rates.size(spec.quanto, exchange_ts)):
         return _new(Quote, (venue, spec.symbol, native, bid, round(bid_size * size, 12), ask,
                             round(ask_size * size, 12), exchange_ts, received_ts, spec.kind, 0,
@@ -117,7 +123,7 @@ def other_table(table: object, data: list, rates: Rates) -> ParseResult:
             if price.__class__ not in (int, float) or not price > 0:
                 continue
             try:
-                rates.ts, rates.xbt = declare.us_from_iso_z(row["timestamp"]), float(price)
+                rates.note(declare.us_from_iso_z(row["timestamp"]), float(price))
             except (KeyError, TypeError, ValueError, FrameError):
                 continue  # an index row without a usable time: not a price to size with
     return ParseResult(ignored=1)

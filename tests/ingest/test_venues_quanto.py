@@ -68,6 +68,13 @@ def test_bitmex_worked_example_ethusd() -> None:
     assert (eth.native_bid_size, eth.native_ask_size) == (1000.0, 2000.0)
     assert (later.bid_size, later.contract_size) == (12.0, 0.012)  # the latest XBT price
     assert (stale.bid_size, stale.contract_size) == (1000.0, 0.0)  # the price is 16 min old
+    # an older price (a trade partial's last trade, an hour old) does not replace a newer one
+    parse(orjson.dumps({"table": "trade", "action": "partial", "data": [{
+        "timestamp": "2020-05-05T11:00:00.000Z", "symbol": "ETHUSD", "side": "Buy", "size": 10,
+        "price": 210.0, "trdMatchID": "00000000-0000-0000-0000-000000000001",
+        "homeNotional": 0.09, "foreignNotional": 18.9}]}).decode(), 0)
+    (kept,) = parse(_quote("ETHUSD", 500.0, 1000, 500.05, 2000, T0 + 60_000_000), 0).quotes
+    assert kept.contract_size == 0.012
     # each connection has its own XBT price: a new one has none
     fresh, _ = get_venue("bitmex").parser()
     assert fresh(_quote("ETHUSD", 500.0, 1000, 500.05, 2000, T0), 0).quotes[0].contract_size == 0.0
