@@ -72,7 +72,7 @@ EXPECTED = [
     ("bitmex", "BTC-USD-INV-PERP", "perpetual", 0.00814183, 200.0, 1.0),
     ("bitmex", "BTC-USD-INV-210924", "future", 0.003125, 100.0, 1.0),
     ("bitmex", "XRP-BTC-210924", "future", 15.0, 15.0, 1.0),
-    ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # multiplier unknown
+    ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # quanto: the stored step, later
     ("bitmex", "BTC-USDT-PERP", "perpetual", 250000.0, 250000.0, 0.0),  # linear: the list's, later
     ("deribit", "BTC-USD-INV-PERP", "perpetual", 0.00111732, 10.0, 1.0),
     ("deribit", "BTC-USD-200527-9000-C", "option", 0.1, 0.1, 1.0),
