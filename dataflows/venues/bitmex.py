@@ -2,19 +2,19 @@
 `partial` (recent trades, once per subscription) or an `insert` are trades (dedup collapses
 repeats): id `trdMatchID`, taker `side`, `size` in contracts (native_amount), amount
 `homeNotional` (BitMEX's BASE figure; inverse XBT contracts are 1 USD each, so size / price).
-`quote` rows -> quotes, sizes in BASE by the instrument list (bitmex_list.py; quanto ones,
-valued in XBT, stay contracts); other tables, `info`, acks, errors -> ignored.
+`quote` rows -> quotes, sizes in BASE by the instrument list (bitmex_list.py; quanto ones at
+the connection's XBT price, bitmex_units.py); other tables, `info`, acks, errors -> ignored.
 Heartbeat: after 5 s without a frame the client sends `ping`; BitMEX answers `pong`.
 Symbols (XBT reads as BTC; XBT against fiat is inverse, marked): `XBTUSD` -> `BTC-USD-INV-PERP`,
-`ETHUSDT` -> `ETH-USDT-PERP`; futures carry a month code, expiring on the month's last Friday
-(`XBTU21` -> `BTC-USD-INV-210924`; XBT-quoted alt futures: `XRPU21` -> `XRP-BTC-210924`); spot
-`XBT_USDT` -> `BTC-USDT`.
+`ETHUSDT` -> `ETH-USDT-PERP`, spot `XBT_USDT` -> `BTC-USDT`; futures' month codes expire on the
+month's last Friday (`XBTU21` -> `BTC-USD-INV-210924`; XBT-quoted `XRPU21` -> `XRP-BTC-210924`).
 """
 
 from __future__ import annotations
 
 import re
 
+from dataflows.venues import bitmex_units as units
 from dataflows.venues import declare
 from dataflows.venues import instruments as ins
 from dataflows.venues.bitmex_list import URL, listed
@@ -43,8 +43,7 @@ def normalize(native: str) -> str:
     if "_" in upper:  # spot
         base, _, quote = upper.partition("_")
         return f"{_BTC.get(base, base)}-{_BTC.get(quote, quote)}"
-    future = _FUTURE.match(upper)
-    if future:
+    if future := _FUTURE.match(upper):
         root, code = future.groups()
         expiry = ins.from_month_code(code)
         if root == "XBT":
@@ -91,35 +90,36 @@ def _stamp(entry: dict) -> int:
     return check_ts(us_from_iso_z(stamp))
 
 
-def _trades(data: list, received_ts: int) -> list[Trade]:
+def _trades(data: list, received_ts: int, rates: units.Rates) -> list[Trade]:
     out = []
     for entry in data:
         price, amount = price_size(entry, "price", "size")
-        side = side_of(_SIDES, entry["side"])
+        side, ts = side_of(_SIDES, entry["side"]), _stamp(entry)
         spec = _catalog(sym := name_field(entry, "symbol"))
-        if (base := entry.get("homeNotional")) is None:
-            out.append(ins.trade(VENUE, spec, sym, text_id(entry["trdMatchID"]), price, amount,
-                                 side, _stamp(entry), received_ts))
+        if (base := entry.get("homeNotional")) is None:  # quanto: at the XBT price known
+            out.append(ins.trade(VENUE, rates.sized(spec, ts), sym, text_id(entry["trdMatchID"]),
+                                 price, amount, side, ts, received_ts))
             continue
         check_trade(price, base := num(base))  # BitMEX's own BASE figure
         size = 1.0 if spec.inverse else round(base / amount, 12)  # the multiplier it implies
+        rates.traded(sym, spec, ts, price, size)
         out.append(Trade(VENUE, spec.symbol, sym, text_id(entry["trdMatchID"]), price, base,
-                         side, _stamp(entry), received_ts, spec.kind, amount, size))
+                         side, ts, received_ts, spec.kind, amount, size))
     return out
 
 
-def _quotes(data: list, received_ts: int) -> list:
+def _quotes(data: list, received_ts: int, rates: units.Rates) -> list:
     out = []
     for entry in data:
         bid, bid_size, ask, ask_size = book_top(  # null: that side of the book is empty
             entry, "bidPrice", "bidSize", "askPrice", "askSize", True)
         sym = name_field(entry, "symbol")
-        out.append(ins.quote(VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size,
-                             _stamp(entry), received_ts))
+        out.append(units.quote(rates, VENUE, _catalog(sym), sym, bid, bid_size, ask, ask_size,
+                               _stamp(entry), received_ts))
     return out
 
 
-def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
+def _parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
     msg = declare.json_object(frame)
@@ -129,11 +129,11 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
             raise FrameError("'data' is not a list")
         if action == "partial" or action == "insert":
             if table == "trade":
-                return declare.trades_or_ignored(_trades(data, received_ts))
+                return declare.trades_or_ignored(_trades(data, received_ts, rates))
             if table == "quote":
-                return declare.quotes_or_ignored(_quotes(data, received_ts))
+                return declare.quotes_or_ignored(_quotes(data, received_ts, rates))
         if table.__class__ is str and action in ("partial", "insert", "update", "delete"):
-            return ParseResult(ignored=1)  # other tables; trade/quote never update or delete
+            return units.other_table(table, data, rates)  # trade/quote never update or delete
         raise FrameError(f"unknown message (table={table!r}, action={action!r})")
     if "success" in msg or "info" in msg or "error" in msg or "subscribe" in msg:
         return ParseResult(ignored=1)  # acks, welcome, errors
@@ -144,7 +144,7 @@ VENUES = [
     declare.venue(
         VENUE, "wss://ws.bitmex.com/realtime",
         ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-        _parse, channels=_TABLE, frames=declare.op_args(lambda c, s: f"{c}:{native(s)}"),
+        _parse, channels=_TABLE, frames=units.frames(native, _catalog),
         native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping",
-        catalog=_catalog)
+        catalog=_catalog, session=units.sessions(VENUE, _parse))  # one XBT price per connection
 ]

@@ -58,6 +58,7 @@ class Spec:
     kind: str = SPOT
     contract_size: float = 1.0  # value of one native size unit (BASE; QUOTE if inverse)
     inverse: bool = False  # 0 = unknown: sizes stay contracts (reported, see stored.py)
+    quanto: float = 0.0  # BitMEX quanto: XBT per QUOTE point (size per price: bitmex_units.py)
 
     def base(self, size: float, price: float) -> float:
         """The venue's size as an amount in BASE units (unknown size: the size as given)."""
@@ -207,13 +208,13 @@ class Catalog:
 
 def shipped_specs(venue: str) -> dict[str, Spec]:
     """The specs shipped as package data: {"source", "specs": {native: [symbol,
-    contract_size, inverse]}}; {} when feedhouse ships none for `venue`."""
+    contract_size, inverse(, quanto)]}}; {} when feedhouse ships none for `venue`."""
     try:
         text = importlib.resources.files("dataflows.venues").joinpath(f"specs/{venue}.json").read_bytes()
     except (OSError, ValueError):
         return {}
-    return {native: Spec(symbol, kind_of(symbol), float(size), bool(inverse))
-            for native, (symbol, size, inverse) in orjson.loads(text)["specs"].items()}
+    return {native: Spec(symbol, kind_of(symbol), float(size), bool(inverse), float(*quanto or [0]))
+            for native, (symbol, size, inverse, *quanto) in orjson.loads(text)["specs"].items()}
 
 
 def _cached_replies(venue: str) -> list[object]:

@@ -10,7 +10,9 @@ dataflows/venues/specs/), rewrites its rows like the live adapters write them (t
 amount and contract_size in place; quotes: sizes are in the sorting key, so the rows are
 written again converted and the old ones deleted), rebuilds the candles of the trades'
 minutes, and names in one log line the instruments no list sizes (their rows keep
-contract_size 0). `feedhouse init` runs it right after the migrations, in their
+contract_size 0). BitMEX quanto contracts, whose size follows the XBT price, are converted
+at the store's XBT price of each row's minute (stored_quanto.py); rows with none near
+enough keep contract_size 0 and are named in the same line. `feedhouse init` runs it right after the migrations, in their
 warehouse session (`init_schema(after=convert_stored)`), every time; `feedhouse run`
 when its start applied migrations. With nothing to convert it costs two small queries.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from dataflows.venues import VENUES
 from dataflows.venues.instruments import Spec
+from dataflows.venues.stored_quanto import MAX_GAP_S, convert_quanto
 from feedhouse.store.candles import build_minutes
 
 log = logging.getLogger(__name__)
@@ -41,11 +44,17 @@ class Converted:
     trades: int = 0  # rows converted
     quotes: int = 0
     unknown: Counter = field(default_factory=Counter)  # "venue/native" -> rows left
+    unpriced: Counter = field(default_factory=Counter)  # quanto rows with no XBT price near
 
     def unknown_line(self) -> str:
-        names = ", ".join(f"{name} ({n})" for name, n in sorted(self.unknown.items()))
-        return (f"{sum(self.unknown.values())} stored rows stay in contracts (contract_size 0): "
-                f"no instrument list gives a size for {names}")
+        def names(rows: Counter) -> str:
+            return ", ".join(f"{name} ({n})" for name, n in sorted(rows.items()))
+
+        why = ([f"no instrument list gives a size for {names(self.unknown)}"] if self.unknown else []) + (
+            [f"no XBT price within {MAX_GAP_S // 60} min of the quanto rows of {names(self.unpriced)}"]
+            if self.unpriced else [])
+        left = sum(self.unknown.values()) + sum(self.unpriced.values())
+        return f"{left} stored rows stay in contracts (contract_size 0): {'; '.join(why)}"
 
 
 def known_spec(venue: str, native: str) -> Spec | None:
@@ -54,6 +63,13 @@ def known_spec(venue: str, native: str) -> Spec | None:
     catalog = getattr(adapter, "catalog", None)
     spec = catalog.known(native) if catalog is not None else None
     return spec if spec is not None and spec.contract_size > 0 else None
+
+
+def quanto_spec(venue: str, native: str) -> Spec | None:
+    """The listed spec of a quanto contract (size per XBT price, BitMEX), if any."""
+    catalog = getattr(VENUES.get(venue), "catalog", None)
+    spec = catalog.known(native) if catalog is not None else None
+    return spec if spec is not None and spec.quanto > 0 else None
 
 
 def _text(value: str) -> str:
@@ -77,9 +93,12 @@ def convert_stored(client) -> Converted:
     done = Converted()
     specs: dict[tuple[str, str], Spec] = {}
     rows: Counter = Counter()
+    quanto: dict[str, dict[str, Spec]] = {}
     for table, venue, native, n in client.query(_PENDING).result_rows:
         spec = known_spec(venue, native)
-        if spec is None:
+        if spec is None and (by_price := quanto_spec(venue, native)) is not None:
+            quanto.setdefault(venue, {})[native] = by_price
+        elif spec is None:
             done.unknown[f"{venue}/{native}"] += n
         else:
             specs[(venue, native)] = spec
@@ -104,6 +123,12 @@ def convert_stored(client) -> Converted:
         client.command(f"ALTER TABLE market.quotes DELETE WHERE {where}", settings=_SYNC)
         build_minutes(client, minutes)
         done.trades, done.quotes = rows["trades"], rows["quotes"]
-    if done.unknown:
+    for venue, by_native in quanto.items():
+        converted, left, minutes = convert_quanto(client, venue, by_native)
+        done.unpriced.update(left)
+        done.trades += converted["trades"]
+        done.quotes += converted["quotes"]
+        build_minutes(client, minutes)
+    if done.unknown or done.unpriced:
         log.warning(done.unknown_line())
     return done

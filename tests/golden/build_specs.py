@@ -36,7 +36,8 @@ def build(venue: str) -> dict:
     specs: dict[str, list] = {}
     for reply in ins.read_rest(REST / name).values():  # the last recording of a URL wins
         for native, spec in lister(reply):
-            specs[native] = [spec.symbol, spec.contract_size, spec.inverse]
+            row = [spec.symbol, spec.contract_size, spec.inverse]
+            specs[native] = [*row, spec.quanto] if spec.quanto else row  # BitMEX quanto: XBT/point
     return {"source": f"feedhouse/app/sessions/rest/{name}", "specs": dict(sorted(specs.items()))}
 
 

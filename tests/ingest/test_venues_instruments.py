@@ -78,12 +78,14 @@ def test_shipped_specs_are_the_recorded_lists() -> None:
     for venue in build_specs.SOURCES:
         built = build_specs.build(venue)["specs"]
         shipped = ins.shipped_specs(venue)
-        assert {n: [s.symbol, s.contract_size, s.inverse] for n, s in shipped.items()} == built
+        assert {n: [s.symbol, s.contract_size, s.inverse, *([s.quanto] if s.quanto else [])]
+                for n, s in shipped.items()} == built
     assert ins.shipped_specs("okx")["BTC-USDT-SWAP"] == ins.Spec("BTC-USDT-PERP", "perpetual", 0.01)
     bitmex_specs = ins.shipped_specs("bitmex")  # documented BitMEX list (rest/BITMEX.docs)
     assert bitmex_specs["XBTUSDT"] == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
     assert bitmex_specs["XBTUSD"] == ins.Spec("BTC-USD-INV-PERP", "perpetual", 1.0, True)
-    assert bitmex_specs["UNIUSDT"].contract_size == 0.0  # quanto: valued in XBT
+    # quanto: valued in XBT, no BASE constant; 1,000 satoshi = 0.00001 XBT per USDT point
+    assert (bitmex_specs["UNIUSDT"].contract_size, bitmex_specs["UNIUSDT"].quanto) == (0.0, 1e-05)
 
 
 def _bitmex_catalog(urls: tuple[str, ...] = ()) -> ins.Catalog:
@@ -98,7 +100,7 @@ def test_bitmex_list_sizes_linear_contracts_not_quantos(monkeypatch, tmp_path) -
     catalog = _bitmex_catalog()
     catalog.shipped = {}
     assert catalog("XBTUSDT").contract_size == 0.0  # unlisted linear: unknown, never guessed
-    assert catalog.load(ins.read_rest(REST / "BITMEX.docs").values()) == 12
+    assert catalog.load(ins.read_rest(REST / "BITMEX.docs").values()) == 13
     assert catalog("XBTUSDT") == ins.Spec("BTC-USDT-PERP", "perpetual", 1e-06)
     assert catalog("JTOUSDT") == ins.Spec("JTO-USDT-PERP", "perpetual", 1.0)
     assert catalog("XRPU21") == ins.Spec("XRP-BTC-210924", "future", 1.0)
@@ -167,7 +169,7 @@ def test_bitmex_live_refresh_fetches_and_caches_its_list(monkeypatch, tmp_path: 
     hosts = get_venue("bitmex").hosts
     try:
         catalog = _bitmex_catalog((f"http://127.0.0.1:{server.server_port}/api/v1/instrument/active",))
-        assert ins.refresh(catalog, "wss://ws.bitmex.com/realtime", hosts) == 12
+        assert ins.refresh(catalog, "wss://ws.bitmex.com/realtime", hosts) == 13
         assert catalog("XBTUSDT").contract_size == 0.0001
     finally:
         server.shutdown()

@@ -72,7 +72,7 @@ EXPECTED = [
     ("bitmex", "BTC-USD-INV-PERP", "perpetual", 0.00814183, 200.0, 1.0),
     ("bitmex", "BTC-USD-INV-210924", "future", 0.003125, 100.0, 1.0),
     ("bitmex", "XRP-BTC-210924", "future", 15.0, 15.0, 1.0),
-    ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # multiplier unknown
+    ("bitmex", "UNI-USDT-PERP", "perpetual", 219.0, 219.0, 0.0),  # quanto: the stored step, later
     ("bitmex", "BTC-USDT-PERP", "perpetual", 250000.0, 250000.0, 0.0),  # linear: the list's, later
     ("deribit", "BTC-USD-INV-PERP", "perpetual", 0.00111732, 10.0, 1.0),
     ("deribit", "BTC-USD-200527-9000-C", "option", 0.1, 0.1, 1.0),
@@ -193,7 +193,9 @@ EXPECTED_012 = [
     ("BTC-USD-INV-PERP", 0.00111732, 1.0),
     ("ETH-USDC-PERP", 0.5, 1.0),
     ("BTC-USD-INV-210924", 0.003125, 1.0),
-    ("UNI-USDT-PERP", 219.0, 0.0),  # quanto (valued in XBT): no BASE size; reported
+    # quanto: 0.00001 XBT per USDT point x the XBT price (the store's median BTC-USD(T) price
+    # of that minute, 30,000: no BitMEX XBTUSD trade here) = 0.3 UNI per contract
+    ("UNI-USDT-PERP", 65.7, 0.3),
     ("BTC-USDT-PERP", 0.25, 1e-06),  # linear: 1 / underlyingToPositionMultiplier (BitMEX list)
     ("BTC-USD-INV-PERP", 0.00625, 100.0),
     ("BTC-USDT-PERP", 0.5, 1.0),
@@ -212,7 +214,7 @@ QUOTES_011 = [
     (("bitmex", "BTC-USD-PERP", "XBTUSD", "perpetual", 32180.0, 1046200.0, 32180.5, 161000.0),
      ("BTC-USD-INV-PERP", 32.51087632, 5.00302979, 1046200.0, 161000.0, 1.0)),
     (("bitmex", "UNI-USDT-PERP", "UNIUSDT", "perpetual", 17.29, 750.0, 17.3, 175.0),
-     ("UNI-USDT-PERP", 750.0, 175.0, 750.0, 175.0, 0.0)),
+     ("UNI-USDT-PERP", 225.0, 52.5, 750.0, 175.0, 0.3)),
     (("bitmex", "BTC-USDT-PERP", "XBTUSDT", "perpetual", 30010.0, 1500000.0, 30010.5, 200.0),
      ("BTC-USDT-PERP", 1.5, 0.0002, 1500000.0, 200.0, 1e-06)),
     (("okx", "BTC-USDT-PERP", "BTC-USDT-SWAP", "perpetual", 30000.0, 5.0, 30001.0, 0.0),
@@ -260,15 +262,16 @@ def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, c
     assert sorted(q[:6] for q in quotes) == sorted(after for _, after in QUOTES_011)
     assert [q[6] for q in quotes] == [kind_of(q[0]) for q in quotes]
     # converted: 2 OKX trades and 1 quote, BitMEX XBTUSDT's trade and quote (shipped BitMEX
-    # list); the BitMEX quanto's trade and quote are named
-    assert (converted.trades, converted.quotes) == (3, 2)
-    assert converted.unknown == {"bitmex/UNIUSDT": 2}
-    assert "2 stored rows stay in contracts" in caplog.text and "bitmex/UNIUSDT (2)" in caplog.text
-    assert (again.trades, again.quotes, again.unknown) == (0, 0, converted.unknown)
+    # list), the BitMEX quanto's trade and quote (at the store's XBT price): none left
+    assert (converted.trades, converted.quotes) == (4, 3)
+    assert converted.unknown == {} and converted.unpriced == {}
+    assert "stay in contracts" not in caplog.text
+    assert (again.trades, again.quotes, again.unknown, again.unpriced) == (0, 0, {}, {})
     # candles follow the rewritten trades: new symbols, BASE volumes of the converted ones
     assert candles[("okx", "BTC-USDT-PERP")] == pytest.approx(0.03)
     assert candles[("okx", "ETH-USDT-220527")] == pytest.approx(0.7)
     assert candles[("bitmex", "BTC-USDT-PERP")] == pytest.approx(0.25)
+    assert candles[("bitmex", "UNI-USDT-PERP")] == pytest.approx(65.7)
     assert ("deribit", "BTC-USD-PERP") not in candles
     # the live adapters make the same symbols of the same native names
     for (venue, _, native, *_), (symbol, *_) in zip(TRADES_011, EXPECTED_012, strict=True):
@@ -276,10 +279,9 @@ def test_012_and_the_stored_step_leave_no_row_in_the_old_convention(store_011, c
         assert adapter.normalize_symbol(native) == symbol, (venue, native)
 
 
-def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts(old_store) -> None:
-    """010 + 012 + the stored step: every contract row is in BASE except those of
-    instruments no instrument list gives a size for (BitMEX's quanto UNIUSDT, valued in XBT),
-    which are counted and named."""
+def test_a_store_from_before_010_ends_with_no_row_in_contracts(old_store) -> None:
+    """010 + 012 + the stored step: every contract row is in BASE, BitMEX's quanto UNIUSDT
+    (valued in XBT) at the XBT price of BitMEX's XBTUSD trade of the same minute."""
     done: list = []  # as `feedhouse init` and `feedhouse run` do it
     applied, _ = init_schema(old_store, after=lambda client: done.append(convert_stored(client)))
     assert applied[0] == "010_instruments.sql" and "012_inverse_symbols_quote_sizes.sql" in applied
@@ -292,9 +294,15 @@ def test_a_store_from_before_010_ends_with_only_unknown_instruments_in_contracts
                               "WHERE native_symbol = 'BTC-USDT-SWAP'").result_rows
         (bmx,) = client.query("SELECT amount, native_amount, contract_size FROM market.trades "
                               "WHERE native_symbol = 'XBTUSDT'").result_rows
+        (uni,) = client.query("SELECT amount, native_amount, contract_size FROM market.trades "
+                              "WHERE native_symbol = 'UNIUSDT'").result_rows
+        (uni_quote,) = client.query("SELECT bid_size, ask_size, contract_size FROM market.quotes "
+                                    "WHERE native_symbol = 'UNIUSDT'").result_rows
     # OKX's BTC-USDT-SWAP and BitMEX's XBTUSDT (trade and quote each) converted by the
     # shipped lists: 3 x 0.01 BTC; 250,000 x 0.000001 XBT
-    assert (converted.trades, converted.quotes) == (2, 2) and okx == (0.03, 3.0, 0.01)
+    assert (converted.trades, converted.quotes) == (3, 3) and okx == (0.03, 3.0, 0.01)
     assert bmx == (0.25, 250000.0, 1e-06)
-    assert sorted(left) == [("quotes", "bitmex", "UNIUSDT"), ("trades", "bitmex", "UNIUSDT")]
-    assert converted.unknown == {"bitmex/UNIUSDT": 2}
+    # UNIUSDT: 0.00001 XBT per point x XBTUSD 24,564.5 = 0.245645 UNI per contract
+    assert uni == (pytest.approx(219 * 0.245645), 219.0, pytest.approx(0.245645))
+    assert uni_quote == (pytest.approx(0.245645), pytest.approx(2 * 0.245645), pytest.approx(0.245645))
+    assert left == [] and converted.unknown == {} and converted.unpriced == {}

@@ -52,7 +52,7 @@ def init(
         if done.trades or done.quotes:
             console.print(f"converted stored contract sizes to BASE: {done.trades} trades, "
                           f"{done.quotes} quotes")
-        if done.unknown:
+        if done.unknown or done.unpriced:
             console.print(done.unknown_line())
     print_table(tables_table(tables, "feedhouse tables"))
 
