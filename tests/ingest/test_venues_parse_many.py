@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataflows.sources.capture import read_capture
-from dataflows.venues import binance, bitstamp, coinbase, get_venue, okx
+from dataflows.venues import binance, bitstamp, coinbase, gateio, get_venue, okx
 from dataflows.venues.base import BatchResult, looping
 from feedhouse.core.records import us_from_s
 from tests.support.fuzz import JSON, dumps, mutate
@@ -31,6 +31,7 @@ CASES = {
     "coinbase_exchange": ("COINBASE.ws.28.0", coinbase._fast),
     "coinbase": ("COINBASE.ws.28.0", coinbase._fast),  # a coinbase feed on ws-feed frames
     "bitstamp": ("BITSTAMP.ws.1.0", bitstamp._fast),
+    "gateio": ("GATEIO.ws.1.0", gateio._fast),
 }
 
 
@@ -122,7 +123,7 @@ def _mutate_fields(data, frame: str) -> str:
     return dumps(root["x"])
 
 
-@pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase", "bitstamp"])
+@pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase", "bitstamp", "gateio"])
 def test_parse_many_equals_looping_parse_on_mutated_frames(venue_name: str) -> None:
     frames = _trade_frames(venue_name)
     assert frames
