@@ -140,12 +140,17 @@ def memo(fn: Callable[[str], str], limit: int = 65536) -> Callable[[str], str]:
 _SECOND_US: dict[str, int] = {}
 SECONDS_CACHED = 4096  # about an hour of a live feed's seconds (was 100k: ~14 MB)
 _DAY_US: dict[str, int] = {}  # 'YYYY-MM-DD' -> µs at its midnight (UTC)
+_MINUTE_US: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM' -> µs at its start, from _second_us
 
 
 def _second_us(head: str) -> int:
-    """'YYYY-MM-DDTHH:MM:SS' (UTC) -> µs: its day's midnight (parsed once per day) plus the
-    clock; any other shape or an out-of-range clock is records.us_from_iso's to judge."""
-    clock = head[11:13] + head[14:16] + head[17:19]
+    """'YYYY-MM-DDTHH:MM:SS' (UTC) -> µs: its minute's start (known once a second of it was
+    read) or its day's midnight (parsed once per day) plus the clock; any other shape or an
+    out-of-range clock is records.us_from_iso's to judge."""
+    minute, sec = _MINUTE_US.get(head[:16]), head[17:19]
+    if minute is not None and head[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+        return minute + int(sec) * 1_000_000
+    clock = head[11:13] + head[14:16] + sec
     if head[13] != ":" or head[16] != ":" or not (clock.isascii() and clock.isdigit()) or (
             clock[:2] > "23" or clock[2] > "5" or clock[4] > "5"):
         return us_from_iso(head + "Z")
@@ -156,6 +161,9 @@ def _second_us(head: str) -> int:
         if len(_DAY_US) >= 64:
             _DAY_US.clear()
         _DAY_US[head[:10]] = day
+    if len(_MINUTE_US) >= SECONDS_CACHED:
+        _MINUTE_US.clear()
+    _MINUTE_US[head[:16]] = day + seconds_us - int(sec) * 1_000_000
     return day + seconds_us
 
 

@@ -32,11 +32,14 @@ def test_fast_iso_agrees_with_records_helper(text: str) -> None:
 
 
 def test_fast_iso_new_seconds_agree_and_bad_clocks_fail_as_before() -> None:
-    """A second not seen yet is its day's cached midnight plus the clock: every second of
-    a day (and the next day's) agrees with us_from_iso; a clock or date out of range raises
+    """A second not seen yet is its minute's or day's cached start plus the clock: every
+    second of a day (and the next day's, across midnight) agrees with us_from_iso; a clock or date out of range raises
     what us_from_iso raises."""
     start = us_from_iso("2024-02-28T00:00:00Z")
-    for us in range(start, start + 2 * 86_400_000_000, 997_000_123):
+    late = start + 86_400_000_000 - 100_000_000  # seconds of one minute: its cached start
+    steps = [*range(start, start + 2 * 86_400_000_000, 997_000_123),
+             *range(late, late + 200_000_000, 1_370_011)]
+    for us in steps:
         text = iso_from_us(us)
         assert us_from_iso_z(text) == us_from_iso(text) == us, text
     for bad in ("2021-04-17T24:00:00Z", "2021-04-17T16:60:00Z", "2021-04-17T16:43:60.5Z",
