@@ -8,11 +8,9 @@ The server pings at the WebSocket protocol level; the client library answers.
 
 from __future__ import annotations
 
-import msgspec
-
-from dataflows.venues import declare
+from dataflows.venues import declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, OrjsonInt, book_top, int_id, price_size
+from dataflows.venues.common import INF, book_top, int_id, price_size
 from dataflows.venues.declare import FrameError, json_object, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
@@ -92,34 +90,30 @@ def _parse(venue: str, spec_of: ins.Catalog):
     return parse
 
 
-# Fast path (parse_many): combined-stream trades, every field typed, as strict as `parse`.
-_AggTrade = msgspec.defstruct("_AggTrade", [
-    ("E", OrjsonInt), ("s", str), ("a", OrjsonInt), ("p", str), ("q", str), ("f", OrjsonInt),
-    ("l", OrjsonInt), ("T", OrjsonInt), ("m", bool), ("M", bool, False),  # M: spot only
-    ("nq", str, ""),  # futures, newer
-], tag_field="e", tag="aggTrade", forbid_unknown_fields=True)
-_RawTrade = msgspec.defstruct("_RawTrade", [
-    ("E", OrjsonInt), ("s", str), ("t", OrjsonInt), ("p", str), ("q", str), ("T", OrjsonInt),
-    ("m", bool), ("b", OrjsonInt, 0), ("a", OrjsonInt, 0),  # b, a: order ids (older spot)
-    ("M", bool, False), ("X", str, ""),  # X: futures trade type
-], tag_field="e", tag="trade", forbid_unknown_fields=True)
+# Fast path (parse_many): combined-stream trades, typed (dataflows/venues/typed.py), only
+# the fields `parse` reads; a frame it refuses goes through `parse`.
+_AggTrade = typed.struct("_AggTrade", [("s", str), ("a", typed.Int), ("p", float), ("q", float),
+                         ("T", typed.Int), ("m", typed.Flag)], tag_field="e", tag="aggTrade")
+_RawTrade = typed.struct("_RawTrade", [("s", str), ("t", typed.Int), ("p", float), ("q", float),
+                         ("T", typed.Int), ("m", typed.Flag)], tag_field="e", tag="trade")
 # `stream` must be present (else `parse` reads the frame as unwrapped)
-_Combined = msgspec.defstruct("_Combined", [("stream", str), ("data", _AggTrade | _RawTrade)],
-                              forbid_unknown_fields=True)
-_decode_combined, _new = msgspec.json.Decoder(_Combined).decode, tuple.__new__
+_decode_combined = typed.decoder(typed.struct("_Combined", [("stream", str),
+                                                            ("data", _AggTrade | _RawTrade)]))
+_new = tuple.__new__
 
 
 def _fast(venue: str, spec_of: ins.Catalog):
     def fast(frame: str | bytes, received_ts: int, trades: list, cached=spec_of.cached) -> int:
         data = _decode_combined(frame).data
-        price, amount = float(data.p), float(data.q)
-        if not (0.0 < price < INF and 0.0 < amount < INF) or (ts := data.T) < _MARKET_EPOCH_MS:
+        price, amount, ts, maker = data.p, data.q, data.T, data.m
+        ident = data.a if data.__class__ is _AggTrade else data.t
+        if not (0.0 < price < INF and 0.0 < amount < INF) or ts.__class__ is not int or \
+                ts < _MARKET_EPOCH_MS or ident.__class__ is not int or maker.__class__ is not bool:
             return 0  # the slow path says why
         spec = cached(sym := data.s) or spec_of(sym)
-        ident = str(data.a if data.__class__ is _AggTrade else data.t)
         qty = amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price)
-        trades.append(_new(Trade, (venue, spec.symbol, sym, ident, price, qty,
-                                   "sell" if data.m else "buy", ts * 1000, received_ts,
+        trades.append(_new(Trade, (venue, spec.symbol, sym, str(ident), price, qty,
+                                   "sell" if maker else "buy", ts * 1000, received_ts,
                                    spec.kind, amount, spec.contract_size)))
         return 1
 

@@ -6,10 +6,12 @@ Prices/amounts come both as numbers and as exact strings; we read the strings.
 
 from __future__ import annotations
 
-from dataflows.venues import declare
-from dataflows.venues.common import check_trade, int_id, num
+from typing import Literal
+
+from dataflows.venues import declare, typed
+from dataflows.venues.common import INF, check_trade, int_id, num
 from dataflows.venues.declare import FrameError, json_object, normalizer, split_concatenated
-from feedhouse.core.records import ParseResult, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "bitstamp"
 _PREFIX = "live_trades_"
@@ -56,10 +58,34 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError(f"unknown event {event!r}")
 
 
+# Fast path (parse_many): trade events, typed (dataflows/venues/typed.py), only the fields
+# `_parse` reads (the exact strings, not the numbers); frames it refuses go through `_parse`.
+_Data = typed.struct("_Data", [("id", typed.Int), ("amount_str", float), ("price_str", float),
+                               ("type", typed.Int), ("microtimestamp", str)])
+_decode_trade = typed.decoder(typed.struct("_Trade", [
+    ("data", _Data), ("channel", str), ("event", Literal["trade"])]))
+_new = tuple.__new__
+
+
+def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
+    msg = _decode_trade(frame)
+    data, channel = msg.data, msg.channel
+    price, amount, ident, kind, micros = (data.price_str, data.amount_str, data.id, data.type,
+                                          data.microtimestamp)
+    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int or \
+            kind.__class__ is not int or not channel.startswith(_PREFIX) or not micros.isdigit() \
+            or (ts := int(micros)) < MARKET_EPOCH_US:
+        return 0  # the slow path says why
+    pair = channel[len(_PREFIX):]
+    trades.append(_new(Trade, (NAME, _normalize(pair), pair, str(ident), price, amount,
+                               _SIDES[kind], ts, received_ts, "spot", amount, 1.0)))
+    return 1
+
+
 VENUES = [
     declare.venue(
         NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
         channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
         native=native, normalize=split_concatenated, ping_interval_s=30.0,
-        ping_frame='{"event":"bts:heartbeat"}')
+        ping_frame='{"event":"bts:heartbeat"}', fast=('"trade"', _fast))
 ]

@@ -10,13 +10,11 @@ Product ids are already BASE-QUOTE (spot).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
-from dataflows.venues import declare
+from dataflows.venues import declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, OrjsonInt, check_quote, int_id, num, price_size, side_of
+from dataflows.venues.common import _SECOND_US, INF, check_quote, int_id, num, price_size, side_of
 from dataflows.venues.declare import FrameError, json_object, us_from_iso_z
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
@@ -72,40 +70,41 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError(f"unknown message type {kind!r}")
 
 
-# Fast path (parse_many): match frames through a typed msgspec decoder. Every field is
-# declared and typed (unknown fields refused), so it validates the whole frame as strictly
-# as orjson + `_parse` do; frames it refuses go through `_parse`.
-class _Match(msgspec.Struct, forbid_unknown_fields=True):
-    type: Literal["match", "last_match"]
-    trade_id: OrjsonInt
-    maker_order_id: str
-    taker_order_id: str
+# Fast path (parse_many): match frames, typed (dataflows/venues/typed.py), only the fields
+# `_parse` reads (not the order ids or the sequence); frames it refuses go through `_parse`.
+class _Match(msgspec.Struct, tag_field="type", tag="match", gc=False):
+    trade_id: typed.Int
     side: str
-    size: str
-    price: str
+    size: float
+    price: float
     product_id: str
-    sequence: OrjsonInt
     time: str
 
 
-_decode_match = msgspec.json.Decoder(_Match).decode
+class _LastMatch(_Match, tag="last_match", gc=False):
+    pass
 
 
+_decode_match = typed.decoder(_Match | _LastMatch)
 _new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 
 
 def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     msg = _decode_match(frame)
-    price, amount = float(msg.price), float(msg.size)
-    if not (0.0 < price < INF and 0.0 < amount < INF):  # check_trade, inline
+    price, amount, ident = msg.price, msg.size, msg.trade_id
+    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int:
+        return 0  # check_trade and int_id, inline: the slow path says why
+    when = msg.time  # us_from_iso_z's cached second plus the µs of 'YYYY-MM-DDTHH:MM:SS.ffffffZ'
+    if (base := _SECOND_US.get(when[:19])) is not None and len(when) == 27 and when[26] == "Z" \
+            and when[19] == "." and (frac := when[20:26]).isdigit() and frac.isascii():
+        ts = base + int(frac)
+    else:
+        ts = us_from_iso_z(when)
+    if ts < MARKET_EPOCH_US:
         return 0
-    ts = us_from_iso_z(msg.time)
-    if ts < MARKET_EPOCH_US:  # the slow path says why
-        return 0
-    product = msg.product_id
-    spec = _cached(product) or _spec(product)
+    spec = _cached(product := msg.product_id) or _spec(product)
     trades.append(_new(Trade, (
-        NAME, spec.symbol, product, str(msg.trade_id), price, amount, _TAKER[msg.side],
+        NAME, spec.symbol, product, str(ident), price, amount, _TAKER[msg.side],
         ts, received_ts, spec.kind, amount, 1.0,
     )))
     return 1

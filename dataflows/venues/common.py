@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Annotated
 
-import msgspec
 import orjson
 
-from dataflows.venues.base import BatchResult
 from feedhouse.core.records import MARKET_EPOCH_US, Invalid, ParseResult, us_from_iso
 
 # Quote assets, longest first so "USDT" wins over "USD" when splitting "BTCUSDT".
@@ -142,13 +139,39 @@ def memo(fn: Callable[[str], str], limit: int = 65536) -> Callable[[str], str]:
 
 _SECOND_US: dict[str, int] = {}
 SECONDS_CACHED = 4096  # about an hour of a live feed's seconds (was 100k: ~14 MB)
+_DAY_US: dict[str, int] = {}  # 'YYYY-MM-DD' -> µs at its midnight (UTC)
+_MINUTE_US: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM' -> µs at its start, from _second_us
+
+
+def _second_us(head: str) -> int:
+    """'YYYY-MM-DDTHH:MM:SS' (UTC) -> µs: its minute's start (known once a second of it was
+    read) or its day's midnight (parsed once per day) plus the clock; any other shape or an
+    out-of-range clock is records.us_from_iso's to judge."""
+    minute, sec = _MINUTE_US.get(head[:16]), head[17:19]
+    if minute is not None and head[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+        return minute + int(sec) * 1_000_000
+    clock = head[11:13] + head[14:16] + sec
+    if head[13] != ":" or head[16] != ":" or not (clock.isascii() and clock.isdigit()) or (
+            clock[:2] > "23" or clock[2] > "5" or clock[4] > "5"):
+        return us_from_iso(head + "Z")
+    seconds_us = (int(clock[:2]) * 3600 + int(clock[2:4]) * 60 + int(clock[4:])) * 1_000_000
+    day = _DAY_US.get(head[:10])
+    if day is None:
+        day = us_from_iso(head + "Z") - seconds_us
+        if len(_DAY_US) >= 64:
+            _DAY_US.clear()
+        _DAY_US[head[:10]] = day
+    if len(_MINUTE_US) >= SECONDS_CACHED:
+        _MINUTE_US.clear()
+    _MINUTE_US[head[:16]] = day + seconds_us - int(sec) * 1_000_000
+    return day + seconds_us
 
 
 def us_from_iso_z(text: str) -> int:
     """Fast path for 'YYYY-MM-DDTHH:MM:SS[.fraction]Z' (Coinbase, Kraken v2, Bybit legacy).
 
-    The whole-second part is parsed once (by records.us_from_iso) and cached, since a feed
-    sees each second many times; anything else falls back to records.us_from_iso.
+    The whole-second part is computed once (_second_us) and cached, since a feed sees
+    each second many times; anything else falls back to records.us_from_iso.
     """
     size = len(text)
     if size >= 20 and text[-1] == "Z":
@@ -157,7 +180,7 @@ def us_from_iso_z(text: str) -> int:
         if base is None:
             if head[10] != "T" or not head[:4].isdigit():
                 return us_from_iso(text)
-            base = us_from_iso(head + "Z")
+            base = _second_us(head)
             if len(_SECOND_US) >= SECONDS_CACHED:
                 _SECOND_US.clear()
             _SECOND_US[head] = base
@@ -274,48 +297,6 @@ def normalizer(fn: Callable[[str], str], limit: int = 65536) -> Callable[[str], 
         return value
 
     return mapped
-
-
-# --- batch parse fast path (bench/issue 9); shared, additive ------------------------------
-
-
-# orjson decodes an integer beyond 64 bits as a float (which `parse` rejects where an
-# integer belongs), so the fast decoders must reject those too; msgspec bounds stop at
-# int64, so ids in (2**63, 2**64) take the per-frame path (same result, just slower).
-OrjsonInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-
-
-def fast_many(parse, marker: str, fast):
-    """A `parse_many` that tries `fast(frame, received_ts, trades)` on frames holding
-    `marker` and uses the per-frame `parse` for every other frame.
-
-    `fast` decodes with a typed msgspec decoder, appends the frame's trades and returns
-    how many (0: not a frame it handles). It must accept only frames `parse` turns into
-    exactly those trades (safe_parse's checks included); on 0 or any exception its
-    partial output is dropped and the frame goes through `parse`, so ignored/invalid
-    outcomes stay those of `parse`.
-    """
-
-    marker_bytes = marker.encode()
-
-    def parse_many(messages) -> BatchResult:
-        out = BatchResult()
-        trades, counts = out.trades, out.counts
-        for i, (received_ts, frame) in enumerate(messages):
-            if marker in frame if frame.__class__ is str else marker_bytes in frame:
-                start = len(trades)
-                try:
-                    n = fast(frame, received_ts, trades)
-                except Exception:  # noqa: BLE001 - parse decides what is wrong
-                    n = 0
-                if n:
-                    counts.append(n)
-                    continue
-                del trades[start:]
-            out.add(i, parse(frame, received_ts))
-        return out
-
-    return parse_many
 
 
 # --- a trade or quote from a venue's fields (declarative venues, issue 15) ----------------

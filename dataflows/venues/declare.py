@@ -19,7 +19,6 @@ from dataflows.venues.base import Frame, ParseFn, Venue
 from dataflows.venues.common import (
     FrameError,
     check_ts,
-    fast_many,
     join_separated,
     json_object,
     loads,
@@ -36,6 +35,7 @@ from dataflows.venues.common import (
     us_from_decimal_s,
     us_from_iso_z,
 )
+from dataflows.venues.typed import fast_many
 
 # Besides its own names, the kit a venue module declares with (symbol rules, ids, times,
 # frame outcomes), re-exported from common so a venue imports it in one line; the
@@ -58,7 +58,7 @@ def venue(name: str, url: str, hosts: tuple[str, ...], parse: ParseFn, *,
             fast: tuple[str, Callable] | None = None, safe: bool = True, **more) -> Venue:
     """The Venue a module declares. `parse` is wrapped by safe_parse (unless `safe` is
     False: it already is); `fast` = (marker, fast decoder) makes the batch parse
-    (common.fast_many); `more` passes the other Venue fields through (ping, sequence_of,
+    (typed.fast_many); `more` passes the other Venue fields through (ping, sequence_of,
     url_for, catalog, key, select, session...)."""
     parse = safe_parse(name, parse) if safe else parse
     names = channels

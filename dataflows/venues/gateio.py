@@ -11,12 +11,21 @@ a `spot.ping` from the server is answered with `spot.pong`.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
-from dataflows.venues import declare
-from dataflows.venues.common import book_top, num, price_size, side_of, trades_or_ignored
+from dataflows.venues import declare, typed
+from dataflows.venues.common import (
+    INF,
+    MAX_TS_US,
+    book_top,
+    num,
+    price_size,
+    side_of,
+    trades_or_ignored,
+)
 from dataflows.venues.declare import FrameError, check_ts, json_object, ms_us, text_id
 from dataflows.venues.instruments import update_id
-from feedhouse.core.records import ParseResult, Quote, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Quote, Trade
 
 VENUE = "gateio"
 _SIDES = {"buy": "buy", "sell": "sell"}
@@ -105,9 +114,29 @@ def _pong(msg) -> str | None:
     return declare.dumps({"time": msg.get("time", int(time.time())), "channel": "spot.pong"})
 
 
+# Fast path (parse_many): one-trade updates, typed (dataflows/venues/typed.py), only the
+# fields `_parse` reads; batched pushes and frames it refuses go through `_parse`.
+_Result = typed.struct("_Result", [("id", typed.Int), ("create_time_ms", float), ("side", str),
+                                   ("currency_pair", str), ("amount", float), ("price", float)])
+_decode_update = typed.decoder(typed.struct("_Update", [
+    ("channel", Literal[_TRADE_CHANNELS]), ("event", Literal["update"]), ("result", _Result)]))
+_new = tuple.__new__
+
+
+def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
+    result = _decode_update(frame).result
+    price, amount, ident, sym = result.price, result.amount, result.id, result.currency_pair
+    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int or not sym \
+            or not MARKET_EPOCH_US <= (ts := int(round(result.create_time_ms * 1000))) < MAX_TS_US:
+        return 0  # the slow path says why
+    trades.append(_new(Trade, (VENUE, _normalize(sym), sym, str(ident), price, amount,
+                               _SIDES[result.side], ts, received_ts, "spot", amount, 1.0)))
+    return 1
+
+
 VENUES = [
     declare.venue(
         VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
         frames=_frames, native=native, normalize=normalize,
-        answer_ping=declare.ping_answer("spot.ping", 256, _pong))
+        answer_ping=declare.ping_answer("spot.ping", 256, _pong), fast=("spot.trades", _fast))
 ]

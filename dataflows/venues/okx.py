@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
-
-from dataflows.venues import declare
+from dataflows.venues import common, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import INF, check_quote, num, price_size, side_of
 from dataflows.venues.declare import FrameError, check_ts, json_object
-from feedhouse.core.records import ParseResult, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "okx"
 _CHANNEL = {"trades": "trades", "quotes": "tickers"}
@@ -64,6 +62,7 @@ def _listed(reply) -> list[tuple[str, ins.Spec]]:
 _catalog = ins.Catalog(NAME, _spec, _listed, tuple(
     _INSTRUMENTS + kind for kind in ("SWAP", "FUTURES", "OPTION&uly=BTC-USD", "OPTION&uly=ETH-USD")))
 _cached = _catalog.cached
+_EPOCH_MS, _MAX_MS = -(-MARKET_EPOCH_US // 1000), common.MAX_TS_US // 1000
 
 
 def _ms(value: object) -> int:
@@ -110,32 +109,28 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
     raise FrameError("unknown message (no arg/data, no event)")
 
 
-# Fast path (parse_many): `trades` pushes through a typed msgspec decoder; every field declared
-# and typed (unknown ones refused), as strict as `_parse`, which takes the frames it refuses.
-_Arg = msgspec.defstruct("_Arg", [("channel", Literal["trades"]), ("instId", str, "")],
-                         forbid_unknown_fields=True)
-_Item = msgspec.defstruct("_Item", [  # count: newer pushes, trades aggregated
-    ("instId", str), ("tradeId", str), ("px", str), ("sz", str), ("side", str), ("ts", str),
-    ("count", str, ""),
-], forbid_unknown_fields=True)
-_Push = msgspec.defstruct("_Push", [("arg", _Arg), ("data", list[_Item])],
-                          forbid_unknown_fields=True)
-_decode_push = msgspec.json.Decoder(_Push).decode
+# Fast path (parse_many): `trades` pushes, typed (dataflows/venues/typed.py), only the fields
+# `_parse` reads; `ts` stays text (`_parse` refuses a JSON number there). Frames it refuses
+# go through `_parse`.
+_Item = typed.struct("_Item", [("instId", str), ("tradeId", str), ("px", float), ("sz", float),
+                               ("side", str), ("ts", str)])
+_decode_push = typed.decoder(typed.struct("_Push", [
+    ("arg", typed.struct("_Arg", [("channel", Literal["trades"])])), ("data", list[_Item])]))
 _new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 
 
 def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
     items = _decode_push(frame).data
     for item in items:
-        price, amount = float(item.px), float(item.sz)  # checked inline, like check_trade
+        price, amount, ts = item.px, item.sz, item.ts
         if not (0.0 < price < INF and 0.0 < amount < INF and 0 < len(ident := item.tradeId) <= 128
-                and (ts := _ms(item.ts)) > 0):  # ts "00": safe_parse's check
+                and ts.isdigit() and _EPOCH_MS <= (ts := int(ts)) < _MAX_MS):  # as _ms checks
             return 0
         spec = _cached(inst := item.instId) or _catalog(inst)
         trades.append(_new(Trade, (
             NAME, spec.symbol, inst, ident, price,
             amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price),
-            _SIDES[item.side], ts, received_ts, spec.kind, amount, spec.contract_size,
+            _SIDES[item.side], ts * 1000, received_ts, spec.kind, amount, spec.contract_size,
         )))
     return len(items)
 

@@ -12,7 +12,7 @@ from dataflows.venues.common import (
     us_from_decimal_s,
     us_from_iso_z,
 )
-from feedhouse.core.records import ParseResult, Trade, us_from_iso
+from feedhouse.core.records import ParseResult, Trade, iso_from_us, us_from_iso
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,26 @@ from feedhouse.core.records import ParseResult, Trade, us_from_iso
 )
 def test_fast_iso_agrees_with_records_helper(text: str) -> None:
     assert us_from_iso_z(text) == us_from_iso(text)
+
+
+def test_fast_iso_new_seconds_agree_and_bad_clocks_fail_as_before() -> None:
+    """A second not seen yet is its minute's or day's cached start plus the clock: every
+    second of a day (and the next day's, across midnight) agrees with us_from_iso; a clock or date out of range raises
+    what us_from_iso raises."""
+    start = us_from_iso("2024-02-28T00:00:00Z")
+    late = start + 86_400_000_000 - 100_000_000  # seconds of one minute: its cached start
+    steps = [*range(start, start + 2 * 86_400_000_000, 997_000_123),
+             *range(late, late + 200_000_000, 1_370_011)]
+    for us in steps:
+        text = iso_from_us(us)
+        assert us_from_iso_z(text) == us_from_iso(text) == us, text
+    for bad in ("2021-04-17T24:00:00Z", "2021-04-17T16:60:00Z", "2021-04-17T16:43:60.5Z",
+                "2021-02-30T10:00:00Z", "2021-04-17T16:4a:30Z"):
+        with pytest.raises(ValueError) as fast:
+            us_from_iso_z(bad)
+        with pytest.raises(ValueError) as slow:
+            us_from_iso(bad)
+        assert str(fast.value) == str(slow.value), bad
 
 
 def test_decimal_seconds_are_exact() -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataflows.sources.capture import read_capture
-from dataflows.venues import binance, coinbase, get_venue, okx
+from dataflows.venues import binance, bitstamp, coinbase, gateio, get_venue, okx
 from dataflows.venues.base import BatchResult, looping
 from feedhouse.core.records import us_from_s
 from tests.support.fuzz import JSON, dumps, mutate
@@ -30,6 +30,8 @@ CASES = {
     "okx": ("OKX.ws.1.0", okx._fast),
     "coinbase_exchange": ("COINBASE.ws.28.0", coinbase._fast),
     "coinbase": ("COINBASE.ws.28.0", coinbase._fast),  # a coinbase feed on ws-feed frames
+    "bitstamp": ("BITSTAMP.ws.1.0", bitstamp._fast),
+    "gateio": ("GATEIO.ws.1.0", gateio._fast),
 }
 
 
@@ -121,7 +123,7 @@ def _mutate_fields(data, frame: str) -> str:
     return dumps(root["x"])
 
 
-@pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase"])
+@pytest.mark.parametrize("venue_name", ["binance_futures", "okx", "coinbase", "bitstamp", "gateio"])
 def test_parse_many_equals_looping_parse_on_mutated_frames(venue_name: str) -> None:
     frames = _trade_frames(venue_name)
     assert frames
@@ -163,3 +165,54 @@ def test_parse_batch_through_parse_many_matches_the_per_frame_path(venue_name: s
     assert fast.trades == slow.trades and fast.quotes == slow.quotes
     assert fast.dead == slow.dead and len(fast.dead) == 1
     assert dict(fast.ledger.cells) == dict(slow.ledger.cells)
+
+
+# -- lax typed decoding (dataflows/venues/typed.py) --------------------------------------------
+
+_BINANCE = ('{"stream":"a@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":7,'
+            '"p":"1.5","q":"2","T":1626992761966,"m":true}}')
+_OKX = ('{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT",'
+        '"tradeId":"7849","px":"30218.8","sz":"1","side":"buy","ts":"1652459199958"}]}')
+_COINBASE = ('{"type":"match","trade_id":881613,"maker_order_id":"m","taker_order_id":"t",'
+             '"side":"sell","size":"0.04","price":"14.7775","product_id":"BAND-GBP",'
+             '"sequence":333938798,"time":"2021-04-17T16:43:30.244075Z"}')
+# (venue, frame, field text, replacement, taken): a lax decoder coerces "7" to 7 or "true"
+# to True; the fast path must refuse what `parse` refuses and take what it takes.
+LAX = [
+    ("binance", _BINANCE, '"a":7', '"a":"7"', False),
+    ("binance", _BINANCE, '"a":7', '"a":7.0', False),
+    ("binance", _BINANCE, '"T":1626992761966', '"T":"1626992761966"', False),
+    ("binance", _BINANCE, '"m":true', '"m":"true"', False),
+    ("binance", _BINANCE, '"m":true', '"m":1', False),
+    ("binance", _BINANCE, '"p":"1.5"', '"p":"nan"', False),
+    ("binance", _BINANCE, '"p":"1.5"', '"p":"-0"', False),
+    ("binance", _BINANCE, '"p":"1.5"', '"p":" 1.5"', True),  # float() takes it; parse does
+    ("binance", _BINANCE, '"p":"1.5"', '"p":1.5', True),  # a JSON number: both take it
+    ("binance", _BINANCE, '"E":1', '"E":"x","extra":[1,{"b":null}]', True),  # not read
+    ("okx", _OKX, '"ts":"1652459199958"', '"ts":1652459199958', False),
+    ("okx", _OKX, '"ts":"1652459199958"', '"ts":"0"', False),
+    ("okx", _OKX, '"sz":"1"', '"sz":"1e400"', False),
+    ("okx", _OKX, '"side":"buy"', '"side":"BUY"', False),
+    ("coinbase", _COINBASE, '"trade_id":881613', '"trade_id":"881613"', False),
+    ("coinbase", _COINBASE, '"size":"0.04"', '"size":"inf"', False),
+    ("coinbase", _COINBASE, '.244075Z', '.2440759Z', True),  # cut to µs on both paths
+    ("coinbase", _COINBASE, '"sequence":333938798', '"sequence":"x"', True),  # not read
+]
+
+
+@pytest.mark.parametrize(("venue_name", "frame", "old", "new", "taken"), LAX)
+def test_lax_decoding_takes_exactly_what_parse_takes(venue_name, frame, old, new, taken) -> None:
+    assert old in frame
+    changed = frame.replace(old, new, 1)
+    for sent in (changed, changed.encode()):
+        got = _same(venue_name, [(1_700_000_000_000_000, frame), (1_700_000_000_000_001, sent)])
+        assert got.counts[1] == (1 if taken else -1), got.invalid
+
+
+def test_binary_frames_with_bad_utf8_in_a_field_not_decoded_stay_invalid() -> None:
+    """A typed decoder skips the fields it does not declare without checking their UTF-8:
+    a binary frame that is not ASCII goes through `parse` (orjson checks it)."""
+    bad = _BINANCE.encode().replace(b'"E":1', b'"E":"\x80"')
+    accented = _BINANCE.replace('"E":1', '"E":"\u00e9"').encode()
+    got = _same("binance", [(1, bad), (2, accented), (3, _BINANCE.encode())])
+    assert got.counts == [-1, 1, 1] and "not JSON" in got.invalid[0][1].reason
