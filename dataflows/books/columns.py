@@ -146,6 +146,33 @@ class BookColumns:
         return cls(frame_of, np.repeat(np.array(sides, np.int8), runs), price, amount,
                    native, frames)
 
+    def levels_per_frame(self) -> np.ndarray:
+        """Level updates of each frame (int64, one per frame)."""
+        return np.bincount(self.frame, minlength=len(self.frames))
+
+    def take_frames(self, keep: np.ndarray) -> BookColumns:
+        """The columns of the frames where `keep` (bool per frame) is set."""
+        if keep.all():
+            return self
+        renumber = np.cumsum(keep) - 1
+        mask = keep[self.frame]
+        return BookColumns(renumber[self.frame[mask]], self.side[mask], self.price[mask],
+                           self.amount[mask], self.native_amount[mask],
+                           [f for f, k in zip(self.frames, keep, strict=True) if k])
+
+    @classmethod
+    def concat(cls, parts: list[BookColumns]) -> BookColumns:
+        """One batch of several (frame indexes renumbered)."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [len(p.frames) for p in parts[:-1]])
+        return cls(np.concatenate([p.frame + o for p, o in zip(parts, offsets, strict=True)]),
+                   np.concatenate([p.side for p in parts]),
+                   np.concatenate([p.price for p in parts]),
+                   np.concatenate([p.amount for p in parts]),
+                   np.concatenate([p.native_amount for p in parts]),
+                   [f for p in parts for f in p.frames])
+
     def frame_field(self, index: int, dtype) -> np.ndarray:
         """A BookFrame field repeated per level (by the level's frame index)."""
         values = np.array([f[index] for f in self.frames], dtype=dtype)

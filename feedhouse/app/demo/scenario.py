@@ -106,7 +106,7 @@ class Demo:
         plan = self.plan
         with DrillRun("demo", self.home) as d:
             d.serve(DEMO_CAPTURES, rate=plan.trades_per_s, faults=plan.faults,
-                    rebase_now=True)
+                    rebase_now=True, books=True)
             broker = self._start_broker(d)
             if broker is not None:
                 d.feeds.append({"name": MQTT_FEED, "kind": "mqtt",

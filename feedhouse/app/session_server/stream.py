@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from dataflows.books.parsers import BOOK_PARSERS, book_parser
 from dataflows.sources.capture import read_capture
 from dataflows.venues import VENUES, venue_for_url
 from dataflows.venues.base import Venue
@@ -92,7 +93,8 @@ class RecordedStream:
                 keys = tuple(
                     ids.setdefault((t.symbol, t.trade_id), len(ids)) for t in result.trades
                 )
-                market = bool(result.trades or result.quotes)
+                # book frames too (books channel): their times and ids move per lap
+                market = bool(result.trades or result.quotes) or self._has_book(frame, ts)
             self.wire.append(encode_frame(frame))
             self.keys.append(keys)
             self.market.append(market)
@@ -103,6 +105,23 @@ class RecordedStream:
                         AttributeError):
                     pass  # a frame of unexpected shape (e.g. fuzzed) teaches the shifter nothing
         self.n_keys = len(ids)
+
+    def _has_book(self, frame: str | bytes, ts: float) -> bool:
+        parse = self._book_parse
+        if parse is None:
+            return False
+        try:
+            return bool(parse(frame, us_from_s(ts)))
+        except Exception:  # noqa: BLE001 - a frame the book parser refuses is no book frame
+            return False
+
+    @property
+    def _book_parse(self):
+        if not hasattr(self, "_book_parser"):
+            name = self.venue.name if self.venue is not None else ""
+            key = self.venue.key if self.venue is not None else None
+            self._book_parser = book_parser(name, key) if name in BOOK_PARSERS else None
+        return self._book_parser
 
     def __len__(self) -> int:
         return len(self.frames)

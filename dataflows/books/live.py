@@ -1,0 +1,153 @@
+"""Books on the live path: a feed's book frames -> BookColumns, its book state, its breaks.
+
+A feed whose `channels` include `books` gets one `BookFeed` (dataflows/flow.py). The parse
+step hands it every micro-batch after the venue adapter took the trades and quotes out:
+each frame goes through the venue's book parser (parsers.BOOK_PARSERS), the batch's book
+events become one `BookColumns` (numpy columns, no object per level), and the feed's
+`Books` state follows every symbol in order. A sequence gap or a checksum mismatch
+becomes an ops.feed_gaps row (reason "sequence gap: ..." / "checksum mismatch: ...") and
+asks the feed's connection for a resync (`request_resync`: the WebSocket client
+reconnects, and the venue sends a fresh snapshot on the new subscription); a disconnect
+leaves every book of the feed unsynced until its next snapshot. Invalid book frames go to
+the dead letter like invalid trade frames.
+
+Dedup: one 64-bit key per book event (`frame_keys`: venue, symbol, time, ids, snapshot
+flag, level count and the sums of its prices and sizes), so a redelivered frame is dropped
+whole by the feed's dedup window and counted as `duplicates` per level, while the window
+holds one key per event rather than one per level.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from xxhash import xxh3_64_intdigest
+
+from dataflows.books.capture import _BAD_FRAME
+from dataflows.books.columns import BookColumns, BookFrame
+from dataflows.books.parsers import BOOK_PARSERS, book_parser
+from dataflows.books.resync import request_resync
+from dataflows.books.state import GAP, Books
+from dataflows.frames import Gap
+from dataflows.venues import VENUES, venue_at
+from feedhouse.store.ledger import MINUTE_US
+
+
+class BookBatch(NamedTuple):
+    columns: BookColumns
+    levels: list[int]  # level updates per message of the batch (0: no book data)
+    invalid: list[tuple[int, str, str]]  # (message index, raw frame, reason)
+    gaps: list[Gap]
+
+
+def has_books(venue: str) -> bool:
+    return venue in BOOK_PARSERS
+
+
+class BookFeed:
+    """The book channel of one configured feed: its parser and its books."""
+
+    def __init__(self, feed: str, venue: str, key: str | None = None) -> None:
+        self.feed, self.venue = feed, venue
+        self.parse = book_parser(venue, key)
+        self.books = Books()
+        self.resyncs = 0
+
+    def on_disconnect(self) -> None:
+        """The connection dropped: updates were missed, every book waits for a snapshot."""
+        for state in self.books.states.values():
+            state.synced = False
+
+    def apply(self, messages, disconnected: bool = False) -> BookBatch:
+        if disconnected:
+            self.on_disconnect()
+        parse = self.parse
+        frames: list[BookFrame] = []
+        owner: list[int] = []  # message index of each frame
+        invalid: list[tuple[int, str, str]] = []
+        for i, (received_ts, raw) in enumerate(messages):
+            try:
+                found = parse(raw, received_ts)
+            except _BAD_FRAME as exc:
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                invalid.append((i, text, f"{self.venue} book: {exc.__class__.__name__}: "
+                                         f"{str(exc)[:160]}"))
+                continue
+            if found:
+                frames += found
+                owner += [i] * len(found)
+        levels = [0] * len(messages)
+        if not frames:
+            return BookBatch(BookColumns.of([]), levels, invalid, [])
+        columns = BookColumns.of(frames)
+        if columns.rejected:
+            where = {id(f): owner[j] for j, f in enumerate(frames)}
+            for frame, why in columns.rejected:
+                i = where[id(frame)]
+                invalid.append((i, _text(messages[i][1]), f"{self.venue} book: {why}"))
+        kept_ids = {id(f) for f in columns.frames}
+        kept = [owner[j] for j, f in enumerate(frames) if id(f) in kept_ids]
+        for i, n in zip(kept, columns.levels_per_frame().tolist(), strict=True):
+            levels[i] += n
+        breaks = self.books.apply(columns.frames)
+        gaps = []
+        for b in breaks:
+            gaps.append(Gap(self.feed, self.venue, b.exchange_ts, b.exchange_ts,
+                            "sequence" if b.reason == GAP else "checksum",
+                            f"{b.reason}: {b.symbol} {b.detail}", b.missing))
+        if breaks:
+            self.resyncs += 1
+            request_resync(self.feed)
+        return BookBatch(columns, levels, invalid, gaps)
+
+
+def _text(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def frame_keys(columns: BookColumns) -> np.ndarray:
+    """One uint64 dedup key per book event of the batch (see the module's docstring)."""
+    frames = columns.frames
+    if not frames:
+        return np.empty(0, dtype=np.uint64)
+    n = len(frames)
+    counts = np.bincount(columns.frame, minlength=n)
+    prices = np.bincount(columns.frame, weights=columns.price, minlength=n)
+    sizes = np.bincount(columns.frame, weights=columns.native_amount, minlength=n)
+    out = np.empty(n, dtype=np.uint64)
+    for j, f in enumerate(frames):
+        text = (f"book\x1f{f.venue}\x1f{f.symbol}\x1f{f.exchange_ts}\x1f{f.update_id}\x1f"
+                f"{f.prev_update_id}\x1f{int(f.is_snapshot)}\x1f{counts[j]}\x1f"
+                f"{prices[j]!r}\x1f{sizes[j]!r}")
+        out[j] = xxh3_64_intdigest(text.encode())
+    return out
+
+
+def frame_ts(columns: BookColumns) -> np.ndarray:
+    return np.fromiter((f.exchange_ts for f in columns.frames), dtype=np.int64,
+                       count=len(columns.frames))
+
+
+def level_minutes(columns: BookColumns, keep: np.ndarray | None = None) -> dict[int, int]:
+    """{event minute (epoch s): level updates} of the batch (of its frames where `keep`)."""
+    if not columns.frames:
+        return {}
+    counts = columns.levels_per_frame()
+    minutes = (frame_ts(columns) // MINUTE_US) * 60
+    if keep is not None:
+        counts, minutes = counts[keep], minutes[keep]
+    found, inverse = np.unique(minutes, return_inverse=True)
+    sums = np.bincount(inverse, weights=counts, minlength=len(found))
+    return {int(m): int(n) for m, n in zip(found, sums, strict=True) if n}
+
+
+def book_feeds(feeds) -> dict[str, BookFeed]:
+    """feed name -> BookFeed for the configured exchange feeds with the books channel."""
+    out = {}
+    for feed in feeds:
+        if feed.kind == "exchange" and "books" in feed.channels and has_books(feed.venue):
+            venue = VENUES[feed.venue]
+            key = venue_at(venue, feed.url or venue.url).key
+            out[feed.name] = BookFeed(feed.name, feed.venue, key)
+    return out
