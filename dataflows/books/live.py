@@ -48,8 +48,9 @@ def has_books(venue: str) -> bool:
 class BookFeed:
     """The book channel of one configured feed: its parser and its books."""
 
-    def __init__(self, feed: str, venue: str, key: str | None = None) -> None:
+    def __init__(self, feed: str, venue: str, key: str | None = None, only: bool = False) -> None:
         self.feed, self.venue = feed, venue
+        self.only = only  # the feed subscribes books alone: its frames need no trade parse
         self.parse = book_parser(venue, key)
         self.books = Books()
         self.resyncs = 0
@@ -149,5 +150,6 @@ def book_feeds(feeds) -> dict[str, BookFeed]:
         if feed.kind == "exchange" and "books" in feed.channels and has_books(feed.venue):
             venue = VENUES[feed.venue]
             key = venue_at(venue, feed.url or venue.url).key
-            out[feed.name] = BookFeed(feed.name, feed.venue, key)
+            only = not {"trades", "quotes"} & set(feed.channels)
+            out[feed.name] = BookFeed(feed.name, feed.venue, key, only)
     return out

@@ -17,6 +17,7 @@ from dataflows.books.live import BookFeed, level_minutes
 from dataflows.frames import Gap, MessageBatch
 from dataflows.parse.columns import ReadingColumns
 from dataflows.venues import get_venue
+from dataflows.venues.base import BatchResult
 from feedhouse.core.records import ParseResult, Quote, Reading, Trade
 from feedhouse.store.ledger import LedgerDelta, minute_counts, minute_of
 
@@ -183,7 +184,10 @@ def _parse_many(feed: str, venue_key: str):
 def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
                     books: BookFeed | None = None) -> ParsedBatch:
     feed = batch.feed
-    result = _parse_many(feed, batch.venue)(batch.messages)
+    if books is not None and books.only:  # a books-only feed: no trade parse at all
+        result = BatchResult(counts=[0] * len(batch.messages))
+    else:
+        result = _parse_many(feed, batch.venue)(batch.messages)
     counts = result.counts
     if not keep_quotes and result.quotes:
         # A message's records all carry its received_ts: one with records but no trade

@@ -26,6 +26,7 @@ KEYS = (
     "replay_rows_per_s", "replay_cpu_us_per_row", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
     "backfill_tardis_rows_per_s", "book_parse_levels_per_s", "book_parse_cpu_us_per_level",
+    "book_levels_per_s", "book_cpu_us_per_level",
     "ws_client_cpu_us_per_frame", "session_server_cpu_us_per_frame",
 )
 

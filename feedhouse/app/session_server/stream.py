@@ -45,6 +45,10 @@ class RecordedStream:
     shifter: Shifter | None = None
     start_ts: float = 0.0  # epoch seconds of the first recorded frame
     wire: list[bytes] = field(default_factory=list)  # each frame's wire form (lap 0)
+    # book frames (no trade or quote): always moved by whole laps, never stamped `at`, so
+    # they keep the recording's spacing (two events of a book never share a time) and a
+    # duplicated frame is the same event again
+    book_frames: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path) -> RecordedStream:
@@ -94,7 +98,10 @@ class RecordedStream:
                     ids.setdefault((t.symbol, t.trade_id), len(ids)) for t in result.trades
                 )
                 # book frames too (books channel): their times and ids move per lap
-                market = bool(result.trades or result.quotes) or self._has_book(frame, ts)
+                market = bool(result.trades or result.quotes)
+                if not market and self._has_book(frame, ts):
+                    market = True
+                    self.book_frames.add(len(self.market))
             self.wire.append(encode_frame(frame))
             self.keys.append(keys)
             self.market.append(market)
@@ -131,6 +138,8 @@ class RecordedStream:
         instead of moving them by whole laps, so a fast replay still looks live."""
         lap, i = divmod(g, len(self.frames))
         raw = self.frames[i]
+        if i in self.book_frames:
+            at = None
         if lap == 0 or self.shifter is None or not self.market[i] or not isinstance(raw, str):
             return raw
         try:
