@@ -182,32 +182,37 @@ class BookColumns:
         """sum(price * amount) of the batch (the independent count's checksum)."""
         return float(np.dot(self.price, self.amount))
 
-    def to_arrow(self, feed: str = "") -> pa.Table:
+    def to_arrow(self, feed: str = "", dictionary: bool = False) -> pa.Table:
         """The batch as an Arrow table with the market.book_updates columns (strings as
-        dictionaries over the frames' values, times as µs timestamps)."""
+        dictionaries over the frames' values, times as µs timestamps). `dictionary`: the
+        string columns stay dictionary arrays (ClickHouse reads them as LowCardinality;
+        the live sink: no string object per level, ~30% of this call's cost)."""
+        def text(array: pa.DictionaryArray) -> pa.Array:
+            return array if dictionary else array.cast(pa.string())
+
         def coded(index: int) -> pa.Array:
             names = [f[index] for f in self.frames]
             uniq = sorted(set(names))
-            codes = np.array([uniq.index(n) for n in names] or [0], dtype=np.int32)
-            return pa.DictionaryArray.from_arrays(
-                pa.array(codes[self.frame] if len(names) else codes[:0]), pa.array(uniq, pa.string())
-            ).cast(pa.string())
+            index = {n: i for i, n in enumerate(uniq)}
+            codes = np.array([index[n] for n in names] or [0], dtype=np.int32)
+            return text(pa.DictionaryArray.from_arrays(
+                pa.array(codes[self.frame] if len(names) else codes[:0]), pa.array(uniq, pa.string())))
 
         ts = pa.timestamp("us", tz="UTC")
         return pa.table({
             "venue": coded(0), "symbol": coded(1), "native_symbol": coded(2),
             "instrument_type": coded(3),
-            "exchange_ts": pa.array(self.frame_field(4, np.int64), pa.int64()).cast(ts),
-            "received_ts": pa.array(self.frame_field(5, np.int64), pa.int64()).cast(ts),
+            "exchange_ts": pa.array(self.frame_field(4, np.int64), ts),
+            "received_ts": pa.array(self.frame_field(5, np.int64), ts),
             "is_snapshot": pa.array(self.frame_field(6, np.uint8), pa.uint8()),
-            "side": pa.DictionaryArray.from_arrays(
-                pa.array(self.side), pa.array(SIDES)).cast(pa.string()),
+            "side": text(pa.DictionaryArray.from_arrays(
+                pa.array(self.side.astype(np.int32)), pa.array(SIDES))),
             "price": pa.array(self.price), "amount": pa.array(self.amount),
             "native_amount": pa.array(self.native_amount),
             "update_id": pa.array(self.frame_field(7, np.uint64), pa.uint64()),
             "prev_update_id": pa.array(self.frame_field(8, np.uint64), pa.uint64()),
-            "feed": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(self), np.int32)), pa.array([feed])).cast(pa.string()),
+            "feed": text(pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(self), np.int32)), pa.array([feed]))),
         })
 
     def json_rows(self):

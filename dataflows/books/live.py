@@ -52,7 +52,7 @@ class BookFeed:
         self.feed, self.venue = feed, venue
         self.only = only  # the feed subscribes books alone: its frames need no trade parse
         self.parse = book_parser(venue, key)
-        self.books = Books()
+        self.books = Books(levels="checked")  # price levels only where a checksum needs them
         self.resyncs = 0
 
     def on_disconnect(self) -> None:
@@ -108,21 +108,40 @@ def _text(raw: str | bytes) -> str:
 
 
 def frame_keys(columns: BookColumns) -> np.ndarray:
-    """One uint64 dedup key per book event of the batch (see the module's docstring)."""
+    """One uint64 dedup key per book event of the batch (see the module's docstring):
+    the event's fields and its levels' sums mixed with numpy (splitmix64 steps), the
+    venue and symbol hashed once per distinct pair."""
     frames = columns.frames
-    if not frames:
-        return np.empty(0, dtype=np.uint64)
     n = len(frames)
-    counts = np.bincount(columns.frame, minlength=n)
-    prices = np.bincount(columns.frame, weights=columns.price, minlength=n)
-    sizes = np.bincount(columns.frame, weights=columns.native_amount, minlength=n)
-    out = np.empty(n, dtype=np.uint64)
-    for j, f in enumerate(frames):
-        text = (f"book\x1f{f.venue}\x1f{f.symbol}\x1f{f.exchange_ts}\x1f{f.update_id}\x1f"
-                f"{f.prev_update_id}\x1f{int(f.is_snapshot)}\x1f{counts[j]}\x1f"
-                f"{prices[j]!r}\x1f{sizes[j]!r}")
-        out[j] = xxh3_64_intdigest(text.encode())
-    return out
+    if not n:
+        return np.empty(0, dtype=np.uint64)
+    names: dict[tuple[str, str], int] = {}
+    for f in frames:
+        if (f.venue, f.symbol) not in names:
+            names[(f.venue, f.symbol)] = xxh3_64_intdigest(f"book\x1f{f.venue}\x1f{f.symbol}".encode())
+    parts = [
+        np.fromiter((names[(f.venue, f.symbol)] for f in frames), dtype=np.uint64, count=n),
+        frame_ts(columns).view(np.uint64),
+        np.fromiter((f.update_id for f in frames), dtype=np.uint64, count=n),
+        np.fromiter((f.prev_update_id * 2 + f.is_snapshot for f in frames), dtype=np.uint64,
+                    count=n),
+        np.bincount(columns.frame, minlength=n).astype(np.uint64),
+        np.bincount(columns.frame, weights=columns.price, minlength=n).view(np.uint64),
+        np.bincount(columns.frame, weights=columns.native_amount, minlength=n).view(np.uint64),
+    ]
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in parts:
+            h = _mix(h ^ part)
+    return h
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, element-wise (uint64 arithmetic wraps)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def frame_ts(columns: BookColumns) -> np.ndarray:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from feedhouse.store.ledger import COUNTERS, LEDGER_TABLE, LedgerDelta, minute_counts
 
 TS = pa.timestamp("us", tz="UTC")
+_DICT = pa.dictionary(pa.int32(), pa.string())
 
 TRADES = "market.trades"
 QUOTES = "market.quotes"
@@ -54,12 +55,12 @@ _SCHEMAS = {
          ("value", pa.float64()), ("unit", pa.string()), ("device_ts", TS),
          ("received_ts", TS), ("site", pa.string()), ("feed", pa.string())]
     ),
-    BOOKS: pa.schema(  # dataflows.books.columns.BookColumns.to_arrow
-        [("venue", pa.string()), ("symbol", pa.string()), ("native_symbol", pa.string()),
-         ("instrument_type", pa.string()), ("exchange_ts", TS), ("received_ts", TS),
-         ("is_snapshot", pa.uint8()), ("side", pa.string()), ("price", pa.float64()),
+    BOOKS: pa.schema(  # dataflows.books.columns.BookColumns.to_arrow(dictionary=True)
+        [("venue", _DICT), ("symbol", _DICT), ("native_symbol", _DICT),
+         ("instrument_type", _DICT), ("exchange_ts", TS), ("received_ts", TS),
+         ("is_snapshot", pa.uint8()), ("side", _DICT), ("price", pa.float64()),
          ("amount", pa.float64()), ("native_amount", pa.float64()),
-         ("update_id", pa.uint64()), ("prev_update_id", pa.uint64()), ("feed", pa.string())]
+         ("update_id", pa.uint64()), ("prev_update_id", pa.uint64()), ("feed", _DICT)]
     ),
     DEAD_LETTER: pa.schema(
         [("feed", pa.string()), ("received_ts", TS), ("raw", pa.string()), ("error", pa.string())]

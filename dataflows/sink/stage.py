@@ -317,7 +317,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             names = digest(np.concatenate(keys) if keys else None, len(books),
                            len(books.frames))
             batches.append(make_batch(BOOKS, feed, f"{feed}:{src}:{BOOKS}:{rng}:{names}",
-                                      books.to_arrow(feed)))
+                                      books.to_arrow(feed, dictionary=True)))
         for table, rows in ((DEAD_LETTER, pend.dead), (FEED_GAPS, pend.gaps)):
             if rows:
                 data = rows_table(table, [tuple(r) for r in rows])
