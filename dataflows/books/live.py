@@ -54,6 +54,7 @@ class BookFeed:
         self.parse = book_parser(venue, key)
         self.books = Books(levels="checked")  # price levels only where a checksum needs them
         self.resyncs = 0
+        self.proven = False  # its frames carried sequence ids or checksums
 
     def on_disconnect(self) -> None:
         """The connection dropped: updates were missed, every book waits for a snapshot."""
@@ -79,8 +80,9 @@ class BookFeed:
                 frames += found
                 owner += [i] * len(found)
         levels = [0] * len(messages)
+        gaps = self._lost(messages, invalid)
         if not frames:
-            return BookBatch(BookColumns.of([]), levels, invalid, [])
+            return BookBatch(BookColumns.of([]), levels, invalid, gaps)
         columns = BookColumns.of(frames)
         if columns.rejected:
             where = {id(f): owner[j] for j, f in enumerate(frames)}
@@ -91,8 +93,9 @@ class BookFeed:
         kept = [owner[j] for j, f in enumerate(frames) if id(f) in kept_ids]
         for i, n in zip(kept, columns.levels_per_frame().tolist(), strict=True):
             levels[i] += n
+        if not self.proven:
+            self.proven = any(f.update_id or f.checksum is not None for f in columns.frames)
         breaks = self.books.apply(columns.frames)
-        gaps = []
         for b in breaks:
             gaps.append(Gap(self.feed, self.venue, b.exchange_ts, b.exchange_ts,
                             "sequence" if b.reason == GAP else "checksum",
@@ -101,6 +104,21 @@ class BookFeed:
             self.resyncs += 1
             request_resync(self.feed)
         return BookBatch(columns, levels, invalid, gaps)
+
+    def _lost(self, messages, invalid: list) -> list[Gap]:
+        """An invalid frame on a feed whose books carry no sequence id nor checksum (Coinbase
+        level2, Bybit's legacy orderBookL2) may have been a lost book update that nothing
+        else would reveal: every book of the feed waits for a snapshot (one gap row,
+        symbol '*', and a resync)."""
+        if not invalid or self.proven or not self.books.states:
+            return []
+        self.on_disconnect()
+        self.resyncs += 1
+        request_resync(self.feed)
+        ts = messages[invalid[0][0]][0]
+        return [Gap(self.feed, self.venue, ts, ts, "sequence",
+                    f"{GAP}: * {len(invalid)} invalid frame(s) and no sequence ids: "
+                    "every book waits for a snapshot", 0)]
 
 
 def _text(raw: str | bytes) -> str:

@@ -119,3 +119,25 @@ def test_a_checksum_mismatch_is_a_feed_gap_and_asks_for_a_resync():
     mismatches = [g for g in parsed.gaps if g.kind == "checksum"]
     assert mismatches and mismatches[0].reason.startswith("checksum mismatch: ")
     assert take_resync("okx-test") and not take_resync("okx-test")
+
+
+def test_an_invalid_frame_unsyncs_books_without_sequence_ids():
+    """Coinbase level2 carries no sequence id nor checksum: a frame lost to corruption could
+    only be a silent hole in a book, so every book of the feed waits for a snapshot."""
+    from dataflows.books.resync import take_resync
+
+    messages = capture_messages("COINBASE.ws.28.0")
+    feed = BookFeed("cb-test", "coinbase_exchange")
+    first = parse_batch(MessageBatch("cb-test", "coinbase_exchange", "p", 0, messages[:400], []),
+                        books=feed)
+    assert first.books is not None and len(first.books) > 0 and not first.gaps
+    assert any(s.synced for s in feed.books.states.values())
+    ts = messages[400][0]
+    broken = [(ts, '{"type":"l2update","product_id":"SKL-USD","changes":[["buy","0.1"')]
+    parsed = parse_batch(MessageBatch("cb-test", "coinbase_exchange", "p", 400, broken, []),
+                         books=feed)
+    (gap,) = parsed.gaps
+    assert gap.kind == "sequence" and gap.reason.startswith("sequence gap: * 1 invalid frame")
+    assert len(parsed.dead) == 1
+    assert not any(s.synced for s in feed.books.states.values())
+    assert take_resync("cb-test")
