@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.common import Config, Figure, capture_path, measured, module_command
 from bench.e2e import one_run
+from bench.served import capture_header
 
 SESSIONS = {
     "okx": "OKX.ws.1.0",
@@ -43,20 +44,11 @@ class BookServed:
 def _write(venue: str, capture: str, out: Path, min_levels: int) -> BookServed:
     from dataflows.books.columns import BookColumns
     from dataflows.books.parsers import book_parser
-    from dataflows.sources.capture import read_capture
     from feedhouse.app.session_server.stream import RecordedStream
 
     stream = RecordedStream.load(capture_path(capture))
     parse = book_parser(venue, stream.venue.key if stream.venue else None)
-    header: list[str] = []
-    for event in read_capture(capture_path(capture)):
-        if event.kind == "connect":
-            header.append(f"{event.url} <-> {event.ts}")
-        elif event.kind == "sent":  # the first subscribe: the server waits for ours
-            header.append(f"{event.url} <- {event.ts}: {event.data}")
-            break
-        else:
-            break
+    header = capture_header(capture)
     books = [i for i, frame in enumerate(stream.frames) if _book(parse, frame)]
     t0, levels, frames, lap, symbols = 1_700_000_000.0, 0, 0, 0, set()
     with out.open("w", encoding="utf-8") as fh:
