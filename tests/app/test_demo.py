@@ -49,13 +49,15 @@ def test_short_demo_reconciles_everything(tmp_path) -> None:
     empty = sorted(name for name, rows in answers.items() if not rows)
     assert empty == ["book_at", "depth", "price_dispersion"], \
         f"analytics with no answer on the demo store: {empty}"
-    # order books (issue 21): four venues, every break explained, book_at never crossed
+    # order books (issue 21): four venues, every break explained, book_at checked on every
+    # symbol's last synced span (crossed ones are listed, not failed: docs/books.md)
     books = re.search(r"books: ([\d,]+) level updates from (\d+) venues; (\d+) breaks, "
                       r"(\d+) unexplained; book_at non-crossed for (\d+) of (\d+) synced", out)
     assert books, out[-3000:]
-    levels, venues, _breaks, unexplained, fine, synced = (
+    levels, venues, _breaks, unexplained, _fine, synced = (
         int(g.replace(",", "")) for g in books.groups())
-    assert levels > 10_000 and venues >= 4 and unexplained == 0 and fine == synced >= 1
+    assert levels > 10_000 and venues >= 4 and unexplained == 0 and synced >= 4
+    assert "crossed: okx" not in out  # OKX books are checksum-proven
     with warehouse(settings) as client:
         names, rows = analytics.run(client, "book_at", {"venue": "okx", "symbol": "BTC-USDT"})
     assert rows
