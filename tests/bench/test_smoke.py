@@ -108,4 +108,4 @@ def test_results_are_git_ignored_but_the_folder_is_kept() -> None:
     assert "bench/results/*.json" in ignore
     assert (ROOT / "bench" / "results" / ".gitkeep").exists()
     assert set(BENCHMARKS) == {"normalize", "dedup", "replay", "e2e", "naive", "latency",
-                               "mqtt", "backfill", "books", "ws_client"}
+                               "mqtt", "backfill", "books", "books_e2e", "ws_client"}
