@@ -27,6 +27,7 @@ BENCHMARKS = {
     "dedup": ("dedup_bytes_per_key",),
     "replay": ("replay_rows_per_s", "replay_cpu_us_per_row"),
     "books": ("book_parse_levels_per_s", "book_parse_cpu_us_per_level"),
+    "books_e2e": ("book_levels_per_s", "book_cpu_us_per_level"),
     "backfill": ("backfill_rows_per_s", "backfill_native_rows_per_s", "backfill_ratio_vs_native",
                  "backfill_tardis_rows_per_s"),
     "e2e": ("e2e_trades_per_s", "e2e_cpu_us_per_trade"),

@@ -65,6 +65,7 @@ class Config:
     normalize_trades: int = 50_000  # trade frames per venue corpus (looped laps)
     e2e_trades: int = 600_000  # unique trades per e2e repeat (3 venues)
     e2e_repeats: int = 3
+    book_levels: int = 1_000_000  # level updates per books_e2e repeat (4 venues)
     naive_trades: int = 200_000
     latency_rate: int = 10_000  # trades/s offered (bench.flush and older callers)
     latency_rates: dict = field(default_factory=lambda: {"2k": 2_000, "10k": 10_000})
@@ -92,6 +93,7 @@ class Config:
     def tiny(cls, workdir: Path) -> Config:
         return cls(
             name="tiny", repeats=2, normalize_s=0.05, normalize_trades=500, e2e_trades=20_000,
+            book_levels=60_000,
             e2e_repeats=1, naive_trades=2_000, latency_rate=500,
             latency_rates={"2k": 200, "10k": 500}, latency_s=1.0, warmup_s=1.0, mqtt_s=2.0,
             mqtt_rate=500, mqtt_repeats=1, dedup_keys=20_000, replay_rows=5_000, workdir=workdir,

@@ -55,14 +55,16 @@ def stored_counts(config: Path) -> tuple[int, int]:
         ).result_rows[0]
 
 
-def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None) -> dict:
-    """One timed run; `on_rows(pid)` is called once the first rows are committed."""
+def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None, *,
+            folder: Path | None = None, feed_list=feeds, count=stored_counts) -> dict:
+    """One timed run; `on_rows(pid)` is called once the first rows are committed.
+    `folder`, `feed_list(served, port)`, `count(config)`: another corpus (bench/books_e2e.py)."""
     expected = sum(s.trades for s in served)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     status = home / "run_status.json"
-    with Server(corpus_folder(cfg), "max") as server:
-        config = write_config(home, feeds(served, server.port))
+    with Server(folder or corpus_folder(cfg), "max") as server:
+        config = write_config(home, feed_list(served, server.port))
         log = (home / "run.log").open("wb")
         proc = subprocess.Popen([FEEDHOUSE, "run", "--config", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -98,7 +100,7 @@ def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None) -> 
                 proc.kill()
                 proc.wait()
             log.close()
-    stored, unique = stored_counts(config)
+    stored, unique = count(config)
     if stored == unique == expected:
         shutil.rmtree(home, ignore_errors=True)  # kept (with run.log) when something is off
     first = next((i for i, s in enumerate(samples) if s[1] > 0), None)

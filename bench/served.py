@@ -41,21 +41,12 @@ class Served:
 
 
 def _write(capture: str, out: Path, min_trades: int) -> Served:
-    from dataflows.sources.capture import read_capture
     from feedhouse.app.session_server.stream import RecordedStream
 
     stream = RecordedStream.load(capture_path(capture))
     venue = stream.venue
     assert venue is not None
-    header: list[str] = []
-    for event in read_capture(capture_path(capture)):
-        if event.kind == "connect":
-            header.append(f"{event.url} <-> {event.ts}")
-        elif event.kind == "sent":  # the first subscribe: the server waits for ours
-            header.append(f"{event.url} <- {event.ts}: {event.data}")
-            break
-        else:
-            break
+    header = capture_header(capture)
     keys: set[tuple[str, str]] = set()
     symbols: set[str] = set()
     t0 = 1_700_000_000.0
@@ -76,6 +67,22 @@ def _write(capture: str, out: Path, min_trades: int) -> Served:
                 frames += 1
             g += 1
     return Served(venue.name, out.name, frames, len(keys), sorted(symbols), last - t0)
+
+
+def capture_header(capture: str) -> list[str]:
+    """The recorded session's connect line and first subscribe (the server waits for ours)."""
+    from dataflows.sources.capture import read_capture
+
+    header: list[str] = []
+    for event in read_capture(capture_path(capture)):
+        if event.kind == "connect":
+            header.append(f"{event.url} <-> {event.ts}")
+        elif event.kind == "sent":
+            header.append(f"{event.url} <- {event.ts}: {event.data}")
+            break
+        else:
+            break
+    return header
 
 
 def build(folder: Path, total_trades: int) -> list[Served]:

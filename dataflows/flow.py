@@ -16,6 +16,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
 
+from dataflows.books.live import book_feeds
 from dataflows.cluster import Cluster
 from dataflows.dedup.stage import DedupLogic
 from dataflows.frames import MessageBatch
@@ -121,9 +122,11 @@ def build_flow(
     merged = streams[0] if len(streams) == 1 else op.merge("all_in", *streams)
     parsers = {f.name: parser_for(f) for f in feeds}
     no_quotes = {f.name for f in feeds if f.kind == "exchange" and "quotes" not in f.channels}
+    books = book_feeds(feeds)  # feed -> BookFeed, for feeds with the books channel
 
     def parse(batch: MessageBatch) -> ParsedBatch:
-        return parse_batch(batch, parsers.get(batch.feed), batch.feed not in no_quotes)
+        return parse_batch(batch, parsers.get(batch.feed), batch.feed not in no_quotes,
+                           books.get(batch.feed))
 
     parsed = op.map("parse", merged, parse)
     keyed = op.key_on("by_feed", parsed, lambda p: p.feed)

@@ -110,3 +110,18 @@ def summary_lines(label: str, venue: str, columns: BookColumns, summary: BookSum
     lines += [f"  invalid: {n} x {reason}" for reason, n in
               sorted(summary.reasons.items(), key=lambda kv: -kv[1])]
     return lines
+
+
+def has_book_frames(path: Path | str) -> bool:
+    """The recorded session holds book frames of a venue with a book parser."""
+    try:
+        _name, columns, _summary = parse_book_capture(path)
+    except InputError:
+        return False
+    return len(columns) > 0
+
+
+def book_symbols(path: Path | str) -> set[str]:
+    """The symbols whose book frames the recorded session holds."""
+    _name, columns, _summary = parse_book_capture(path)
+    return {f.symbol for f in columns.frames}

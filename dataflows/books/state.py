@@ -33,7 +33,8 @@ class BookBreak(NamedTuple):
 
 
 class BookState:
-    def __init__(self, venue: str, symbol: str, depth: int | None = None) -> None:
+    def __init__(self, venue: str, symbol: str, depth: int | None = None,
+                 levels: bool | str = True) -> None:
         self.venue, self.symbol, self.depth = venue, symbol, depth
         self.bids: dict[float, tuple[str, str]] = {}
         self.asks: dict[float, tuple[str, str]] = {}
@@ -44,6 +45,9 @@ class BookState:
         self._fresh = False  # next update is the first after a snapshot (may overlap it)
         self.checksum = CHECKSUMS.get(venue)
         self.checked = self.passed = self.stale = 0
+        # levels=False (or "checked" on a venue without a checksum): follow the sequence
+        # only, keep no price level (the live path: ClickHouse rebuilds books, book_at)
+        self.keep = levels is True or (levels == "checked" and self.checksum is not None)
 
     # --- reading the book -------------------------------------------------------------
     def top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -68,8 +72,9 @@ class BookState:
     def apply(self, frame: BookFrame) -> BookBreak | None:
         if frame.is_snapshot:
             self.bids, self.asks, self._bid_keys, self._ask_keys = {}, {}, [], []
-            self._set(self.bids, self._bid_keys, frame.bids)
-            self._set(self.asks, self._ask_keys, frame.asks)
+            if self.keep:
+                self._set(self.bids, self._bid_keys, frame.bids)
+                self._set(self.asks, self._ask_keys, frame.asks)
             if self.depth:
                 self._truncate()
             self.synced, self._fresh, self.last_id = True, True, frame.update_id
@@ -77,7 +82,7 @@ class BookState:
         found = self._follow(frame)
         if found == "stale":
             return None
-        if self.synced:
+        if self.synced and self.keep:
             self._set(self.bids, self._bid_keys, frame.bids)
             self._set(self.asks, self._ask_keys, frame.asks)
             if self.depth:
@@ -145,15 +150,15 @@ class BookState:
 class Books:
     """One BookState per (venue, symbol); `apply` returns the breaks a batch showed."""
 
-    def __init__(self, depth: int | None = None) -> None:
-        self.depth = depth
+    def __init__(self, depth: int | None = None, levels: bool | str = True) -> None:
+        self.depth, self.levels = depth, levels
         self.states: dict[tuple[str, str], BookState] = {}
 
     def state(self, venue: str, symbol: str) -> BookState:
         key = (venue, symbol)
         found = self.states.get(key)
         if found is None:
-            found = self.states[key] = BookState(venue, symbol, self.depth)
+            found = self.states[key] = BookState(venue, symbol, self.depth, self.levels)
         return found
 
     def apply(self, frames: list[BookFrame]) -> list[BookBreak]:

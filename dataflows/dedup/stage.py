@@ -12,6 +12,7 @@ import numpy as np
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
+from dataflows.books.live import frame_keys, frame_ts, level_minutes
 from dataflows.dedup.window import DedupWindow, quote_keys, reading_keys, trade_keys
 from dataflows.parse.columns import ReadingColumns
 from dataflows.parse.stage import ParsedBatch
@@ -27,6 +28,8 @@ def _ts(records, index: int) -> np.ndarray:
 
 def dedup_parsed(window: DedupWindow, parsed: ParsedBatch, reading_key: str = "seq") -> ParsedBatch:
     """Drop the batch's repeats; attach the key hashes of what is kept."""
+    if parsed.books is not None and parsed.books.frames:
+        parsed = _dedup_books(window, parsed)
     th = trade_keys(parsed.trades)
     qh = quote_keys(parsed.quotes)
     rh = reading_keys(parsed.readings, reading_key)
@@ -46,6 +49,17 @@ def dedup_parsed(window: DedupWindow, parsed: ParsedBatch, reading_key: str = "s
         readings=_keep_readings(parsed.readings, k_r),
         hashes=(th[k_t], qh[k_q], rh[k_r]),
     )
+
+
+def _dedup_books(window: DedupWindow, parsed: ParsedBatch) -> ParsedBatch:
+    """Book events seen before are dropped whole (one key per event: books/live.py)."""
+    books = parsed.books
+    keys = frame_keys(books)
+    keep = window.filter(keys, frame_ts(books))
+    if keep.all():
+        return parsed._replace(book_keys=keys)
+    parsed.ledger.add_minutes(parsed.feed, level_minutes(books, ~keep), "duplicates")
+    return parsed._replace(books=books.take_frames(keep), book_keys=keys[keep])
 
 
 def _keep_readings(readings, keep: np.ndarray):

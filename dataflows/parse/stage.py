@@ -12,9 +12,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from dataflows import metrics
+from dataflows.books.columns import BookColumns
+from dataflows.books.live import BookFeed, level_minutes
 from dataflows.frames import Gap, MessageBatch
 from dataflows.parse.columns import ReadingColumns
 from dataflows.venues import get_venue
+from dataflows.venues.base import BatchResult
 from feedhouse.core.records import ParseResult, Quote, Reading, Trade
 from feedhouse.store.ledger import LedgerDelta, minute_counts, minute_of
 
@@ -43,10 +46,13 @@ class ParsedBatch(NamedTuple):
     # key hashes of trades, quotes, readings (set by the dedup step; name batch contents)
     hashes: tuple | None = None
     parsed_us: int = 0  # when parsing finished (latency of the parsed -> insert-acked hop)
+    books: BookColumns | None = None  # level updates of a feed with the books channel
+    book_keys: object = None  # their dedup keys, one per book event (set by the dedup step)
 
     @property
     def records(self) -> int:
-        return len(self.trades) + len(self.quotes) + len(self.readings)
+        n = len(self.trades) + len(self.quotes) + len(self.readings)
+        return n + len(self.books) if self.books is not None else n
 
 
 def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
@@ -79,14 +85,16 @@ def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> N
 
 
 def parse_batch(
-    batch: MessageBatch, parse_one: ParseOne | None = None, keep_quotes: bool = True
+    batch: MessageBatch, parse_one: ParseOne | None = None, keep_quotes: bool = True,
+    books: BookFeed | None = None,
 ) -> ParsedBatch:
     """Parse every message of the batch: the venue's batch parser (`parse_many`) for
     exchange feeds, or `parse_one(frame, received_ts[, topic])` per message (MQTT).
     `keep_quotes=False` (a feed whose `channels` leave quotes out): quotes a venue sends
-    anyway are dropped; a message that held only those counts as ignored."""
+    anyway are dropped; a message that held only those counts as ignored.
+    `books` (a feed with the books channel): its book frames become level updates too."""
     if parse_one is None:
-        parsed = _parse_exchange(batch, keep_quotes)
+        parsed = _parse_exchange(batch, keep_quotes, books)
     else:
         parsed = _parse_each(batch, parse_one)
     done_us = time.time_ns() // 1000
@@ -173,9 +181,13 @@ def _parse_many(feed: str, venue_key: str):
     return found
 
 
-def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatch:
+def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
+                    books: BookFeed | None = None) -> ParsedBatch:
     feed = batch.feed
-    result = _parse_many(feed, batch.venue)(batch.messages)
+    if books is not None and books.only:  # a books-only feed: no trade parse at all
+        result = BatchResult(counts=[0] * len(batch.messages))
+    else:
+        result = _parse_many(feed, batch.venue)(batch.messages)
     counts = result.counts
     if not keep_quotes and result.quotes:
         # A message's records all carry its received_ts: one with records but no trade
@@ -184,6 +196,13 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatc
         counts = [n if n <= 0 or batch.messages[i][0] in with_trades else 0
                   for i, n in enumerate(counts)]
         result.quotes = []
+    book = None
+    if books is not None:  # a message with levels holds records; a bad book frame is invalid
+        book = books.apply(batch.messages, any(g.kind == "disconnect" for g in batch.gaps))
+        counts = [n if n != 0 else (1 if m else 0) for n, m in zip(counts, book.levels, strict=True)]
+        for i, _raw, _why in book.invalid:
+            if counts[i] == 0:
+                counts[i] = -1
 
     def outcome(i: int) -> str:
         n = counts[i]
@@ -194,7 +213,15 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True) -> ParsedBatc
     _count_parsed(ledger, feed, result.trades, result.quotes, ())
     messages = batch.messages
     dead = [DeadLetter(feed, messages[i][0], bad.raw, bad.reason) for i, bad in result.invalid]
+    gaps = list(batch.gaps)
+    if book is None:
+        return ParsedBatch(feed, batch.partition, batch.first_pos, batch.last_pos,
+                           result.trades, result.quotes, [], dead, gaps, ledger)
+    venue_dead = {i for i, _bad in result.invalid}
+    dead += [DeadLetter(feed, messages[i][0], raw, why) for i, raw, why in book.invalid
+             if i not in venue_dead]
+    ledger.add_minutes(feed, level_minutes(book.columns), "parsed")
     return ParsedBatch(
-        feed, batch.partition, batch.first_pos, batch.last_pos,
-        result.trades, result.quotes, [], dead, list(batch.gaps), ledger,
+        feed, batch.partition, batch.first_pos, batch.last_pos, result.trades, result.quotes,
+        [], dead, gaps + book.gaps, ledger, books=book.columns,
     )

@@ -18,15 +18,18 @@ import pyarrow.compute as pc
 from feedhouse.store.ledger import COUNTERS, LEDGER_TABLE, LedgerDelta, minute_counts
 
 TS = pa.timestamp("us", tz="UTC")
+_DICT = pa.dictionary(pa.int32(), pa.string())
 
 TRADES = "market.trades"
 QUOTES = "market.quotes"
 READINGS = "iot.readings"
+BOOKS = "market.book_updates"
 DEAD_LETTER = "ops.dead_letter"
 FEED_GAPS = "ops.feed_gaps"
 REPLAY_LOG = "ops.replay_log"
 # tables whose rows are ledger records (counted as inserted/buffered/...)
-EVENT_COLUMN = {TRADES: "exchange_ts", QUOTES: "exchange_ts", READINGS: "device_ts"}
+EVENT_COLUMN = {TRADES: "exchange_ts", QUOTES: "exchange_ts", READINGS: "device_ts",
+                BOOKS: "exchange_ts"}
 # the time column that spans a batch (replay_log first/last_event_ts, reconciliation
 # ranges): the event time of records; when the message arrived for dead letters
 TIME_COLUMN = {**EVENT_COLUMN, DEAD_LETTER: "received_ts"}
@@ -51,6 +54,13 @@ _SCHEMAS = {
         [("device_id", pa.string()), ("sensor", pa.string()), ("seq", pa.uint64()),
          ("value", pa.float64()), ("unit", pa.string()), ("device_ts", TS),
          ("received_ts", TS), ("site", pa.string()), ("feed", pa.string())]
+    ),
+    BOOKS: pa.schema(  # dataflows.books.columns.BookColumns.to_arrow(dictionary=True)
+        [("venue", _DICT), ("symbol", _DICT), ("native_symbol", _DICT),
+         ("instrument_type", _DICT), ("exchange_ts", TS), ("received_ts", TS),
+         ("is_snapshot", pa.uint8()), ("side", _DICT), ("price", pa.float64()),
+         ("amount", pa.float64()), ("native_amount", pa.float64()),
+         ("update_id", pa.uint64()), ("prev_update_id", pa.uint64()), ("feed", _DICT)]
     ),
     DEAD_LETTER: pa.schema(
         [("feed", pa.string()), ("received_ts", TS), ("raw", pa.string()), ("error", pa.string())]

@@ -29,9 +29,11 @@ import numpy as np
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from dataflows import metrics
+from dataflows.books.columns import BookColumns
 from dataflows.parse.columns import ReadingColumns
 from dataflows.parse.stage import ParsedBatch
 from dataflows.sink.batches import (
+    BOOKS,
     DEAD_LETTER,
     FEED_GAPS,
     QUOTES,
@@ -77,10 +79,13 @@ class _Pending:
     dead: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
     parsed: list = field(default_factory=list)  # (parsed_us, records) per source batch
+    books: list = field(default_factory=list)  # BookColumns chunks (books channel)
+    book_keys: list = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return len(self.trades) + len(self.quotes) + self.n_readings
+        return len(self.trades) + len(self.quotes) + self.n_readings + \
+            sum(len(b) for b in self.books)
 
 
 class _SinkGroup:
@@ -258,8 +263,12 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                 acc.append(h)
         pend.dead.extend(parsed.dead)
         pend.gaps.extend(parsed.gaps)
-        if parsed.records and parsed.parsed_us:
-            pend.parsed.append((parsed.parsed_us, parsed.records))
+        levels = len(parsed.books) if parsed.books is not None else 0
+        if levels:
+            pend.books.append(parsed.books)
+            pend.book_keys.append(parsed.book_keys)
+        if parsed.records > levels and parsed.parsed_us:
+            pend.parsed.append((parsed.parsed_us, parsed.records - levels))
         self.rows += parsed.records + len(parsed.dead)
         if self.oldest is None:
             self.oldest = time.monotonic()
@@ -302,6 +311,13 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             token = f"{feed}:{src}:{table}:{rng}:{names}"
             observed.append((len(batches), table, rows))
             batches.append(make_batch(table, feed, token, data))
+        if pend.books:  # level updates: Arrow from the columns, named by their event keys
+            books = BookColumns.concat(pend.books)
+            keys = [k for k in pend.book_keys if k is not None]
+            names = digest(np.concatenate(keys) if keys else None, len(books),
+                           len(books.frames))
+            batches.append(make_batch(BOOKS, feed, f"{feed}:{src}:{BOOKS}:{rng}:{names}",
+                                      books.to_arrow(feed, dictionary=True)))
         for table, rows in ((DEAD_LETTER, pend.dead), (FEED_GAPS, pend.gaps)):
             if rows:
                 data = rows_table(table, [tuple(r) for r in rows])

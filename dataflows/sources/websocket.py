@@ -31,6 +31,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from dataflows import metrics
+from dataflows.books.resync import take_resync
 from dataflows.frames import Gap
 from dataflows.sources.capture import CaptureWriter
 from dataflows.sources.sequence import SequenceTracker, sequence_fn
@@ -275,6 +276,9 @@ class BaseFeedClient:
         """Checked by the watchdog: flushes the recording now and then, too."""
         if self._writer is not None:
             self._writer.flush()
+        if take_resync(self.feed.name):  # a book broke: resubscribe for a fresh snapshot
+            self._stale_reason = "book resync: resubscribing for a snapshot"
+            return True
         if self._blocked or now_us() - self._last_rx <= int(self.feed.stale_s * 1e6):
             return False
         self._stale_reason = f"stale: no frame for {self.feed.stale_s:g}s"

@@ -14,7 +14,7 @@ from dataflows.venues.common import INF, book_top, int_id, price_size
 from dataflows.venues.declare import FrameError, json_object, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
-_STREAM = {"trades": "aggTrade", "quotes": "bookTicker"}
+_STREAM = {"trades": "aggTrade", "quotes": "bookTicker", "books": "depth@100ms"}
 _MARKET_EPOCH_MS = MARKET_EPOCH_US // 1000  # Binance times are ms
 # Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
 _IGNORED_EVENTS = frozenset({

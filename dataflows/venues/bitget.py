@@ -25,7 +25,7 @@ _SIDES = {"buy": "buy", "sell": "sell"}
 _FUTURES_TYPES = frozenset({"mc", "MC", "USDT-FUTURES", "COIN-FUTURES", "USDC-FUTURES",
                             "umcbl", "dmcbl", "cmcbl"})
 _FUTURES_BY_QUOTE = {"USDT": "USDT-FUTURES", "USDC": "USDC-FUTURES", "USD": "COIN-FUTURES"}
-_CHANNEL = {"trades": "trade", "quotes": "books1"}
+_CHANNEL = {"trades": "trade", "quotes": "books1", "books": "books"}
 # spot quotes plus USD for coin-margined futures (BTCUSD)
 _QUOTES = declare.quote_table("USDT", "USDC", "USDE", "BTC", "ETH", "EUR", "BRL", "USD")
 _IGNORED_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})

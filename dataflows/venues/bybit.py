@@ -140,7 +140,7 @@ def _venue(market: str):
         NAME, f"wss://stream.bybit.com/v5/public/{market}",
         ("stream.bybit.com", "stream.bytick.com"),
         lambda frame, received_ts: _parse(spec_of, frame, received_ts),
-        channels={"trades": "publicTrade"},
+        channels={"trades": "publicTrade", "books": "orderbook.50"},
         frames=declare.op_args(lambda c, s: f"{c}.{native(s)}"),
         native=native, normalize=lambda symbol: normalize(symbol, market), key=_key(market),
         select=_select, catalog=spec_of, ping_interval_s=20.0, ping_frame='{"op":"ping"}',

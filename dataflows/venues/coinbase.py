@@ -20,7 +20,7 @@ from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "coinbase_exchange"
 HOSTS = ("ws-feed.exchange.coinbase.com", "ws-feed.pro.coinbase.com")
-_CHANNEL = {"trades": "matches", "quotes": "ticker"}
+_CHANNEL = {"trades": "matches", "quotes": "ticker", "books": "level2_batch"}
 _MATCHES = ("match", "last_match")
 _TAKER = {"buy": "sell", "sell": "buy"}  # maker side -> taker side
 _spec = ins.simple(NAME, str.upper)  # product ids are BASE-QUOTE already; checked once each

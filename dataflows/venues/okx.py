@@ -20,7 +20,7 @@ from dataflows.venues.declare import FrameError, check_ts, json_object
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
 NAME = "okx"
-_CHANNEL = {"trades": "trades", "quotes": "tickers"}
+_CHANNEL = {"trades": "trades", "quotes": "tickers", "books": "books"}
 _SIDES = {"buy": "buy", "sell": "sell"}
 _PONG = ("pong", b"pong")
 _INSTRUMENTS = "https://www.okx.com/api/v5/public/instruments?instType="

@@ -188,7 +188,7 @@ class FeedSettings(Strict):
             if KNOWN_VENUES and self.venue not in KNOWN_VENUES:
                 known = ", ".join(sorted(KNOWN_VENUES))
                 raise ValueError(f"unknown venue {self.venue!r} (known: {known})")
-            offered = KNOWN_VENUES.get(self.venue, ("trades", "quotes"))
+            offered = KNOWN_VENUES.get(self.venue, ("trades", "quotes", "books"))
             wrong = [c for c in self.channels if c not in offered]
             if wrong:
                 raise ValueError(f"channels: venue {self.venue!r} has no {wrong[0]!r} channel "

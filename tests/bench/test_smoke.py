@@ -26,6 +26,7 @@ KEYS = (
     "replay_rows_per_s", "replay_cpu_us_per_row", "mqtt_ingest_cpu_us_per_message", "mqtt_ingest_core_capacity",
     "mqtt_latency_ms", "mqtt_ratio_vs_naive", "backfill_rows_per_s", "backfill_ratio_vs_native",
     "backfill_tardis_rows_per_s", "book_parse_levels_per_s", "book_parse_cpu_us_per_level",
+    "book_levels_per_s", "book_cpu_us_per_level",
     "ws_client_cpu_us_per_frame", "session_server_cpu_us_per_frame",
 )
 
@@ -107,4 +108,4 @@ def test_results_are_git_ignored_but_the_folder_is_kept() -> None:
     assert "bench/results/*.json" in ignore
     assert (ROOT / "bench" / "results" / ".gitkeep").exists()
     assert set(BENCHMARKS) == {"normalize", "dedup", "replay", "e2e", "naive", "latency",
-                               "mqtt", "backfill", "books", "ws_client"}
+                               "mqtt", "backfill", "books", "books_e2e", "ws_client"}

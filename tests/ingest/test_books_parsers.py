@@ -15,6 +15,7 @@ from dataflows.books.columns import BookColumns
 from dataflows.books.parsers import binance_snapshot, book_parser
 from dataflows.venues.common import FrameError
 from feedhouse.core.errors import InputError
+from tests.support.books import independent_book_count
 from tests.support.paths import corpus
 
 
@@ -27,33 +28,7 @@ def _received(name: str):
 
 def _independent(name: str) -> tuple[int, float, list[int]]:
     """(level updates, sum(price * native size), Binance gaps) read with json only."""
-    levels, notional, gaps, last = 0, 0.0, [], {}
-    for msg in _received(name):
-        data = msg["data"] if "stream" in msg else msg
-        if data.get("e") == "depthUpdate":
-            sides = data["b"] + data["a"]
-            prev = data["pu"] if "pu" in data else data["U"] - 1
-            if data["s"] in last and prev != last[data["s"]]:
-                gaps.append(prev - last[data["s"]])
-            last[data["s"]] = data["u"]
-        elif msg.get("arg", {}).get("channel") == "books" and "data" in msg:
-            sides = [lv for item in msg["data"] for lv in item["bids"] + item["asks"]]
-        elif msg.get("type") == "snapshot" and "product_id" in msg:
-            sides = msg["bids"] + msg["asks"]
-        elif msg.get("type") == "l2update":
-            sides = [c[1:] for c in msg["changes"]]
-        elif str(msg.get("topic")).startswith("orderBookL2"):
-            data = msg["data"]
-            if msg["type"] == "snapshot":
-                sides = [(e["price"], e["size"]) for e in data.get("order_book", data)]
-            else:
-                sides = [(e["price"], e.get("size", 0) if k != "delete" else 0)
-                         for k in ("delete", "update", "insert") for e in data[k]]
-        else:
-            continue
-        levels += len(sides)
-        notional += sum(float(p) * float(s) for p, s, *_ in sides)
-    return levels, notional, gaps
+    return independent_book_count(_received(name))
 
 
 @pytest.mark.parametrize(("name", "venue", "events", "snapshots", "passed"), [

@@ -92,4 +92,4 @@ def test_a_channel_the_venue_lacks_is_a_setting_error(tmp_path):
     config.write_text("feeds:\n  - {name: b, venue: bybit, symbols: [BTC-USDT], channels: [trade]}\n")
     done = run_cli("--config", str(config), "init", cwd=tmp_path)
     assert done.returncode == 2
-    assert "no 'trade' channel (has: trades)" in done.stderr and "Traceback" not in done.stderr
+    assert "no 'trade' channel (has: trades, books)" in done.stderr and "Traceback" not in done.stderr

@@ -106,7 +106,7 @@ class Demo:
         plan = self.plan
         with DrillRun("demo", self.home) as d:
             d.serve(DEMO_CAPTURES, rate=plan.trades_per_s, faults=plan.faults,
-                    rebase_now=True)
+                    rebase_now=True, books=True)
             broker = self._start_broker(d)
             if broker is not None:
                 d.feeds.append({"name": MQTT_FEED, "kind": "mqtt",
@@ -130,6 +130,9 @@ class Demo:
             d.server.hold()
             if load is not None:
                 load.join(timeout=plan.seconds + 120)
+            # until the run received every frame sent (book feeds can leave it behind: a
+            # server stopped meanwhile would drop frames it counted as sent)
+            d.drain_held(timeout_s=180)
             sent = d.sent()
             # until the run received everything (quiet), its buffer is empty and MQTT acked all
             d.drain(quiet_s=2.0, timeout_s=120)

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from feedhouse.app.demo.books_check import prove_books
 from feedhouse.core.settings import Settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import check_ledger
 from orchestration.verify_runs import verify_with_dagster
 
 MQTT_FEED = "plant"
+BOOK_VENUES = 4  # venues whose recorded sessions the demo serves with book frames
 
 
 @dataclass
@@ -42,6 +44,8 @@ def verify(config: Path, settings: Settings, seconds: float, outage_seconds: flo
     with warehouse(settings) as client:
         ledger_bad = [c for c in check_ledger(client) if not c.ok]
         counts = feed_counts(client)
+        books = prove_books(client)
+    console.print(books.line(), highlight=False)
     recs_by_feed: dict[str, list[str]] = {}
     for r in runs.reconciliations:
         recs_by_feed.setdefault(r["feed"], []).append(r["status"])
@@ -74,6 +78,7 @@ def verify(config: Path, settings: Settings, seconds: float, outage_seconds: flo
                             f"{r['explanation']}")
     if not runs.reconciliations and outage_seconds > 0:
         problems.append("no buffer replay was logged for the outage")
+    problems += books.problems(BOOK_VENUES)
     if ledger_bad:
         problems.append(f"ledger invariants broken in {len(ledger_bad)} feed-minutes")
     if not runs.quality_ok:

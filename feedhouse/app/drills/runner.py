@@ -134,14 +134,16 @@ class DrillRun:
     # -- setup -------------------------------------------------------------------------
 
     def serve(self, names=DRILL_CAPTURES, *, rate: float = 0.0, folder: Path | None = None,
-              loop: bool = True, faults: str | None = None, **server_kw) -> SessionServer:
+              loop: bool = True, faults: str | None = None, books: bool = False,
+              **server_kw) -> SessionServer:
         """Start the session server on `names` (linked into home/captures, or the prepared
-        `folder`) at `rate` trades/s summed (0: as fast as the run reads); sets d.feeds."""
+        `folder`) at `rate` trades/s summed (0: as fast as the run reads); sets d.feeds
+        (`books`: with the books channel where a session holds book frames)."""
         speed = rate / recorded_trade_rate(names) if rate > 0 else None
         folder = folder or captures_folder(self.home, names)
         self.server = SessionServer(folder, speed=speed, loop=loop, faults=faults, **server_kw)
         self.server.start()
-        self.feeds = server_feeds(self.server, names)
+        self.feeds = server_feeds(self.server, names, books=books)
         return self.server
 
     def start_broker(self) -> Broker:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from dataflows.books.capture import book_symbols, has_book_frames
 from dataflows.sources.capture import parse_capture, read_capture
 from feedhouse.app.drills.process import wait_for_status
 from feedhouse.app.session_server.server import SessionServer
@@ -38,8 +39,9 @@ def captures_folder(dest: Path, names=DRILL_CAPTURES, source: Path = CAPTURES) -
 
 
 def server_feeds(server: SessionServer, names=DRILL_CAPTURES,
-                 source: Path = CAPTURES) -> list[dict]:
-    """Feed settings (dicts) for each capture served by `server`."""
+                 source: Path = CAPTURES, books: bool = False) -> list[dict]:
+    """Feed settings (dicts) for each capture served by `server`; `books`: feeds whose
+    session holds book frames of a venue with a book parser subscribe `books` too."""
 
     feeds = []
     for name in names:
@@ -49,6 +51,9 @@ def server_feeds(server: SessionServer, names=DRILL_CAPTURES,
                       "symbols": symbols,
                       # what the session recorded: a feed stores only its channels
                       "channels": ["trades", "quotes"] if result.quotes else ["trades"]})
+        if books and has_book_frames(source / name):
+            feeds[-1]["channels"].append("books")
+            feeds[-1]["symbols"] = sorted(set(symbols) | book_symbols(source / name))
     return feeds
 
 

@@ -113,7 +113,9 @@ class Shifter:
 
 
 class BinanceShifter(Shifter):
-    """aggTrade (a, f, l), trade (t); event/trade times E, T."""
+    """aggTrade (a, f, l), trade (t); event/trade times E, T; depthUpdate ids U, u, pu, moved
+    so a symbol's chain continues across laps (lap N+1's first `pu` is lap N's last `u`;
+    spot: its first `U` is last `u` + 1)."""
 
     @staticmethod
     def _data(msg):
@@ -131,6 +133,9 @@ class BinanceShifter(Shifter):
             self.see("t", sym, data.get("l"))
         elif event == "trade":
             self.see("t", sym, data.get("t"))
+        elif event == "depthUpdate":
+            for key in ("U", "u", "pu"):
+                self.see("depth" if "pu" in data else "depth_spot", sym, data.get(key))
 
     def shift(self, msg, lap: int, span_s: float):
         data = self._data(msg)
@@ -145,6 +150,14 @@ class BinanceShifter(Shifter):
                 if key in data and not (event == "aggTrade" and key == "t"):
                     data[key] = self.move(kind, sym, data[key], lap)
             data["p"] = scale_price(data.get("p"), price_factor(lap))
+        elif event == "depthUpdate":
+            kind = "depth" if "pu" in data else "depth_spot"
+            span = self.ranges.get((kind, sym))
+            if span is not None:  # futures: stride max - min (min is the first pu)
+                delta = lap * (span[1] - span[0] + (kind == "depth_spot"))
+                for key in ("U", "u", "pu"):
+                    if isinstance(data.get(key), int):
+                        data[key] += delta
         return msg
 
 
@@ -260,6 +273,8 @@ class BybitShifter(Shifter):
         dt = lap * span_s
         if "ts" in msg:
             msg["ts"] = shift_ms(msg["ts"], dt)
+        if "timestamp_e6" in msg:  # legacy orderBookL2_25
+            msg["timestamp_e6"] = shift_epoch_text(msg["timestamp_e6"], dt, 1e6)
         rows = msg.get("data")
         if not isinstance(rows, list):
             return msg

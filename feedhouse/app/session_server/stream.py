@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from dataflows.books.parsers import BOOK_PARSERS, book_parser
 from dataflows.sources.capture import read_capture
 from dataflows.venues import VENUES, venue_for_url
 from dataflows.venues.base import Venue
@@ -44,6 +45,10 @@ class RecordedStream:
     shifter: Shifter | None = None
     start_ts: float = 0.0  # epoch seconds of the first recorded frame
     wire: list[bytes] = field(default_factory=list)  # each frame's wire form (lap 0)
+    # book frames (no trade or quote): always moved by whole laps, never stamped `at`, so
+    # they keep the recording's spacing (two events of a book never share a time) and a
+    # duplicated frame is the same event again
+    book_frames: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path) -> RecordedStream:
@@ -92,7 +97,11 @@ class RecordedStream:
                 keys = tuple(
                     ids.setdefault((t.symbol, t.trade_id), len(ids)) for t in result.trades
                 )
+                # book frames too (books channel): their times and ids move per lap
                 market = bool(result.trades or result.quotes)
+                if not market and self._has_book(frame, ts):
+                    market = True
+                    self.book_frames.add(len(self.market))
             self.wire.append(encode_frame(frame))
             self.keys.append(keys)
             self.market.append(market)
@@ -104,6 +113,23 @@ class RecordedStream:
                     pass  # a frame of unexpected shape (e.g. fuzzed) teaches the shifter nothing
         self.n_keys = len(ids)
 
+    def _has_book(self, frame: str | bytes, ts: float) -> bool:
+        parse = self._book_parse
+        if parse is None:
+            return False
+        try:
+            return bool(parse(frame, us_from_s(ts)))
+        except Exception:  # noqa: BLE001 - a frame the book parser refuses is no book frame
+            return False
+
+    @property
+    def _book_parse(self):
+        if not hasattr(self, "_book_parser"):
+            name = self.venue.name if self.venue is not None else ""
+            key = self.venue.key if self.venue is not None else None
+            self._book_parser = book_parser(name, key) if name in BOOK_PARSERS else None
+        return self._book_parser
+
     def __len__(self) -> int:
         return len(self.frames)
 
@@ -112,6 +138,8 @@ class RecordedStream:
         instead of moving them by whole laps, so a fast replay still looks live."""
         lap, i = divmod(g, len(self.frames))
         raw = self.frames[i]
+        if i in self.book_frames:
+            at = None
         if lap == 0 or self.shifter is None or not self.market[i] or not isinstance(raw, str):
             return raw
         try:

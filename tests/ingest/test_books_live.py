@@ -1,0 +1,143 @@
+"""Books on the live path (issue 21): recorded sessions served by the real session server
+over WebSocket, `feedhouse run`'s dataflow with `channels: [trades, books]`, a chDB store.
+
+Every level update of the sessions lands in market.book_updates once (the count and
+sum(price * amount) equal the capture's own, counted by `capture parse --channel books`),
+the ledger equations hold per feed and minute with level updates counted like trades,
+`book_at` rebuilds a non-crossed book, and a break in a book becomes an ops.feed_gaps row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dataflows.books.capture import parse_book_capture
+from dataflows.books.live import BookFeed
+from dataflows.frames import MessageBatch
+from dataflows.parse.stage import parse_batch
+from dataflows.runner import run
+from dataflows.sink.stats import STATS
+from feedhouse.app.analytics import run as run_analytics
+from feedhouse.app.drills.served import server_feeds
+from feedhouse.app.session_server.server import SessionServer
+from feedhouse.core.config import load_settings
+from feedhouse.store.client import warehouse
+from tests.support.ingest import bad_ledger_minutes, capture_messages, captures_dir
+from tests.support.paths import SESSIONS
+
+pytestmark = pytest.mark.integration
+
+# four venues whose sessions hold book frames (as in the demo)
+SESSIONS_WITH_BOOKS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.ws.1.0")
+
+
+def _run_until_all_received(server: SessionServer, settings, timeout_s: float = 90) -> None:
+    stop = threading.Event()
+
+    def stopper() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            frames = sum(s.get("frames_sent", 0) for s in server.stats().values())
+            if frames and sum(t["received"] for t in STATS.totals.values()) >= frames:
+                break
+            time.sleep(0.2)
+        time.sleep(1.5)
+        stop.set()
+
+    threading.Thread(target=stopper, daemon=True).start()
+    try:
+        run(settings, stop=stop, handle_signals=False)
+    finally:
+        stop.set()
+
+
+def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
+    names = SESSIONS_WITH_BOOKS
+    server = SessionServer(captures_dir(tmp_path, names), speed=None, loop=False)
+    server.start()
+    try:
+        # the demo's feeds: books subscribed where the session holds book frames
+        feeds = server_feeds(server, names, books=True)
+        assert all("books" in f["channels"] for f in feeds)
+        feed_of = {f["url"].rsplit("/", 1)[1]: f["name"] for f in feeds}
+        settings = load_settings(home=str(tmp_path / "fh"), recovery=False, feeds=feeds)
+        _run_until_all_received(server, settings)
+    finally:
+        server.stop()
+    expected = {}
+    for name in names:
+        _venue, columns, _summary = parse_book_capture(SESSIONS / name)
+        expected[feed_of[name]] = (len(columns), columns.notional())
+    with warehouse(settings) as client:
+        stored = {feed: (int(n), float(s)) for feed, n, s in client.query(
+            "SELECT feed, count(), sum(price * amount) FROM market.book_updates FINAL "
+            "GROUP BY feed").result_rows}
+        parsed = dict(client.query("SELECT feed, sum(parsed) - sum(duplicates) "
+                                   "FROM ops.ingest_ledger GROUP BY feed").result_rows)
+        trades = client.query("SELECT count() FROM market.trades").result_rows[0][0]
+        bad = bad_ledger_minutes(client)
+        gaps = client.query("SELECT feed, kind, reason FROM ops.feed_gaps "
+                            "WHERE kind != 'disconnect'").result_rows
+        names, rows = run_analytics(client, "book_at", {"venue": "okx", "symbol": "BTC-USDT",
+                                                        "at": "2099-01-01", "levels": "25"})
+        book = [dict(zip(names, r, strict=True)) for r in rows]
+    assert bad == []
+    assert trades > 0  # trades still flow beside the books
+    for feed, (levels, notional) in expected.items():
+        assert levels > 1000, feed
+        got_levels, got_notional = stored[feed]
+        # one row per level update (a repeated key within a session would collapse)
+        assert got_levels == pytest.approx(levels, abs=2), feed
+        assert got_notional == pytest.approx(notional, rel=1e-6), feed
+        assert parsed[feed] >= got_levels
+    assert gaps == []  # the recordings hold no sequence gap and every checksum is right
+    bids = [r for r in book if r["side"] == "bid"]
+    asks = [r for r in book if r["side"] == "ask"]
+    assert len(bids) == 25 and len(asks) == 25
+    assert max(r["price"] for r in bids) < min(r["price"] for r in asks)
+
+
+def test_a_checksum_mismatch_is_a_feed_gap_and_asks_for_a_resync():
+    from dataflows.books.resync import take_resync
+
+    messages = capture_messages("OKX.ws.1.0")
+    # corrupt one level's size in an update after the snapshot: the checksum must fail
+    book_at = [i for i, (_ts, raw) in enumerate(messages)
+               if '"action":"update"' in raw and '"books"' in raw]
+    i = book_at[5]
+    ts, raw = messages[i]
+    start = raw.index('"bids":[["') + len('"bids":[["')
+    price_end = raw.index('","', start) + 3
+    size_end = raw.index('"', price_end)
+    messages[i] = (ts, raw[:price_end] + "123.456" + raw[size_end:])
+    feed = BookFeed("okx-test", "okx")
+    batch = MessageBatch("okx-test", "okx", "p", 0, messages, [])
+    parsed = parse_batch(batch, books=feed)
+    mismatches = [g for g in parsed.gaps if g.kind == "checksum"]
+    assert mismatches and mismatches[0].reason.startswith("checksum mismatch: ")
+    assert take_resync("okx-test") and not take_resync("okx-test")
+
+
+def test_an_invalid_frame_unsyncs_books_without_sequence_ids():
+    """Coinbase level2 carries no sequence id nor checksum: a frame lost to corruption could
+    only be a silent hole in a book, so every book of the feed waits for a snapshot."""
+    from dataflows.books.resync import take_resync
+
+    messages = capture_messages("COINBASE.ws.28.0")
+    feed = BookFeed("cb-test", "coinbase_exchange")
+    first = parse_batch(MessageBatch("cb-test", "coinbase_exchange", "p", 0, messages[:400], []),
+                        books=feed)
+    assert first.books is not None and len(first.books) > 0 and not first.gaps
+    assert any(s.synced for s in feed.books.states.values())
+    ts = messages[400][0]
+    broken = [(ts, '{"type":"l2update","product_id":"SKL-USD","changes":[["buy","0.1"')]
+    parsed = parse_batch(MessageBatch("cb-test", "coinbase_exchange", "p", 400, broken, []),
+                         books=feed)
+    (gap,) = parsed.gaps
+    assert gap.kind == "sequence" and gap.reason.startswith("sequence gap: * 1 invalid frame")
+    assert len(parsed.dead) == 1
+    assert not any(s.synced for s in feed.books.states.values())
+    assert take_resync("cb-test")

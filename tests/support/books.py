@@ -1,0 +1,38 @@
+"""An independent count of the level updates in recorded book frames (plain json).
+
+Shared by the parser tests and the capture tests; it never calls feedhouse code, so it
+checks the book parsers from outside."""
+
+from __future__ import annotations
+
+
+def independent_book_count(messages) -> tuple[int, float, list[int]]:
+    """(level updates, sum(price * native size), Binance gaps) of received JSON messages
+    (dicts), counted with plain Python: no feedhouse code."""
+    levels, notional, gaps, last = 0, 0.0, [], {}
+    for msg in messages:
+        data = msg["data"] if "stream" in msg else msg
+        if data.get("e") == "depthUpdate":
+            sides = data["b"] + data["a"]
+            prev = data["pu"] if "pu" in data else data["U"] - 1
+            if data["s"] in last and prev != last[data["s"]]:
+                gaps.append(prev - last[data["s"]])
+            last[data["s"]] = data["u"]
+        elif msg.get("arg", {}).get("channel") == "books" and "data" in msg:
+            sides = [lv for item in msg["data"] for lv in item["bids"] + item["asks"]]
+        elif msg.get("type") == "snapshot" and "product_id" in msg:
+            sides = msg["bids"] + msg["asks"]
+        elif msg.get("type") == "l2update":
+            sides = [c[1:] for c in msg["changes"]]
+        elif str(msg.get("topic")).startswith("orderBookL2"):
+            data = msg["data"]
+            if msg["type"] == "snapshot":
+                sides = [(e["price"], e["size"]) for e in data.get("order_book", data)]
+            else:
+                sides = [(e["price"], e.get("size", 0) if k != "delete" else 0)
+                         for k in ("delete", "update", "insert") for e in data[k]]
+        else:
+            continue
+        levels += len(sides)
+        notional += sum(float(p) * float(s) for p, s, *_ in sides)
+    return levels, notional, gaps
