@@ -34,6 +34,47 @@ IDLE = ("EpollSelector.select", "Condition.wait", "Event.wait", "sleep", "_PollL
         "Thread.join", "select (selectors")
 
 
+# Stages of the exchange path, by the first matching frame of a sample's stack (thread
+# names first): (stage, substrings of a frame). Order matters: the innermost known
+# stage a stack is in wins, so list callees before their callers.
+STAGES = (
+    ("parse (venues)", ("parse_batch (",)),
+    ("dedup", ("DedupLogic.on_batch", "DedupLogic.on_notify", "dedup_parsed")),
+    ("dedup snapshot", ("DedupLogic.snapshot",)),
+    ("sink: Arrow + tokens", ("FeedSinkPartition.write_batch", "FeedSinkPartition.flush_data")),
+    ("sink: epoch checkpoint", ("FeedSinkPartition.snapshot", "_SinkGroup.checkpoint")),
+    ("take (source -> dataflow)", ("FeedPartition.next_batch", "_StoppablePart.next_batch")),
+)
+THREAD_STAGES = (("feed-", "source: WebSocket client"), ("feedhouse-committer", "insert (committer)"))
+
+
+def stage_of(thread: str, frames: list[str]) -> str:
+    """The stage a sample belongs to (see STAGES)."""
+    for prefix, stage in THREAD_STAGES:
+        if prefix in thread:
+            return stage
+    if "MainThread" not in thread:
+        return "other threads (status, footprint, metrics)"
+    for stage, marks in STAGES:
+        if any(m in f for f in frames for m in marks):
+            return stage
+    return "bytewax (per item, epochs, recovery writes)"
+
+
+def stages(raw: Path) -> dict[str, float]:
+    """{stage: share of busy samples}, waiting threads left out."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        if not frames or frames[-1].startswith(IDLE):
+            continue
+        thread = frames[0] if frames[0].startswith("thread ") else ""
+        counts[stage_of(thread, frames[1:])] += int(count)
+    total = sum(counts.values()) or 1
+    return {k: n / total for k, n in counts.most_common()}
+
+
 def summarize(raw: Path, top: int = 25) -> tuple[int, list[tuple[str, float, float]]]:
     """(busy samples, [(function, self %, total %)]) from py-spy's raw (collapsed) output,
     waiting threads left out."""
@@ -89,6 +130,10 @@ def main() -> int:
     samples, rows = summarize(raw, args.top)
     print(f"e2e under py-spy: {result['trades_per_s']:,.0f} trades/s, "
           f"{result['cpu_us_per_trade']:.1f} µs CPU/trade; {samples} busy samples -> {raw}")
+    print(f"{'share %':>8} {'µs/trade':>9}  stage (µs/trade = share x the run's CPU per trade; "
+          "chDB's own threads are not sampled)")
+    for stage, share in stages(raw).items():
+        print(f"{100 * share:8.1f} {share * result['cpu_us_per_trade']:9.2f}  {stage}")
     print(f"{'self %':>7} {'total %':>8}  function")
     for frame, self_pct, total_pct in rows:
         print(f"{self_pct:7.1f} {total_pct:8.1f}  {frame}")

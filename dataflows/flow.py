@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -133,8 +134,12 @@ def build_flow(
     by_name = {f.name: f for f in feeds}
     tick_s = settings.sink.batch_ms / 1000.0
     idle_s = min(1.0, settings.sink.replay_probe_s)
+    # large dedup levels are kept in files beside Bytewax's recovery store, not pickled
+    # with every epoch's snapshot (dataflows/dedup/spill.py)
+    spill_dir = Path(settings.recovery_dir or settings.home / "recovery") / "dedup" \
+        if settings.recovery else None
     deduped = op.stateful_batch(
-        "dedup", keyed, lambda resume: DedupLogic(by_name, resume, tick_s, idle_s)
+        "dedup", keyed, lambda resume: DedupLogic(by_name, resume, tick_s, idle_s, spill_dir)
     )
     flush_s = {f.name: f.mqtt.flush_ms / 1000.0 for f in feeds if f.mqtt is not None}
     sink = ClickHouseSink(settings, [f.name for f in feeds], flush_s,

@@ -7,6 +7,7 @@ the sink flushes what it holds and closes, so a stop loses nothing and keeps the
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -39,6 +40,22 @@ from feedhouse.store.migrations import init_schema
 log = logging.getLogger("feedhouse.run")
 EPOCH = timedelta(seconds=1)
 ACCESS_DENIED = 497  # ClickHouse error code
+
+
+GC_GEN0 = 20_000  # allocations between young-generation collections (CPython: 700)
+
+
+def tune_gc(gen0: int = GC_GEN0) -> None:
+    """Fewer cyclic-GC passes on the hot path. Every Trade/Quote is a GC-tracked tuple, so
+    with CPython's 700 a collection ran every few hundred records, and each older one
+    walked every object alive (imports, settings, venue tables). Start-up's objects are
+    frozen out of the collections; a young collection runs every GC_GEN0 allocations.
+    Measured (bench.e2e_stages, side by side, 2 rounds, load 14-18): parse 3.44 -> 2.40
+    µs/trade, the whole exchange path 19.0 -> 16.3 µs/trade. The hot path makes no
+    reference cycles: memory stays bounded by the records in flight."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0, 10, 10)
 
 
 def recovery_config(settings: Settings) -> RecoveryConfig | None:
@@ -165,6 +182,7 @@ def run(
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
     watcher = threading.Thread(target=_watch, name="feedhouse-status", daemon=True)
     watcher.start()
+    tune_gc()
     try:
         if cluster is None:
             run_main(flow, epoch_interval=EPOCH, recovery_config=recovery)

@@ -7,13 +7,21 @@ copy per epoch). Dropped repeats are counted in the batch's ledger delta by even
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
 from dataflows.books.live import frame_keys, frame_ts, level_minutes
-from dataflows.dedup.window import DedupWindow, quote_keys, reading_keys, trade_keys
+from dataflows.dedup.spill import Spill
+from dataflows.dedup.window import (
+    DedupWindow,
+    check_key_version,
+    quote_keys,
+    reading_keys,
+    trade_keys,
+)
 from dataflows.parse.columns import ReadingColumns
 from dataflows.parse.stage import ParsedBatch
 from feedhouse.core.settings import FeedSettings
@@ -88,9 +96,15 @@ class DedupLogic(StatefulBatchLogic):
         resume: dict | None,
         tick_s: float = 0.02,
         idle_s: float = 1.0,
+        spill_dir: Path | None = None,
     ) -> None:
         self.feeds = feeds
-        self.window = DedupWindow.restore(resume) if resume else None
+        self.spill_dir = spill_dir  # large window levels go to files there (spill.py)
+        self.spill: Spill | None = None
+        self.window = None
+        if resume:  # refused at once when hashed another way
+            check_key_version(resume, "the recovery snapshot")
+        self._resume = resume  # restored once the feed is known (it names the files)
         self.reading_key = "seq"
         self._configured = False
         self.feed: str | None = None
@@ -117,6 +131,11 @@ class DedupLogic(StatefulBatchLogic):
     def on_batch(self, values: list[ParsedBatch]):
         if not self._configured:
             self.feed = values[0].feed
+            if self.spill_dir is not None:
+                self.spill = Spill(self.spill_dir, self.feed)
+            if self._resume:
+                self.window = DedupWindow.restore(self._resume, spill=self.spill)
+                self._resume = None
             self._window_for(self.feed)
             self._configured = True
         window = self.window
@@ -137,4 +156,6 @@ class DedupLogic(StatefulBatchLogic):
         return self._next
 
     def snapshot(self) -> dict | None:
-        return None if self.window is None else self.window.snapshot()
+        if self.window is None:
+            return self._resume  # not configured yet: the state it was resumed with
+        return self.window.snapshot(self.spill)

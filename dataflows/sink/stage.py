@@ -278,6 +278,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         if not self.pending:
             return
         pending, self.pending = self.pending, {}
+        oldest = self.oldest or 0.0
         self.rows, self.oldest, self.last_flush = 0, None, time.monotonic()
         batches: list = []
         observed: list = []  # (batch index, table, rows) of the record batches
@@ -286,7 +287,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             self._batches_of(src, pend, batches, observed)
             parsed.extend(pend.parsed)
         job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed),
-                  linger_s=0.0 if self.gather else None)
+                  linger_s=0.0 if self.gather else None, oldest=oldest)
         self.jobs.append(job)
         self.committer.submit(job)
 

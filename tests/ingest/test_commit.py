@@ -175,6 +175,33 @@ def test_adaptive_linger_idle_rows_go_at_once_busy_rows_wait_for_company():
         committer.close()
 
 
+def test_the_linger_counts_from_the_oldest_row_so_the_sinks_gathering_does_not_add_up():
+    """A job whose rows the sink gathered for a while (`Job.oldest`) waits only what is
+    left of the linger after its oldest row, not a full linger from its submission."""
+    writer = _GatedWriter()
+    writer.gate.set()
+    committer = Committer(writer, max_queued_rows=1000, target_rows=1000, linger_s=1.5)
+    try:
+        committer.submit(Job([trades_batch("a", 10)]))  # quiet: at once
+        while not writer.rounds:
+            time.sleep(0.002)
+        # right after a round, rows gathered 1.2 s ago: 0.3 s left of the linger
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("b", 10)], oldest=t - 1.2))
+        while len(writer.rounds) < 2:
+            time.sleep(0.002)
+        assert time.monotonic() - t < 1.0
+        # rows that came after the committer had been quiet for a linger go at once
+        time.sleep(1.6)
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("c", 10)], oldest=t - 0.05))
+        while len(writer.rounds) < 3:
+            time.sleep(0.002)
+        assert time.monotonic() - t < 1.0
+    finally:
+        committer.close()
+
+
 def test_a_job_with_a_shorter_linger_cuts_the_round_short_and_zero_goes_at_once():
     """Per-job linger (MQTT feeds gather in the sink and submit with linger 0): a job that
     may not wait starts the round at once, taking the lingering jobs with it."""
