@@ -140,3 +140,16 @@ def test_buffered_publishes_are_delivered_in_one_loop_up_to_what_paho_must_decod
             (7, 1, "a/b", b"1"), (8, 1, "a/c", big), (0, 0, "a/d", b"")]
         assert client._rpos == sum(map(len, fast))  # paho reads on from the stopping packet
     assert not client._out_packet  # manual acks: nothing acknowledged on delivery
+
+
+def test_a_buffered_read_goes_to_on_deliveries_in_one_call_as_columns():
+    client = SubscriberClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    calls: list[tuple] = []
+    client.on_delivery = Received().delivery  # only for what paho's own reader hands over
+    client.on_deliveries = lambda *columns: calls.append(columns)
+    big = b"y" * 20_000  # a three-byte remaining length
+    packets = [_publish("a/b", b"1", 1, 7), _publish("a/c", big, 1, 8), _publish("a/d", b"", 0)]
+    client._rbuf, client._rpos = b"".join(packets) + _publish("a/e", b"2", 2, 9), 0
+    client._deliver_buffered()
+    assert calls == [([7, 8, 0], [1, 1, 0], ["a/b", "a/c", "a/d"], [b"1", big, b""])]
+    assert client._rpos == sum(map(len, packets)) and client.delivered == 3
