@@ -173,24 +173,23 @@ class Subscriber:
         """What `SubscriberClient` leaves to paho (QoS 2, v5 properties)."""
         self._on_delivery(message.mid, message.qos, message.topic, message.payload)
 
-    def _on_delivery(self, mid: int, qos: int, topic: str, payload: bytes) -> None:
+    def _wait_for_room(self) -> None:
         inbox = self.inbox
         if len(inbox) >= self.queue_size:
             self.room.clear()
             while len(inbox) >= self.queue_size and not self.closing:
                 self.room.wait(0.1)
-        inbox.append((self.generation, mid, qos, topic, payload, time_ns() // 1000))
+
+    def _on_delivery(self, mid: int, qos: int, topic: str, payload: bytes) -> None:
+        self._wait_for_room()
+        self.inbox.append((self.generation, mid, qos, topic, payload, time_ns() // 1000))
 
     def _on_deliveries(self, mids: list[int], qoss: list[int], topics: list[str],
                        payloads: list[bytes]) -> None:
         """One buffered read's messages: their inbox tuples are built in C (`zip`), with
         the read's time as received_ts. The inbox may pass queue_size by one read."""
-        inbox = self.inbox
-        if len(inbox) >= self.queue_size:
-            self.room.clear()
-            while len(inbox) >= self.queue_size and not self.closing:
-                self.room.wait(0.1)
-        inbox.extend(zip(repeat(self.generation), mids, qoss, topics, payloads,
+        self._wait_for_room()
+        self.inbox.extend(zip(repeat(self.generation), mids, qoss, topics, payloads,
                          repeat(time_ns() // 1000)))
 
     # --- worker thread --------------------------------------------------------------

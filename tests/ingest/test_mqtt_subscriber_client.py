@@ -153,3 +153,25 @@ def test_a_buffered_read_goes_to_on_deliveries_in_one_call_as_columns():
     client._deliver_buffered()
     assert calls == [([7, 8, 0], [1, 1, 0], ["a/b", "a/c", "a/d"], [b"1", big, b""])]
     assert client._rpos == sum(map(len, packets)) and client.delivered == 3
+
+
+def test_a_full_inbox_holds_the_network_thread_until_the_source_drains_it():
+    """Backpressure: with the inbox at queue_size, a read's messages wait (so paho stops
+    reading the socket and the broker queues) until the source takes some."""
+    from dataflows.sources.mqtt import Subscriber
+
+    sub = Subscriber("plant", MqttSettings(queue_size=100), "feedhouse-0")
+    sub.generation = 1
+    sub._on_deliveries(list(range(100)), [1] * 100, ["t"] * 100, [b"x"] * 100)
+    second = threading.Thread(
+        target=sub._on_deliveries, args=([7, 8], [1, 1], ["t", "u"], [b"a", b"b"]))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and len(sub.inbox) == 100  # held while full
+    taken = sub.drain(60)
+    second.join(5)
+    assert not second.is_alive() and len(taken) == 60
+    rest = sub.drain(1000)
+    assert [m[1] for m in taken + rest] == [*range(100), 7, 8]
+    assert {m[0] for m in rest} == {1} and rest[-1][3:5] == ("u", b"b")
+    assert len({m[5] for m in rest[-2:]}) == 1  # one read: one received_ts
