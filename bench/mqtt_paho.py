@@ -64,14 +64,13 @@ def one_round(port: int, rate: float, seconds: float, coalesce_s: float, seq: in
         while not stop.is_set():
             time.sleep(0.02)
             for k, sub in enumerate(subs):
-                msgs = sub.drain(100_000)
+                got = sub.drain(100_000)
                 if previous[k]:
                     sub.ack(previous[k])
                 previous[k] = []
-                if msgs:
-                    received[0] += len(msgs)
-                    gens, mids, qoss, *_ = zip(*msgs, strict=True)
-                    previous[k] = [Sent(0, gens, mids, qoss)]
+                if got.mids:
+                    received[0] += len(got.mids)
+                    previous[k] = [Sent(0, got.gens, got.mids, got.qoss)]
         for k, sub in enumerate(subs):
             if previous[k]:
                 sub.ack(previous[k])

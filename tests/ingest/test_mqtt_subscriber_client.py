@@ -12,6 +12,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from dataflows.sources.mqtt import Subscriber
 from dataflows.sources.mqtt_client import connect_args, make_client
 from dataflows.sources.paho_subscriber import READ_SIZE, SubscriberClient
 from feedhouse.app.mqtt.broker import BrokerStats
@@ -158,8 +159,6 @@ def test_a_buffered_read_goes_to_on_deliveries_in_one_call_as_columns():
 def test_a_full_inbox_holds_the_network_thread_until_the_source_drains_it():
     """Backpressure: with the inbox at queue_size, a read's messages wait (so paho stops
     reading the socket and the broker queues) until the source takes some."""
-    from dataflows.sources.mqtt import Subscriber
-
     sub = Subscriber("plant", MqttSettings(queue_size=100), "feedhouse-0")
     sub.generation = 1
     sub._on_deliveries(list(range(100)), [1] * 100, ["t"] * 100, [b"x"] * 100)
@@ -167,11 +166,12 @@ def test_a_full_inbox_holds_the_network_thread_until_the_source_drains_it():
         target=sub._on_deliveries, args=([7, 8], [1, 1], ["t", "u"], [b"a", b"b"]))
     second.start()
     second.join(0.3)
-    assert second.is_alive() and len(sub.inbox) == 100  # held while full
-    taken = sub.drain(60)
+    assert second.is_alive() and sub.queued == 100  # held while full
+    taken = sub.drain(60)  # splits the first read's entry
     second.join(5)
-    assert not second.is_alive() and len(taken) == 60
+    assert not second.is_alive() and len(taken.mids) == 60
     rest = sub.drain(1000)
-    assert [m[1] for m in taken + rest] == [*range(100), 7, 8]
-    assert {m[0] for m in rest} == {1} and rest[-1][3:5] == ("u", b"b")
-    assert len({m[5] for m in rest[-2:]}) == 1  # one read: one received_ts
+    assert taken.mids + rest.mids == [*range(100), 7, 8] and sub.queued == 0
+    assert set(rest.gens) == {1} and rest.topics[-1] == "u" and rest.messages[-1][1] == b"b"
+    assert rest.messages[-2][0] == rest.messages[-1][0]  # one read: one received_ts
+    assert rest.messages[0][0] == taken.messages[0][0]  # the split entry kept its time
