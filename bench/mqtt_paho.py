@@ -2,7 +2,7 @@
 `SubscriberClient`) and the hand-over to the source's inbox, with and without the
 network thread's read coalescing (`SubscriberClient.coalesce_s`), side by side.
 
-    python -m bench.mqtt_paho [--rate 10000] [--seconds 6] [--rounds 2] [--coalesce-ms 5]
+    python -m bench.mqtt_paho [--rate 10000] [--seconds 6] [--rounds 2] [--coalesce-ms 10]
 
 One Mosquitto (docs/mosquitto.conf), the load generator's messages (200 devices x 5
 sensors, QoS 1) and two `dataflows.sources.mqtt.Subscriber`s behind the shared
@@ -98,22 +98,29 @@ def one_round(port: int, rate: float, seconds: float, coalesce_s: float, seq: in
             "reads": reads, "messages_per_read": round((r1[1] - r0[1]) / max(reads, 1), 1)}
 
 
+def run(rate: float, seconds: float, rounds: int, coalesce_ms: float, report=None) -> list[dict]:
+    """`rounds` pairs of rounds (pause off/on, then on/off, ...) on one broker."""
+    work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-paho-"))
+    out: list[dict] = []
+    with Broker(work / "mosquitto") as broker:
+        for r in range(rounds):
+            for c in ((0.0, coalesce_ms / 1000) if r % 2 == 0 else (coalesce_ms / 1000, 0.0)):
+                out.append({"load_average": os.getloadavg()[0], **one_round(
+                    broker.port, rate, seconds, c, len(out) * 1_000_000, broker.proc.pid)})
+                if report is not None:
+                    report(out[-1])
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=10_000)
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--coalesce-ms", type=float, default=5.0)
+    ap.add_argument("--coalesce-ms", type=float, default=10.0)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-paho-"))
-    out = []
-    with Broker(work / "mosquitto") as broker:
-        for r in range(args.rounds):
-            for c in ((0.0, args.coalesce_ms / 1000) if r % 2 == 0
-                      else (args.coalesce_ms / 1000, 0.0)):
-                out.append(one_round(broker.port, args.rate, args.seconds, c,
-                                     len(out) * 1_000_000, broker.proc.pid))
-                print(json.dumps({"load_average": os.getloadavg()[0], **out[-1]}), flush=True)
+    run(args.rate, args.seconds, args.rounds, args.coalesce_ms,
+        lambda row: print(json.dumps(row), flush=True))
     return 0
 
 

@@ -199,6 +199,7 @@ class SubscriberClient(mqtt.Client):
             return super()._handle_publish()
         if not topic:
             return super()._handle_publish()  # paho: malformed on 3.1.1, an alias on v5
+        self.delivered += 1
         with self._in_callback_mutex:
             on_delivery(mid, qos, topic, bytes(memoryview(packet)[end:]))
         if qos == 1 and not self._manual_ack:
