@@ -36,3 +36,10 @@ def test_a_backlog_that_stops_shrinking_gives_up():
     stats = ScriptedStats([900, 800, 700, 700, 700, 700])
     assert not stats.wait_drained(stall_s=1)
     assert stats.reads < 10
+
+
+def test_a_backlog_stuck_from_the_start_gives_up_after_one_stall():
+    # e.g. a count Mosquitto 2.0.11 keeps after a restart: one stall_s, not two
+    stats = ScriptedStats([2, 2, 2, 2])
+    assert not stats.wait_drained(stall_s=1)
+    assert stats.reads == 3  # the baseline, the one wait, the reading after it
