@@ -126,6 +126,18 @@ def last_run_summary(log_path: Path) -> dict:
     return {}
 
 
+def wait_connected(log_path: Path, clients: int, timeout_s: float) -> bool:
+    """Until the ingest's log says every subscriber `feedhouse-<i>` connected."""
+    needles = [f"{MqttSettings().client_id}-{i}: connected" for i in range(clients)]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if all(n in text for n in needles):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def count_rows_apart(config: Path) -> int:
     """Rows in iot.readings, counted by a short-lived `feedhouse sql` process: chDB's
     engine outlives `warehouse()` in the process that opened it, and a store opened by
@@ -210,7 +222,10 @@ def run_mqtt_drill(
         subscribed = (stats.wait("subscriptions", lambda n: n >= SITES, 60, 0)
                       if static_topics else
                       stats.wait("shared_subscriptions", lambda n: n >= clients, 60, 0.0))
-        if not subscribed:
+        # $SYS counts the stats reader's own subscriptions too: also wait for the ingest's
+        # own word that every subscriber connected (and subscribed), or a slow start lets
+        # the load run before any session exists and the broker drops it all
+        if not subscribed or not wait_connected(ingest.log_path, clients, 90):
             raise RuntimeError(f"ingest subscribers did not subscribe: see {ingest.log_path}")
         malformed = publish_malformed(broker.port, protocol)
         plan = LoadPlan(rate=rate / readings_per_message, devices=devices, sensors=sensors,
