@@ -126,18 +126,6 @@ def last_run_summary(log_path: Path) -> dict:
     return {}
 
 
-def wait_connected(log_path: Path, clients: int, timeout_s: float) -> bool:
-    """Until the ingest's log says every subscriber `feedhouse-<i>` connected."""
-    needles = [f"{MqttSettings().client_id}-{i}: connected" for i in range(clients)]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        if all(n in text for n in needles):
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def count_rows_apart(config: Path) -> int:
     """Rows in iot.readings, counted by a short-lived `feedhouse sql` process: chDB's
     engine outlives `warehouse()` in the process that opened it, and a store opened by
@@ -175,6 +163,18 @@ def count_store(config: Path) -> dict:
     return {"stored": stored, "unique_stored": unique, "dead_lettered": dead,
             "rows_before_merge": before,
             "readings_per_s": round(unique / span_s, 1) if span_s else 0.0}
+
+
+def wait_connected(log_path: Path, clients: int, timeout_s: float) -> bool:
+    """Until the ingest's log says every subscriber `feedhouse-<i>` connected."""
+    needles = [f"{MqttSettings().client_id}-{i}: connected" for i in range(clients)]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if all(n in text for n in needles):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def run_mqtt_drill(

@@ -185,9 +185,8 @@ class BrokerStats:
     def wait_drained(self, stall_s: float, settle_s: float = 3.0) -> bool:
         """Wait until the broker holds no message, as long as `held` keeps falling: a
         backlog (publishers faster than the pipeline) drains at the pipeline's pace, so
-        only `stall_s` seconds without a new low give up (the first wait too: a count
-        stuck from the start costs one `stall_s`, not two)."""
-        lowest: int | None = self.read().get("held")
+        only `stall_s` seconds without a new low give up."""
+        lowest: int | None = None
         while True:
             if self.wait("held", lambda n: n == 0, stall_s, settle_s):
                 return True
