@@ -12,6 +12,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from dataflows.sources.mqtt import Subscriber
 from dataflows.sources.mqtt_client import connect_args, make_client
 from dataflows.sources.paho_subscriber import READ_SIZE, SubscriberClient
 from feedhouse.app.mqtt.broker import BrokerStats
@@ -140,3 +141,37 @@ def test_buffered_publishes_are_delivered_in_one_loop_up_to_what_paho_must_decod
             (7, 1, "a/b", b"1"), (8, 1, "a/c", big), (0, 0, "a/d", b"")]
         assert client._rpos == sum(map(len, fast))  # paho reads on from the stopping packet
     assert not client._out_packet  # manual acks: nothing acknowledged on delivery
+
+
+def test_a_buffered_read_goes_to_on_deliveries_in_one_call_as_columns():
+    client = SubscriberClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    calls: list[tuple] = []
+    client.on_delivery = Received().delivery  # only for what paho's own reader hands over
+    client.on_deliveries = lambda *columns: calls.append(columns)
+    big = b"y" * 20_000  # a three-byte remaining length
+    packets = [_publish("a/b", b"1", 1, 7), _publish("a/c", big, 1, 8), _publish("a/d", b"", 0)]
+    client._rbuf, client._rpos = b"".join(packets) + _publish("a/e", b"2", 2, 9), 0
+    client._deliver_buffered()
+    assert calls == [([7, 8, 0], [1, 1, 0], ["a/b", "a/c", "a/d"], [b"1", big, b""])]
+    assert client._rpos == sum(map(len, packets)) and client.delivered == 3
+
+
+def test_a_full_inbox_holds_the_network_thread_until_the_source_drains_it():
+    """Backpressure: with the inbox at queue_size, a read's messages wait (so paho stops
+    reading the socket and the broker queues) until the source takes some."""
+    sub = Subscriber("plant", MqttSettings(queue_size=100), "feedhouse-0")
+    sub.generation = 1
+    sub._on_deliveries(list(range(100)), [1] * 100, ["t"] * 100, [b"x"] * 100)
+    second = threading.Thread(
+        target=sub._on_deliveries, args=([7, 8], [1, 1], ["t", "u"], [b"a", b"b"]))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and sub.queued == 100  # held while full
+    taken = sub.drain(60)  # splits the first read's entry
+    second.join(5)
+    assert not second.is_alive() and len(taken.mids) == 60
+    rest = sub.drain(1000)
+    assert taken.mids + rest.mids == [*range(100), 7, 8] and sub.queued == 0
+    assert set(rest.gens) == {1} and rest.topics[-1] == "u" and rest.messages[-1][1] == b"b"
+    assert rest.messages[-2][0] == rest.messages[-1][0]  # one read: one received_ts
+    assert rest.messages[0][0] == taken.messages[0][0]  # the split entry kept its time
