@@ -73,7 +73,7 @@ def test_drill_with_two_ingest_processes_survives_kill_and_broker_restart(tmp_pa
     assert result["ingest_processes"] == 2
     assert result["sent_acked_by_broker"] == result["sent"] > 0 and result["drained"]
     assert result["lost"] == 0 and result["duplicates_stored"] == 0 and result["ok"]
-    assert result["dead_lettered"] == len(MALFORMED)
+    assert result["dead_lettered"] == len(MALFORMED) <= result["dead_letter_rows"]
     log = (work / "ingest.log").read_text()
     assert log.count("cluster of 2 processes") == 2  # both starts ran a cluster
     # the worker wrote its own status (it holds a subscriber, no sink: no counts)
