@@ -80,7 +80,8 @@ def merged_arenas(client) -> dict:
 
 
 def sample(client, t0: float) -> dict:
-    data = {"t": round(time.time() - t0, 1), **process_figures()}
+    data = {"t": round(time.time() - t0, 1), **process_figures(),
+            "cpu_s": round(sum(os.times()[:2]), 2)}
     data["anon_by_mapping_mb"] = mapping_figures()
     data["jemalloc"] = jemalloc_figures(client)
     data["arenas"] = merged_arenas(client)
@@ -153,6 +154,7 @@ def report(path: str, from_s: float) -> None:
         "tcache_mb": lambda r: r.get("arenas", {}).get("tcache_mb", 0),
         "dirty_mb": lambda r: r.get("arenas", {}).get("dirty_mb", 0),
         "threads": lambda r: r["threads"],
+        "cpu_s": lambda r: r.get("cpu_s", 0),
     }
     first, last = rows[0], rows[-1]
     for name, get in figures.items():
