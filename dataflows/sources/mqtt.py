@@ -177,6 +177,7 @@ class Subscriber:
             self.room.clear()
             while len(inbox) >= self.queue_size and not self.closing:
                 self.room.wait(0.1)
+                self.client.keep_alive()  # paho's thread waits here: keep the broker's timer fed
         inbox.append((self.generation, mid, qos, topic, payload, time_ns() // 1000))
 
     # --- worker thread --------------------------------------------------------------
