@@ -64,7 +64,7 @@ def watch(status: Path, every: float, out: Path) -> None:
             except OSError:
                 return
             label(maps, pid)
-            keep = [{k: m[k] for k in ("lo", "hi", "perm", "label", "rss", "anon")}
+            keep = [{k: m.get(k, 0) for k in ("lo", "hi", "perm", "label", "rss", "anon")}
                     for m in maps if m["rss"]]
             f.write(json.dumps({"t": round(time.monotonic() - t0, 1), "pid": pid,
                                 "maps": keep}) + "\n")

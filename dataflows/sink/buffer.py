@@ -164,6 +164,11 @@ class LocalBuffer:
         # (a scan of two small columns)
         self._con.execute("DELETE FROM batches WHERE id IN (SELECT unnest(?))", [list(batch_ids)])
         self._rows, self._batches = self._count()
+        if self._batches == 0:
+            # emptied (an outage replayed): DuckDB otherwise keeps the deleted batches'
+            # blocks cached, 2-4 MB more after every outage up to its memory limit
+            # (docs/operations-soak.md); a checkpoint of the empty table frees them
+            self._con.execute("CHECKPOINT")
 
     def memory_bytes(self) -> dict[str, int]:
         """DuckDB's own accounting (duckdb_memory(): buffer pool, blocks, allocator) by tag."""

@@ -197,6 +197,7 @@ class Subscriber:
             self.room.clear()
             while self.queued >= self.queue_size and not self.closing:
                 self.room.wait(0.1)
+                self.client.keep_alive()  # paho's thread waits here: keep the broker's timer fed
         entry = (self.generation, time_ns() // 1000, mids, qoss, topics, payloads)
         with self.inbox_lock:
             self.inbox.append(entry)

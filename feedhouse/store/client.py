@@ -13,6 +13,8 @@ The fault injector (`feedhouse.store.faults`) is applied on every use.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,13 +47,16 @@ def connect(
     verify: bool = True,
     fault_file: Path | None = None,
     chdb_options: dict[str, Any] | None = None,
+    jemalloc_conf: str = "",
 ) -> Iterator[Client]:
     """A clickhouse-connect client for `dsn`, for the duration of the block. An embedded
     store takes `chdb_options` (server settings: cache sizes, memory limit) as the engine's
-    startup arguments; they apply when the engine starts in this process."""
+    startup arguments; they apply when the engine starts in this process. `jemalloc_conf`
+    configures the engine's allocator (`configure_jemalloc`)."""
     apply_faults(fault_file)
     store = chdb_path(dsn)
     if store is not None:
+        configure_jemalloc(jemalloc_conf)
         with store_lock(store, lock_timeout_s):
             client = clickhouse_connect.get_client(dsn=dsn, chdb_options=chdb_options or None)
             try:
@@ -75,6 +80,17 @@ def connect(
                 raise _connect_error(dsn, exc) from None
             _http_clients[key] = client
     yield client
+
+
+def configure_jemalloc(conf: str) -> bool:
+    """Options for chDB's own jemalloc, which reads them from `JE_MALLOC_CONF` (its
+    build prefixes the variable; plain `MALLOC_CONF` is ignored) once, when the library
+    loads: so only before this process first imports chdb, and never over a value the
+    environment already sets. True when set."""
+    if not conf or "chdb" in sys.modules or "JE_MALLOC_CONF" in os.environ:
+        return False
+    os.environ["JE_MALLOC_CONF"] = conf
+    return True
 
 
 def _connect_error(dsn: str, exc: Exception) -> Exception:
@@ -114,6 +130,7 @@ def warehouse(settings: Settings, *, lock_timeout_s: float | None = None) -> Ite
         verify=settings.warehouse_verify,
         fault_file=settings.fault_file,
         chdb_options=settings.embedded_store.chdb_options(),
+        jemalloc_conf=settings.embedded_store.jemalloc_conf,
     ) as client:
         yield client
 

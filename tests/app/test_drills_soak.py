@@ -76,9 +76,13 @@ def test_summary_names_the_mapping_that_grows_and_the_backlog():
     # after warm-up only the 2 MiB-aligned extents grow (3.6 MB a minute); frames queue
     samples = [{"t": float(t), "rss_mb": 600.0, "queued_frames_mb": 1.0 + t / 60,
                 "source_paused_s": t / 10,
-                "anon_by_mapping_mb": {"glibc_heaps": 80.0, "aligned_2m": 50 + 0.06 * t}}
+                "anon_by_mapping_mb": {"glibc_heaps": 80.0, "aligned_2m": 50 + 0.06 * t},
+                "jemalloc_resident_mb": 100 + 0.06 * t, "jemalloc_allocated_mb": 80.0}
                for t in range(0, 600, 10)]
     s = summarize(samples)
+    # the engine's resident memory grows while what it allocates does not (dirty pages)
+    assert s["jemalloc_resident_slope_mb_per_h"] == pytest.approx(216.0)
+    assert s["jemalloc_allocated_slope_mb_per_h"] == pytest.approx(0.0)
     assert s["anon_by_mapping_slope_mb_per_h"]["aligned_2m"] == pytest.approx(216.0)
     assert s["anon_by_mapping_slope_mb_per_h"]["glibc_heaps"] == pytest.approx(0.0)
     assert s["queued_frames_slope_mb_per_h"] == pytest.approx(60.0)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -171,3 +174,30 @@ def test_dsn_parsing_and_redaction(tmp_path, monkeypatch) -> None:
     with pytest.raises(ValueError, match="invalid port"):
         normalize_dsn("http://host:99999999/db")
     assert redact_dsn("https://u:p@ss@h:8443/db") == "https://u:***@h:8443/db"
+
+
+@pytest.mark.integration
+def test_engine_allocator_options_reach_chdbs_jemalloc(tmp_path) -> None:
+    """embedded_store.jemalloc_conf is what the engine's jemalloc runs with (read from
+    JE_MALLOC_CONF when chDB loads), and a value in the environment wins."""
+    script = (
+        "import sys; from feedhouse.core.config import load_settings;"
+        "from feedhouse.store.client import warehouse\n"
+        "with warehouse(load_settings()) as c:\n"
+        "    text = ''.join(r[0] for r in c.query('SELECT stats FROM system.jemalloc_stats')"
+        ".result_rows)\n"
+        "print([l.strip() for l in text.splitlines() if l.strip().startswith('opt.dirty_decay')])"
+    )
+
+    def decay(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != "JE_MALLOC_CONF"}
+        clean.update(FEEDHOUSE_WAREHOUSE_DSN=f"chdb://{tmp_path / 'ch'}",
+                     FEEDHOUSE_HOME=str(tmp_path), **env)
+        out = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True,
+                             text=True, timeout=120, check=True)
+        return out.stdout
+
+    assert "opt.dirty_decay_ms: 1000" in decay()  # the default
+    assert "opt.dirty_decay_ms: 300" in decay(FEEDHOUSE_EMBEDDED_STORE__JEMALLOC_CONF="dirty_decay_ms:300")
+    assert "opt.dirty_decay_ms: 5000" in decay(FEEDHOUSE_EMBEDDED_STORE__JEMALLOC_CONF="")
+    assert "opt.dirty_decay_ms: 2000" in decay(JE_MALLOC_CONF="dirty_decay_ms:2000")

@@ -200,6 +200,8 @@ def summarize(samples: list[dict]) -> dict:
         "malloc_in_use_slope_mb_per_h": _round(warm_slope(series("malloc_in_use_mb"))),
         "store_tracked_slope_mb_per_h": _round(warm_slope(series("store_tracked_mb"))),
         "jemalloc_resident_slope_mb_per_h": _round(warm_slope(series("jemalloc_resident_mb"))),
+        # what the engine's code holds (resident minus this: dirty pages, thread caches)
+        "jemalloc_allocated_slope_mb_per_h": _round(warm_slope(series("jemalloc_allocated_mb"))),
         "rss_anon_slope_mb_per_h": _round(warm_slope(series("rss_anon_mb"))),
         "malloc_free_held_slope_mb_per_h": _round(warm_slope(series("malloc_free_held_mb"))),
         # which kind of mapping the anonymous memory grows in (dataflows.footprint.label_maps)
