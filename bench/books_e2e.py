@@ -15,13 +15,12 @@ the same window / those levels. Afterwards the store must hold every level updat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Config, Figure, capture_path, measured, module_command
-from bench.e2e import one_run
-from bench.served import capture_header
+from bench.common import Config, Figure, capture_path, module_command
+from bench.e2e import one_run, rate_and_cpu
+from bench.served import cached, capture_header
 
 SESSIONS = {
     "okx": "OKX.ws.1.0",
@@ -76,17 +75,9 @@ def _book(parse, frame) -> bool:
 
 
 def build(folder: Path, total_levels: int) -> list[BookServed]:
-    folder.mkdir(parents=True, exist_ok=True)
-    index = folder / "index.json"
-    if index.exists():
-        data = json.loads(index.read_text())
-        if data.get("total_levels") == total_levels:
-            return [BookServed(**s) for s in data["served"]]
     per = total_levels // len(SESSIONS) + 1
-    served = [_write(v, cap, folder / cap, per) for v, cap in SESSIONS.items()]
-    index.write_text(json.dumps({"total_levels": total_levels,
-                                 "served": [s.__dict__ for s in served]}))
-    return served
+    return cached(folder, "total_levels", total_levels, BookServed,
+                  lambda: [_write(v, cap, folder / cap, per) for v, cap in SESSIONS.items()])
 
 
 def feeds(served: list[BookServed], port: int) -> list[dict]:
@@ -127,11 +118,5 @@ def run(cfg: Config) -> list[Figure]:
         "server_cpu_share": [round(r["server_cpu_share"], 2) for r in results],
     }
     cmd = module_command("books_e2e", cfg)
-    return [
-        measured("book_levels_per_s", "levels/s", cmd,
-                 [round(r["trades_per_s"]) for r in results], goal=">= 300,000",
-                 settings=settings),
-        measured("book_cpu_us_per_level", "µs/level", cmd,
-                 [round(r["cpu_us_per_trade"], 2) for r in results], goal="<= 3",
-                 settings=settings),
-    ]
+    return rate_and_cpu(results, cmd, settings, ("book_levels_per_s", "levels/s", ">= 300,000"),
+                        ("book_cpu_us_per_level", "µs/level", "<= 3"))

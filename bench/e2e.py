@@ -145,11 +145,17 @@ def run(cfg: Config) -> list[Figure]:
         "stored_equals_unique_sent": True,
     }
     cmd = module_command("e2e", cfg)
+    return rate_and_cpu(results, cmd, settings, ("e2e_trades_per_s", "trades/s", ">= 120,000"),
+                        ("e2e_cpu_us_per_trade", "µs/trade", "<= 8"))
+
+
+def rate_and_cpu(results: list[dict], cmd: str, settings: dict, rate: tuple[str, str, str],
+                 cpu: tuple[str, str, str]) -> list[Figure]:
+    """The two figures of an end-to-end run: rows per wall second and ingest CPU per row,
+    each (key, unit, goal)."""
     return [
-        measured("e2e_trades_per_s", "trades/s", cmd,
-                 [round(r["trades_per_s"]) for r in results], goal=">= 120,000",
-                 settings=settings),
-        measured("e2e_cpu_us_per_trade", "µs/trade", cmd,
-                 [round(r["cpu_us_per_trade"], 2) for r in results], goal="<= 8",
-                 settings=settings),
+        measured(rate[0], rate[1], cmd, [round(r["trades_per_s"]) for r in results],
+                 goal=rate[2], settings=settings),
+        measured(cpu[0], cpu[1], cmd, [round(r["cpu_us_per_trade"], 2) for r in results],
+                 goal=cpu[2], settings=settings),
     ]

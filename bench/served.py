@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,36 +72,33 @@ def _write(capture: str, out: Path, min_trades: int) -> Served:
 
 def capture_header(capture: str) -> list[str]:
     """The recorded session's connect line and first subscribe (the server waits for ours)."""
-    from dataflows.sources.capture import read_capture
+    from dataflows.sources.capture import header_lines
 
-    header: list[str] = []
-    for event in read_capture(capture_path(capture)):
-        if event.kind == "connect":
-            header.append(f"{event.url} <-> {event.ts}")
-        elif event.kind == "sent":
-            header.append(f"{event.url} <- {event.ts}: {event.data}")
-            break
-        else:
-            break
-    return header
+    return header_lines(capture_path(capture))
 
 
-def build(folder: Path, total_trades: int) -> list[Served]:
-    """The corpus files (reused when already built for this size)."""
+def cached(folder: Path, size_key: str, size: int, kind: type, make: Callable[[], list]) -> list:
+    """The corpus files in `folder`, reused when its index.json says they were built for
+    this size; else `make()` writes them (anything else in the folder is removed)."""
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.json"
     if index.exists():
         data = json.loads(index.read_text())
-        if data.get("total_trades") == total_trades:
-            return [Served(**s) for s in data["served"]]
-    per = total_trades // len(E2E) + 1
-    served = [_write(cap, folder / cap, per) for cap in E2E.values()]
+        if data.get(size_key) == size:
+            return [kind(**s) for s in data["served"]]
+    served = make()
     for stale in folder.iterdir():
         if stale.name not in {s.file for s in served} | {"index.json"}:
             stale.unlink()
-    index.write_text(json.dumps({"total_trades": total_trades,
-                                 "served": [s.__dict__ for s in served]}))
+    index.write_text(json.dumps({size_key: size, "served": [s.__dict__ for s in served]}))
     return served
+
+
+def build(folder: Path, total_trades: int) -> list[Served]:
+    """The corpus files (reused when already built for this size)."""
+    per = total_trades // len(E2E) + 1
+    return cached(folder, "total_trades", total_trades, Served,
+                  lambda: [_write(cap, folder / cap, per) for cap in E2E.values()])
 
 
 def feeds(served: list[Served], port: int) -> list[dict]:

@@ -97,6 +97,19 @@ def read_capture(
                 on_malformed(number, line)
 
 
+def header_lines(path: Path | str) -> list[str]:
+    """A capture's connect line and first subscribe, as written: the start of a new capture
+    file of the same session (a session server waits for the subscribe before it sends)."""
+    header: list[str] = []
+    for event in read_capture(path):
+        if event.kind == "connect":
+            header.append(f"{event.url} <-> {event.ts}")
+        elif event.kind == "sent":
+            header.append(f"{event.url} <- {event.ts}: {event.data}")
+            break
+    return header
+
+
 def capture_url(
     path: Path | str, on_malformed: Callable[[int, str], None] | None = None
 ) -> str | None:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from dataflows.sources.capture import read_capture
+from dataflows.sources.capture import header_lines
 from feedhouse.app.session_server.stream import RecordedStream
 from tests.support.books import independent_book_count
 from tests.support.cli import run_cli
@@ -23,13 +23,7 @@ SESSIONS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.
 def _unseen(name: str, out) -> list[dict]:
     """Laps 1-2 of `name` as a new capture file at `out`; its received JSON messages."""
     stream = RecordedStream.load(corpus(name))
-    lines, messages = [], []
-    for event in read_capture(corpus(name)):
-        if event.kind == "connect":
-            lines.append(f"{event.url} <-> {event.ts}")
-        elif event.kind == "sent":
-            lines.append(f"{event.url} <- {event.ts}: {event.data}")
-            break
+    lines, messages = header_lines(corpus(name)), []
     for g in range(len(stream), 3 * len(stream)):
         frame = stream.frame(g)
         lines.append(f"{stream.start_ts + stream.time_of(g):.6f}: {frame}")

@@ -9,49 +9,29 @@ the ledger equations hold per feed and minute with level updates counted like tr
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from dataflows.books.capture import parse_book_capture
 from dataflows.books.live import BookFeed
 from dataflows.frames import MessageBatch
 from dataflows.parse.stage import parse_batch
-from dataflows.runner import run
-from dataflows.sink.stats import STATS
 from feedhouse.app.analytics import run as run_analytics
 from feedhouse.app.drills.served import server_feeds
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
-from tests.support.ingest import bad_ledger_minutes, capture_messages, captures_dir
+from tests.support.ingest import (
+    bad_ledger_minutes,
+    capture_messages,
+    captures_dir,
+    run_until_all_received,
+)
 from tests.support.paths import SESSIONS
 
 pytestmark = pytest.mark.integration
 
 # four venues whose sessions hold book frames (as in the demo)
 SESSIONS_WITH_BOOKS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.ws.1.0")
-
-
-def _run_until_all_received(server: SessionServer, settings, timeout_s: float = 90) -> None:
-    stop = threading.Event()
-
-    def stopper() -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            frames = sum(s.get("frames_sent", 0) for s in server.stats().values())
-            if frames and sum(t["received"] for t in STATS.totals.values()) >= frames:
-                break
-            time.sleep(0.2)
-        time.sleep(1.5)
-        stop.set()
-
-    threading.Thread(target=stopper, daemon=True).start()
-    try:
-        run(settings, stop=stop, handle_signals=False)
-    finally:
-        stop.set()
 
 
 def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
@@ -64,7 +44,7 @@ def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
         assert all("books" in f["channels"] for f in feeds)
         feed_of = {f["url"].rsplit("/", 1)[1]: f["name"] for f in feeds}
         settings = load_settings(home=str(tmp_path / "fh"), recovery=False, feeds=feeds)
-        _run_until_all_received(server, settings)
+        run_until_all_received(server, settings)
     finally:
         server.stop()
     expected = {}

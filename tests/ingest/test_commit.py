@@ -104,6 +104,14 @@ class _GatedWriter:
         self.closed = True
 
 
+def _wait_rounds(writer, n: int, timeout_s: float = 30.0) -> None:
+    """Until the writer has run `n` commit rounds."""
+    deadline = time.monotonic() + timeout_s
+    while len(writer.rounds) < n:
+        assert time.monotonic() < deadline, f"{len(writer.rounds)} of {n} rounds"
+        time.sleep(0.002)
+
+
 def test_committer_takes_every_queued_job_in_one_round_and_pushes_back_when_full():
     writer = _GatedWriter()
     committer = Committer(writer, max_queued_rows=25)
@@ -147,24 +155,21 @@ def test_adaptive_linger_idle_rows_go_at_once_busy_rows_wait_for_company():
     try:
         started = time.monotonic()
         committer.submit(Job([trades_batch("a", 10)]))  # quiet committer: at once
-        while not writer.rounds:
-            time.sleep(0.002)
+        _wait_rounds(writer, 1)
         assert time.monotonic() - started < 1.0
         # right after a round: the next rows wait (up to linger_s) for more
         committer.submit(Job([trades_batch("b", 10)]))
         time.sleep(0.3)
         assert writer.rounds == [1]
         committer.submit(Job([trades_batch("c", 10)]))
-        while len(writer.rounds) < 2:
-            time.sleep(0.002)
+        _wait_rounds(writer, 2)
         waited = time.monotonic() - started
         assert writer.rounds == [1, 2] and 1.4 < waited < 5.0  # b and c: one round
         # target_rows queued: the round starts without waiting out the linger
         t = time.monotonic()
         for name in ("d", "e", "f"):
             committer.submit(Job([trades_batch(name, 10)]))
-        while len(writer.rounds) < 3:
-            time.sleep(0.002)
+        _wait_rounds(writer, 3)
         assert time.monotonic() - t < 1.0 and writer.rounds[2] == 3
         # drain() (the epoch snapshot) does not wait out the linger either
         committer.submit(Job([trades_batch("g", 10)]))
@@ -183,20 +188,17 @@ def test_the_linger_counts_from_the_oldest_row_so_the_sinks_gathering_does_not_a
     committer = Committer(writer, max_queued_rows=1000, target_rows=1000, linger_s=1.5)
     try:
         committer.submit(Job([trades_batch("a", 10)]))  # quiet: at once
-        while not writer.rounds:
-            time.sleep(0.002)
+        _wait_rounds(writer, 1)
         # right after a round, rows gathered 1.2 s ago: 0.3 s left of the linger
         t = time.monotonic()
         committer.submit(Job([trades_batch("b", 10)], oldest=t - 1.2))
-        while len(writer.rounds) < 2:
-            time.sleep(0.002)
+        _wait_rounds(writer, 2)
         assert time.monotonic() - t < 1.0
         # rows that came after the committer had been quiet for a linger go at once
         time.sleep(1.6)
         t = time.monotonic()
         committer.submit(Job([trades_batch("c", 10)], oldest=t - 0.05))
-        while len(writer.rounds) < 3:
-            time.sleep(0.002)
+        _wait_rounds(writer, 3)
         assert time.monotonic() - t < 1.0
     finally:
         committer.close()
@@ -210,20 +212,17 @@ def test_a_job_with_a_shorter_linger_cuts_the_round_short_and_zero_goes_at_once(
     committer = Committer(writer, max_queued_rows=1000, target_rows=1000, linger_s=5.0)
     try:
         committer.submit(Job([trades_batch("a", 10)]))  # quiet: at once
-        while not writer.rounds:
-            time.sleep(0.002)
+        _wait_rounds(writer, 1)
         committer.submit(Job([trades_batch("b", 10)]))  # right after a round: lingers 5 s
         time.sleep(0.1)
         assert writer.rounds == [1]
         t = time.monotonic()
         committer.submit(Job([trades_batch("c", 10)], linger_s=0.0))
-        while len(writer.rounds) < 2:
-            time.sleep(0.002)
+        _wait_rounds(writer, 2)
         assert time.monotonic() - t < 0.5 and writer.rounds == [1, 2]  # b rode along with c
         t = time.monotonic()
         committer.submit(Job([trades_batch("d", 10)], linger_s=0.0))  # first in the queue
-        while len(writer.rounds) < 3:
-            time.sleep(0.002)
+        _wait_rounds(writer, 3)
         assert time.monotonic() - t < 0.5
     finally:
         committer.close()

@@ -4,21 +4,22 @@ and a channel the venue does not offer is a setting error naming it."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from dataflows.parse.stage import parse_batch
-from dataflows.runner import run
-from dataflows.sink.stats import STATS
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
 from feedhouse.core.errors import SettingsError
 from feedhouse.store.client import warehouse
 from feedhouse.store.ledger import COUNTERS
 from tests.support.cli import run_cli
-from tests.support.ingest import bad_ledger_minutes, capture_messages, captures_dir, message_batches
+from tests.support.ingest import (
+    bad_ledger_minutes,
+    capture_messages,
+    captures_dir,
+    message_batches,
+    run_until_all_received,
+)
 
 SESSION = "COINBASE.ws.28.0"  # trades and quotes (ticker) in one recorded session
 
@@ -53,27 +54,13 @@ def test_parse_drops_quotes_of_a_trades_only_feed_and_the_ledger_still_adds_up()
 def test_a_trades_only_feed_stores_no_quote(tmp_path, channels):
     server = SessionServer(captures_dir(tmp_path, (SESSION,)), speed=None, loop=False)
     server.start()
-    stop = threading.Event()
     try:
         feed = {"name": "cb", "venue": "coinbase", "url": server.url(SESSION),
                 "symbols": ["SKL-USD", "SKL-BTC"], "channels": channels}
         settings = load_settings(home=str(tmp_path / "fh"), recovery=False, feeds=[feed])
-
-        def stopper() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                frames = sum(s.get("frames_sent", 0) for s in server.stats().values())
-                if frames and sum(t["received"] for t in STATS.totals.values()) >= frames:
-                    break
-                time.sleep(0.2)
-            time.sleep(1.5)
-            stop.set()
-
-        threading.Thread(target=stopper, daemon=True).start()
-        run(settings, stop=stop, handle_signals=False)
+        run_until_all_received(server, settings, timeout_s=30)
     finally:
         server.stop()
-        stop.set()
     with warehouse(settings) as client:
         trades = client.query("SELECT count() FROM market.trades").result_rows[0][0]
         quotes = client.query("SELECT count() FROM market.quotes").result_rows[0][0]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from dataflows.frames import MessageBatch
+from dataflows.runner import run
+from dataflows.sink.stats import STATS
 from dataflows.sources.capture import read_capture
 from feedhouse.app.drills import process
 from feedhouse.app.drills.process import RunProcess, wait_for_status
@@ -76,3 +80,25 @@ def wait_status(home: Path, done, timeout_s: float = 60) -> dict:
 def wait_quiet(home: Path, quiet_s: float = 2.0, timeout_s: float = 60) -> dict:
     """Until the run's received count stopped growing for quiet_s (and its buffer is empty)."""
     return process.wait_quiet(home / "run_status.json", quiet_s, timeout_s)
+
+
+def run_until_all_received(server, settings, timeout_s: float = 90) -> None:
+    """`feedhouse run` in this process until it received every frame the (non-looping)
+    session server sent, then 1.5 s to commit; stopped at `timeout_s` at the latest."""
+    stop = threading.Event()
+
+    def stopper() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            frames = sum(s.get("frames_sent", 0) for s in server.stats().values())
+            if frames and sum(t["received"] for t in STATS.totals.values()) >= frames:
+                break
+            time.sleep(0.2)
+        time.sleep(1.5)
+        stop.set()
+
+    threading.Thread(target=stopper, daemon=True).start()
+    try:
+        run(settings, stop=stop, handle_signals=False)
+    finally:
+        stop.set()
