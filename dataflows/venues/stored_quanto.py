@@ -51,7 +51,7 @@ def convert_quanto(client, venue: str, specs: dict[str, Spec]) -> tuple[Counter,
         f"SELECT toUInt32(min(t)), toUInt32(max(t)) FROM (SELECT exchange_ts AS t FROM market.trades "
         f"WHERE {pending} UNION ALL SELECT exchange_ts FROM market.quotes WHERE {pending})").result_rows
     lo, hi = max(int(lo) - MAX_GAP_S - 60, 0), int(hi) + MAX_GAP_S + 60
-    window = f"exchange_ts >= toDateTime({lo}, 'UTC') AND exchange_ts < toDateTime({hi}, 'UTC')"
+    window = f"exchange_ts >= toDateTime64({lo}, 6, 'UTC') AND exchange_ts < toDateTime64({hi}, 6, 'UTC')"
     own = (f"venue = {_text(venue)} AND (native_symbol = {_text(XBT_USD)} OR "
            f"(contract_size > 0 AND native_symbol IN ({natives})))")
     prices = (  # one XBT price per minute: BitMEX's own figures, else the venues' median

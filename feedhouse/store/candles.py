@@ -70,8 +70,8 @@ def build_minutes(client, minutes: Iterable[int]) -> int:
         chunk = wanted[i : i + MAX_MINUTES_PER_INSERT]
         # the range prunes partitions (by day) and granules; IN picks the minutes
         where = (
-            f"exchange_ts >= toDateTime({chunk[0]}, 'UTC') "
-            f"AND exchange_ts < toDateTime({chunk[-1] + 60}, 'UTC') "
+            f"exchange_ts >= toDateTime64({chunk[0]}, 6, 'UTC') "
+            f"AND exchange_ts < toDateTime64({chunk[-1] + 60}, 6, 'UTC') "
             f"AND toUInt32(toStartOfMinute(exchange_ts)) IN ({_minutes_sql(chunk)})"
         )
         client.command(
@@ -85,7 +85,7 @@ def trade_minutes(client, lo: int, hi: int) -> list[int]:
     """The minutes (epoch s) in [lo, hi) that hold at least one trade."""
     rows = client.query(
         "SELECT DISTINCT toUInt32(toStartOfMinute(exchange_ts)) FROM market.trades "
-        "WHERE exchange_ts >= toDateTime({lo:UInt32}, 'UTC') AND exchange_ts < toDateTime({hi:UInt32}, 'UTC')",
+        "WHERE exchange_ts >= toDateTime64({lo:UInt32}, 6, 'UTC') AND exchange_ts < toDateTime64({hi:UInt32}, 6, 'UTC')",
         parameters={"lo": lo, "hi": hi},
     ).result_rows
     return sorted(int(m) for (m,) in rows)
@@ -101,8 +101,8 @@ def due_minutes(client, *, closed_from: int, cutoff: int, inserted_since_us: int
         "SELECT DISTINCT t.m FROM ("
         " SELECT venue, symbol, toUInt32(toStartOfMinute(exchange_ts)) AS m, "
         " max(inserted_ts) AS last_inserted FROM market.trades "
-        " WHERE exchange_ts < toDateTime({cutoff:UInt32}, 'UTC') AND "
-        " (exchange_ts >= toDateTime({lo:UInt32}, 'UTC') "
+        " WHERE exchange_ts < toDateTime64({cutoff:UInt32}, 6, 'UTC') AND "
+        " (exchange_ts >= toDateTime64({lo:UInt32}, 6, 'UTC') "
         "  OR inserted_ts >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')) "
         " GROUP BY venue, symbol, m) AS t "
         "LEFT JOIN ("
@@ -240,8 +240,8 @@ def candle_checks(client, lo: int, hi: int) -> list[CandleCheck]:
         " UNION ALL "
         " SELECT venue, symbol, toStartOfMinute(exchange_ts) AS minute, 0 AS ct, "
         " count() AS dt, 0. AS cv, sum(amount) AS dv FROM market.trades FINAL "
-        " WHERE exchange_ts >= toDateTime({lo:UInt32}, 'UTC') "
-        " AND exchange_ts < toDateTime({hi:UInt32}, 'UTC') GROUP BY venue, symbol, minute"
+        " WHERE exchange_ts >= toDateTime64({lo:UInt32}, 6, 'UTC') "
+        " AND exchange_ts < toDateTime64({hi:UInt32}, 6, 'UTC') GROUP BY venue, symbol, minute"
         ") GROUP BY venue, symbol, m ORDER BY venue, symbol, m",
         parameters={"lo": lo, "hi": hi},
     ).result_rows

@@ -161,8 +161,8 @@ def table_counts(client, lo: int, hi: int, feed: str | None = None) -> dict[Key,
         ts = spec.event_ts
         rows = client.query(
             f"SELECT feed, toUInt32(toStartOfMinute({ts})) AS m, uniqExact({spec.key_sql}) "
-            f"FROM {spec.name} WHERE {ts} >= toDateTime({{lo:UInt32}}, 'UTC') "
-            f"AND {ts} < toDateTime({{hi:UInt32}}, 'UTC'){cond} GROUP BY feed, m",
+            f"FROM {spec.name} WHERE {ts} >= toDateTime64({{lo:UInt32}}, 6, 'UTC') "
+            f"AND {ts} < toDateTime64({{hi:UInt32}}, 6, 'UTC'){cond} GROUP BY feed, m",
             parameters={"lo": lo, "hi": hi, "feed": feed or ""},
         ).result_rows
         for f, m, n in rows:

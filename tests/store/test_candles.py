@@ -17,7 +17,7 @@ from feedhouse.store.candles import (
 )
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import apply_migrations
-from feedhouse.verify.audit import run_audit
+from feedhouse.verify.audit import run_audit, table_counts
 
 COLUMNS = ["venue", "symbol", "native_symbol", "trade_id", "price", "amount", "side",
            "exchange_ts", "received_ts", "feed", "inserted_ts"]
@@ -88,6 +88,35 @@ def test_trades_inserted_twice_give_exact_candles_and_the_audit_passes(initializ
     candles = [m for m in result.minutes if m.table_name == "market.ohlcv_1m"]
     assert [(m.feed, m.ledger_count, m.table_count, m.status) for m in candles] == [
         ("kraken/BTC-USD", 7, 7, "ok")] * 3
+
+
+def test_rows_in_the_last_second_of_a_minute_count_in_that_minute(initialized):
+    """chDB 26.9 skips a part whose rows all lie in the second before a bound when a
+    DateTime64 column is compared with a DateTime (`exchange_ts < toDateTime(hi)`): a
+    small insert at xx:59.4-59.997 went uncounted, failing the demo's reconciliation, and
+    its trades would have been left out of their candle. Bounds are DateTime64 now."""
+    late = [BASE + timedelta(seconds=59.4), BASE + timedelta(seconds=59.997)]
+    quotes = [["okx", "BTC-USDT", "BTC-USDT", 60_000.0 + i, 1.0, 60_001.0 + i, 1.0, ts,
+               ts + timedelta(milliseconds=5), "okx"] for i, ts in enumerate(late)]
+    rows = trades(minutes=1, per_minute=3)
+    for r, ts in zip(rows[1:], late, strict=True):  # two trades in the last second, alone
+        r[7], r[8] = ts, ts + timedelta(milliseconds=30)
+    lo = int(BASE.timestamp())
+    with warehouse(initialized) as client:
+        client.insert("market.quotes", quotes, column_names=[
+            "venue", "symbol", "native_symbol", "bid_price", "bid_size", "ask_price",
+            "ask_size", "exchange_ts", "received_ts", "feed"])
+        for part in (rows[:1], rows[1:]):  # the late trades in a part of their own
+            client.insert("market.trades", part, column_names=COLUMNS)
+        client.insert("ops.ingest_ledger", ledger(rows),
+                      column_names=["feed", "minute", "parsed", "inserted"])
+        counts = table_counts(client, lo, lo + 60)
+        result = run_audit(client, now_s=NOW_S, kinds={"kraken": "exchange"})
+    assert counts[("okx", lo)] == {"market.quotes": 2}
+    assert counts[("kraken", lo)] == {"market.trades": 3}
+    candles = [(m.ledger_count, m.table_count) for m in result.minutes
+               if m.table_name == "market.ohlcv_1m"]
+    assert candles == [(3, 3)]  # the candle holds the late trades too
 
 
 def test_a_tampered_candle_fails_the_audit(initialized):
