@@ -133,6 +133,10 @@ class Subscriber:
         self.inbox_lock = threading.Lock()  # inbox + queued: paho thread vs. drain
         self.queue_size = mqtt_settings.queue_size
         self.room = threading.Event()
+        # held by paho's network thread while it waits for room (and pings from there):
+        # stop() disconnects only after it let go, so the ping's write never sends the
+        # DISCONNECT, whose on_disconnect callback would deadlock inside on_message
+        self.waiting = threading.Lock()
         self.lock = threading.Lock()  # generation / connected flag vs. acks
         self.generation = 0
         self.connected = False
@@ -195,9 +199,11 @@ class Subscriber:
         received_ts. The inbox may pass queue_size by one read."""
         if self.queued >= self.queue_size:
             self.room.clear()
-            while self.queued >= self.queue_size and not self.closing:
-                self.room.wait(0.1)
-                self.client.keep_alive()  # paho's thread waits here: keep the broker's timer fed
+            with self.waiting:
+                while self.queued >= self.queue_size and not self.closing:
+                    self.room.wait(0.1)
+                    if not self.closing:  # paho's thread waits here: feed the broker's timer
+                        self.client.keep_alive()
         entry = (self.generation, time_ns() // 1000, mids, qoss, topics, payloads)
         with self.inbox_lock:
             self.inbox.append(entry)
@@ -277,6 +283,8 @@ class Subscriber:
     def stop(self) -> None:
         self.closing = True
         self.room.set()
+        if self.waiting.acquire(timeout=5):  # the network thread left its wait
+            self.waiting.release()
         try:
             self.client.disconnect()
         finally:
