@@ -33,7 +33,7 @@ from rich.console import Console
 
 from feedhouse.app.demo.live_view import LiveView, final_table, print_next_steps
 from feedhouse.app.demo.sample_archive import SAMPLE_DIR, write_sample_archive
-from feedhouse.app.demo.verification import MQTT_FEED, DemoOutcome, verify
+from feedhouse.app.demo.verification import DEMO_BOOKS, MQTT_FEED, DemoOutcome, verify
 from feedhouse.app.drills.runner import DrillRun
 from feedhouse.app.mqtt.broker import Broker, BrokerStats, mosquitto_binary
 from feedhouse.app.mqtt.load import LoadPlan, run_load
@@ -106,7 +106,7 @@ class Demo:
         plan = self.plan
         with DrillRun("demo", self.home) as d:
             d.serve(DEMO_CAPTURES, rate=plan.trades_per_s, faults=plan.faults,
-                    rebase_now=True, books=True)
+                    rebase_now=True, books=DEMO_BOOKS)
             broker = self._start_broker(d)
             if broker is not None:
                 d.feeds.append({"name": MQTT_FEED, "kind": "mqtt",
