@@ -5,6 +5,7 @@ growth) and the RSS chart."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -77,6 +78,15 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler:
     """Every `every_s`: the ingest's RSS and its own footprint report, into a JSONL file."""
 
@@ -122,6 +132,7 @@ class Sampler:
             "t": round(time.monotonic() - self.started, 2),
             "rss_mb": round(rss, 1),
             "peak_rss_mb": round(vm_hwm_mb(proc.pid) or rss, 1),
+            "cpu_s": cpu_s(proc.pid),
             "outage": self.outage,
             "received": sum(f.get("received", 0) for f in status.get("feeds", {}).values()),
             "buffered_rows": status.get("buffered_rows", 0),
@@ -226,7 +237,23 @@ def summarize(samples: list[dict]) -> dict:
         "buffer_file_end_mb": last.get("buffer_file_mb"),
         "recovery_end_mb": last.get("recovery_mb"),
         "dedup_end_mb": last.get("dedup_mb"),
+        # the ingest's CPU at this load, and whether it kept up (a host that falls behind
+        # queues frames, which shows in the memory figures above)
+        **_cpu(samples),
     }
+
+
+def _cpu(samples: list[dict]) -> dict:
+    """Cores the ingest used on average after warm-up, and per frame received."""
+    used = [s for s in after_warmup([(s["t"], s) for s in samples]) if s[1].get("cpu_s") is not None]
+    if len(used) < 2:
+        return {}
+    (t0, first), (t1, last) = used[0], used[-1]
+    cpu = last["cpu_s"] - first["cpu_s"]
+    frames = last["received"] - first["received"]
+    return {"ingest_cores": _round(cpu / (t1 - t0), 2) if t1 > t0 else None,
+            "ingest_cpu_us_per_frame": _round(cpu * 1e6 / frames, 1) if frames else None,
+            "frames_per_s": _round(frames / (t1 - t0), 0) if t1 > t0 else None}
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
