@@ -27,6 +27,7 @@ from dataflows.cluster import Cluster, Workers
 from dataflows.dedup.recovery_keys import check_recovery_keys
 from dataflows.flow import build_flow
 from dataflows.footprint import FootprintSampler, tune_malloc
+from dataflows.malloc_trim import MallocTrimmer
 from dataflows.metrics import start_metrics_server
 from dataflows.sink.stage import on_buffer, on_store
 from dataflows.sink.stats import STATS
@@ -163,6 +164,10 @@ def run(
                                    dedup_bytes=metrics.dedup_bytes,
                                    on_buffer=on_buffer, queued_bytes=queued_bytes).start()
 
+    trimmer = MallocTrimmer(settings.malloc_trim_every_s)
+    if settings.malloc_trim_every_s > 0:
+        trimmer.start()
+
     def _footprint() -> dict | None:
         return sampler.latest if sampler is not None else None
 
@@ -193,6 +198,7 @@ def run(
                          recovery_config=recovery)
     finally:
         done.set()
+        trimmer.stop()
         workers.stop()
         codes = workers.wait()
         if any(code for code in codes):

@@ -302,6 +302,10 @@ class Settings(BaseSettings):
     malloc_mmap_threshold_kb: int = Field(
         256, ge=0, le=32768, description="`feedhouse run`: blocks at least this large are "
         "mmapped and returned on free (0: glibc's sliding threshold, which rises to 32 MB)")
+    malloc_trim_every_s: float = Field(
+        30.0, ge=0, description="`feedhouse run` gives the memory glibc malloc keeps after "
+        "frees back to the system this often (malloc_trim; 0: never): freed chunks scattered "
+        "through its heaps otherwise stay resident and grow the RSS (docs/operations-soak.md)")
     embedded_store: EmbeddedStoreSettings = Field(default_factory=EmbeddedStoreSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
