@@ -5,31 +5,15 @@ logged the replay `failed: not all rows replayed` with no error (the demo's outa
 
 from __future__ import annotations
 
-import pytest
-
 from dataflows.books.columns import BookColumns, BookFrame
 from dataflows.sink.batches import BOOKS, combine, make_batch
 from dataflows.sink.writer import Writer
-from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.faults import write_faults
 from feedhouse.store.ledger import LedgerDelta
-from feedhouse.store.migrations import init_schema
 
 T0 = 1_700_000_000_000_000
 FEEDS = (("okx", "okx", "BTC-USDT"), ("coinbase", "coinbase_exchange", "ETH-USD"))
-
-
-@pytest.fixture
-def settings(tmp_path):
-    s = load_settings(
-        home=str(tmp_path),
-        recovery=False,
-        fault_file=str(tmp_path / "faults.json"),
-        sink={"retry_initial_s": 0.01, "retry_max_s": 0.02, "buffer_after_s": 0.05},
-    )
-    init_schema(s)
-    return s
 
 
 def book_batch(feed: str, venue: str, symbol: str, events: int = 20):
@@ -47,7 +31,8 @@ def stored(settings) -> dict[str, int]:
             "SELECT feed, count() FROM market.book_updates GROUP BY feed").result_rows)
 
 
-def test_book_batches_of_several_feeds_go_in_as_one_insert(settings):
+def test_book_batches_of_several_feeds_go_in_as_one_insert(sink_settings):
+    settings = sink_settings
     writer = Writer(settings)
     try:
         outcomes = writer.write_many([(book_batch(*f), LedgerDelta()) for f in FEEDS])
@@ -58,7 +43,8 @@ def test_book_batches_of_several_feeds_go_in_as_one_insert(settings):
     assert stored(settings) == {"okx": 40, "coinbase": 40}
 
 
-def test_a_buffered_group_of_book_batches_replays_whole_and_logs_finished(settings):
+def test_a_buffered_group_of_book_batches_replays_whole_and_logs_finished(sink_settings):
+    settings = sink_settings
     parts = [book_batch(*f) for f in FEEDS]
     ledger = LedgerDelta()
     write_faults(settings.fault_file, outage=True)
@@ -80,8 +66,9 @@ def test_a_buffered_group_of_book_batches_replays_whole_and_logs_finished(settin
     assert logged == [("coinbase", "finished"), ("okx", "finished")] and dead == 0
 
 
-def test_a_unit_refused_on_replay_names_the_reason_in_the_replay_log(settings):
+def test_a_unit_refused_on_replay_names_the_reason_in_the_replay_log(sink_settings):
     """Rows ClickHouse refuses for good leave the replay short: the log says why."""
+    settings = sink_settings
     bad = book_batch("okx", "okx", "BTC-USDT")
     bad.table = "market.no_such_table"  # refused whatever the rows
     write_faults(settings.fault_file, outage=True)
