@@ -87,7 +87,8 @@ class RecordedStream:
         return stream
 
     def _index(self, times: list[float]) -> None:
-        """Trade keys per frame (venue adapter), and the shifter's id ranges (lap 0)."""
+        """Trade keys per frame (venue adapter), the shifter's id ranges (lap 0), and a lap
+        stride wide enough for the book events' own times."""
         ids: dict[tuple[str, str], int] = {}
         book_times: list[int] = []  # µs, every book event's own time
         for frame, ts in zip(self.frames, times, strict=True):
