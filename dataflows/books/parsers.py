@@ -198,16 +198,25 @@ def _okx_like(venue: str, spec_of: Callable[[dict], object]) -> BookParser:
 
 
 def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
+    """`level2` snapshots carry no time: one is stamped 1 µs after the newest update this
+    parser saw of its product, so by event time it follows every update before it and
+    precedes the ones after it (`book_at` rebuilds books by event time). The receive
+    time would not: updates sent after the snapshot may carry earlier exchange times
+    (latency), and a replayed session's times are not the wall clock at all. Only a
+    product's first snapshot, with no update seen yet, is stamped when received."""
     spec_of = spec_of_venue(venue)
+    newest: dict[str, int] = {}  # product -> newest l2update time seen (µs)
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         msg = orjson.loads(frame)
         if msg.__class__ is not dict:
             raise FrameError("not a JSON object")
         kind = msg.get("type")
-        if kind == "snapshot":  # no time on a snapshot: stamped when received
+        if kind == "snapshot":
             native = msg["product_id"]
-            return [_frame(venue, spec_of(native), native, received_ts, received_ts, True, 0, 0,
+            seen = newest.get(native)
+            ts = received_ts if seen is None else seen + 1
+            return [_frame(venue, spec_of(native), native, ts, received_ts, True, 0, 0,
                            msg["bids"], msg["asks"])]
         if kind != "l2update":
             return []
@@ -221,8 +230,10 @@ def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
             else:
                 raise FrameError(f"bad side {side!r}")
         native = msg["product_id"]
-        return [_frame(venue, spec_of(native), native, us_from_iso_z(msg["time"]), received_ts,
-                       False, 0, 0, bids, asks)]
+        ts = us_from_iso_z(msg["time"])
+        event = _frame(venue, spec_of(native), native, ts, received_ts, False, 0, 0, bids, asks)
+        newest[native] = max(ts, newest.get(native, ts))
+        return [event]
 
     return parse
 

@@ -162,7 +162,11 @@ def combine(parts: Sequence[Batch], token: str | None = None) -> Batch:
             h.update(part.token.encode())
             h.update(b"\x1f")
         token = f"group:{parts[0].table}:{len(parts)}:{h.hexdigest()}"
-    data = pa.concat_tables([p.data for p in parts])
+    # the parts' dictionary columns (book updates: venue, symbol, feed ...) each carry
+    # their own dictionary; the Arrow IPC file an insert is sent as allows one per column,
+    # so without unifying them ClickHouse was never asked and the insert failed as a
+    # permanent error (live: one insert per part instead; on replay: the group refused)
+    data = pa.concat_tables([p.data for p in parts]).unify_dictionaries()
     return Batch(parts[0].table, "", token, data)
 
 

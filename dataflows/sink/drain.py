@@ -135,7 +135,7 @@ def replay_with(writer) -> list[ReplayReport]:
     for rep in reports.values():
         rep.finished_us = finished
         if rep.rows < rep.buffered_rows:
-            rep.status, rep.error = "failed", failure or "not all rows replayed"
+            rep.status, rep.error = "failed", failure or rep.error or "not all rows replayed"
     _write_outcome(writer, replay_id, list(reports.values()), ledger)
     total = sum(r.rows for r in reports.values())
     log.warning("replay %s: %d row(s) from the local buffer%s", replay_id, total,
@@ -289,6 +289,10 @@ def _replay_unit(writer, unit: list, reports: dict, ledger: LedgerDelta, done: l
         if classify_error(exc) is ErrorClass.RETRYABLE:
             return first_line(exc)
         for entry, batch in unit:  # refused for good: each batch to the dead letter alone
+            # (the log says why its rows are missing from `rows`: they were not replayed
+            # as buffered, but bisected, inserted, dead-lettered or buffered again)
+            rep = reports[(entry.feed, entry.table)]
+            rep.error = rep.error or f"refused: {first_line(exc)}"
             writer.reject(batch, exc, ledger)
             if batch.counted:
                 ledger.add_minutes(batch.feed, batch.minutes, "replayed")

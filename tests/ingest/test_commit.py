@@ -12,24 +12,15 @@ import pytest
 from dataflows.sink.batches import TRADES, combine
 from dataflows.sink.committer import Committer, Job
 from dataflows.sink.writer import Writer, drain_buffer
-from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.faults import write_faults
 from feedhouse.store.ledger import LedgerDelta
-from feedhouse.store.migrations import init_schema
 from tests.ingest.test_buffer import trades_batch
 
 
 @pytest.fixture
-def settings(tmp_path):
-    s = load_settings(
-        home=str(tmp_path),
-        recovery=False,
-        fault_file=str(tmp_path / "faults.json"),
-        sink={"retry_initial_s": 0.01, "retry_max_s": 0.02, "buffer_after_s": 0.05},
-    )
-    init_schema(s)
-    return s
+def settings(sink_settings):
+    return sink_settings
 
 
 def three_feeds() -> list:

@@ -9,7 +9,7 @@ explained, and `book_at` non-crossed for every synced symbol.
   time, as the break rows are stamped) or its feed's first disconnect or lost frame of a
   venue without sequence ids (wall clock); for each symbol with a snapshot, the analytics
   query `book_at` at its last update of that synced span must give a best bid below the
-  best ask.
+  best ask; a crossed book fails the demo.
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ class BookProof:
         if len(self.venues) < min_venues:
             out.append(f"books stored for {len(self.venues)} venue(s), expected >= {min_venues}")
         out += [f"{n} unexplained book break(s) on {feed}" for feed, n in self.unexplained.items()]
-        # crossed books are reported (line()), not failed on: venues without sequence ids
-        # or checksums (Bybit legacy, Coinbase level2) still show some, see docs/books.md
+        if not self.synced:
+            out.append("no synced book to check book_at on")
+        if self.crossed:
+            out.append(f"book_at crossed for {len(self.crossed)} of {self.synced} synced "
+                       f"symbol(s): {', '.join(sorted(self.crossed))}")
         return out
 
     def line(self) -> str:

@@ -36,7 +36,7 @@ class RecordedStream:
     offsets: list[float]  # seconds since the first frame
     greeting: int  # frames received before the recorded client sent anything
     expects_subscribe: bool  # the recorded client sent frames: wait for ours
-    span_s: float  # one lap's length, for shifting timestamps between laps
+    span_s: float  # one lap's length, for shifting timestamps between laps (`_index`)
     keys: list[tuple[int, ...]] = field(default_factory=list)  # trade keys per frame
     n_keys: int = 0
     # frames holding trades or quotes: the only ones shifted on later laps (books,
@@ -87,8 +87,10 @@ class RecordedStream:
         return stream
 
     def _index(self, times: list[float]) -> None:
-        """Trade keys per frame (venue adapter), and the shifter's id ranges (lap 0)."""
+        """Trade keys per frame (venue adapter), the shifter's id ranges (lap 0), and a lap
+        stride wide enough for the book events' own times."""
         ids: dict[tuple[str, str], int] = {}
+        book_times: list[int] = []  # µs, every book event's own time
         for frame, ts in zip(self.frames, times, strict=True):
             keys: tuple[int, ...] = ()
             market = False
@@ -99,9 +101,11 @@ class RecordedStream:
                 )
                 # book frames too (books channel): their times and ids move per lap
                 market = bool(result.trades or result.quotes)
-                if not market and self._has_book(frame, ts):
+                found = [] if market else self._book_times(frame, ts)
+                if found:
                     market = True
                     self.book_frames.add(len(self.market))
+                    book_times += found
             self.wire.append(encode_frame(frame))
             self.keys.append(keys)
             self.market.append(market)
@@ -112,15 +116,24 @@ class RecordedStream:
                         AttributeError):
                     pass  # a frame of unexpected shape (e.g. fuzzed) teaches the shifter nothing
         self.n_keys = len(ids)
+        if book_times:
+            # a lap must move book events past every event of the lap before, or a book
+            # rebuilt by event time (`book_at`) mixes laps: a snapshot's time can be older
+            # than the recording's first frame (Bybit's legacy snapshot carries its book's
+            # last change, seconds earlier on a quiet symbol), so the received span is
+            # not enough
+            events_s = (max(book_times) - min(book_times)) / 1e6
+            self.span_s = max(self.span_s, float(int(events_s) + 1))
 
-    def _has_book(self, frame: str | bytes, ts: float) -> bool:
+    def _book_times(self, frame: str | bytes, ts: float) -> list[int]:
+        """The event times (µs) of the book events a frame holds ([]: no book frame)."""
         parse = self._book_parse
         if parse is None:
-            return False
+            return []
         try:
-            return bool(parse(frame, us_from_s(ts)))
+            return [f.exchange_ts for f in parse(frame, us_from_s(ts))]
         except Exception:  # noqa: BLE001 - a frame the book parser refuses is no book frame
-            return False
+            return []
 
     @property
     def _book_parse(self):
