@@ -48,6 +48,7 @@ from xxhash import xxh3_64_intdigest
 
 from dataflows.dedup.spill import MIN_SPILL_KEYS, Spill
 from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.trade_columns import TradeColumns
 from feedhouse.core.errors import FeedhouseError
 from feedhouse.core.records import Quote, Reading, Trade
 
@@ -78,8 +79,15 @@ def _hashes(texts) -> np.ndarray:
     return np.fromiter((xxh3_64_intdigest(t.encode()) for t in texts), dtype=np.uint64)
 
 
-def trade_keys(trades: Sequence[Trade]) -> np.ndarray:
-    return _hashes(f"{t.venue}\x1f{t.symbol}\x1f{t.trade_id}" for t in trades)
+def trade_keys(trades: Sequence[Trade] | TradeColumns) -> np.ndarray:
+    """xxh3-64 of `venue\x1fsymbol\x1ftrade_id`, from the columns (rows: made columns)."""
+    trades = TradeColumns.from_rows(trades)
+    h = xxh3_64_intdigest
+    return np.fromiter(
+        (h(f"{v}\x1f{s}\x1f{t}".encode()) for v, s, t in zip(
+            trades.venue, trades.symbol, trades.trade_id, strict=True)),
+        dtype=np.uint64, count=len(trades),
+    )
 
 
 def quote_keys(quotes: Sequence[Quote]) -> np.ndarray:

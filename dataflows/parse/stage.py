@@ -15,7 +15,8 @@ from dataflows import metrics
 from dataflows.books.columns import BookColumns
 from dataflows.books.live import BookFeed, level_minutes
 from dataflows.frames import Gap, MessageBatch
-from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.columns import Columns, ReadingColumns
+from dataflows.parse.trade_columns import TradeColumns
 from dataflows.venues import get_venue
 from dataflows.venues.base import BatchResult
 from feedhouse.core.records import ParseResult, Quote, Reading, Trade
@@ -37,7 +38,7 @@ class ParsedBatch(NamedTuple):
     partition: str
     first_pos: int
     last_pos: int
-    trades: list[Trade]
+    trades: TradeColumns | list[Trade]  # columns from the parsers (reads as a list of Trade)
     quotes: list[Quote]
     readings: list[Reading] | ReadingColumns  # MQTT: columns (reads as a list of Reading)
     dead: list[DeadLetter]
@@ -79,7 +80,7 @@ def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
 def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> None:
     for records, ts_field in ((trades, 7), (quotes, 7), (readings, 5)):
         if records:
-            ts = records.device_ts if isinstance(records, ReadingColumns) \
+            ts = records.event_ts if isinstance(records, Columns) \
                 else [r[ts_field] for r in records]
             ledger.add_minutes(feed, minute_counts(ts), "parsed")
 
@@ -107,14 +108,13 @@ def _observe_hops(parsed: ParsedBatch, batch: MessageBatch, done_us: int) -> Non
     if not batch.messages:
         return
     metrics.observe_us("receive_to_parsed", parsed.feed, [m[0] for m in batch.messages], done_us)
-    readings = parsed.readings
-    if isinstance(readings, ReadingColumns):
-        if readings:
-            metrics.observe_us("exchange_to_receive", parsed.feed, readings.device_ts,
-                               readings.received_ts)
-        readings = ()
-    for records, event_i, received_i in ((parsed.trades, 7, 8), (readings, 5, 6)):
-        if records:
+    for records, event_i, received_i in ((parsed.trades, 7, 8), (parsed.readings, 5, 6)):
+        if not records:
+            continue
+        if isinstance(records, Columns):
+            metrics.observe_us("exchange_to_receive", parsed.feed, records.event_ts,
+                               records.received_ts)
+        else:
             metrics.observe_us("exchange_to_receive", parsed.feed,
                                [r[event_i] for r in records], [r[received_i] for r in records])
 
@@ -162,7 +162,7 @@ def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
     _count_parsed(ledger, feed, trades, quotes, readings)
     return ParsedBatch(
         feed, batch.partition, batch.first_pos, batch.last_pos,
-        trades, quotes, readings, dead, list(batch.gaps), ledger,
+        TradeColumns.from_rows(trades), quotes, readings, dead, list(batch.gaps), ledger,
     )
 
 
@@ -192,7 +192,7 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
     if not keep_quotes and result.quotes:
         # A message's records all carry its received_ts: one with records but no trade
         # left held only quotes.
-        with_trades = {t.received_ts for t in result.trades}
+        with_trades = set(result.trades.received_ts.tolist())
         counts = [n if n <= 0 or batch.messages[i][0] in with_trades else 0
                   for i, n in enumerate(counts)]
         result.quotes = []
