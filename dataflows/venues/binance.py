@@ -8,8 +8,6 @@ The server pings at the WebSocket protocol level; the client library answers.
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataflows.venues import declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import book_top, int_id, price_size
@@ -108,13 +106,9 @@ _TAKER = {True: "sell", False: "buy"}  # m: the buyer made; the taker sold
 def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
     def build(decoded: list, received: list[int]):
         data = [d.data for d in decoded]
-        ok = np.ones(len(data), dtype=bool)
-        price = typed.positive([d.p for d in data], ok)
-        size = typed.positive([d.q for d in data], ok)
+        ok, price, size, ids, sides = typed.fields(data, "p", "q", "ident", "m", _TAKER, bool)
         ts = typed.ints([d.T for d in data], ok)
         ok &= ts >= _MARKET_EPOCH_MS
-        typed.ints(ids := [d.ident for d in data], ok)
-        sides = typed.mapped([d.m for d in data], _TAKER, ok, bool)
         natives = [d.s for d in data]
         return typed.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
                             received)

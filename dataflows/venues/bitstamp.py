@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-
 from dataflows.venues import declare, typed
 from dataflows.venues.common import MAX_TS_US, check_trade, int_id, num
 from dataflows.venues.declare import FrameError, json_object, normalizer, split_concatenated
@@ -70,13 +68,9 @@ _spec = typed.spot(_normalize)
 
 
 def _build(decoded: list, received: list[int]):
-    ok = np.ones(len(decoded), dtype=bool)
     data = [d.data for d in decoded]
-    price = typed.positive([d.price_str for d in data], ok)
-    size = typed.positive([d.amount_str for d in data], ok)
-    ids = [d.id for d in data]
-    typed.ints(ids, ok)
-    sides = typed.mapped([d.type for d in data], _SIDES, ok, int)
+    ok, price, size, ids, sides = typed.fields(data, "price_str", "amount_str", "id", "type",
+                                               _SIDES, int)
     ts = typed.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
     channels = [d.channel for d in decoded]
     ok &= [c.startswith(_PREFIX) for c in channels]

@@ -101,12 +101,8 @@ def _us(when: str) -> int:
 
 
 def _build(decoded: list, received: list[int]):
-    ok = np.ones(len(decoded), dtype=bool)
-    price = typed.positive([m.price for m in decoded], ok)
-    size = typed.positive([m.size for m in decoded], ok)
-    ids = [m.trade_id for m in decoded]
-    typed.ints(ids, ok)
-    sides = typed.mapped([m.side for m in decoded], _TAKER, ok)
+    ok, price, size, ids, sides = typed.fields(decoded, "price", "size", "trade_id", "side",
+                                               _TAKER)
     ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
     ok &= ts >= MARKET_EPOCH_US
     natives = [m.product_id for m in decoded]

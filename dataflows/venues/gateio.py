@@ -125,12 +125,8 @@ _spec = typed.spot(_normalize)
 
 
 def _build(decoded: list, received: list[int]):
-    ok = np.ones(len(decoded), dtype=bool)
     results = [d.result for d in decoded]
-    price = typed.positive([r.price for r in results], ok)
-    size = typed.positive([r.amount for r in results], ok)
-    typed.ints(ids := [r.id for r in results], ok)
-    sides = typed.mapped([r.side for r in results], _SIDES, ok)
+    ok, price, size, ids, sides = typed.fields(results, "price", "amount", "id", "side", _SIDES)
     us = np.array([r.create_time_ms for r in results], dtype=np.float64) * 1000
     # round(): to the nearest, half to even; NaN (0) and beyond MAX_TS_US are refused
     ts = np.rint(np.clip(np.nan_to_num(us), 0, MAX_TS_US)).astype(np.int64)

@@ -122,14 +122,11 @@ _decode = typed.decoder(typed.struct("_Push", [
 def _build(decoded: list, received: list[int]):
     per_frame = [len(d.data) for d in decoded]
     items = [item for d in decoded for item in d.data]
-    ok = np.ones(len(items), dtype=bool)
-    price = typed.positive([i.px for i in items], ok)
-    size = typed.positive([i.sz for i in items], ok)
-    ids = [i.tradeId for i in items]
+    ok, price, size, ids, sides = typed.fields(items, "px", "sz", "tradeId", "side", _SIDES,
+                                               int_ids=False)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     ok &= (lengths > 0) & (lengths <= 128)
     ts = typed.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
-    sides = typed.mapped([i.side for i in items], _SIDES, ok)
     natives = [i.instId for i in items]
     return typed.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
                         received, per_frame)

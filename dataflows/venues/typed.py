@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Annotated
 
 import msgspec
@@ -122,6 +123,19 @@ def _with_slow_frames(parse, messages, slow: list[int], trades: TradeColumns,
 # --- checks of decoded values, a whole column at once ----------------------------------
 # Each marks the rows it refuses in `ok` (bool per row); the common all-good column costs
 # one C pass (`set(map(type, ...))`), the per-row check runs only on a column that fails it.
+
+def fields(rows: list, price: str, size: str, ident: str, side: str, sides: dict,
+           side_kind: type = str, int_ids: bool = True) -> tuple:
+    """(ok, price, size, ids, sides) of decoded trade structs, by field name, checked as
+    `parse` checks them (`positive`, `ints` unless `int_ids` is False, `mapped`)."""
+    ok = np.ones(len(rows), dtype=bool)
+    prices = positive(list(map(attrgetter(price), rows)), ok)
+    sizes = positive(list(map(attrgetter(size), rows)), ok)
+    ids = list(map(attrgetter(ident), rows))
+    if int_ids:
+        ints(ids, ok)
+    return ok, prices, sizes, ids, mapped(list(map(attrgetter(side), rows)), sides, ok, side_kind)
+
 
 def ints(values: list, ok: np.ndarray) -> np.ndarray:
     """JSON integers (`Int` fields) as int64; anything else (str, float) refuses its row."""
