@@ -15,7 +15,7 @@ list), so code and tests that look at single records keep working.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import compress
+from itertools import chain, compress
 from typing import ClassVar
 
 import numpy as np
@@ -70,7 +70,8 @@ class Columns:
         if len(cols) == 1:
             return cols[0]
         return cls(*(np.concatenate([getattr(c, n) for c in cols]) if n in cls.ARRAYS
-                     else [x for c in cols for x in getattr(c, n)] for n in cls.__slots__))
+                     else list(chain.from_iterable(getattr(c, n) for c in cols))
+                     for n in cls.__slots__))
 
     def take(self, keep: np.ndarray):
         """The records where `keep` (bool mask) is True, or at `keep` (int positions)."""

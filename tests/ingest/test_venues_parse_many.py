@@ -253,3 +253,12 @@ def test_trade_columns_give_the_rows_arrow_table_and_dedup_keys(venue_name: str)
     keep = np.arange(len(rows)) % 3 == 0
     assert columns.take(keep) == [t for t, k in zip(rows, keep, strict=True) if k]
     assert TradeColumns.concat([columns, rows[:2]]) == rows + rows[:2]
+
+
+def test_a_trade_time_beyond_the_int64_columns_is_invalid_not_a_crash() -> None:
+    frame = _trade_frames("bitstamp")[0]
+    far = frame.replace('"microtimestamp":"1641343699596000"',
+                        '"microtimestamp":"99999999999999999999999"')
+    assert far != frame
+    got = _same("bitstamp", [(1, frame), (2, far)])
+    assert got.counts == [1, -1] and "bad trade id/time" in got.invalid[0][1].reason
