@@ -105,6 +105,16 @@ class Columns:
             return list(self) == list(other)
         return NotImplemented
 
+    def __add__(self, other: object) -> list:  # as lists add: the rows of both
+        if isinstance(other, Columns | list | tuple):
+            return list(self) + list(other)
+        return NotImplemented
+
+    def __radd__(self, other: object) -> list:
+        if isinstance(other, list | tuple):
+            return list(other) + list(self)
+        return NotImplemented
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:

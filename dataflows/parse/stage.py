@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from dataflows import metrics
 from dataflows.books.columns import BookColumns
 from dataflows.books.live import BookFeed, level_minutes
@@ -56,25 +58,33 @@ class ParsedBatch(NamedTuple):
         return n + len(self.books) if self.books is not None else n
 
 
+_OUTCOMES = ("invalid", "ignored", "with_records")  # by the sign of a frame's count, + 1
+
+
 def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
-    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'
-    (or `outcome` the list of them)."""
+    """Message counters by receive minute; `outcome` the list of each message's
+    'with_records'|'invalid'|'ignored', or (exchange feeds) an array of each frame's
+    record count (> 0 with records, 0 ignored, < 0 invalid)."""
     if not messages:
         return
+    if isinstance(outcome, np.ndarray):
+        signs = np.sign(outcome) + 1
+        counts = dict(zip(_OUTCOMES, np.bincount(signs, minlength=3).tolist(), strict=True))
+        outcome = None
+    else:
+        counts = Counter(outcome)
     minute = minute_of(messages[0][0])
     if minute == minute_of(messages[-1][0]):  # the usual case: one minute, count in bulk
         ledger.add(feed, minute, "received", len(messages))
-        counts = Counter(outcome) if isinstance(outcome, list) \
-            else Counter(outcome(i) for i in range(len(messages)))
         for name, n in counts.items():
-            ledger.add(feed, minute, name, n)
+            if n:
+                ledger.add(feed, minute, name, n)
         return
-    if isinstance(outcome, list):
-        outcome = outcome.__getitem__
-    for i, (received_ts, _raw) in enumerate(messages):
+    names = outcome if outcome is not None else [_OUTCOMES[s] for s in signs.tolist()]
+    for (received_ts, _raw), name in zip(messages, names, strict=True):
         minute = minute_of(received_ts)
         ledger.add(feed, minute, "received")
-        ledger.add(feed, minute, outcome(i))
+        ledger.add(feed, minute, name)
 
 
 def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> None:
@@ -158,7 +168,7 @@ def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
         for bad in result.invalid:
             dead.append(DeadLetter(feed, received_ts, bad.raw, bad.reason))
     ledger = LedgerDelta()
-    _ledger_messages(ledger, feed, batch.messages, outcomes.__getitem__)
+    _ledger_messages(ledger, feed, batch.messages, outcomes)
     _count_parsed(ledger, feed, trades, quotes, readings)
     return ParsedBatch(
         feed, batch.partition, batch.first_pos, batch.last_pos,
@@ -204,12 +214,8 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
             if counts[i] == 0:
                 counts[i] = -1
 
-    def outcome(i: int) -> str:
-        n = counts[i]
-        return "with_records" if n > 0 else ("invalid" if n < 0 else "ignored")
-
     ledger = LedgerDelta()
-    _ledger_messages(ledger, feed, batch.messages, outcome)
+    _ledger_messages(ledger, feed, batch.messages, np.array(counts, dtype=np.int64))
     _count_parsed(ledger, feed, result.trades, result.quotes, ())
     messages = batch.messages
     dead = [DeadLetter(feed, messages[i][0], bad.raw, bad.reason) for i, bad in result.invalid]
