@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataflows.venues import declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import book_top, int_id, price_size
+from dataflows.venues.common import MAX_TS_US, book_top, int_id, price_size
 from dataflows.venues.declare import FrameError, json_object, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker", "books": "depth@100ms"}
-_MARKET_EPOCH_MS = MARKET_EPOCH_US // 1000  # Binance times are ms
+_MARKET_EPOCH_MS, _MAX_MS = MARKET_EPOCH_US // 1000, MAX_TS_US // 1000  # Binance times are ms
 # Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
 _IGNORED_EVENTS = frozenset({
     "depthUpdate", "kline", "24hrTicker", "24hrMiniTicker", "markPriceUpdate", "forceOrder",
@@ -108,7 +108,7 @@ def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
         data = [d.data for d in decoded]
         ok, price, size, ids, sides = typed.fields(data, "p", "q", "ident", "m", _TAKER, bool)
         ts = typed.ints([d.T for d in data], ok)
-        ok &= ts >= _MARKET_EPOCH_MS
+        ok &= (ts >= _MARKET_EPOCH_MS) & (ts < _MAX_MS)  # safe_parse's range (and no overflow)
         natives = [d.s for d in data]
         return typed.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
                             received)

@@ -15,7 +15,15 @@ import numpy as np
 
 from dataflows.venues import declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import _SECOND_US, check_quote, int_id, num, price_size, side_of
+from dataflows.venues.common import (
+    _SECOND_US,
+    MAX_TS_US,
+    check_quote,
+    int_id,
+    num,
+    price_size,
+    side_of,
+)
 from dataflows.venues.declare import FrameError, json_object, us_from_iso_z
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult
 
@@ -104,7 +112,7 @@ def _build(decoded: list, received: list[int]):
     ok, price, size, ids, sides = typed.fields(decoded, "price", "size", "trade_id", "side",
                                                _TAKER)
     ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
-    ok &= ts >= MARKET_EPOCH_US
+    ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)  # safe_parse's range
     natives = [m.product_id for m in decoded]
     return typed.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 

@@ -85,7 +85,10 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
                 except Exception:  # noqa: BLE001, S112 - parse decides what is wrong
                     pass
             slow.append(i)
-        trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
+        try:
+            trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
+        except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
+            trades, counts = TradeColumns.empty(), [0] * len(decoded)
         if not slow and 0 not in counts:
             return BatchResult(trades, counts=counts)
         return _with_slow_frames(parse, messages, slow, trades, counts)

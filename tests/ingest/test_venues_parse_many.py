@@ -203,6 +203,9 @@ LAX = [
     ("coinbase", _COINBASE, '"size":"0.04"', '"size":"inf"', False),
     ("coinbase", _COINBASE, '.244075Z', '.2440759Z', True),  # cut to µs on both paths
     ("coinbase", _COINBASE, '"sequence":333938798', '"sequence":"x"', True),  # not read
+    # times past MAX_TS_US (year 2286) do not fit the int64 columns: invalid on both paths
+    ("binance", _BINANCE, '"T":1626992761966', '"T":9223372036854775', False),
+    ("coinbase", _COINBASE, '2021-04-17T16:43:30', '9999-04-17T16:43:30', False),
 ]
 
 
