@@ -106,7 +106,9 @@ _TAKER = {True: "sell", False: "buy"}  # m: the buyer made; the taker sold
 def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
     def build(decoded: list, received: list[int]):
         data = [d.data for d in decoded]
-        ok, price, size, ids, sides = typed.fields(data, "p", "q", "ident", "m", _TAKER, bool)
+        ok, price, size, ids, sides = typed.fields(
+            [d.p for d in data], [d.q for d in data], [d.ident for d in data],
+            [d.m for d in data], _TAKER, bool)
         ts = typed.ints([d.T for d in data], ok)
         ok &= (ts >= _MARKET_EPOCH_MS) & (ts < _MAX_MS)  # safe_parse's range (and no overflow)
         natives = [d.s for d in data]

@@ -69,8 +69,9 @@ _spec = typed.spot(_normalize)
 
 def _build(decoded: list, received: list[int]):
     data = [d.data for d in decoded]
-    ok, price, size, ids, sides = typed.fields(data, "price_str", "amount_str", "id", "type",
-                                               _SIDES, int)
+    ok, price, size, ids, sides = typed.fields(
+        [d.price_str for d in data], [d.amount_str for d in data], [d.id for d in data],
+        [d.type for d in data], _SIDES, int)
     ts = typed.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
     channels = [d.channel for d in decoded]
     ok &= [c.startswith(_PREFIX) for c in channels]

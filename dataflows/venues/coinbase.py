@@ -109,8 +109,9 @@ def _us(when: str) -> int:
 
 
 def _build(decoded: list, received: list[int]):
-    ok, price, size, ids, sides = typed.fields(decoded, "price", "size", "trade_id", "side",
-                                               _TAKER)
+    ok, price, size, ids, sides = typed.fields(
+        [m.price for m in decoded], [m.size for m in decoded], [m.trade_id for m in decoded],
+        [m.side for m in decoded], _TAKER)
     ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
     ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)  # safe_parse's range
     natives = [m.product_id for m in decoded]

@@ -126,7 +126,9 @@ _spec = typed.spot(_normalize)
 
 def _build(decoded: list, received: list[int]):
     results = [d.result for d in decoded]
-    ok, price, size, ids, sides = typed.fields(results, "price", "amount", "id", "side", _SIDES)
+    ok, price, size, ids, sides = typed.fields(
+        [r.price for r in results], [r.amount for r in results], [r.id for r in results],
+        [r.side for r in results], _SIDES)
     us = np.array([r.create_time_ms for r in results], dtype=np.float64) * 1000
     # round(): to the nearest, half to even; NaN (0) and beyond MAX_TS_US are refused
     ts = np.rint(np.clip(np.nan_to_num(us), 0, MAX_TS_US)).astype(np.int64)

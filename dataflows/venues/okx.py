@@ -122,8 +122,9 @@ _decode = typed.decoder(typed.struct("_Push", [
 def _build(decoded: list, received: list[int]):
     per_frame = [len(d.data) for d in decoded]
     items = [item for d in decoded for item in d.data]
-    ok, price, size, ids, sides = typed.fields(items, "px", "sz", "tradeId", "side", _SIDES,
-                                               int_ids=False)
+    ok, price, size, ids, sides = typed.fields(
+        [i.px for i in items], [i.sz for i in items], [i.tradeId for i in items],
+        [i.side for i in items], _SIDES, int_ids=False)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     ok &= (lengths > 0) & (lengths <= 128)
     ts = typed.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
