@@ -49,12 +49,26 @@ def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
     if all(s.contract_size == 1.0 and not s.inverse for s in specs.values()):
         amount, contract_size = size, np.ones(n)
     else:  # contracts: each size in BASE at its price (instruments.trade)
-        of = specs.__getitem__
-        amount = np.array([q if (s := of(x)).contract_size == 1.0 and not s.inverse
-                           else s.base(q, p) for x, q, p in zip(natives, size.tolist(),
-                                                                price.tolist(), strict=True)])
-        contract_size = np.fromiter((of(x).contract_size for x in natives), np.float64, n)
+        contract_size = np.fromiter(map({x: s.contract_size for x, s in specs.items()}.get,
+                                        natives), np.float64, n)
+        amount = _base_amounts(natives, specs, price, size, contract_size)
     return TradeColumns([venue] * n, list(map(symbol, natives)), natives, ids, price, amount,
                         sides, exchange_ts, received_ts, list(map(kind, natives)), size,
                         contract_size)
 
+
+
+def _base_amounts(natives: list[str], specs: dict, price: np.ndarray, size: np.ndarray,
+                  contract_size: np.ndarray) -> np.ndarray:
+    """instruments.Spec.base per trade: the products and quotients in numpy (the same
+    IEEE operations), the rounding in Python (correctly rounded, as `round` does)."""
+    inverse = np.fromiter(map({x: s.inverse for x, s in specs.items()}.get, natives), bool,
+                          len(natives))
+    value = size * contract_size
+    quotient = np.where(inverse, value / price, value).tolist()
+    as_given = (contract_size == 0.0) | ((contract_size == 1.0) & ~inverse)  # unknown, BASE
+    return np.array([
+        q if keep else (round(a, 8) if a >= 1e-4 else float(f"{a:.6g}")) if inv
+        else round(a, 12)
+        for q, a, keep, inv in zip(size.tolist(), quotient, as_given.tolist(), inverse.tolist(),
+                                   strict=True)], dtype=np.float64)

@@ -163,13 +163,26 @@ def positive(values: list[float], ok: np.ndarray) -> np.ndarray:
 def digits(values: list[str], ok: np.ndarray, low: int, high: int) -> np.ndarray:
     """Times sent as digit text (`str.isdigit`, then `int`, as `parse` reads them) within
     [low, high) as int64; anything else refuses its row."""
-    if all(map(str.isascii, values)) and all(map(str.isdigit, values)) and \
-            max(map(len, values), default=0) <= 18:  # ASCII digits that fit int64
-        column = np.frombuffer(array("q", map(int, values)), dtype=np.int64)
-    else:
+    column = _same_width_digits(values)
+    if column is None:
         column = np.array([_digits(v) for v in values], dtype=np.int64)
     ok &= (column >= low) & (column < high)
     return column
+
+
+def _same_width_digits(values: list[str]) -> np.ndarray | None:
+    """The usual column (ASCII digits, all of one width <= 18: fits int64) read in numpy:
+    the bytes of the joined text as a matrix of digits; None for any other column."""
+    if not values or len(set(map(len, values))) != 1 or not 0 < len(values[0]) <= 18:
+        return None
+    text = "".join(values)
+    if not text.isascii():
+        return None
+    digits = (np.frombuffer(text.encode(), dtype=np.uint8) - 48).reshape(len(values), -1)
+    if (digits > 9).any():  # below "0" wraps around too
+        return None
+    powers = 10 ** np.arange(digits.shape[1] - 1, -1, -1, dtype=np.int64)
+    return digits.astype(np.int64) @ powers
 
 
 def _digits(text: str) -> int:

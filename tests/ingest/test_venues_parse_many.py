@@ -265,3 +265,24 @@ def test_a_trade_time_beyond_the_int64_columns_is_invalid_not_a_crash() -> None:
     assert far != frame
     got = _same("bitstamp", [(1, frame), (2, far)])
     assert got.counts == [1, -1] and "bad trade id/time" in got.invalid[0][1].reason
+
+
+def test_trade_columns_convert_sizes_as_instruments_trade_does() -> None:
+    """Contract sizes in BASE, column-wise, equal `instruments.trade` row by row: spot,
+    inverse (USD contracts), linear contracts, and unknown sizes (0: kept as given)."""
+    from dataflows.parse.trade_columns import trade_columns
+    from dataflows.venues import instruments as ins
+
+    specs = {"S": ins.spec_of("BTC-USDT"), "I": ins.spec_of("BTC-USD-PERP", 100.0, True),
+             "L": ins.spec_of("ETH-USDT-PERP", 0.01), "U": ins.spec_of("X-Y-PERP", 0.0, True),
+             "Z": ins.spec_of("X-Z-PERP", 0.0)}
+    natives = ["S", "I", "L", "U", "Z", "I", "I"]
+    price = np.array([30218.8, 8950.0, 1876.31, 5.0, 7.0, 3.0, 123456.7])
+    size = np.array([0.3528, 1.0, 3.0, 2.0, 4.0, 7.0, 1e-3])
+    ts = np.arange(len(natives), dtype=np.int64) + 1_700_000_000_000_000
+    got = trade_columns("v", natives, specs, [str(i) for i in range(7)], price, size,
+                        ["buy"] * 7, ts, ts + 5)
+    want = [ins.trade("v", specs[x], x, str(i), p, q, "buy", t, t + 5)
+            for i, (x, p, q, t) in enumerate(zip(natives, price.tolist(), size.tolist(),
+                                                 ts.tolist(), strict=True))]
+    assert got == want
