@@ -8,7 +8,7 @@ The server pings at the WebSocket protocol level; the client library answers.
 
 from __future__ import annotations
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import MAX_TS_US, book_top, int_id, price_size
 from dataflows.venues.declare import FrameError, json_object, split_concatenated
@@ -106,13 +106,13 @@ _TAKER = {True: "sell", False: "buy"}  # m: the buyer made; the taker sold
 def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
     def build(decoded: list, received: list[int]):
         data = [d.data for d in decoded]
-        ok, price, size, ids, sides = typed.fields(
+        ok, price, size, ids, sides = checked.fields(
             [d.p for d in data], [d.q for d in data], [d.ident for d in data],
             [d.m for d in data], _TAKER, bool)
-        ts = typed.ints([d.T for d in data], ok)
+        ts = checked.ints([d.T for d in data], ok)
         ok &= (ts >= _MARKET_EPOCH_MS) & (ts < _MAX_MS)  # safe_parse's range (and no overflow)
         natives = [d.s for d in data]
-        return typed.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
+        return checked.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
                             received)
 
     return build

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues.common import MAX_TS_US, check_trade, int_id, num
 from dataflows.venues.declare import FrameError, json_object, normalizer, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
@@ -64,19 +64,19 @@ _Data = typed.struct("_Data", [("id", typed.Int), ("amount_str", float), ("price
                                ("type", typed.Int), ("microtimestamp", str)])
 _decode = typed.decoder(typed.struct("_Trade", [
     ("data", _Data), ("channel", str), ("event", Literal["trade"])]))
-_spec = typed.spot(_normalize)
+_spec = checked.spot(_normalize)
 
 
 def _build(decoded: list, received: list[int]):
     data = [d.data for d in decoded]
-    ok, price, size, ids, sides = typed.fields(
+    ok, price, size, ids, sides = checked.fields(
         [d.price_str for d in data], [d.amount_str for d in data], [d.id for d in data],
         [d.type for d in data], _SIDES, int)
-    ts = typed.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
+    ts = checked.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
     channels = [d.channel for d in decoded]
     ok &= [c.startswith(_PREFIX) for c in channels]
     natives = [c[len(_PREFIX):] for c in channels]
-    return typed.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
+    return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 VENUES = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import (
     _SECOND_US,
@@ -109,13 +109,13 @@ def _us(when: str) -> int:
 
 
 def _build(decoded: list, received: list[int]):
-    ok, price, size, ids, sides = typed.fields(
+    ok, price, size, ids, sides = checked.fields(
         [m.price for m in decoded], [m.size for m in decoded], [m.trade_id for m in decoded],
         [m.side for m in decoded], _TAKER)
     ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
     ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)  # safe_parse's range
     natives = [m.product_id for m in decoded]
-    return typed.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
+    return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 def _match(msg) -> list[tuple[str, int]]:

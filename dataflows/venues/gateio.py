@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues.common import (
     MAX_TS_US,
     book_top,
@@ -121,12 +121,12 @@ _Result = typed.struct("_Result", [("id", typed.Int), ("create_time_ms", float),
                                    ("currency_pair", str), ("amount", float), ("price", float)])
 _decode = typed.decoder(typed.struct("_Update", [
     ("channel", Literal[_TRADE_CHANNELS]), ("event", Literal["update"]), ("result", _Result)]))
-_spec = typed.spot(_normalize)
+_spec = checked.spot(_normalize)
 
 
 def _build(decoded: list, received: list[int]):
     results = [d.result for d in decoded]
-    ok, price, size, ids, sides = typed.fields(
+    ok, price, size, ids, sides = checked.fields(
         [r.price for r in results], [r.amount for r in results], [r.id for r in results],
         [r.side for r in results], _SIDES)
     us = np.array([r.create_time_ms for r in results], dtype=np.float64) * 1000
@@ -135,7 +135,7 @@ def _build(decoded: list, received: list[int]):
     ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)
     natives = [r.currency_pair for r in results]
     ok &= [bool(x) for x in natives]
-    return typed.trades(VENUE, ok, _spec, natives, ids, price, size, sides, ts, received)
+    return checked.trades(VENUE, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 VENUES = [

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from dataflows.venues import common, declare, typed
+from dataflows.venues import checked, common, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import check_quote, num, price_size, side_of
 from dataflows.venues.declare import FrameError, check_ts, json_object
@@ -122,14 +122,14 @@ _decode = typed.decoder(typed.struct("_Push", [
 def _build(decoded: list, received: list[int]):
     per_frame = [len(d.data) for d in decoded]
     items = [item for d in decoded for item in d.data]
-    ok, price, size, ids, sides = typed.fields(
+    ok, price, size, ids, sides = checked.fields(
         [i.px for i in items], [i.sz for i in items], [i.tradeId for i in items],
         [i.side for i in items], _SIDES, int_ids=False)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     ok &= (lengths > 0) & (lengths <= 128)
-    ts = typed.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
+    ts = checked.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
     natives = [i.instId for i in items]
-    return typed.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
+    return checked.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
                         received, per_frame)
 
 
