@@ -1,4 +1,4 @@
-"""Normalize: trade frames -> Trade records on the hot path, and the same frames through
+"""Normalize: trade frames -> trade columns (`TradeColumns`) on the hot path, and the same
 cryptofeed's feed handlers.
 
 Corpus per venue: the recorded session's trade-bearing frames, looped with shifted ids
