@@ -1,5 +1,5 @@
-"""Normalize: trade frames -> Trade records on the hot path, and the same frames through
-cryptofeed's feed handlers.
+"""Normalize: trade frames -> trade columns (`TradeColumns`) on the hot path, and the same
+frames through cryptofeed's feed handlers.
 
 Corpus per venue: the recorded session's trade-bearing frames, looped with shifted ids
 (bench.common.corpus). Ours: `Venue.parse_many` (the batch parse the dataflow calls) over

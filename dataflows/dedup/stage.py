@@ -22,15 +22,15 @@ from dataflows.dedup.window import (
     reading_keys,
     trade_keys,
 )
-from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.columns import Columns
 from dataflows.parse.stage import ParsedBatch
 from feedhouse.core.settings import FeedSettings
 from feedhouse.store.ledger import LedgerDelta, minute_counts
 
 
 def _ts(records, index: int) -> np.ndarray:
-    if isinstance(records, ReadingColumns):
-        return records.device_ts
+    if isinstance(records, Columns):
+        return records.event_ts
     return np.fromiter((r[index] for r in records), dtype=np.int64, count=len(records))
 
 
@@ -52,9 +52,9 @@ def dedup_parsed(window: DedupWindow, parsed: ParsedBatch, reading_key: str = "s
     cuts = np.cumsum([th.size, qh.size])
     k_t, k_q, k_r = np.split(keep, cuts)
     return parsed._replace(
-        trades=[r for r, k in zip(parsed.trades, k_t, strict=True) if k],
-        quotes=[r for r, k in zip(parsed.quotes, k_q, strict=True) if k],
-        readings=_keep_readings(parsed.readings, k_r),
+        trades=_keep(parsed.trades, k_t),
+        quotes=_keep(parsed.quotes, k_q),
+        readings=_keep(parsed.readings, k_r),
         hashes=(th[k_t], qh[k_q], rh[k_r]),
     )
 
@@ -70,10 +70,10 @@ def _dedup_books(window: DedupWindow, parsed: ParsedBatch) -> ParsedBatch:
     return parsed._replace(books=books.take_frames(keep), book_keys=keys[keep])
 
 
-def _keep_readings(readings, keep: np.ndarray):
-    if isinstance(readings, ReadingColumns):
-        return readings.take(keep)
-    return [r for r, k in zip(readings, keep, strict=True) if k]
+def _keep(records, keep: np.ndarray):
+    if isinstance(records, Columns):
+        return records.take(keep)
+    return [r for r, k in zip(records, keep, strict=True) if k]
 
 
 def tick(feed: str) -> ParsedBatch:

@@ -39,6 +39,7 @@ dataflows/dedup/spill.py), so an epoch pickles only `mid` and the runs.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,6 +49,7 @@ from xxhash import xxh3_64_intdigest
 
 from dataflows.dedup.spill import MIN_SPILL_KEYS, Spill
 from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.trade_columns import TradeColumns
 from feedhouse.core.errors import FeedhouseError
 from feedhouse.core.records import Quote, Reading, Trade
 
@@ -78,8 +80,20 @@ def _hashes(texts) -> np.ndarray:
     return np.fromiter((xxh3_64_intdigest(t.encode()) for t in texts), dtype=np.uint64)
 
 
-def trade_keys(trades: Sequence[Trade]) -> np.ndarray:
-    return _hashes(f"{t.venue}\x1f{t.symbol}\x1f{t.trade_id}" for t in trades)
+def trade_keys(trades: Sequence[Trade] | TradeColumns) -> np.ndarray:
+    """xxh3-64 of `venue\x1fsymbol\x1ftrade_id`, from the columns (rows: made columns),
+    in C-level maps: one `venue\x1fsymbol\x1f` prefix per distinct symbol of a one-venue
+    batch (the usual case), then a concatenation, an encode and a hash per trade."""
+    trades = TradeColumns.from_rows(trades)
+    venues = set(trades.venue)
+    if len(venues) == 1:
+        venue = venues.pop()
+        prefix = {s: f"{venue}\x1f{s}\x1f" for s in set(trades.symbol)}
+        prefixes = map(prefix.__getitem__, trades.symbol)
+    else:
+        prefixes = map("{}\x1f{}\x1f".format, trades.venue, trades.symbol)
+    texts = map(str.encode, map(operator.add, prefixes, trades.trade_id))
+    return np.fromiter(map(xxh3_64_intdigest, texts), dtype=np.uint64, count=len(trades))
 
 
 def quote_keys(quotes: Sequence[Quote]) -> np.ndarray:

@@ -1,20 +1,22 @@
-"""Readings as columns: what the MQTT hot path carries from parse to the Arrow insert.
+"""Records as columns: what the hot paths carry from parse to the Arrow insert.
 
-A micro-batch of thousands of single-reading messages used to become thousands of
-`Reading` tuples, then a key string per reading, then `zip(*rows)` and one `pa.array`
-per column in the sink. `ReadingColumns` keeps the batch as columns from the parser on:
-names as lists of str (taken from the per-topic cache, so mostly shared objects),
-numbers as numpy arrays; dedup filters it with a mask, the sink concatenates chunks and
-builds the Arrow table from the arrays without a Python object per value.
+A micro-batch of thousands of messages used to become thousands of NamedTuples, then a
+key string per record, then `zip(*rows)` and one `pa.array` per column in the sink.
+`Columns` keeps the batch as columns from the parser on: names as lists of str (mostly
+shared objects from per-symbol caches), numbers as numpy arrays; dedup filters it with a
+mask, the sink concatenates chunks and builds the Arrow table from the arrays without a
+Python object per value. `ReadingColumns` (MQTT) is here; `TradeColumns` (exchange
+feeds) in trade_columns.py.
 
-It still reads as a sequence of `Reading`s (`len`, indexing, iteration, `==` with a
-list), so code and tests that look at single readings keep working.
+It still reads as a sequence of its row type (`len`, indexing, iteration, `==` with a
+list), so code and tests that look at single records keep working.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import compress
+from itertools import chain, compress
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -24,60 +26,109 @@ from feedhouse.core.records import Reading
 _TS = pa.timestamp("us", tz="UTC")
 
 
-class ReadingColumns:
-    __slots__ = ("device_id", "sensor", "seq", "value", "unit", "device_ts", "received_ts",
-                 "site")
+class Columns:
+    """One column per field of `ROW` (a NamedTuple), in its order (`__slots__`): the
+    fields named in `ARRAYS` as numpy arrays of that dtype, the others as lists."""
 
-    def __init__(self, device_id: list[str], sensor: list[str], seq: np.ndarray,
-                 value: np.ndarray, unit: list[str], device_ts: np.ndarray,
-                 received_ts: np.ndarray, site: list[str]) -> None:
-        self.device_id = device_id
-        self.sensor = sensor
-        self.seq = seq  # uint64
-        self.value = value  # float64
-        self.unit = unit
-        self.device_ts = device_ts  # int64 µs
-        self.received_ts = received_ts  # int64 µs
-        self.site = site
+    __slots__ = ()
+    ROW: ClassVar[type]
+    ARRAYS: ClassVar[dict[str, type]]
+    EVENT: ClassVar[str]  # the event-time column (int64 µs)
+
+    def __init__(self, *columns) -> None:
+        for name, column in zip(self.__slots__, columns, strict=True):
+            setattr(self, name, column)
+
+    def columns(self) -> list:
+        return [getattr(self, name) for name in self.__slots__]
+
+    @property
+    def event_ts(self) -> np.ndarray:
+        return getattr(self, self.EVENT)
 
     # --- building -------------------------------------------------------------------
     @classmethod
-    def empty(cls) -> ReadingColumns:
-        return cls([], [], np.empty(0, np.uint64), np.empty(0, np.float64), [],
-                   np.empty(0, np.int64), np.empty(0, np.int64), [])
+    def empty(cls):
+        return cls(*(np.empty(0, cls.ARRAYS[n]) if n in cls.ARRAYS else [] for n in cls.__slots__))
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Reading]) -> ReadingColumns:
-        if isinstance(rows, ReadingColumns):
+    def from_rows(cls, rows: Sequence):
+        """Rows of `ROW` as columns (columns already: as they are)."""
+        if isinstance(rows, cls):
             return rows
         if not rows:
             return cls.empty()
-        d, s, q, v, u, t, r, site = zip(*rows, strict=True)
-        return cls(list(d), list(s), np.array(q, dtype=np.uint64), np.array(v, dtype=np.float64),
-                   list(u), np.array(t, dtype=np.int64), np.array(r, dtype=np.int64), list(site))
+        return cls(*(np.array(c, dtype=cls.ARRAYS[n]) if n in cls.ARRAYS else list(c)
+                     for n, c in zip(cls.__slots__, zip(*rows, strict=True), strict=True)))
 
     @classmethod
-    def concat(cls, parts: Sequence[ReadingColumns | Sequence[Reading]]) -> ReadingColumns:
+    def concat(cls, parts: Sequence):
+        """Chunks (columns, or lists of rows) end to end."""
         cols = [cls.from_rows(p) for p in parts if len(p)]
         if not cols:
             return cls.empty()
         if len(cols) == 1:
             return cols[0]
-        return cls(
-            [x for c in cols for x in c.device_id], [x for c in cols for x in c.sensor],
-            np.concatenate([c.seq for c in cols]), np.concatenate([c.value for c in cols]),
-            [x for c in cols for x in c.unit], np.concatenate([c.device_ts for c in cols]),
-            np.concatenate([c.received_ts for c in cols]), [x for c in cols for x in c.site],
-        )
+        return cls(*(np.concatenate([getattr(c, n) for c in cols]) if n in cls.ARRAYS
+                     else list(chain.from_iterable(getattr(c, n) for c in cols))
+                     for n in cls.__slots__))
 
-    def take(self, keep: np.ndarray) -> ReadingColumns:
-        """The readings where `keep` (bool mask) is True."""
-        mask = keep.tolist()
-        return ReadingColumns(
-            list(compress(self.device_id, mask)), list(compress(self.sensor, mask)),
-            self.seq[keep], self.value[keep], list(compress(self.unit, mask)),
-            self.device_ts[keep], self.received_ts[keep], list(compress(self.site, mask)),
-        )
+    def take(self, keep: np.ndarray):
+        """The records where `keep` (bool mask) is True, or at `keep` (int positions)."""
+        if keep.dtype == bool:
+            mask = keep.tolist()
+            return type(self)(*(getattr(self, n)[keep] if n in self.ARRAYS
+                                else list(compress(getattr(self, n), mask)) for n in self.__slots__))
+        at = keep.tolist()
+        return type(self)(*(getattr(self, n)[keep] if n in self.ARRAYS
+                            else list(map(getattr(self, n).__getitem__, at)) for n in self.__slots__))
+
+    # --- reading as a sequence of ROW -------------------------------------------------
+    def __len__(self) -> int:
+        return len(getattr(self, self.__slots__[0]))
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return list(self)[i]
+        return self.ROW._make(getattr(self, n)[i].item() if n in self.ARRAYS else getattr(self, n)[i]
+                              for n in self.__slots__)
+
+    def __iter__(self) -> Iterator:
+        return map(self.ROW._make, zip(*(getattr(self, n).tolist() if n in self.ARRAYS
+                                         else getattr(self, n) for n in self.__slots__), strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Columns | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __add__(self, other: object) -> list:  # as lists add: the rows of both
+        if isinstance(other, Columns | list | tuple):
+            return list(self) + list(other)
+        return NotImplemented
+
+    def __radd__(self, other: object) -> list:
+        if isinstance(other, list | tuple):
+            return list(other) + list(self)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class ReadingColumns(Columns):
+    """`Reading`s as columns (the MQTT hot path): seq uint64, value float64, times int64 µs."""
+
+    __slots__ = Reading._fields
+    ROW = Reading
+    ARRAYS = {"seq": np.uint64, "value": np.float64, "device_ts": np.int64,
+              "received_ts": np.int64}
+    EVENT = "device_ts"
 
     def to_arrow(self, schema: pa.Schema, feed: str) -> pa.Table:
         """The `iot.readings` insert table (schema order), `feed` as a constant column."""
@@ -92,30 +143,3 @@ class ReadingColumns:
             pa.array([feed] * n, pa.string()),
         ]
         return pa.Table.from_arrays(arrays, schema=schema)
-
-    # --- reading as a sequence of Reading ---------------------------------------------
-    def __len__(self) -> int:
-        return len(self.device_id)
-
-    def __bool__(self) -> bool:
-        return bool(self.device_id)
-
-    def __getitem__(self, i: int) -> Reading:
-        return Reading(self.device_id[i], self.sensor[i], int(self.seq[i]), float(self.value[i]),
-                       self.unit[i], int(self.device_ts[i]), int(self.received_ts[i]),
-                       self.site[i])
-
-    def __iter__(self) -> Iterator[Reading]:
-        return map(Reading._make, zip(
-            self.device_id, self.sensor, self.seq.tolist(), self.value.tolist(), self.unit,
-            self.device_ts.tolist(), self.received_ts.tolist(), self.site, strict=True))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ReadingColumns | list | tuple):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"ReadingColumns({list(self)!r})"

@@ -11,11 +11,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from dataflows import metrics
 from dataflows.books.columns import BookColumns
 from dataflows.books.live import BookFeed, level_minutes
 from dataflows.frames import Gap, MessageBatch
-from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.columns import Columns, ReadingColumns
+from dataflows.parse.trade_columns import TradeColumns
 from dataflows.venues import get_venue
 from dataflows.venues.base import BatchResult
 from feedhouse.core.records import ParseResult, Quote, Reading, Trade
@@ -37,7 +40,7 @@ class ParsedBatch(NamedTuple):
     partition: str
     first_pos: int
     last_pos: int
-    trades: list[Trade]
+    trades: TradeColumns | list[Trade]  # columns from the parsers (reads as a list of Trade)
     quotes: list[Quote]
     readings: list[Reading] | ReadingColumns  # MQTT: columns (reads as a list of Reading)
     dead: list[DeadLetter]
@@ -55,31 +58,39 @@ class ParsedBatch(NamedTuple):
         return n + len(self.books) if self.books is not None else n
 
 
+_OUTCOMES = ("invalid", "ignored", "with_records")  # by the sign of a frame's count, + 1
+
+
 def _ledger_messages(ledger: LedgerDelta, feed: str, messages, outcome) -> None:
-    """Message counters by receive minute; outcome(i) -> 'with_records'|'invalid'|'ignored'
-    (or `outcome` the list of them)."""
+    """Message counters by receive minute; `outcome` the list of each message's
+    'with_records'|'invalid'|'ignored', or (exchange feeds) an array of each frame's
+    record count (> 0 with records, 0 ignored, < 0 invalid)."""
     if not messages:
         return
+    if isinstance(outcome, np.ndarray):
+        signs = np.sign(outcome) + 1
+        counts = dict(zip(_OUTCOMES, np.bincount(signs, minlength=3).tolist(), strict=True))
+        outcome = None
+    else:
+        counts = Counter(outcome)
     minute = minute_of(messages[0][0])
     if minute == minute_of(messages[-1][0]):  # the usual case: one minute, count in bulk
         ledger.add(feed, minute, "received", len(messages))
-        counts = Counter(outcome) if isinstance(outcome, list) \
-            else Counter(outcome(i) for i in range(len(messages)))
         for name, n in counts.items():
-            ledger.add(feed, minute, name, n)
+            if n:
+                ledger.add(feed, minute, name, n)
         return
-    if isinstance(outcome, list):
-        outcome = outcome.__getitem__
-    for i, (received_ts, _raw) in enumerate(messages):
+    names = outcome if outcome is not None else [_OUTCOMES[s] for s in signs.tolist()]
+    for (received_ts, _raw), name in zip(messages, names, strict=True):
         minute = minute_of(received_ts)
         ledger.add(feed, minute, "received")
-        ledger.add(feed, minute, outcome(i))
+        ledger.add(feed, minute, name)
 
 
 def _count_parsed(ledger: LedgerDelta, feed: str, trades, quotes, readings) -> None:
     for records, ts_field in ((trades, 7), (quotes, 7), (readings, 5)):
         if records:
-            ts = records.device_ts if isinstance(records, ReadingColumns) \
+            ts = records.event_ts if isinstance(records, Columns) \
                 else [r[ts_field] for r in records]
             ledger.add_minutes(feed, minute_counts(ts), "parsed")
 
@@ -107,14 +118,13 @@ def _observe_hops(parsed: ParsedBatch, batch: MessageBatch, done_us: int) -> Non
     if not batch.messages:
         return
     metrics.observe_us("receive_to_parsed", parsed.feed, [m[0] for m in batch.messages], done_us)
-    readings = parsed.readings
-    if isinstance(readings, ReadingColumns):
-        if readings:
-            metrics.observe_us("exchange_to_receive", parsed.feed, readings.device_ts,
-                               readings.received_ts)
-        readings = ()
-    for records, event_i, received_i in ((parsed.trades, 7, 8), (readings, 5, 6)):
-        if records:
+    for records, event_i, received_i in ((parsed.trades, 7, 8), (parsed.readings, 5, 6)):
+        if not records:
+            continue
+        if isinstance(records, Columns):
+            metrics.observe_us("exchange_to_receive", parsed.feed, records.event_ts,
+                               records.received_ts)
+        else:
             metrics.observe_us("exchange_to_receive", parsed.feed,
                                [r[event_i] for r in records], [r[received_i] for r in records])
 
@@ -158,11 +168,11 @@ def _parse_each(batch: MessageBatch, parse_one: ParseOne) -> ParsedBatch:
         for bad in result.invalid:
             dead.append(DeadLetter(feed, received_ts, bad.raw, bad.reason))
     ledger = LedgerDelta()
-    _ledger_messages(ledger, feed, batch.messages, outcomes.__getitem__)
+    _ledger_messages(ledger, feed, batch.messages, outcomes)
     _count_parsed(ledger, feed, trades, quotes, readings)
     return ParsedBatch(
         feed, batch.partition, batch.first_pos, batch.last_pos,
-        trades, quotes, readings, dead, list(batch.gaps), ledger,
+        TradeColumns.from_rows(trades), quotes, readings, dead, list(batch.gaps), ledger,
     )
 
 
@@ -192,7 +202,7 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
     if not keep_quotes and result.quotes:
         # A message's records all carry its received_ts: one with records but no trade
         # left held only quotes.
-        with_trades = {t.received_ts for t in result.trades}
+        with_trades = set(result.trades.received_ts.tolist())
         counts = [n if n <= 0 or batch.messages[i][0] in with_trades else 0
                   for i, n in enumerate(counts)]
         result.quotes = []
@@ -204,12 +214,8 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
             if counts[i] == 0:
                 counts[i] = -1
 
-    def outcome(i: int) -> str:
-        n = counts[i]
-        return "with_records" if n > 0 else ("invalid" if n < 0 else "ignored")
-
     ledger = LedgerDelta()
-    _ledger_messages(ledger, feed, batch.messages, outcome)
+    _ledger_messages(ledger, feed, batch.messages, np.array(counts, dtype=np.int64))
     _count_parsed(ledger, feed, result.trades, result.quotes, ())
     messages = batch.messages
     dead = [DeadLetter(feed, messages[i][0], bad.raw, bad.reason) for i, bad in result.invalid]

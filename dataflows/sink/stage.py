@@ -30,20 +30,21 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from dataflows import metrics
 from dataflows.books.columns import BookColumns
-from dataflows.parse.columns import ReadingColumns
+from dataflows.parse.columns import Columns, ReadingColumns
 from dataflows.parse.stage import ParsedBatch
+from dataflows.parse.trade_columns import TradeColumns
 from dataflows.sink.batches import (
     BOOKS,
     DEAD_LETTER,
     FEED_GAPS,
     QUOTES,
     READINGS,
-    READINGS_SCHEMA,
     TRADES,
     digest,
     ledger_table,
     make_batch,
     rows_table,
+    schema_of,
     table_digest,
 )
 from dataflows.sink.committer import Committer, Job
@@ -71,7 +72,8 @@ class _Pending:
 
     first_pos: int
     last_pos: int
-    trades: list = field(default_factory=list)
+    trades: list = field(default_factory=list)  # chunks: TradeColumns or Trade lists
+    n_trades: int = 0
     quotes: list = field(default_factory=list)
     readings: list = field(default_factory=list)  # chunks: ReadingColumns or Reading lists
     n_readings: int = 0
@@ -84,7 +86,7 @@ class _Pending:
 
     @property
     def rows(self) -> int:
-        return len(self.trades) + len(self.quotes) + self.n_readings + \
+        return self.n_trades + len(self.quotes) + self.n_readings + \
             sum(len(b) for b in self.books)
 
 
@@ -253,7 +255,9 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             pend = self.pending[src] = _Pending(parsed.first_pos, parsed.last_pos)
         pend.first_pos = min(pend.first_pos, parsed.first_pos)
         pend.last_pos = max(pend.last_pos, parsed.last_pos)
-        pend.trades.extend(parsed.trades)
+        if parsed.trades:
+            pend.trades.append(parsed.trades)
+            pend.n_trades += len(parsed.trades)
         pend.quotes.extend(parsed.quotes)
         if parsed.readings:
             pend.readings.append(parsed.readings)
@@ -300,9 +304,9 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
             if not rows:
                 continue
             hashes = np.concatenate(pend.hashes[i]) if pend.hashes[i] else None
-            if table == READINGS:  # columns from the parser on: Arrow from the arrays
-                rows = ReadingColumns.concat(rows)
-                data = rows.to_arrow(READINGS_SCHEMA, feed)
+            if table != QUOTES:  # columns from the parser on: Arrow from the arrays
+                rows = (ReadingColumns if table == READINGS else TradeColumns).concat(rows)
+                data = rows.to_arrow(schema_of(table), feed)
             else:
                 data = rows_table(table, rows, extra)
             # content digest from the dedup key hashes (receive times never enter it, so a
@@ -339,8 +343,8 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
 
     def _observe(self, table: str, rows: list) -> None:
         ack_us = time.time_ns() // 1000
-        if isinstance(rows, ReadingColumns):
-            received, events = rows.received_ts, rows.device_ts
+        if isinstance(rows, Columns):
+            received, events = rows.received_ts, rows.event_ts
         else:
             recv_i, event_i = (6, 5) if table == READINGS else (8, 7)
             received = np.fromiter((r[recv_i] for r in rows), dtype=np.int64, count=len(rows))

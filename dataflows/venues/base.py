@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from dataflows.parse.trade_columns import TradeColumns
 from feedhouse.core.records import Invalid, ParseResult, Quote, Trade
 
 Frame = str | bytes
@@ -23,23 +24,24 @@ class BatchResult:
     """What a micro-batch of frames yielded, merged, with each frame's outcome kept.
 
     `counts[i]` is what frame i yielded: its number of records (> 0), 0 when ignored,
-    -1 when invalid (no record; its reason is in `invalid` under index i).
+    -1 when invalid (no record; its reason is in `invalid` under index i). Trades come
+    as columns (dataflows/parse/trade_columns.py), in frame order.
     """
 
-    trades: list[Trade] = field(default_factory=list)
+    trades: TradeColumns = field(default_factory=TradeColumns.empty)
     quotes: list[Quote] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     invalid: list[tuple[int, Invalid]] = field(default_factory=list)
 
-    def add(self, index: int, result: ParseResult) -> None:
-        """Append one frame's ParseResult (the per-frame fallback)."""
+    def record(self, index: int, result: ParseResult) -> list[Trade]:
+        """Take frame `index`'s ParseResult (the per-frame path): its outcome, quotes and
+        invalid records; returns its trades (the caller makes them columns)."""
         n = len(result.trades) + len(result.quotes)
-        if n:
-            self.trades.extend(result.trades)
-            self.quotes.extend(result.quotes)
-        self.counts.append(n if n else (-1 if result.invalid else 0))
+        self.quotes.extend(result.quotes)
+        self.counts[index] = n if n else (-1 if result.invalid else 0)
         for bad in result.invalid:
             self.invalid.append((index, bad))
+        return result.trades
 
 
 ParseManyFn = Callable[[Messages], BatchResult]
@@ -49,9 +51,11 @@ def looping(parse: ParseFn) -> ParseManyFn:
     """The default batch parse: the per-frame parse, frame after frame."""
 
     def parse_many(messages: Messages) -> BatchResult:
-        out = BatchResult()
+        out = BatchResult(counts=[0] * len(messages))
+        rows: list[Trade] = []
         for i, (received_ts, frame) in enumerate(messages):
-            out.add(i, parse(frame, received_ts))
+            rows += out.record(i, parse(frame, received_ts))
+        out.trades = TradeColumns.from_rows(rows)
         return out
 
     return parse_many

@@ -8,14 +8,14 @@ The server pings at the WebSocket protocol level; the client library answers.
 
 from __future__ import annotations
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, book_top, int_id, price_size
+from dataflows.venues.common import MAX_TS_US, book_top, int_id, price_size
 from dataflows.venues.declare import FrameError, json_object, split_concatenated
-from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult
 
 _STREAM = {"trades": "aggTrade", "quotes": "bookTicker", "books": "depth@100ms"}
-_MARKET_EPOCH_MS = MARKET_EPOCH_US // 1000  # Binance times are ms
+_MARKET_EPOCH_MS, _MAX_MS = MARKET_EPOCH_US // 1000, MAX_TS_US // 1000  # Binance times are ms
 # Non-market frames: depth and kline streams, SUBSCRIBE acks ({"result":null,"id":1}).
 _IGNORED_EVENTS = frozenset({
     "depthUpdate", "kline", "24hrTicker", "24hrMiniTicker", "markPriceUpdate", "forceOrder",
@@ -91,33 +91,31 @@ def _parse(venue: str, spec_of: ins.Catalog):
 
 
 # Fast path (parse_many): combined-stream trades, typed (dataflows/venues/typed.py), only
-# the fields `parse` reads; a frame it refuses goes through `parse`.
-_AggTrade = typed.struct("_AggTrade", [("s", str), ("a", typed.Int), ("p", float), ("q", float),
-                         ("T", typed.Int), ("m", typed.Flag)], tag_field="e", tag="aggTrade")
-_RawTrade = typed.struct("_RawTrade", [("s", str), ("t", typed.Int), ("p", float), ("q", float),
-                         ("T", typed.Int), ("m", typed.Flag)], tag_field="e", tag="trade")
+# the fields `parse` reads, the trade id `a` (aggTrade) or `t` (trade) read as `ident`; a
+# frame it refuses goes through `parse`.
+_FIELDS = [("s", str), ("ident", typed.Int), ("p", float), ("q", float), ("T", typed.Int),
+           ("m", typed.Flag)]
+_AggTrade = typed.struct("_AggTrade", _FIELDS, tag_field="e", tag="aggTrade", rename={"ident": "a"})
+_RawTrade = typed.struct("_RawTrade", _FIELDS, tag_field="e", tag="trade", rename={"ident": "t"})
 # `stream` must be present (else `parse` reads the frame as unwrapped)
-_decode_combined = typed.decoder(typed.struct("_Combined", [("stream", str),
-                                                            ("data", _AggTrade | _RawTrade)]))
-_new = tuple.__new__
+_decode = typed.decoder(typed.struct("_Combined", [("stream", str),
+                                                   ("data", _AggTrade | _RawTrade)]))
+_TAKER = {True: "sell", False: "buy"}  # m: the buyer made; the taker sold
 
 
-def _fast(venue: str, spec_of: ins.Catalog):
-    def fast(frame: str | bytes, received_ts: int, trades: list, cached=spec_of.cached) -> int:
-        data = _decode_combined(frame).data
-        price, amount, ts, maker = data.p, data.q, data.T, data.m
-        ident = data.a if data.__class__ is _AggTrade else data.t
-        if not (0.0 < price < INF and 0.0 < amount < INF) or ts.__class__ is not int or \
-                ts < _MARKET_EPOCH_MS or ident.__class__ is not int or maker.__class__ is not bool:
-            return 0  # the slow path says why
-        spec = cached(sym := data.s) or spec_of(sym)
-        qty = amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price)
-        trades.append(_new(Trade, (venue, spec.symbol, sym, str(ident), price, qty,
-                                   "sell" if maker else "buy", ts * 1000, received_ts,
-                                   spec.kind, amount, spec.contract_size)))
-        return 1
+def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
+    def build(decoded: list, received: list[int]):
+        data = [d.data for d in decoded]
+        ok, price, size, ids, sides = checked.fields(
+            [d.p for d in data], [d.q for d in data], [d.ident for d in data],
+            [d.m for d in data], _TAKER, bool)
+        ts = checked.ints([d.T for d in data], ok)
+        ok &= (ts >= _MARKET_EPOCH_MS) & (ts < _MAX_MS)  # safe_parse's range (and no overflow)
+        natives = [d.s for d in data]
+        return checked.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
+                            received)
 
-    return fast
+    return build
 
 
 def _agg(msg) -> list[tuple[str, int]]:
@@ -133,7 +131,7 @@ def venue(name: str, url: str, hosts: tuple[str, ...], to_native=native, to_symb
     return declare.venue(
         name, url, hosts, _parse(name, spec_of), channels=_STREAM, frames=frames,
         ops=("", "UNSUBSCRIBE"), native=to_native, normalize=to_symbol, url_for=url_for,
-        fast=('rade"', _fast(name, spec_of)), catalog=spec_of,  # "aggTrade" / "trade"
+        fast=('rade"', _decode, _build(name, spec_of)), catalog=spec_of,  # "aggTrade" / "trade"
         sequence_of=declare.sequence_check("aggTrade", _agg))
 
 

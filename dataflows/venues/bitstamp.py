@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dataflows.venues import declare, typed
-from dataflows.venues.common import INF, check_trade, int_id, num
+from dataflows.venues import checked, declare, typed
+from dataflows.venues.common import MAX_TS_US, check_trade, int_id, num
 from dataflows.venues.declare import FrameError, json_object, normalizer, split_concatenated
 from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
 
@@ -62,24 +62,21 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 # `_parse` reads (the exact strings, not the numbers); frames it refuses go through `_parse`.
 _Data = typed.struct("_Data", [("id", typed.Int), ("amount_str", float), ("price_str", float),
                                ("type", typed.Int), ("microtimestamp", str)])
-_decode_trade = typed.decoder(typed.struct("_Trade", [
+_decode = typed.decoder(typed.struct("_Trade", [
     ("data", _Data), ("channel", str), ("event", Literal["trade"])]))
-_new = tuple.__new__
+_spec = checked.spot(_normalize)
 
 
-def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
-    msg = _decode_trade(frame)
-    data, channel = msg.data, msg.channel
-    price, amount, ident, kind, micros = (data.price_str, data.amount_str, data.id, data.type,
-                                          data.microtimestamp)
-    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int or \
-            kind.__class__ is not int or not channel.startswith(_PREFIX) or not micros.isdigit() \
-            or (ts := int(micros)) < MARKET_EPOCH_US:
-        return 0  # the slow path says why
-    pair = channel[len(_PREFIX):]
-    trades.append(_new(Trade, (NAME, _normalize(pair), pair, str(ident), price, amount,
-                               _SIDES[kind], ts, received_ts, "spot", amount, 1.0)))
-    return 1
+def _build(decoded: list, received: list[int]):
+    data = [d.data for d in decoded]
+    ok, price, size, ids, sides = checked.fields(
+        [d.price_str for d in data], [d.amount_str for d in data], [d.id for d in data],
+        [d.type for d in data], _SIDES, int)
+    ts = checked.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
+    channels = [d.channel for d in decoded]
+    ok &= [c.startswith(_PREFIX) for c in channels]
+    natives = [c[len(_PREFIX):] for c in channels]
+    return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 VENUES = [
@@ -87,5 +84,5 @@ VENUES = [
         NAME, "wss://ws.bitstamp.net", ("ws.bitstamp.net",), _parse,
         channels={"trades": _PREFIX}, frames=_frames, ops=("bts:subscribe", "bts:unsubscribe"),
         native=native, normalize=split_concatenated, ping_interval_s=30.0,
-        ping_frame='{"event":"bts:heartbeat"}', fast=('"trade"', _fast))
+        ping_frame='{"event":"bts:heartbeat"}', fast=('"trade"', _decode, _build))
 ]

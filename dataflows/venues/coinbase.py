@@ -11,12 +11,21 @@ Product ids are already BASE-QUOTE (spot).
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 
-from dataflows.venues import declare, typed
+from dataflows.venues import checked, declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import _SECOND_US, INF, check_quote, int_id, num, price_size, side_of
+from dataflows.venues.common import (
+    _SECOND_US,
+    MAX_TS_US,
+    check_quote,
+    int_id,
+    num,
+    price_size,
+    side_of,
+)
 from dataflows.venues.declare import FrameError, json_object, us_from_iso_z
-from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult
 
 NAME = "coinbase_exchange"
 HOSTS = ("ws-feed.exchange.coinbase.com", "ws-feed.pro.coinbase.com")
@@ -24,7 +33,6 @@ _CHANNEL = {"trades": "matches", "quotes": "ticker", "books": "level2_batch"}
 _MATCHES = ("match", "last_match")
 _TAKER = {"buy": "sell", "sell": "buy"}  # maker side -> taker side
 _spec = ins.simple(NAME, str.upper)  # product ids are BASE-QUOTE already; checked once each
-_cached = _spec.cached
 _IGNORED = frozenset(
     {"subscriptions", "l2update", "snapshot", "heartbeat", "received", "open", "done",
      "change", "activate", "status", "auction", "rfq_match", "l2update_batch"}
@@ -85,29 +93,29 @@ class _LastMatch(_Match, tag="last_match", gc=False):
     pass
 
 
-_decode_match = typed.decoder(_Match | _LastMatch)
-_new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
+_decode = typed.decoder(_Match | _LastMatch)
 
 
-def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
-    msg = _decode_match(frame)
-    price, amount, ident = msg.price, msg.size, msg.trade_id
-    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int:
-        return 0  # check_trade and int_id, inline: the slow path says why
-    when = msg.time  # us_from_iso_z's cached second plus the µs of 'YYYY-MM-DDTHH:MM:SS.ffffffZ'
+def _us(when: str) -> int:
+    """us_from_iso_z's cached second plus the µs of 'YYYY-MM-DDTHH:MM:SS.ffffffZ'; -1 when
+    it refuses the text (the frame goes through `_parse`)."""
     if (base := _SECOND_US.get(when[:19])) is not None and len(when) == 27 and when[26] == "Z" \
             and when[19] == "." and (frac := when[20:26]).isdigit() and frac.isascii():
-        ts = base + int(frac)
-    else:
-        ts = us_from_iso_z(when)
-    if ts < MARKET_EPOCH_US:
-        return 0
-    spec = _cached(product := msg.product_id) or _spec(product)
-    trades.append(_new(Trade, (
-        NAME, spec.symbol, product, str(ident), price, amount, _TAKER[msg.side],
-        ts, received_ts, spec.kind, amount, 1.0,
-    )))
-    return 1
+        return base + int(frac)
+    try:
+        return us_from_iso_z(when)
+    except Exception:  # noqa: BLE001 - parse says why
+        return -1
+
+
+def _build(decoded: list, received: list[int]):
+    ok, price, size, ids, sides = checked.fields(
+        [m.price for m in decoded], [m.size for m in decoded], [m.trade_id for m in decoded],
+        [m.side for m in decoded], _TAKER)
+    ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
+    ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)  # safe_parse's range
+    natives = [m.product_id for m in decoded]
+    return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 def _match(msg) -> list[tuple[str, int]]:
@@ -119,6 +127,6 @@ VENUES = [
     declare.venue(
         NAME, "wss://ws-feed.exchange.coinbase.com", HOSTS, _parse, channels=_CHANNEL,
         frames=_frames, native=str.upper, normalize=str.upper,
-        fast=('match"', _fast),  # "match" / "last_match"
+        fast=('match"', _decode, _build),  # "match" / "last_match"
         sequence_of=declare.sequence_check("match", _match))
 ]

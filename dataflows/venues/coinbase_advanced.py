@@ -111,7 +111,7 @@ VENUES = [
         NAME, "wss://advanced-trade-ws.coinbase.com", ("advanced-trade-ws.coinbase.com",),
         _parse, channels=_CHANNEL, frames=_frames, native=native, normalize=normalize,
         # Exchange match frames (a coinbase feed on a ws-feed recording): their fast path
-        fast=('match"', exchange._fast), select=_select,
+        fast=('match"', exchange._decode, exchange._build), select=_select,
         # `sequence_num` counts the messages of a connection: a jump is a lost message
         sequence_of=declare.sequence_check("sequence_num", lambda msg: [
             ("connection", seq)] if (seq := msg["sequence_num"]).__class__ is int else []))

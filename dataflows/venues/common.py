@@ -92,8 +92,8 @@ def safe_parse(venue: str, fn: Callable[[str | bytes, int], ParseResult]):
             result = fn(frame, received_ts)
             # the contract's cheap checks, so one bad record never fails a whole batch
             # (positional access: NamedTuple attributes cost a descriptor call each)
-            for trade in result.trades:
-                if trade[7] < MARKET_EPOCH_US or not 0 < len(trade[3]) <= 128:
+            for trade in result.trades:  # (a time past MAX_TS_US would not fit the int64 columns)
+                if not MARKET_EPOCH_US <= trade[7] < MAX_TS_US or not 0 < len(trade[3]) <= 128:
                     raise FrameError(f"bad trade id/time {trade[3][:40]!r}/{trade[7]!r}")
             for quote in result.quotes:
                 if quote[7] < MARKET_EPOCH_US:

@@ -55,10 +55,10 @@ def venue(name: str, url: str, hosts: tuple[str, ...], parse: ParseFn, *,
             channels: dict[str, str], frames: Frames | None = None,
             ops: tuple[str, str] = ("subscribe", "unsubscribe"),
             native: Callable[[str], str] = str, normalize: Callable[[str], str] = str,
-            fast: tuple[str, Callable] | None = None, safe: bool = True, **more) -> Venue:
+            fast: tuple[str, Callable, Callable] | None = None, safe: bool = True, **more) -> Venue:
     """The Venue a module declares. `parse` is wrapped by safe_parse (unless `safe` is
-    False: it already is); `fast` = (marker, fast decoder) makes the batch parse
-    (typed.fast_many); `more` passes the other Venue fields through (ping, sequence_of,
+    False: it already is); `fast` = (marker, typed decoder, column builder) makes the
+    batch parse (typed.fast_many); `more` passes the other Venue fields through (ping, sequence_of,
     url_for, catalog, key, select, session...)."""
     parse = safe_parse(name, parse) if safe else parse
     names = channels

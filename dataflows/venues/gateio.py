@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from dataflows.venues import declare, typed
+import numpy as np
+
+from dataflows.venues import checked, declare, typed
 from dataflows.venues.common import (
-    INF,
     MAX_TS_US,
     book_top,
     num,
@@ -118,25 +119,28 @@ def _pong(msg) -> str | None:
 # fields `_parse` reads; batched pushes and frames it refuses go through `_parse`.
 _Result = typed.struct("_Result", [("id", typed.Int), ("create_time_ms", float), ("side", str),
                                    ("currency_pair", str), ("amount", float), ("price", float)])
-_decode_update = typed.decoder(typed.struct("_Update", [
+_decode = typed.decoder(typed.struct("_Update", [
     ("channel", Literal[_TRADE_CHANNELS]), ("event", Literal["update"]), ("result", _Result)]))
-_new = tuple.__new__
+_spec = checked.spot(_normalize)
 
 
-def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
-    result = _decode_update(frame).result
-    price, amount, ident, sym = result.price, result.amount, result.id, result.currency_pair
-    if not (0.0 < price < INF and 0.0 < amount < INF) or ident.__class__ is not int or not sym \
-            or not MARKET_EPOCH_US <= (ts := int(round(result.create_time_ms * 1000))) < MAX_TS_US:
-        return 0  # the slow path says why
-    trades.append(_new(Trade, (VENUE, _normalize(sym), sym, str(ident), price, amount,
-                               _SIDES[result.side], ts, received_ts, "spot", amount, 1.0)))
-    return 1
+def _build(decoded: list, received: list[int]):
+    results = [d.result for d in decoded]
+    ok, price, size, ids, sides = checked.fields(
+        [r.price for r in results], [r.amount for r in results], [r.id for r in results],
+        [r.side for r in results], _SIDES)
+    us = np.array([r.create_time_ms for r in results], dtype=np.float64) * 1000
+    # round(): to the nearest, half to even; NaN (0) and beyond MAX_TS_US are refused
+    ts = np.rint(np.clip(np.nan_to_num(us), 0, MAX_TS_US)).astype(np.int64)
+    ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)
+    natives = [r.currency_pair for r in results]
+    ok &= [bool(x) for x in natives]
+    return checked.trades(VENUE, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 
 VENUES = [
     declare.venue(
         VENUE, "wss://api.gateio.ws/ws/v4/", ("api.gateio.ws",), _parse, channels=_CHANNEL,
         frames=_frames, native=native, normalize=normalize,
-        answer_ping=declare.ping_answer("spot.ping", 256, _pong), fast=("spot.trades", _fast))
+        answer_ping=declare.ping_answer("spot.ping", 256, _pong), fast=("spot.trades", _decode, _build))
 ]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dataflows.venues import common, declare, typed
+import numpy as np
+
+from dataflows.venues import checked, common, declare, typed
 from dataflows.venues import instruments as ins
-from dataflows.venues.common import INF, check_quote, num, price_size, side_of
+from dataflows.venues.common import check_quote, num, price_size, side_of
 from dataflows.venues.declare import FrameError, check_ts, json_object
-from feedhouse.core.records import MARKET_EPOCH_US, ParseResult, Trade
+from feedhouse.core.records import MARKET_EPOCH_US, ParseResult
 
 NAME = "okx"
 _CHANNEL = {"trades": "trades", "quotes": "tickers", "books": "books"}
@@ -61,7 +63,6 @@ def _listed(reply) -> list[tuple[str, ins.Spec]]:
 
 _catalog = ins.Catalog(NAME, _spec, _listed, tuple(
     _INSTRUMENTS + kind for kind in ("SWAP", "FUTURES", "OPTION&uly=BTC-USD", "OPTION&uly=ETH-USD")))
-_cached = _catalog.cached
 _EPOCH_MS, _MAX_MS = -(-MARKET_EPOCH_US // 1000), common.MAX_TS_US // 1000
 
 
@@ -114,25 +115,22 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 # go through `_parse`.
 _Item = typed.struct("_Item", [("instId", str), ("tradeId", str), ("px", float), ("sz", float),
                                ("side", str), ("ts", str)])
-_decode_push = typed.decoder(typed.struct("_Push", [
+_decode = typed.decoder(typed.struct("_Push", [
     ("arg", typed.struct("_Arg", [("channel", Literal["trades"])])), ("data", list[_Item])]))
-_new = tuple.__new__  # Trade(...) without the NamedTuple's Python-level __new__
 
 
-def _fast(frame: str | bytes, received_ts: int, trades: list) -> int:
-    items = _decode_push(frame).data
-    for item in items:
-        price, amount, ts = item.px, item.sz, item.ts
-        if not (0.0 < price < INF and 0.0 < amount < INF and 0 < len(ident := item.tradeId) <= 128
-                and ts.isdigit() and _EPOCH_MS <= (ts := int(ts)) < _MAX_MS):  # as _ms checks
-            return 0
-        spec = _cached(inst := item.instId) or _catalog(inst)
-        trades.append(_new(Trade, (
-            NAME, spec.symbol, inst, ident, price,
-            amount if spec.contract_size == 1.0 and not spec.inverse else spec.base(amount, price),
-            _SIDES[item.side], ts * 1000, received_ts, spec.kind, amount, spec.contract_size,
-        )))
-    return len(items)
+def _build(decoded: list, received: list[int]):
+    per_frame = [len(d.data) for d in decoded]
+    items = [item for d in decoded for item in d.data]
+    ok, price, size, ids, sides = checked.fields(
+        [i.px for i in items], [i.sz for i in items], [i.tradeId for i in items],
+        [i.side for i in items], _SIDES, int_ids=False)
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    ok &= (lengths > 0) & (lengths <= 128)
+    ts = checked.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
+    natives = [i.instId for i in items]
+    return checked.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
+                        received, per_frame)
 
 
 VENUES = [
@@ -141,5 +139,5 @@ VENUES = [
         ("ws.okx.com", "wsaws.okx.com", "ws.okex.com", "wspap.okx.com"), _parse,
         channels=_CHANNEL, native=native, normalize=normalize, catalog=_catalog,
         frames=declare.op_args(lambda c, s: {"channel": c, "instId": native(s)}, True),
-        fast=('"channel":"trades"', _fast), ping_interval_s=25.0, ping_frame="ping")
+        fast=('"channel":"trades"', _decode, _build), ping_interval_s=25.0, ping_frame="ping")
 ]

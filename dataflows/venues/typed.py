@@ -1,6 +1,8 @@
 """Typed decoding for the venues' trade fast paths: `fast_many` (the batch parse a venue
 declares with `fast=`) and msgspec structs that hold only the fields the per-frame `parse`
-reads, decoded in C, prices and sizes included.
+reads, decoded in C, prices and sizes included. A venue's `build` then makes the batch's
+trade columns in one pass per field (checked.py: a refused row sends its frame to
+`parse`), never a `Trade` per row (dataflows/parse/trade_columns.py).
 
 The decoders are lax (`strict=False`) so a price or size sent as a decimal string ("0.3528")
 arrives as a float without a Python `float()` per field. Lax decoding would also turn "7"
@@ -20,7 +22,9 @@ from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
+import numpy as np
 
+from dataflows.parse.trade_columns import TradeColumns
 from dataflows.venues.base import BatchResult
 
 # orjson decodes an integer beyond 64 bits as a float (which `parse` rejects where an
@@ -45,36 +49,72 @@ def decoder(kind: object) -> Callable[[str | bytes], object]:
     return msgspec.json.Decoder(kind, strict=False).decode
 
 
-def fast_many(parse, marker: str, fast):
-    """A `parse_many` that tries `fast(frame, received_ts, trades)` on frames holding
-    `marker` and uses the per-frame `parse` for every other frame.
+# (decoded structs, their frames' received_ts) -> (trade columns of the frames taken,
+# trades per frame: 0 = refused, `parse` decides)
+Build = Callable[[list, list[int]], tuple[TradeColumns, list[int]]]
 
-    `fast` decodes with a typed msgspec decoder, appends the frame's trades and returns
-    how many (0: not a frame it handles). It must accept only frames `parse` turns into
-    exactly those trades (safe_parse's checks included); on 0 or any exception its
-    partial output is dropped and the frame goes through `parse`, so ignored/invalid
-    outcomes stay those of `parse`. Binary frames take it only when ASCII: a typed decoder
-    skips the fields it does not declare without checking their UTF-8 (dataflows/venues/typed.py).
+
+def fast_many(parse, marker: str, decode: Callable, build: Build):
+    """A `parse_many` that decodes the frames holding `marker` with `decode` (a typed
+    msgspec decoder, raising on any other frame), makes their trades with `build` and
+    uses the per-frame `parse` for every other frame.
+
+    `build` must accept only frames `parse` turns into exactly those trades (safe_parse's
+    checks included); a frame it refuses goes through `parse`, so ignored/invalid
+    outcomes stay those of `parse` and the trades keep the frames' order. Binary frames
+    take it only when ASCII: a typed decoder skips the fields it does not declare without
+    checking their UTF-8 (dataflows/venues/typed.py).
     """
 
     marker_bytes = marker.encode()
 
     def parse_many(messages) -> BatchResult:
-        out = BatchResult()
-        trades, counts = out.trades, out.counts
+        decoded: list = []
+        received: list[int] = []
+        slow: list[int] = []
         for i, (received_ts, frame) in enumerate(messages):
             if marker in frame if frame.__class__ is str else (
                     marker_bytes in frame and frame.isascii()):
-                start = len(trades)
                 try:
-                    n = fast(frame, received_ts, trades)
-                except Exception:  # noqa: BLE001 - parse decides what is wrong
-                    n = 0
-                if n:
-                    counts.append(n)
+                    decoded.append(decode(frame))
+                    received.append(received_ts)
                     continue
-                del trades[start:]
-            out.add(i, parse(frame, received_ts))
-        return out
+                except Exception:  # noqa: BLE001, S112 - parse decides what is wrong
+                    pass
+            slow.append(i)
+        try:
+            trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
+        except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
+            trades, counts = TradeColumns.empty(), [0] * len(decoded)
+        if not slow and 0 not in counts:
+            return BatchResult(trades, counts=counts)
+        return _with_slow_frames(parse, messages, slow, trades, counts)
 
     return parse_many
+
+
+def _with_slow_frames(parse, messages, slow: list[int], trades: TradeColumns,
+                      counts: list[int]) -> BatchResult:
+    """The frames the fast path did not take, through `parse`; every trade in frame order."""
+    out = BatchResult(counts=[0] * len(messages))
+    skip = set(slow)
+    fast_at = [i for i in range(len(messages)) if i not in skip]
+    for i, n in zip(fast_at, counts, strict=True):
+        if n:
+            out.counts[i] = n
+        else:
+            slow.append(i)
+    rows: list = []
+    rows_at: list[int] = []
+    for i in sorted(slow):
+        received_ts, frame = messages[i]
+        found = out.record(i, parse(frame, received_ts))
+        rows += found
+        rows_at += [i] * len(found)
+    if not rows:
+        out.trades = trades
+        return out
+    taken = [i for i, n in zip(fast_at, counts, strict=True) for _ in range(n)]
+    order = np.argsort(np.array(taken + rows_at, dtype=np.int64), kind="stable")
+    out.trades = TradeColumns.concat([trades, rows]).take(order)
+    return out

@@ -5,11 +5,14 @@ and on mutated trade frames (wrong types, big integers, missing or duplicated ke
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from xxhash import xxh3_64_intdigest
 
+from dataflows.parse.trade_columns import TradeColumns
 from dataflows.sources.capture import read_capture
 from dataflows.venues import binance, bitstamp, coinbase, gateio, get_venue, okx
 from dataflows.venues.base import BatchResult, looping
@@ -20,18 +23,19 @@ from tests.support.paths import corpus
 
 def _binance(name: str):
     """Binance's fast path for one of its venues (that venue's contract sizes)."""
-    return binance._fast(name, get_venue(name).catalog)
+    return binance._decode, binance._build(name, get_venue(name).catalog)
 
 
 CASES = {
     "binance": ("BINANCE.ws.1.0", _binance("binance")),
     "binance_futures": ("BINANCE_FUTURES.ws.1.0", _binance("binance_futures")),
     "binance_delivery": ("docs/BINANCE_DELIVERY.ws.docs", _binance("binance_delivery")),
-    "okx": ("OKX.ws.1.0", okx._fast),
-    "coinbase_exchange": ("COINBASE.ws.28.0", coinbase._fast),
-    "coinbase": ("COINBASE.ws.28.0", coinbase._fast),  # a coinbase feed on ws-feed frames
-    "bitstamp": ("BITSTAMP.ws.1.0", bitstamp._fast),
-    "gateio": ("GATEIO.ws.1.0", gateio._fast),
+    "okx": ("OKX.ws.1.0", (okx._decode, okx._build)),
+    "coinbase_exchange": ("COINBASE.ws.28.0", (coinbase._decode, coinbase._build)),
+    # a coinbase feed on ws-feed frames
+    "coinbase": ("COINBASE.ws.28.0", (coinbase._decode, coinbase._build)),
+    "bitstamp": ("BITSTAMP.ws.1.0", (bitstamp._decode, bitstamp._build)),
+    "gateio": ("GATEIO.ws.1.0", (gateio._decode, gateio._build)),
 }
 
 
@@ -61,13 +65,15 @@ def test_parse_many_equals_looping_parse_on_the_capture(venue_name: str) -> None
     for size in (1, 7, 64):  # any split into micro-batches gives the same records
         parts = [_same(venue_name, messages[i : i + size]) for i in range(0, len(messages), size)]
         assert [t for p in parts for t in p.trades] == whole.trades
-    # the fast decoder itself takes every trade frame (else this test compared nothing)
+    # the fast path itself takes every trade frame (else this test compared nothing)
     venue = get_venue(venue_name)
+    decode, build = fast
     for ts, frame in messages:
         want = venue.parse(frame, ts).trades
         if want:
-            out: list = []
-            assert fast(frame, ts, out) == len(want) and out == want, frame[:200]
+            columns, counts = build([decode(frame)], [ts])
+            assert counts == [len(want)] and columns == want, frame[:200]
+    assert isinstance(whole.trades, TradeColumns)  # columns from parse on, never rows
 
 
 def test_parse_many_default_is_the_per_frame_loop() -> None:
@@ -197,6 +203,9 @@ LAX = [
     ("coinbase", _COINBASE, '"size":"0.04"', '"size":"inf"', False),
     ("coinbase", _COINBASE, '.244075Z', '.2440759Z', True),  # cut to µs on both paths
     ("coinbase", _COINBASE, '"sequence":333938798', '"sequence":"x"', True),  # not read
+    # times past MAX_TS_US (year 2286) do not fit the int64 columns: invalid on both paths
+    ("binance", _BINANCE, '"T":1626992761966', '"T":9223372036854775', False),
+    ("coinbase", _COINBASE, '2021-04-17T16:43:30', '9999-04-17T16:43:30', False),
 ]
 
 
@@ -216,3 +225,64 @@ def test_binary_frames_with_bad_utf8_in_a_field_not_decoded_stay_invalid() -> No
     accented = _BINANCE.replace('"E":1', '"E":"\u00e9"').encode()
     got = _same("binance", [(1, bad), (2, accented), (3, _BINANCE.encode())])
     assert got.counts == [-1, 1, 1] and "not JSON" in got.invalid[0][1].reason
+
+
+def test_trades_keep_frame_order_across_fast_and_per_frame_frames() -> None:
+    """Frames the fast path leaves to `parse` (a binary non-ASCII frame) and frames it
+    takes interleave; the trades come out in frame order, as looping `parse` gives them."""
+    def frame(ident: int) -> str:
+        return _BINANCE.replace('"a":7', f'"a":{ident}')
+
+    slow = [frame(i).replace('"E":1', '"E":"\u00e9"').encode() for i in (2, 4)]
+    got = _same("binance", [(1, frame(1)), (2, slow[0]), (3, frame(3)), (4, slow[1]),
+                            (5, frame(5))])
+    assert [t.trade_id for t in got.trades] == ["1", "2", "3", "4", "5"]
+    assert got.counts == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("venue_name", ["binance_delivery", "okx", "coinbase"])
+def test_trade_columns_give_the_rows_arrow_table_and_dedup_keys(venue_name: str) -> None:
+    """What dedup and the sink make of the columns is what they made of `Trade` rows:
+    the same xxh3 keys (recovery snapshots stay valid) and the same insert table."""
+    from dataflows.dedup.window import trade_keys
+    from dataflows.sink.batches import TRADES, rows_table, schema_of
+
+    columns = get_venue(venue_name).parse_many(_messages(CASES[venue_name][0])).trades
+    rows = list(columns)
+    assert isinstance(columns, TradeColumns) and rows
+    assert trade_keys(columns).tolist() == [
+        xxh3_64_intdigest(f"{t.venue}\x1f{t.symbol}\x1f{t.trade_id}".encode()) for t in rows]
+    assert columns.to_arrow(schema_of(TRADES), "f").equals(rows_table(TRADES, rows, {"feed": "f"}))
+    keep = np.arange(len(rows)) % 3 == 0
+    assert columns.take(keep) == [t for t, k in zip(rows, keep, strict=True) if k]
+    assert TradeColumns.concat([columns, rows[:2]]) == rows + rows[:2]
+
+
+def test_a_trade_time_beyond_the_int64_columns_is_invalid_not_a_crash() -> None:
+    frame = _trade_frames("bitstamp")[0]
+    far = frame.replace('"microtimestamp":"1641343699596000"',
+                        '"microtimestamp":"99999999999999999999999"')
+    assert far != frame
+    got = _same("bitstamp", [(1, frame), (2, far)])
+    assert got.counts == [1, -1] and "bad trade id/time" in got.invalid[0][1].reason
+
+
+def test_trade_columns_convert_sizes_as_instruments_trade_does() -> None:
+    """Contract sizes in BASE, column-wise, equal `instruments.trade` row by row: spot,
+    inverse (USD contracts), linear contracts, and unknown sizes (0: kept as given)."""
+    from dataflows.parse.trade_columns import trade_columns
+    from dataflows.venues import instruments as ins
+
+    specs = {"S": ins.spec_of("BTC-USDT"), "I": ins.spec_of("BTC-USD-PERP", 100.0, True),
+             "L": ins.spec_of("ETH-USDT-PERP", 0.01), "U": ins.spec_of("X-Y-PERP", 0.0, True),
+             "Z": ins.spec_of("X-Z-PERP", 0.0)}
+    natives = ["S", "I", "L", "U", "Z", "I", "I"]
+    price = np.array([30218.8, 8950.0, 1876.31, 5.0, 7.0, 3.0, 123456.7])
+    size = np.array([0.3528, 1.0, 3.0, 2.0, 4.0, 7.0, 1e-3])
+    ts = np.arange(len(natives), dtype=np.int64) + 1_700_000_000_000_000
+    got = trade_columns("v", natives, specs, [str(i) for i in range(7)], price, size,
+                        ["buy"] * 7, ts, ts + 5)
+    want = [ins.trade("v", specs[x], x, str(i), p, q, "buy", t, t + 5)
+            for i, (x, p, q, t) in enumerate(zip(natives, price.tolist(), size.tolist(),
+                                                 ts.tolist(), strict=True))]
+    assert got == want
