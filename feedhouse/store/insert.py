@@ -4,26 +4,28 @@ Every insert carries an `insert_deduplication_token`, so a batch sent again afte
 attempt that landed (a retry, a buffer replay) is dropped by ClickHouse.
 
 A ClickHouse server gets clickhouse-connect's `insert_arrow` with the token as a query
-setting. On an embedded store (chDB in this process) that call costs more than it must:
-clickhouse-connect serialises the table into an Arrow file in Python bytes, writes them
-to a temporary file and has chDB read it back with `INSERT ... FROM INFILE`, all on the
-calling thread. Here the Arrow stream goes to chDB's streaming insert (`send_insert`) on
-the client's own chDB connection instead: no file, the token in the statement's
-SETTINGS, and chDB parses and writes the part on a thread of its own (the caller's
-thread spends ~0.6 ms instead of ~7-11). Process CPU per insert: ~2 ms less at 1-5,000
-rows, the same at 20,000+; most of an insert is chDB's own work, whichever way in
-(bench/insert_paths.py measures each way; docs/performance.md has the figures).
+setting. On an embedded store (chDB in this process) that call serialises the table into
+an Arrow file in Python bytes, writes them to a temporary file and has chDB read it with
+`INSERT ... FROM INFILE`. Here pyarrow writes the Arrow stream straight into the
+temporary file and the same statement runs on the client's own chDB connection: no
+Python copy of the rows, no client layers. bench/insert_paths.py measured every way in
+(docs/performance.md): the process CPU of an insert is chDB's own work and the same
+within ~1 ms whichever way up to 50,000 rows; chDB's streaming insert (`send_insert`)
+moved that work off the calling thread but cost twice the CPU per row in buffer
+replays (1.2-1.7 vs 0.6 µs/row), so it is not used.
 
-That uses the client's chDB handle and its lock (clickhouse-connect 1.12's
-`ChdbBackend`), so the call is serialised with the client's other calls exactly as
-clickhouse-connect's own are; errors become the same `DatabaseError` with the
-ClickHouse code that clickhouse-connect raises (`feedhouse.store.classify` reads it). A
-client without that handle (another clickhouse-connect version) takes `insert_arrow`.
+The statement runs under the client's handle lock (clickhouse-connect 1.12's
+`ChdbBackend`), serialised with the client's other calls exactly as clickhouse-connect's
+own are; errors become the same `DatabaseError` with the ClickHouse code that
+clickhouse-connect raises (`feedhouse.store.classify` reads it). A client without that
+handle (another clickhouse-connect version) takes `insert_arrow`.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from typing import Any
 
 import pyarrow as pa
@@ -32,9 +34,6 @@ import pyarrow.ipc as ipc
 from feedhouse.core.sqlsafe import identifier
 
 SETTING = re.compile(r"^[a-z_]{1,64}$")
-# chDB copies each appended piece into bytes: in pieces, a large insert (a replay run, a
-# backfill chunk) never holds a second full copy of its stream
-CHUNK_BYTES = 4 << 20
 TOKEN = "insert_deduplication_token"
 
 
@@ -49,22 +48,25 @@ def insert_arrow(client, table: str, data: pa.Table, token: str,
         return
     columns = ", ".join(identifier(c) for c in data.column_names)
     more = "".join(f", {k} = {v}" for k, v in extra.items())
-    statement = (f"INSERT INTO {identifier(table)} ({columns}) "
-                 f"SETTINGS {TOKEN} = {quote_string(token)}{more}")
-    payload = _arrow_stream(data)
-    backend._guard()  # closed client, or a stream of this thread still open
-    with backend._handle.lock:
-        backend._guard_locked()
-        inserter = None
+    statement = f"INSERT INTO {identifier(table)} ({columns})"
+    fd, path = tempfile.mkstemp(prefix="feedhouse-insert-", suffix=".arrows")
+    try:
+        with os.fdopen(fd, "wb") as handle, ipc.new_stream(handle, data.schema) as writer:
+            writer.write_table(data)
+        sql = (f"{statement} FROM INFILE {quote_string(path)} "
+               f"SETTINGS {TOKEN} = {quote_string(token)}{more} FORMAT ArrowStream")
+        backend._guard()  # closed client, or a stream of this thread still open
+        with backend._handle.lock:
+            backend._guard_locked()
+            try:
+                backend._handle.conn.query(sql, "TabSeparated")
+            except Exception as exc:
+                raise backend._wrap_exception(exc) from exc
+    finally:
         try:
-            inserter = backend._handle.conn.send_insert(statement, "ArrowStream")
-            for start in range(0, len(payload), CHUNK_BYTES):
-                inserter.append(payload[start:start + CHUNK_BYTES])
-            inserter.finish()
-        except Exception as exc:
-            if inserter is not None:
-                _cancel(inserter)
-            raise backend._wrap_exception(exc) from exc
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def is_embedded(client) -> bool:
@@ -94,17 +96,3 @@ def _setting_name(name: str) -> str:
     if not SETTING.match(name):
         raise ValueError(f"not a setting name: {name!r}")
     return name
-
-
-def _arrow_stream(data: pa.Table) -> memoryview:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    return memoryview(sink.getvalue())
-
-
-def _cancel(inserter) -> None:
-    try:
-        inserter.cancel()
-    except Exception:  # the insert failed already; its error is the one to report
-        pass
