@@ -8,8 +8,9 @@ with `dataflows.sink.writer.drain_buffer`, its stages wrapped with timers:
 
 - read: `LocalBuffer.load_many` (DuckDB payload read + Arrow IPC decode);
 - probe: `_landed` (are a unit's first/last keys stored already?);
-- insert: `feedhouse.store.insert.insert_arrow` (the Arrow stream into chDB's streaming
-  insert; before branch insert16 a temp file and `INSERT ... FROM INFILE`);
+- insert: `feedhouse.store.insert.insert_arrow` (pyarrow writes the Arrow stream to a
+  temp file, `INSERT ... FROM INFILE` on the chDB handle; before branch insert16 the
+  file was the separate stage `file`);
 - delete: `LocalBuffer.delete_many`; account: ledger/report counting per batch;
 - outcome: the ops.replay_log and ledger inserts; open: opening the store.
 
