@@ -1,10 +1,12 @@
 """CPU cost of one insert into market.trades, by rows per insert: `python -m bench.insert_cost`.
 
 Inserts batches of real-shaped trade rows (dataflows.sink.batches.make_batch, as the sink
-builds them) through the Writer's client (`insert_arrow` with an insert token) into a
-fresh embedded store, for each batch size, alternating the schema with and without the
-materialized view of migrations 001-007 (`--with-view`), and reports the process CPU
-time (user+sys: chDB's threads included) per insert and per row. A least-squares line
+builds them) with an insert token into a fresh embedded store, for each batch size, the
+ways of `--ways` alternating round by round, each in a store of its own:
+`client` (clickhouse-connect's `insert_arrow`: the sink before branch insert16), `store`
+(`feedhouse.store.insert.insert_arrow`: the sink now), `view` (`client` on the schema of
+migrations 001-007, whose materialized view fed candles from every insert). It reports
+the process CPU time (user+sys: chDB's threads included) per insert and per row. A least-squares line
 over the sizes gives the fixed cost per insert and the cost per row, which decide how
 many rows an insert must carry for the store to cost <= 2 µs per trade
 (docs/performance.md). CPU time, not wall time: the machine is shared.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import tempfile
@@ -25,6 +28,7 @@ from dataflows.sink.batches import TRADES, make_batch, rows_table
 from feedhouse.core.config import load_settings
 from feedhouse.core.paths import sql_dir
 from feedhouse.store.client import warehouse
+from feedhouse.store.insert import insert_arrow
 from feedhouse.store.migrations import apply_migrations
 
 T0 = 1_735_689_600_000_000  # 2025-01-01 in µs
@@ -53,15 +57,22 @@ def schema(folder: Path, with_view: bool) -> Path:
     return out
 
 
-def measure(client, sizes: list[int], inserts: int, start: int) -> dict[int, float]:
+def insert(way: str, client, data, token: str) -> None:
+    if way == "store":
+        insert_arrow(client, TRADES, data, token)
+    else:
+        client.insert_arrow(TRADES, data, settings={"insert_deduplication_token": token})
+
+
+def measure(way: str, client, sizes: list[int], inserts: int, start: int) -> dict[int, float]:
     out = {}
     for n in sizes:
         batches = [batch(n, start + k * n) for k in range(inserts)]
         start += inserts * n
-        client.insert_arrow(TRADES, batches[0].data)  # warm (not counted)
+        insert(way, client, batches[0].data, f"warm:{start}")  # not counted
         c0 = cpu()
         for b in batches[1:]:
-            client.insert_arrow(TRADES, b.data, settings={"insert_deduplication_token": b.token})
+            insert(way, client, b.data, b.token)
         out[n] = (cpu() - c0) / (inserts - 1) * 1e3  # ms per insert
     return out
 
@@ -71,21 +82,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,100,1000,5000,20000")
     parser.add_argument("--inserts", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ways", default="client,store", help="of client, store, view")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    ways = args.ways.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="feedhouse-insert-cost-"))
-    results: dict[str, list[dict[int, float]]] = {"without_view": [], "with_view": []}
+    results: dict[str, list[dict[int, float]]] = {way: [] for way in ways}
+    load = [os.getloadavg()]
     try:
         for r in range(args.rounds):
-            for label, with_view in (("without_view", False), ("with_view", True)):
-                home = tmp / f"{label}{r}"
+            for way in (ways if r % 2 == 0 else ways[::-1]):
+                home = tmp / f"{way}{r}"
                 settings = load_settings(home=str(home))
                 with warehouse(settings) as client:
-                    apply_migrations(client, schema(home, with_view))
-                    results[label].append(measure(client, sizes, args.inserts, 1_000_000))
+                    apply_migrations(client, schema(home, way == "view"))
+                    results[way].append(measure(way, client, sizes, args.inserts, 1_000_000))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report = {}
+    load.append(os.getloadavg())
+    report: dict = {"loadavg_start_end": [[round(x, 1) for x in a] for a in load]}
     for label, runs in results.items():
         ms = {n: float(np.median([run[n] for run in runs])) for n in sizes}
         slope, fixed = np.polyfit(sizes, [ms[n] for n in sizes], 1)

@@ -8,8 +8,9 @@ with `dataflows.sink.writer.drain_buffer`, its stages wrapped with timers:
 
 - read: `LocalBuffer.load_many` (DuckDB payload read + Arrow IPC decode);
 - probe: `_landed` (are a unit's first/last keys stored already?);
-- file: `insert_arrow_bulk` minus its chDB call (the Arrow stream written to a temp file);
-- insert: the chDB `INSERT ... FROM INFILE` (clickhouse-connect `command`);
+- insert: `feedhouse.store.insert.insert_arrow` (pyarrow writes the Arrow stream to a
+  temp file, `INSERT ... FROM INFILE` on the chDB handle; before branch insert16 the
+  file was the separate stage `file`);
 - delete: `LocalBuffer.delete_many`; account: ledger/report counting per batch;
 - outcome: the ops.replay_log and ledger inserts; open: opening the store.
 
@@ -70,8 +71,6 @@ def _wrap(spent: dict, name: str, fn, clock):
 
 
 def one_round(base: Path, work: Path, threaded: bool) -> dict:
-    from clickhouse_connect.driver._backendclient import SyncBackendClient  # chDB's client
-
     shutil.rmtree(work, ignore_errors=True)
     settings = load_settings(home=str(work), recovery=False)
     init_schema(settings)
@@ -79,9 +78,9 @@ def one_round(base: Path, work: Path, threaded: bool) -> dict:
     spent: dict[str, float] = defaultdict(float)
     clock = time.thread_time if threaded else time.process_time
     patches = [(LocalBuffer, "load_many", "read"), (LocalBuffer, "delete_many", "delete"),
-               (drain, "_landed", "probe"), (drain, "insert_arrow_bulk", "file"),
+               (drain, "_landed", "probe"), (drain, "insert_arrow", "insert"),
                (drain, "_account", "account"), (drain, "_write_outcome", "outcome"),
-               (HeldWarehouse, "client", "open"), (SyncBackendClient, "command", "insert")]
+               (HeldWarehouse, "client", "open")]
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patches]
     for owner, attr, name in patches:
         setattr(owner, attr, _wrap(spent, name, getattr(owner, attr), clock))
@@ -97,7 +96,6 @@ def one_round(base: Path, work: Path, threaded: bool) -> dict:
         drain.ThreadPoolExecutor = ThreadPoolExecutor
         shutil.rmtree(work, ignore_errors=True)
     rows = sum(r.rows for r in reports)
-    spent["file"] -= spent["insert"]  # insert_arrow_bulk = temp file + chDB command
     us = {k: round(v / rows * 1e6, 3) for k, v in sorted(spent.items())}
     us["total_cpu"] = round(cpu / rows * 1e6, 3)
     return {"rows": rows, "rows_per_s": round(rows / wall), "us_per_row": us,

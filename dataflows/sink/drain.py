@@ -47,9 +47,9 @@ from dataflows.sink.batches import (
     make_batch,
     rows_table,
 )
-from feedhouse.store.bulk import insert_arrow_bulk
 from feedhouse.store.classify import ErrorClass, classify_error, first_line
 from feedhouse.store.faults import apply_row_faults
+from feedhouse.store.insert import insert_arrow
 from feedhouse.store.ledger import LEDGER_TABLE, LedgerDelta
 
 log = logging.getLogger("dataflows.sink.drain")
@@ -252,7 +252,7 @@ def _replay_run(writer, run: list[list], reports: dict, ledger: LedgerDelta, don
         if fresh:
             data = pa.concat_tables([b.data for unit in fresh for _, b in unit])
             apply_row_faults(writer.settings.fault_file, data.num_rows)
-            insert_arrow_bulk(client, table, data, _run_token(table, fresh), settings=RUN_SETTINGS)
+            insert_arrow(client, table, data, _run_token(table, fresh), settings=RUN_SETTINGS)
             writer.inserts += 1
     except Exception as exc:
         if classify_error(exc) is ErrorClass.RETRYABLE:

@@ -28,6 +28,7 @@ from feedhouse.core.settings import Settings
 from feedhouse.store.classify import ErrorClass, classify_error, first_line
 from feedhouse.store.client import HeldWarehouse
 from feedhouse.store.faults import apply_row_faults
+from feedhouse.store.insert import insert_arrow
 from feedhouse.store.ledger import LedgerDelta
 
 log = logging.getLogger("dataflows.sink.writer")
@@ -54,9 +55,7 @@ class Writer:
     def insert_once(self, batch: Batch) -> None:
         client = self.held.client()
         apply_row_faults(self.settings.fault_file, batch.rows)
-        client.insert_arrow(
-            batch.table, batch.data, settings={"insert_deduplication_token": batch.token}
-        )
+        insert_arrow(client, batch.table, batch.data, batch.token)
         self.inserts += 1
 
     @property

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from dataflows.books.tardis import find_tardis_books, read_tardis_book
 from dataflows.sink.batches import LEDGER_TABLE, digest, ledger_table
 from feedhouse.core.tables import BOOK_UPDATES
-from feedhouse.store.bulk import insert_arrow_bulk
+from feedhouse.store.insert import insert_arrow
 from feedhouse.store.ledger import LedgerDelta, minute_counts
 from feedhouse.verify.backfill import (
     CHUNK_ROWS,
@@ -113,8 +113,7 @@ def backfill_books_day(connect: Connect, venue: str, day: date, archive: Path, *
             ledger.add_minutes(feed, minutes, "parsed")
             ledger.add_minutes(feed, minutes, "inserted")
             with connect() as client:  # ledger first: a crash in between heals on the rerun
-                client.insert_arrow(LEDGER_TABLE, ledger_table(ledger),
-                                    settings={"insert_deduplication_token": token + "/ledger"})
-                insert_arrow_bulk(client, BOOK_UPDATES.name, part, token)
+                insert_arrow(client, LEDGER_TABLE, ledger_table(ledger), token + "/ledger")
+                insert_arrow(client, BOOK_UPDATES.name, part, token)
             load.inserted += part.num_rows
     return result

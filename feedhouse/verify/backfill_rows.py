@@ -20,7 +20,7 @@ from dataflows.sink.batches import (
     schema_of,
 )
 from dataflows.venues.instruments import kind_of
-from feedhouse.store.bulk import insert_arrow_bulk
+from feedhouse.store.insert import insert_arrow
 from feedhouse.store.ledger import LedgerDelta
 
 
@@ -34,7 +34,7 @@ def dead_letters(client, feed: str, venue: str, day: date, file_name: str, day_s
     data = pa.table([pa.array([feed] * len(bad)), pa.array([lo] * len(bad), pa.int64()).cast(schema.field(1).type),
                      pa.array(raws), pa.array([r for _, r in bad])], schema=schema)
     token = "backfill/" + digest(None, venue, day, file_name, "dead", len(bad), raws[0], raws[-1])
-    client.insert_arrow(DEAD_LETTER, data, settings={"insert_deduplication_token": token})
+    insert_arrow(client, DEAD_LETTER, data, token)
 
 
 def _instrument_types(symbols: pa.ChunkedArray) -> pa.Array:
@@ -75,9 +75,7 @@ def insert_chunk(client, feed: str, venue: str, day: date, name: str, part: pa.T
     ledger.add_minutes(feed, batch.minutes, "parsed")
     ledger.add_minutes(feed, batch.minutes, "inserted")
     # ledger first: see the module doc (a crash in between heals on the rerun)
-    client.insert_arrow(
-        LEDGER_TABLE, ledger_table(ledger), settings={"insert_deduplication_token": token + "/ledger"}
-    )
-    insert_arrow_bulk(client, TRADES, batch.data, token)
+    insert_arrow(client, LEDGER_TABLE, ledger_table(ledger), token + "/ledger")
+    insert_arrow(client, TRADES, batch.data, token)
 
 

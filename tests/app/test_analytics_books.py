@@ -11,8 +11,8 @@ from dataflows.books.capture import parse_book_capture
 from dataflows.books.state import Books
 from feedhouse.app import analytics
 from feedhouse.core.records import iso_from_us
-from feedhouse.store.bulk import insert_arrow_bulk
 from feedhouse.store.client import warehouse
+from feedhouse.store.insert import insert_arrow
 from tests.support.paths import corpus
 
 
@@ -27,9 +27,9 @@ def store(initialized, parsed):
     with warehouse(initialized) as client:
         for name, (columns, _) in parsed.items():
             table = columns.to_arrow(feed=name.split(".")[0].lower())
-            insert_arrow_bulk(client, "market.book_updates", table, f"books-{name}")
+            insert_arrow(client, "market.book_updates", table, f"books-{name}")
             # the same batch redelivered under another token: collapses in FINAL
-            insert_arrow_bulk(client, "market.book_updates", table, f"books-{name}-again")
+            insert_arrow(client, "market.book_updates", table, f"books-{name}-again")
         client.command(
             "INSERT INTO ops.feed_gaps (feed, venue, gap_start, gap_end, kind, reason) VALUES "
             "('okx', 'okx', '2022-05-13 16:27:10', '2022-05-13 16:27:10', 'book', "
