@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataflows.books.columns import BookColumns, BookFrame
 from feedhouse.app.demo.books_check import prove_books
-from feedhouse.store.bulk import insert_arrow_bulk
 from feedhouse.store.client import warehouse
+from feedhouse.store.insert import insert_arrow
 
 T0 = 1_700_000_000_000_000
 
@@ -23,8 +23,8 @@ def _book(venue: str, symbol: str, bid: str, ask: str) -> list[BookFrame]:
 def test_a_crossed_book_is_a_problem_of_the_proof(initialized):
     frames = _book("okx", "BTC-USDT", "100", "101") + _book("bybit", "ETH-USDT", "102", "101")
     with warehouse(initialized) as client:
-        insert_arrow_bulk(client, "market.book_updates",
-                          BookColumns.of(frames).to_arrow(feed="demo"), "books-check")
+        insert_arrow(client, "market.book_updates",
+                     BookColumns.of(frames).to_arrow(feed="demo"), "books-check")
         proof = prove_books(client)
     assert proof.synced == 2 and proof.crossed == ["bybit ETH-USDT"]
     assert proof.problems(2) == ["book_at crossed for 1 of 2 synced symbol(s): bybit ETH-USDT"]
