@@ -7,18 +7,14 @@ frees frames, batches and Arrow inputs on other threads than the ones that alloc
 so freed chunks scatter through the arenas' heaps; glibc returns a heap's memory only from
 its top, so those pages stay resident. `malloc_trim(0)` releases every whole free page
 inside the heaps (madvise) without moving anything: it costs one walk of the free lists
-under the arenas' locks (a few ms, `last_ms`), so it runs from a thread of its own every
+under the arenas' locks (a few ms), so it runs from a thread of its own every
 half minute rather than after each batch.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
 import threading
-import time
-
-log = logging.getLogger("feedhouse.malloc")
 
 
 def _malloc_trim():
@@ -45,14 +41,12 @@ class MallocTrimmer:
 
     def __init__(self, every_s: float) -> None:
         self.every_s = every_s
-        self.trims = 0
-        self.last_ms = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="feedhouse-malloc-trim",
                                         daemon=True)
 
     def start(self) -> MallocTrimmer:
-        if _TRIM is not None:
+        if _TRIM is not None and self.every_s > 0:
             self._thread.start()
         return self
 
@@ -63,7 +57,4 @@ class MallocTrimmer:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
-            started = time.perf_counter()
             trim()
-            self.last_ms = (time.perf_counter() - started) * 1000
-            self.trims += 1

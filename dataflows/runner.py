@@ -164,9 +164,7 @@ def run(
                                    dedup_bytes=metrics.dedup_bytes,
                                    on_buffer=on_buffer, queued_bytes=queued_bytes).start()
 
-    trimmer = MallocTrimmer(settings.malloc_trim_every_s)
-    if settings.malloc_trim_every_s > 0:
-        trimmer.start()
+    trimmer = MallocTrimmer(settings.malloc_trim_every_s).start()
 
     def _footprint() -> dict | None:
         return sampler.latest if sampler is not None else None

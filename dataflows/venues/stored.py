@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from dataflows.venues import VENUES
 from dataflows.venues.instruments import Spec
 from dataflows.venues.stored_quanto import MAX_GAP_S, convert_quanto
+from feedhouse.core.sqlsafe import string_literal
 from feedhouse.store.candles import build_minutes
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,9 @@ def quanto_spec(venue: str, native: str) -> Spec | None:
     return spec if spec is not None and spec.quanto > 0 else None
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _by_instrument(specs: dict[tuple[str, str], Spec], value) -> str:
     """multiIf over (venue, native_symbol): a per-instrument constant in SQL."""
-    arms = [f"venue = {_text(v)} AND native_symbol = {_text(n)}, {value(s)}" for (v, n), s in specs.items()]
+    arms = [f"venue = {string_literal(v)} AND native_symbol = {string_literal(n)}, {value(s)}" for (v, n), s in specs.items()]
     return f"multiIf({', '.join(arms)}, 0)"
 
 

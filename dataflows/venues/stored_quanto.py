@@ -21,6 +21,7 @@ from collections import Counter
 
 from dataflows.venues.bitmex_units import MAX_GAP_US, XBT_USD
 from dataflows.venues.instruments import Spec
+from feedhouse.core.sqlsafe import string_literal
 
 MAX_GAP_S = MAX_GAP_US // 1_000_000
 _USD_BTC = ("BTC-USD", "BTC-USDT", "BTC-USDC", "BTC-USD-PERP", "BTC-USDT-PERP",
@@ -37,30 +38,26 @@ _KEYS = {"trades": "symbol, trade_id",
                    "native_bid_size, native_ask_size"}
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def convert_quanto(client, venue: str, specs: dict[str, Spec]) -> tuple[Counter, Counter, list[int]]:
     """Convert `venue`'s stored quanto rows (specs: native -> Spec with `quanto`); returns
     (rows converted per table, rows left per instrument, minutes of converted trades)."""
-    natives = ", ".join(_text(n) for n in specs)
-    multiplier = f"multiIf({', '.join(f'native_symbol = {_text(n)}, {s.quanto!r}' for n, s in specs.items())}, 0)"
-    pending = f"venue = {_text(venue)} AND contract_size = 0 AND native_symbol IN ({natives})"
+    natives = ", ".join(string_literal(n) for n in specs)
+    multiplier = f"multiIf({', '.join(f'native_symbol = {string_literal(n)}, {s.quanto!r}' for n, s in specs.items())}, 0)"
+    pending = f"venue = {string_literal(venue)} AND contract_size = 0 AND native_symbol IN ({natives})"
     (lo, hi), = client.query(  # the prices needed: the pending rows' time span and the gap
         f"SELECT toUInt32(min(t)), toUInt32(max(t)) FROM (SELECT exchange_ts AS t FROM market.trades "
         f"WHERE {pending} UNION ALL SELECT exchange_ts FROM market.quotes WHERE {pending})").result_rows
     lo, hi = max(int(lo) - MAX_GAP_S - 60, 0), int(hi) + MAX_GAP_S + 60
     window = f"exchange_ts >= toDateTime64({lo}, 6, 'UTC') AND exchange_ts < toDateTime64({hi}, 6, 'UTC')"
-    own = (f"venue = {_text(venue)} AND (native_symbol = {_text(XBT_USD)} OR "
+    own = (f"venue = {string_literal(venue)} AND (native_symbol = {string_literal(XBT_USD)} OR "
            f"(contract_size > 0 AND native_symbol IN ({natives})))")
     prices = (  # one XBT price per minute: BitMEX's own figures, else the venues' median
-        f"SELECT {_text(venue)} AS v, toStartOfMinute(exchange_ts) AS minute, "
+        f"SELECT {string_literal(venue)} AS v, toStartOfMinute(exchange_ts) AS minute, "
         "if(countIf(own) > 0, avgIf(px, own), median(px)) AS xbt FROM ("
-        f"SELECT exchange_ts, if(native_symbol = {_text(XBT_USD)}, price, contract_size / {multiplier})"
+        f"SELECT exchange_ts, if(native_symbol = {string_literal(XBT_USD)}, price, contract_size / {multiplier})"
         f" AS px, 1 AS own FROM market.trades WHERE {window} AND {own} UNION ALL "
         f"SELECT exchange_ts, price, 0 FROM market.trades WHERE {window} AND NOT ({own}) AND "
-        f"symbol IN ({', '.join(map(_text, _USD_BTC))})"
+        f"symbol IN ({', '.join(map(string_literal, _USD_BTC))})"
         ") WHERE px > 0 AND isFinite(px) GROUP BY minute")
     near = f"dateDiff('second', b.minute, m) <= {MAX_GAP_S} AND b.xbt > 0"
     far = f"dateDiff('second', m, f.minute) <= {MAX_GAP_S} AND f.xbt > 0"
@@ -100,6 +97,6 @@ def convert_quanto(client, venue: str, specs: dict[str, Spec]) -> tuple[Counter,
         if converted[table]:
             client.command(
                 f"ALTER TABLE market.{table} DELETE WHERE {pending} AND ({key}) IN (SELECT {key} "
-                f"FROM market.{table} WHERE venue = {_text(venue)} AND contract_size > 0 AND "
+                f"FROM market.{table} WHERE venue = {string_literal(venue)} AND contract_size > 0 AND "
                 f"native_symbol IN ({natives}))", settings=_SYNC)
     return converted, left, minutes

@@ -30,3 +30,10 @@ def identifier(name: str, what: str = "identifier") -> str:
 def table_name(database: str, table: str) -> str:
     """`database.table` from two checked parts."""
     return identifier(f"{identifier(database)}.{identifier(table)}")
+
+
+def string_literal(text: str) -> str:
+    """A ClickHouse string literal of `text` (backslashes and quotes escaped), for the few
+    statements that cannot take server-side parameters (FROM INFILE, SETTINGS, the
+    multiIf tables built from instrument specs)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

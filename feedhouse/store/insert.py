@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from feedhouse.core.sqlsafe import identifier
+from feedhouse.core.sqlsafe import identifier, string_literal
 
 SETTING = re.compile(r"^[a-z_]{1,64}$")
 TOKEN = "insert_deduplication_token"
@@ -53,8 +53,8 @@ def insert_arrow(client, table: str, data: pa.Table, token: str,
     try:
         with os.fdopen(fd, "wb") as handle, ipc.new_stream(handle, data.schema) as writer:
             writer.write_table(data)
-        sql = (f"{statement} FROM INFILE {quote_string(path)} "
-               f"SETTINGS {TOKEN} = {quote_string(token)}{more} FORMAT ArrowStream")
+        sql = (f"{statement} FROM INFILE {string_literal(path)} "
+               f"SETTINGS {TOKEN} = {string_literal(token)}{more} FORMAT ArrowStream")
         backend._guard()  # closed client, or a stream of this thread still open
         with backend._handle.lock:
             backend._guard_locked()
@@ -72,11 +72,6 @@ def insert_arrow(client, table: str, data: pa.Table, token: str,
 def is_embedded(client) -> bool:
     """The client runs chDB in this process (clickhouse-connect's ChdbClient)."""
     return type(client).__name__ == "ChdbClient"
-
-
-def quote_string(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _chdb_backend(client) -> Any | None:
