@@ -14,9 +14,13 @@ and ledger rows a hash of the rows); a combined insert carries a token named aft
 batches' (`dataflows.sink.batches.combine`). The same batch retried, replayed from the buffer
 or rebuilt after a restart carries the same token; a batch with other content never does.
 
-`snapshot()` writes everything pending and waits for it, then the ledger delta of the
-epoch: Bytewax snapshots the sink before the sources of the same epoch, so a source
-acknowledges (MQTT ack, replay position) only what is in ClickHouse or the local buffer.
+`snapshot()` writes everything pending and waits for it: Bytewax snapshots the sink
+before the sources of the same epoch, so a source acknowledges (MQTT ack, replay
+position) only what is in ClickHouse or the local buffer. The epoch's ledger delta is
+then submitted without waiting (its insert would hold the dataflow a whole insert more
+each epoch: the tail of tick-to-row latency) and rides in the partition's snapshot
+until the next epoch's drain proves it written; a run resumed from that snapshot
+submits it again under the same token, so it is counted once whether or not it landed.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class _SinkGroup:
 
     committer: Committer | None = None
     partitions: list[FeedSinkPartition] = []
+    unsettled = False  # data jobs submitted since the last drain
 
     @classmethod
     def join(cls, partition: FeedSinkPartition, settings: Settings) -> Committer:
@@ -132,17 +137,25 @@ class _SinkGroup:
             committer.close()
 
     @classmethod
-    def checkpoint(cls) -> None:
-        """Write everything every partition holds, then their ledger deltas (which count
-        the outcome of those rows); returns once all of it is inserted or buffered."""
+    def checkpoint(cls, final: bool = False) -> None:
+        """Write everything every partition holds and wait for it, then submit their
+        ledger deltas (which count the outcome of those rows): waited for only when
+        `final`, else proven by the next checkpoint's drain and carried in the
+        partitions' snapshots until then. The first snapshot of an epoch does the work;
+        the others find no data submitted since and do not wait for the ledger."""
         committer = cls.committer
         assert committer is not None
         for part in cls.partitions:
             part.flush_data()
-        committer.drain()
+        if cls.unsettled or final or any(p.ledger_waits() for p in cls.partitions):
+            cls.unsettled = False
+            committer.drain()
+            for part in cls.partitions:
+                part.ledger_written()
         ledgers = [job for part in cls.partitions if (job := part.ledger_job()) is not None]
         if ledgers:
             committer.submit(Job([b for job in ledgers for b in job.batches]))
+        if final:
             committer.drain()
             for part in cls.partitions:
                 part.ledger_written()
@@ -182,8 +195,9 @@ def _housekeeping(writer: Writer, force: bool = False,
     writer.release_if_wanted()
 
 
-class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
-    def __init__(self, feed: str, settings: Settings, flush_s: float | None = None) -> None:
+class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, tuple[str, LedgerDelta] | None]):
+    def __init__(self, feed: str, settings: Settings, flush_s: float | None = None,
+                 resume_state: tuple[str, LedgerDelta] | None = None) -> None:
         self.feed = feed
         self.settings = settings
         self.committer = _SinkGroup.join(self, settings)
@@ -199,7 +213,15 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         self.ledger = LedgerDelta()
         self.ledger_ranges: dict[str, list[int]] = {}
         self.jobs: list[Job] = []  # submitted since the last ledger write
-        self._ledger_delta: LedgerDelta | None = None
+        # the ledger batch submitted and not yet proven written (token, delta, counted
+        # in this process's live status once written)
+        self.unconfirmed: tuple[str, LedgerDelta, bool] | None = None
+        if resume_state is not None:  # the snapshot's unproven ledger batch: again
+            token, delta = resume_state
+            self.unconfirmed = (token, delta, False)
+            self.committer.submit(Job([make_batch(LEDGER_TABLE, feed, token,
+                                                  ledger_table(delta))]))
+            _SinkGroup.unsettled = True
 
     # --- Bytewax hooks ----------------------------------------------------------------------
     def write_batch(self, items: list[ParsedBatch]) -> None:
@@ -222,13 +244,13 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         if due or self.rows >= self.batch_rows:
             self.flush_data()
 
-    def snapshot(self) -> None:
+    def snapshot(self) -> tuple[str, LedgerDelta] | None:
         _SinkGroup.checkpoint()
-        return None
+        return None if self.unconfirmed is None else self.unconfirmed[:2]
 
     def close(self) -> None:
         try:
-            _SinkGroup.checkpoint()
+            _SinkGroup.checkpoint(final=True)
             # a last replay try before stopping
             # (and a last candle build for the minutes closed by now)
             housekeeping = self.committer.housekeeping or _housekeeping
@@ -294,6 +316,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                   linger_s=0.0 if self.gather else None, oldest=oldest)
         self.jobs.append(job)
         self.committer.submit(job)
+        _SinkGroup.unsettled = True
 
     def _batches_of(self, src: str, pend: _Pending, batches: list, observed: list) -> None:
         feed, rng = self.feed, f"{pend.first_pos}-{pend.last_pos}"
@@ -354,8 +377,11 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         metrics.event_time(self.feed, int(events.max()))
 
     def ledger_job(self) -> Job | None:
-        """The ledger delta since the last write as a job (None if empty): message
-        counters, and the outcomes of the jobs submitted meanwhile (after `drain()`)."""
+        """The ledger delta since the last write as a job (None if empty, or while the
+        last one is unproven): message counters, and the outcomes of the jobs submitted
+        meanwhile (after `drain()`)."""
+        if self.unconfirmed is not None:
+            return None
         for job in self.jobs:
             self.ledger.merge(job.ledger)
         self.jobs = []
@@ -366,14 +392,20 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
         self.ledger_ranges = {}
         data = ledger_table(delta)
         token = f"{self.feed}:{ranges}:{LEDGER_TABLE}:{table_digest(data)}"
-        self._ledger_delta = delta
+        self.unconfirmed = (token, delta, True)
         return Job([make_batch(LEDGER_TABLE, self.feed, token, data)])
 
+    def ledger_waits(self) -> bool:
+        """A ledger delta waits behind an unproven ledger batch: drain before the next."""
+        return self.unconfirmed is not None and bool(self.ledger or self.jobs)
+
     def ledger_written(self) -> None:
-        """The ledger job is written: count its delta in the live status and metrics."""
-        delta, self._ledger_delta = self._ledger_delta, None
-        if delta is None:
+        """After a drain: the ledger batch is written; count its delta in the live
+        status and metrics (a resumed one was counted by the run that made it)."""
+        unconfirmed, self.unconfirmed = self.unconfirmed, None
+        if unconfirmed is None or not unconfirmed[2]:
             return
+        delta = unconfirmed[1]
         STATS.add(delta)
         for counter, name in _METRIC_OF.items():
             n = delta.total(counter)
@@ -381,7 +413,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, None]):
                 metrics.count(self.feed, name, n)
 
 
-class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):
+class ClickHouseSink(FixedPartitionedSink[ParsedBatch, tuple[str, LedgerDelta] | None]):
     """Items are (feed, ParsedBatch); one partition per configured feed."""
 
     def __init__(self, settings: Settings, feeds: list[str],
@@ -398,5 +430,7 @@ class ClickHouseSink(FixedPartitionedSink[ParsedBatch, None]):
         # Bytewax indexes into the SORTED global list of partitions
         return sorted(self.feeds).index(item_key)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> FeedSinkPartition:
-        return FeedSinkPartition(for_part, self.settings, self.flush_s.get(for_part))
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: tuple[str, LedgerDelta] | None) -> FeedSinkPartition:
+        return FeedSinkPartition(for_part, self.settings, self.flush_s.get(for_part),
+                                 resume_state)

@@ -164,3 +164,34 @@ def test_a_gathering_feed_partition_inserts_by_age_not_per_batch(tmp_path):
     with warehouse(settings) as client:
         rows, keys = table_counts(client, "cb")
     assert rows == keys == sum(len(p.trades) + len(p.quotes) for p in parsed) > 0
+
+
+def test_a_snapshot_carries_the_unproven_ledger_batch_and_a_resumed_run_counts_it_once(tmp_path):
+    """The epoch's ledger batch is submitted without waiting for it: the snapshot carries
+    it until the next drain proves it written. A run resumed from that snapshot submits
+    it again under the same token: counted once whether the first one landed or not."""
+    settings = make_settings(tmp_path)
+    init_schema(settings)
+    messages = capture_messages("COINBASE.ws.28.0")[:1000]
+    window = DedupWindow(600, 5)
+    parsed = [dedup_parsed(window, parse_batch(b))
+              for b in message_batches("cb", "coinbase", messages, per=100)]
+    part = FeedSinkPartition("cb", settings)
+    try:
+        part.write_batch(parsed)
+        state = part.snapshot()
+        assert state is not None  # the ledger batch of this epoch, not yet proven
+        token, delta = state
+        assert delta.total("received") == len(messages)
+        assert part.snapshot() == state  # a second snapshot of the epoch: still unproven
+    finally:
+        part.close()  # waits for it: proven
+    assert part.unconfirmed is None
+    for _ in range(2):  # two runs resumed from that snapshot (it had landed)
+        resumed = FeedSinkPartition("cb", settings, resume_state=state)
+        resumed.close()
+    with warehouse(settings) as client:
+        totals = ledger_totals(client, "cb")
+        rows, keys = table_counts(client, "cb")
+    assert totals["received"] == len(messages)  # counted once
+    assert totals["inserted"] == keys == rows > 0
