@@ -96,10 +96,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--code", default="/work/wt/base27,.")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--rate", type=float, default=10_000)
-    ap.add_argument("--warm-s", type=float, default=5)
-    ap.add_argument("--step-s", type=float, default=15)
-    ap.add_argument("--idle-s", type=float, default=10)
+    for name, default in (("rate", 10_000), ("warm-s", 5), ("step-s", 15), ("idle-s", 10)):
+        ap.add_argument(f"--{name}", type=float, default=default)
     ap.add_argument("--flush-ms", type=float, default=None, help="the feed's mqtt.flush_ms")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="feedhouse-bench-mqtt-rounds-"))
