@@ -27,9 +27,8 @@ from feedhouse.core.paths import sql_dir
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--setting", default="default")
-    ap.add_argument("--rate", type=float, default=16)
-    ap.add_argument("--rows", type=int, default=600)
-    ap.add_argument("--seconds", type=float, default=12)
+    for name, default in (("rate", 16.0), ("rows", 600), ("seconds", 12.0)):
+        ap.add_argument(f"--{name}", type=type(default), default=default)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="feedhouse-readings-merges-") as home:
         session = chdb.session.Session(home)
