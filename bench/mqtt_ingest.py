@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 from feedhouse.app.drills.mqtt import FEED, write_config
 from feedhouse.app.drills.process import RunProcess, child_env
 from feedhouse.app.mqtt.broker import Broker, BrokerStats
@@ -71,10 +73,10 @@ def tree_cpu_s(pid: int) -> float:
     return cpu_s(pid) + sum(cpu_s(k) for k in children(pid))
 
 
-def threads_cpu_s(pid: int) -> dict[str, float]:
+def threads_cpu_s(pid: int, names: dict[int, str] | None = None) -> dict[str, float]:
     """CPU seconds per thread group of a process: the main thread ("main", where Bytewax's
-    worker runs), other Python threads ("python": paho, committer, status) and native
-    threads by their OS name (chDB's pools, DuckDB)."""
+    worker runs), other Python threads ("python": paho, committer, status; or their group
+    in `names`, thread id -> group) and native threads by their OS name (chDB's pools)."""
     out: dict[str, float] = {}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -86,8 +88,8 @@ def threads_cpu_s(pid: int) -> dict[str, float]:
             fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        name = "main" if int(tid) == pid else (
-            "python" if comm.startswith(("python", "feedhouse")) else comm.rstrip("0123456789"))
+        name = (names or {}).get(int(tid)) or ("main" if int(tid) == pid else (
+            "python" if comm.startswith(("python", "feedhouse")) else comm.rstrip("0123456789")))
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
     return out
 
@@ -120,13 +122,18 @@ class Session:
     """Mosquitto + `feedhouse run` on a fresh store, with load steps published into it."""
 
     def __init__(self, work: Path, readings_per_message: int = 1, clients: int = 2,
-                 ingest_code: Path | None = None, processes: int = 1) -> None:
+                 ingest_code: Path | None = None, processes: int = 1,
+                 mqtt_extra: dict | None = None) -> None:
         self.work = work
         self.rpm = readings_per_message
         work.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(work / "mosquitto").start()
         self.config = write_config(work, self.broker.port, "3.1.1", clients, False,
                                    readings_per_message)
+        if mqtt_extra:  # e.g. {"flush_ms": 100}: the feed's mqtt settings for this session
+            config = yaml.safe_load(self.config.read_text())
+            config["feeds"][0]["mqtt"].update(mqtt_extra)
+            self.config.write_text(yaml.safe_dump(config))
         args = ("--processes", str(processes)) if processes > 1 else ()
         self.ingest = RunProcess(self.config, work / "ingest.log", args) if ingest_code is None \
             else IngestAt(self.config, work / "ingest.log", ingest_code)

@@ -1,0 +1,28 @@
+"""iot.readings (migration 017) merges its small parts 20 at a time: an MQTT feed inserts
+every mqtt.flush_ms, and merging each few new parts into the big one cost as much CPU as
+the inserts (docs/mqtt-performance.md). Redelivered readings still collapse under FINAL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from feedhouse.store.client import warehouse
+
+COLUMNS = ["device_id", "sensor", "seq", "value", "unit", "device_ts", "received_ts", "feed"]
+T = datetime(2026, 12, 2, 16, 0, 0, tzinfo=UTC)
+
+
+def test_readings_wait_for_20_parts_and_repeats_still_collapse(initialized) -> None:
+    with warehouse(initialized) as client:
+        ddl = client.query("SELECT create_table_query FROM system.tables "
+                           "WHERE database = 'iot' AND name = 'readings'").result_rows[0][0]
+        assert "min_parts_to_merge_at_once = 20" in ddl
+        # three small inserts, the last one a redelivery of seq 1 (received again later,
+        # so not the same block: ClickHouse's insert deduplication does not drop it)
+        for n, seq in enumerate((0, 1, 1)):
+            received = T.replace(second=n)
+            row = ["d1", "temperature", seq, 20.5, "C", T, received, "f"]
+            client.insert("iot.readings", [row], column_names=COLUMNS)
+        assert client.query("SELECT count() FROM iot.readings").result_rows == [(3,)]
+        assert client.query("SELECT seq FROM iot.readings FINAL ORDER BY seq"
+                            ).result_rows == [(0,), (1,)]
