@@ -14,6 +14,9 @@ next waits until `linger_s` after its oldest row reached the sink (`Job.oldest`:
 the sink gathered it counts, the two waits do not add up), or until `target_rows` are
 queued, so under load each insert carries more rows and the fixed cost of an insert
 (~5-6 ms CPU embedded, measured: docs/performance.md) is paid fewer times per second.
+With `linger_from_rows`, rounds wait for company only once a round carried that many
+rows: at low rates the cores are idle enough that every row goes at once (the latency
+budget is the tight one), and under load the rounds grow (the CPU is).
 A job may carry its own linger (`Job.linger_s`): the round then starts at the earliest of
 the queued jobs' deadlines, so a feed kind allowed to wait longer never delays another.
 Queued jobs are one round: at most one insert per table waits behind the one in flight.
@@ -78,6 +81,7 @@ class Committer:
         idle_s: float = 0.1,
         linger_s: float = 0.0,
         target_rows: int | None = None,
+        linger_from_rows: int = 0,
     ) -> None:
         self.writer = writer
         # submit() blocks beyond either bound (backpressure): rows bound memory, jobs bound
@@ -88,6 +92,10 @@ class Committer:
         self.idle_s = idle_s
         self.linger_s = linger_s
         self.target_rows = target_rows or max_queued_rows
+        # lingering starts once a round carried this many rows: below it the rate is low,
+        # so each row goes at once (latency); above it, rounds wait for company (CPU)
+        self.linger_from_rows = linger_from_rows
+        self._last_round_rows = 0
         self._last_round_end = -float("inf")
         self._hurry = 0  # drain()/call() waiting: no lingering
         self.rounds = 0
@@ -177,6 +185,8 @@ class Committer:
         linger = self.linger_s if first.linger_s is None else first.linger_s
         if linger <= 0 or first.oldest - self._last_round_end >= linger:
             return  # the committer was quiet: an idle pipeline's row goes at once
+        if first.linger_s is None and self._last_round_rows < self.linger_from_rows:
+            return  # light load (small rounds): rows go at once, the cores are there
         deadline = self._deadline()
         while (self._queued_rows < self.target_rows and not self._calls
                and not self._hurry and not self._stopping):
@@ -201,6 +211,8 @@ class Committer:
                 if self._stopping and not (self._jobs or self._calls):
                     return
                 jobs, self._jobs = self._jobs, []
+                if jobs:
+                    self._last_round_rows = self._queued_rows
                 calls, self._calls = self._calls, []
                 self._queued_rows = 0
                 self._busy = True

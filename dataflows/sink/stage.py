@@ -123,6 +123,7 @@ class _SinkGroup:
                 max_queued_rows=2 * settings.sink.batch_rows,
                 target_rows=settings.sink.batch_rows,
                 linger_s=settings.sink.linger_ms / 1000.0,
+                linger_from_rows=settings.sink.linger_from_rows,
                 housekeeping=lambda writer, force=False: _housekeeping(writer, force, candles),
             )
             cls.partitions = []

@@ -206,6 +206,11 @@ class SinkSettings(Strict):
         description="right after an insert, the next waits up to this long for more rows "
         "(fewer, larger inserts under load; an idle pipeline's row goes at once)",
     )
+    linger_from_rows: int = Field(
+        0, ge=0, le=1_000_000,
+        description="the linger applies once an insert carried this many rows (0: always); "
+        "below it the rate is low and every row goes at once",
+    )
     retry_initial_s: float = Field(0.05, gt=0)
     retry_max_s: float = Field(2.0, gt=0)
     buffer_after_s: float = Field(3.0, ge=0, description="unreachable this long -> buffer")

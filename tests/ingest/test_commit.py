@@ -171,6 +171,38 @@ def test_adaptive_linger_idle_rows_go_at_once_busy_rows_wait_for_company():
         committer.close()
 
 
+def test_below_linger_from_rows_rounds_go_back_to_back_above_it_they_wait_for_company():
+    writer = _GatedWriter()
+    writer.gate.set()
+    committer = Committer(writer, max_queued_rows=1000, target_rows=500, linger_s=1.5,
+                          linger_from_rows=25)
+    try:
+        committer.submit(Job([trades_batch("a", 10)]))  # quiet: at once
+        _wait_rounds(writer, 1)
+        # the last round carried 10 rows (< 25): light load, no linger right after it
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("b", 10)]))
+        _wait_rounds(writer, 2)
+        assert time.monotonic() - t < 1.0
+        writer.gate.clear()  # hold the next round so 30 rows queue into one
+        committer.submit(Job([trades_batch("c", 10)]))
+        time.sleep(0.2)
+        for name in ("d", "e", "f"):
+            committer.submit(Job([trades_batch(name, 10)]))
+        writer.gate.set()
+        _wait_rounds(writer, 4)
+        assert writer.rounds[2:] == [1, 3]  # c alone (in flight), then d-f: 30 rows
+        # the last round carried 30 rows (>= 25): the next rows wait for company
+        t = time.monotonic()
+        committer.submit(Job([trades_batch("g", 10)]))
+        time.sleep(0.3)
+        assert len(writer.rounds) == 4
+        _wait_rounds(writer, 5)
+        assert time.monotonic() - t > 1.0
+    finally:
+        committer.close()
+
+
 def test_the_linger_counts_from_the_oldest_row_so_the_sinks_gathering_does_not_add_up():
     """A job whose rows the sink gathered for a while (`Job.oldest`) waits only what is
     left of the linger after its oldest row, not a full linger from its submission."""
