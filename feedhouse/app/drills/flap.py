@@ -36,6 +36,17 @@ def _all_reconnected(server, timeout_s: float) -> bool:
     return False
 
 
+def _all_connected(server, timeout_s: float) -> bool:
+    """Until every path has a connection: the drops count from there (a run slow to
+    start on a loaded machine could otherwise connect after the drill's window)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(st["connections"] >= 1 for st in server.stats().values()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def run_flap_drill(
     seconds: float = 60.0,
     drop_every: float = 5.0,
@@ -52,12 +63,13 @@ def run_flap_drill(
         settings = d.configure()
         feed_of_path = d.feed_of_path
         d.run.start().wait_running()
+        connected = _all_connected(server, 120)
         started = time.monotonic()
         while time.monotonic() - started < seconds:
             time.sleep(0.5)
             alive &= d.run.alive
         server.calm()  # no drop may race the check below
-        settled = _all_reconnected(server, drop_every * 2 + 10)
+        settled = connected and _all_reconnected(server, drop_every * 2 + 10)
         settled &= d.drain_held()
         d.drain()
         alive &= d.run.alive
