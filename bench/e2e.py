@@ -56,8 +56,10 @@ def stored_counts(config: Path) -> tuple[int, int]:
 
 
 def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None, *,
-            folder: Path | None = None, feed_list=feeds, count=stored_counts) -> dict:
-    """One timed run; `on_rows(pid)` is called once the first rows are committed.
+            folder: Path | None = None, feed_list=feeds, count=stored_counts,
+            on_start=None) -> dict:
+    """One timed run; `on_rows(pid)` is called once the first rows are committed,
+    `on_start(pid)` right after the ingest process started (bench/profile.py --books).
     `folder`, `feed_list(served, port)`, `count(config)`: another corpus (bench/books_e2e.py)."""
     expected = sum(s.trades for s in served)
     shutil.rmtree(home, ignore_errors=True)
@@ -68,6 +70,8 @@ def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None, *,
         log = (home / "run.log").open("wb")
         proc = subprocess.Popen([FEEDHOUSE, "run", "--config", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if on_start is not None:
+            on_start(proc.pid)
         # (time, rows, cpu, server cpu); the first: the process start (used only when every
         # row came within the first status period, on tiny corpora)
         samples: list[tuple[float, int, float, float]] = [

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 Levels = Sequence[tuple[str, str]]  # (price text, size text), best first
 
 
 def okx(bids: Levels, asks: Levels) -> int:
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts += bids[i]
-        if i < len(asks):
-            parts += asks[i]
-    if any(part.__class__ is not str for part in parts):  # JSON numbers: as text
-        parts = [str(part) for part in parts]
+    try:
+        bid_text, ask_text = list(map(":".join, bids)), list(map(":".join, asks))
+    except TypeError:  # JSON numbers: as text
+        bid_text = [f"{p}:{s}" for p, s in bids]
+        ask_text = [f"{p}:{s}" for p, s in asks]
+    # bid and ask interleaved level by level; the longer side's rest follows
+    both = min(len(bid_text), len(ask_text))
+    parts = list(chain.from_iterable(zip(bid_text, ask_text, strict=False)))
+    parts += bid_text[both:] or ask_text[both:]
     value = zlib.crc32(":".join(parts).encode())
     return value - (1 << 32) if value >= 1 << 31 else value
 

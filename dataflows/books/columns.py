@@ -86,6 +86,7 @@ class BookColumns:
     native_amount: np.ndarray  # float64, as the venue sent it
     frames: list[BookFrame]  # the frames the columns hold (the valid ones)
     rejected: list[tuple[BookFrame, str]] = field(default_factory=list)  # (frame, reason)
+    _fields: tuple | None = field(default=None, repr=False, compare=False)  # frames transposed
 
     def __len__(self) -> int:
         return len(self.price)
@@ -173,9 +174,21 @@ class BookColumns:
                    np.concatenate([p.native_amount for p in parts]),
                    [f for p in parts for f in p.frames])
 
+    def field_values(self, index: int) -> tuple:
+        """A BookFrame field of every frame, in order. The frames are transposed once per
+        batch (one C-level `zip`), not walked again for each field the Arrow table, the
+        dedup keys and the ledger minutes read."""
+        if self._fields is None:
+            self._fields = tuple(zip(*self.frames, strict=True)) or ((),) * len(BookFrame._fields)
+        return self._fields[index]
+
+    def frame_values(self, index: int, dtype) -> np.ndarray:
+        """A BookFrame field of every frame as a numpy array (one value per frame)."""
+        return np.array(self.field_values(index), dtype=dtype)
+
     def frame_field(self, index: int, dtype) -> np.ndarray:
         """A BookFrame field repeated per level (by the level's frame index)."""
-        values = np.array([f[index] for f in self.frames], dtype=dtype)
+        values = self.frame_values(index, dtype)
         return values[self.frame] if len(values) else values
 
     def notional(self) -> float:
@@ -191,7 +204,7 @@ class BookColumns:
             return array if dictionary else array.cast(pa.string())
 
         def coded(index: int) -> pa.Array:
-            names = [f[index] for f in self.frames]
+            names = self.field_values(index)
             uniq = sorted(set(names))
             index = {n: i for i, n in enumerate(uniq)}
             codes = np.array([index[n] for n in names] or [0], dtype=np.int32)

@@ -33,6 +33,11 @@ from dataflows.frames import Gap
 from dataflows.venues import VENUES, venue_at
 from feedhouse.store.ledger import MINUTE_US
 
+# BookFrame field positions (BookColumns.field_values)
+VENUE, SYMBOL, EXCHANGE_TS, IS_SNAPSHOT, UPDATE_ID, PREV_UPDATE_ID = map(
+    BookFrame._fields.index,
+    ("venue", "symbol", "exchange_ts", "is_snapshot", "update_id", "prev_update_id"))
+
 
 class BookBatch(NamedTuple):
     columns: BookColumns
@@ -89,10 +94,11 @@ class BookFeed:
             for frame, why in columns.rejected:
                 i = where[id(frame)]
                 invalid.append((i, _text(messages[i][1]), f"{self.venue} book: {why}"))
-        kept_ids = {id(f) for f in columns.frames}
-        kept = [owner[j] for j, f in enumerate(frames) if id(f) in kept_ids]
-        for i, n in zip(kept, columns.levels_per_frame().tolist(), strict=True):
-            levels[i] += n
+            kept_ids = {id(f) for f in columns.frames}
+            owner = [owner[j] for j, f in enumerate(frames) if id(f) in kept_ids]
+        if owner:  # level updates per message, summed over its frames in one numpy call
+            levels = np.bincount(owner, weights=columns.levels_per_frame(),
+                                 minlength=len(messages)).astype(np.int64).tolist()
         if not self.proven:
             self.proven = any(f.update_id or f.checksum is not None for f in columns.frames)
         breaks = self.books.apply(columns.frames)
@@ -129,20 +135,18 @@ def frame_keys(columns: BookColumns) -> np.ndarray:
     """One uint64 dedup key per book event of the batch (see the module's docstring):
     the event's fields and its levels' sums mixed with numpy (splitmix64 steps), the
     venue and symbol hashed once per distinct pair."""
-    frames = columns.frames
-    n = len(frames)
+    n = len(columns.frames)
     if not n:
         return np.empty(0, dtype=np.uint64)
-    names: dict[tuple[str, str], int] = {}
-    for f in frames:
-        if (f.venue, f.symbol) not in names:
-            names[(f.venue, f.symbol)] = xxh3_64_intdigest(f"book\x1f{f.venue}\x1f{f.symbol}".encode())
+    pairs = list(zip(columns.field_values(VENUE), columns.field_values(SYMBOL), strict=True))
+    names = {pair: xxh3_64_intdigest(f"book\x1f{pair[0]}\x1f{pair[1]}".encode())
+             for pair in set(pairs)}
     parts = [
-        np.fromiter((names[(f.venue, f.symbol)] for f in frames), dtype=np.uint64, count=n),
+        np.fromiter(map(names.__getitem__, pairs), dtype=np.uint64, count=n),
         frame_ts(columns).view(np.uint64),
-        np.fromiter((f.update_id for f in frames), dtype=np.uint64, count=n),
-        np.fromiter((f.prev_update_id * 2 + f.is_snapshot for f in frames), dtype=np.uint64,
-                    count=n),
+        columns.frame_values(UPDATE_ID, np.uint64),
+        columns.frame_values(PREV_UPDATE_ID, np.uint64) * np.uint64(2)
+        + columns.frame_values(IS_SNAPSHOT, np.uint64),
         np.bincount(columns.frame, minlength=n).astype(np.uint64),
         np.bincount(columns.frame, weights=columns.price, minlength=n).view(np.uint64),
         np.bincount(columns.frame, weights=columns.native_amount, minlength=n).view(np.uint64),
@@ -163,8 +167,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def frame_ts(columns: BookColumns) -> np.ndarray:
-    return np.fromiter((f.exchange_ts for f in columns.frames), dtype=np.int64,
-                       count=len(columns.frames))
+    return columns.frame_values(EXCHANGE_TS, np.int64)
 
 
 def level_minutes(columns: BookColumns, keep: np.ndarray | None = None) -> dict[int, int]:

@@ -12,6 +12,7 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
   the recorded session has none) and the CRC32 `checksum` of the top 25 levels.
 - Bitget `books` (spot v1 and v2): OKX's shape and checksum (top 25, CRC32, signed).
 - Coinbase Exchange `level2`: `snapshot` then `l2update`s; no sequence on this channel.
+- Deribit `book.<instrument>.raw`: `change_id`, prev = `prev_change_id` (no checksum).
 """
 
 from __future__ import annotations
@@ -238,6 +239,46 @@ def coinbase_exchange(venue: str = "coinbase_exchange") -> BookParser:
     return parse
 
 
+def deribit(venue: str = "deribit") -> BookParser:
+    """Deribit `book.<instrument>.raw` (and `.100ms`): a snapshot, then changes whose
+    `prev_change_id` is the previous event's `change_id`. Levels are [action, price,
+    amount] with action new / change / delete (amount 0 on delete here, as the table
+    wants); amounts in the instrument's unit (USD on inverse futures, coins on options),
+    converted to BASE by the adapter's catalog as trades are."""
+    spec_of = spec_of_venue(venue)
+
+    def levels(entries: list) -> list:
+        if entries.__class__ is not list:
+            raise FrameError("bids/asks are not arrays")
+        out = []
+        for entry in entries:
+            if entry.__class__ is not list or len(entry) != 3 or entry[0] not in _DERIBIT_ACTIONS:
+                raise FrameError(f"bad level {entry!r}")
+            out.append([entry[1], 0.0 if entry[0] == "delete" else entry[2]])
+        return out
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict or msg.get("method") != "subscription":
+            return []
+        params = msg.get("params")
+        channel = params.get("channel") if params.__class__ is dict else None
+        if channel.__class__ is not str or not channel.startswith("book."):
+            return []
+        data = params["data"]
+        snapshot = data.get("type") == "snapshot"
+        native = data["instrument_name"]
+        prev = 0 if snapshot else _id(data["prev_change_id"], "prev_change_id")
+        return [_frame(venue, spec_of(native), native, check_ts(_id(data["timestamp"], "timestamp") * 1000),
+                       received_ts, snapshot, _id(data["change_id"], "change_id"), prev,
+                       levels(data["bids"]), levels(data["asks"]))]
+
+    return parse
+
+
+_DERIBIT_ACTIONS = frozenset({"new", "change", "delete"})
+
+
 # venue name -> parser factory, called with the venue's registry key (its endpoint
 # variant, e.g. "bybit@spot", whose catalog gives the symbols and contract terms)
 BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
@@ -249,6 +290,7 @@ BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
     "bitget": bitget,
     "bybit": bybit,
     "coinbase_exchange": coinbase_exchange,
+    "deribit": deribit,
 }
 
 

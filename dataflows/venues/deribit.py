@@ -118,7 +118,8 @@ def _rpc(ident: int, method: str, params: dict) -> str:
 
 
 def _frames(op: str, symbols, channels) -> list[str]:
-    names = [f"{c}.{native(s)}" + (".100ms" if c == "trades" else "") for c in channels
+    # trades and book need an interval (`.raw` wants an authorized connection)
+    names = [f"{c}.{native(s)}" + (".100ms" if c in ("trades", "book") else "") for c in channels
              for s in symbols]
     if not names:
         return []
@@ -143,7 +144,7 @@ VENUES = [
     declare.venue(
         VENUE, "wss://www.deribit.com/ws/api/v2",
         ("www.deribit.com", "deribit.com", "streams.deribit.com", "test.deribit.com"), _parse,
-        channels={"trades": "trades", "quotes": "quote"}, frames=_frames,
+        channels={"trades": "trades", "quotes": "quote", "books": "book"}, frames=_frames,
         ops=("public/subscribe", "public/unsubscribe"), native=native, normalize=normalize,
         answer_ping=declare.ping_answer("test_request", 512, _test),
         sequence_of=declare.sequence_check("trade_seq", _seq), catalog=_catalog)

@@ -30,8 +30,9 @@ from tests.support.paths import SESSIONS
 
 pytestmark = pytest.mark.integration
 
-# four venues whose sessions hold book frames (as in the demo)
-SESSIONS_WITH_BOOKS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.ws.1.0")
+# the demo's four venues whose sessions hold book frames, and Deribit (149 level updates)
+SESSIONS_WITH_BOOKS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.ws.1.0",
+                       "DERIBIT.ws.1.0")
 
 
 def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
@@ -67,7 +68,7 @@ def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
     assert bad == []
     assert trades > 0  # trades still flow beside the books
     for feed, (levels, notional) in expected.items():
-        assert levels > 1000, feed
+        assert levels > 100, feed
         got_levels, got_notional = stored[feed]
         # one row per level update (a repeated key within a session would collapse)
         assert got_levels == pytest.approx(levels, abs=2), feed

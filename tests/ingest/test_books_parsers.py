@@ -38,6 +38,7 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
     ("COINBASE.ws.28.0", "coinbase_exchange", 9729, 10, 0),
     ("BITGET.ws.1.0", "bitget", 443, 8, 443),  # OKX's checksum, proven on every frame
     ("BYBIT.ws.25.0", "bybit", 3260, 8, 0),
+    ("DERIBIT.ws.1.0", "deribit", 46, 10, 0),  # change_id chains, no checksum
 ])
 def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
     found, columns, summary = parse_book_capture(corpus(name))
@@ -155,3 +156,40 @@ def test_bybit_v5_orderbook_ids_chain_and_u1_is_a_snapshot():
     breaks = books.apply(frames[:3])
     assert [(b.reason, b.missing) for b in breaks] == [(GAP, 1)]
     assert books.apply(frames[3:]) == [] and books.state("bybit", "BTC-USDT").synced
+
+
+def test_deribit_change_ids_chain_and_a_delete_is_size_zero():
+    """Deribit `book.<instrument>.raw`: a change's prev_change_id is the last change_id
+    (else a sequence gap with the ids missing); a `delete` level is amount 0."""
+    from dataflows.books.state import GAP, Books
+
+    parse = book_parser("deribit")
+
+    def push(kind: str, change: int, prev: int | None, bids, asks) -> str:
+        data = {"type": kind, "timestamp": 1626993724318, "instrument_name": "BTC-PERPETUAL",
+                "change_id": change, "bids": bids, "asks": asks}
+        if prev is not None:
+            data["prev_change_id"] = prev
+        return json.dumps({"jsonrpc": "2.0", "method": "subscription",
+                           "params": {"channel": "book.BTC-PERPETUAL.raw", "data": data}})
+
+    frames = [f for text in (push("snapshot", 100, None, [["new", 32000.5, 1000.0]],
+                                  [["new", 32001.0, 500.0]]),
+                             push("change", 101, 100, [["delete", 32000.5, 3.0]], []),  # the action removes it
+                             push("change", 105, 102, [], [["change", 32001.0, 700.0]]))
+              for f in parse(text, 0)]
+    assert frames[0].symbol == "BTC-USD-INV-PERP" and frames[0].is_snapshot
+    columns = BookColumns.of(frames)
+    assert columns.native_amount.tolist() == [1000.0, 500.0, 0.0, 700.0]
+    books = Books()
+    # Deribit change ids are not consecutive: `missing` is the distance prev - last
+    assert [(b.reason, b.missing) for b in books.apply(frames)] == [(GAP, 1)]
+    with pytest.raises(FrameError, match="bad level"):
+        parse(push("change", 106, 105, [["modify", 1.0, 1.0]], []), 0)
+
+
+def test_deribit_books_channel_subscribes_the_100ms_book():
+    from dataflows.venues import VENUES
+
+    frames = VENUES["deribit"].subscribe(["BTC-USD-INV-PERP"], ["books"])
+    assert '"channels":["book.BTC-PERPETUAL.100ms"]' in frames[-1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def independent_book_count(messages) -> tuple[int, float, list[int]]:
-    """(level updates, sum(price * native size), Binance gaps) of received JSON messages
+    """(level updates, sum(price * native size), Binance and Deribit gaps) of received JSON messages
     (dicts), counted with plain Python: no feedhouse code."""
     levels, notional, gaps, last = 0, 0.0, [], {}
     for msg in messages:
@@ -31,6 +31,13 @@ def independent_book_count(messages) -> tuple[int, float, list[int]]:
             else:
                 sides = [(e["price"], e.get("size", 0) if k != "delete" else 0)
                          for k in ("delete", "update", "insert") for e in data[k]]
+        elif msg.get("method") == "subscription" and msg["params"]["channel"].startswith("book."):
+            data = msg["params"]["data"]  # Deribit: [action, price, amount], delete = 0
+            sides = [(p, 0 if a == "delete" else s) for a, p, s in data["bids"] + data["asks"]]
+            name = data["instrument_name"]
+            if data["type"] != "snapshot" and name in last and data["prev_change_id"] != last[name]:
+                gaps.append(data["prev_change_id"] - last[name])
+            last[name] = data["change_id"]
         else:
             continue
         levels += len(sides)
