@@ -60,15 +60,37 @@ def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
 
 def _base_amounts(natives: list[str], specs: dict, price: np.ndarray, size: np.ndarray,
                   contract_size: np.ndarray) -> np.ndarray:
-    """instruments.Spec.base per trade: the products and quotients in numpy (the same
-    IEEE operations), the rounding in Python (correctly rounded, as `round` does)."""
+    """instruments.Spec.base per trade, in numpy: the same IEEE products and quotients,
+    `round` as Python's (`rounded`); amounts under 1e-4 (6 significant digits) in Python."""
     inverse = np.fromiter(map({x: s.inverse for x, s in specs.items()}.get, natives), bool,
                           len(natives))
     value = size * contract_size
-    quotient = np.where(inverse, value / price, value).tolist()
+    quotient = np.where(inverse, value / price, value)
     as_given = (contract_size == 0.0) | ((contract_size == 1.0) & ~inverse)  # unknown, BASE
-    return np.array([
-        q if keep else (round(a, 8) if a >= 1e-4 else float(f"{a:.6g}")) if inv
-        else round(a, 12)
-        for q, a, keep, inv in zip(size.tolist(), quotient, as_given.tolist(), inverse.tolist(),
-                                   strict=True)], dtype=np.float64)
+    amount = size.copy()
+    for cut, digits in ((inverse & ~as_given & (quotient >= 1e-4), 8), (~inverse & ~as_given, 12)):
+        amount[cut] = rounded(quotient[cut], digits)
+    for i in np.flatnonzero(inverse & ~as_given & ~(quotient >= 1e-4)).tolist():
+        amount[i] = float(f"{quotient[i]:.6g}")
+    return amount
+
+
+def rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """`round(value, digits)` of each value, exactly as Python gives it, in numpy.
+
+    Python rounds the exact binary value to the nearest multiple of 10**-digits and reads
+    that decimal back correctly rounded. Here p = value * 10**digits (10**digits exact) is
+    within half a spacing of the exact product, so when p < 2**52 lies farther than one
+    spacing from a half, the nearest integer N of the exact product is rint(p), and N /
+    10**digits (N exact) is the same correctly rounded read. The other values (near a
+    half, huge, negative, not finite) go through Python's `round`.
+    """
+    scale = float(10**digits)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = values * scale
+        exact = (p >= 0.0) & (p < 2.0**52) & (np.abs(p - np.floor(p) - 0.5) > np.spacing(p))
+    out = np.rint(p) / scale
+    if not exact.all():
+        for i in np.flatnonzero(~exact).tolist():
+            out[i] = round(float(values[i]), digits)
+    return out
