@@ -49,21 +49,21 @@ def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
     if all(s.contract_size == 1.0 and not s.inverse for s in specs.values()):
         amount, contract_size = size, np.ones(n)
     else:  # contracts: each size in BASE at its price (instruments.trade)
-        contract_size = np.fromiter(map({x: s.contract_size for x, s in specs.items()}.get,
-                                        natives), np.float64, n)
-        amount = _base_amounts(natives, specs, price, size, contract_size)
+        at = {x: i for i, x in enumerate(specs)}.__getitem__  # one pass: per-spec values
+        at = np.fromiter(map(at, natives), np.intp, n)
+        contract_size = np.array([s.contract_size for s in specs.values()], np.float64)[at]
+        inverse = np.array([s.inverse for s in specs.values()], bool)[at]
+        amount = _base_amounts(inverse, price, size, contract_size)
     return TradeColumns([venue] * n, list(map(symbol, natives)), natives, ids, price, amount,
                         sides, exchange_ts, received_ts, list(map(kind, natives)), size,
                         contract_size)
 
 
 
-def _base_amounts(natives: list[str], specs: dict, price: np.ndarray, size: np.ndarray,
+def _base_amounts(inverse: np.ndarray, price: np.ndarray, size: np.ndarray,
                   contract_size: np.ndarray) -> np.ndarray:
     """instruments.Spec.base per trade, in numpy: the same IEEE products and quotients,
     `round` as Python's (`rounded`); amounts under 1e-4 (6 significant digits) in Python."""
-    inverse = np.fromiter(map({x: s.inverse for x, s in specs.items()}.get, natives), bool,
-                          len(natives))
     value = size * contract_size
     quotient = np.where(inverse, value / price, value)
     as_given = (contract_size == 0.0) | ((contract_size == 1.0) & ~inverse)  # unknown, BASE

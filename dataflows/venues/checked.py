@@ -200,6 +200,8 @@ def trades(venue: str, ok: np.ndarray, spec_of: Callable, natives: list[str], id
     """A `Build`'s result from its checked fields, one value per row (ids as sent: int or
     str; times in µs; `received` per frame): the rows of the frames taken, as columns."""
     specs_found = specs(natives, spec_of, ok)
+    if per_frame is not None and len(per_frame) == len(ok) and 0 not in per_frame:
+        per_frame = None  # one row per frame (the usual push): no frame arithmetic
     received_ts = np.array(received, dtype=np.int64)
     if per_frame is not None:
         received_ts = np.repeat(received_ts, per_frame)

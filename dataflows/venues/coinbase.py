@@ -10,6 +10,8 @@ Product ids are already BASE-QUOTE (spot).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from dataflows.venues import checked, declare, typed
@@ -80,7 +82,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 # `_parse` reads (not the order ids or the sequence); frames it refuses go through `_parse`.
 class _Match(msgspec.Struct, tag_field="type", tag="match", gc=False):
     trade_id: typed.Int
-    side: str
+    side: Literal["buy", "sell"]  # _TAKER's keys, as the Literal's own str (fast lookups)
     size: float
     price: float
     product_id: str
