@@ -54,9 +54,20 @@ def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
         contract_size = np.array([s.contract_size for s in specs.values()], np.float64)[at]
         inverse = np.array([s.inverse for s in specs.values()], bool)[at]
         amount = _base_amounts(inverse, price, size, contract_size)
-    return TradeColumns([venue] * n, list(map(symbol, natives)), natives, ids, price, amount,
-                        sides, exchange_ts, received_ts, list(map(kind, natives)), size,
-                        contract_size)
+    return TradeColumns([venue] * n, _per_trade(natives, symbol, specs), natives, ids, price,
+                        amount, sides, exchange_ts, received_ts,
+                        _per_trade(natives, kind, specs), size, contract_size)
+
+
+def _per_trade(natives: list[str], value_of, specs: dict) -> list[str]:
+    """`value_of(native)` per trade; without a lookup per trade when every native gives the
+    same value (spot kinds) or its own name (symbols already in our form)."""
+    values = set(map(value_of, specs))
+    if len(values) == 1:
+        return [values.pop()] * len(natives)
+    if all(value_of(x) == x for x in specs):
+        return list(natives)
+    return list(map(value_of, natives))
 
 
 

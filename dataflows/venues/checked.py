@@ -89,6 +89,11 @@ def _number(digits: np.ndarray) -> np.ndarray:
 _ISO_Z = "0000-00-00T00:00:00.000000Z"
 _ISO_SEPARATORS = np.array([i for i, c in enumerate(_ISO_Z) if c != "0"])
 _ISO_DIGITS = np.array([i for i, c in enumerate(_ISO_Z) if c == "0"])
+# the digits' weights in each field: year, month, day, hour, minute, second, µs
+_ISO_FIELDS = np.zeros((len(_ISO_DIGITS), 7), dtype=np.int64)
+for _field, (_first, _end) in enumerate(((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14),
+                                         (14, 20))):
+    _ISO_FIELDS[_first:_end, _field] = 10 ** np.arange(_end - _first - 1, -1, -1)
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
@@ -103,9 +108,7 @@ def iso_z(values: list[str], ok: np.ndarray, low: int, high: int,
         column = np.fromiter(map(one, values), np.int64, len(values))
     else:
         digits = chars[:, _ISO_DIGITS] - 48
-        fields = [_number(digits[:, a:b]) for a, b in ((0, 4), (4, 6), (6, 8), (8, 10),
-                                                         (10, 12), (12, 14), (14, 20))]
-        year, month, day, hour, minute, second, micros = fields
+        year, month, day, hour, minute, second, micros = (digits.astype(np.int64) @ _ISO_FIELDS).T
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
         good = ((chars[:, _ISO_SEPARATORS] == np.frombuffer(
             "".join(_ISO_Z[i] for i in _ISO_SEPARATORS).encode(), np.uint8)).all(axis=1)
