@@ -10,9 +10,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 
-import msgspec
 import numpy as np
 
+from dataflows.parse.text_columns import int_of_digits, int_texts, iso_z_us, same_width_digits
 from dataflows.parse.trade_columns import TradeColumns, trade_columns
 from dataflows.venues.instruments import Spec
 
@@ -53,95 +53,29 @@ def positive(values: list[float], ok: np.ndarray) -> np.ndarray:
 def digits(values: list[str], ok: np.ndarray, low: int, high: int) -> np.ndarray:
     """Times sent as digit text (`str.isdigit`, then `int`, as `parse` reads them) within
     [low, high) as int64; anything else refuses its row."""
-    column = _same_width_digits(values)
-    if column is None:
-        column = np.array([_digits(v) for v in values], dtype=np.int64)
-    ok &= (column >= low) & (column < high)
-    return column
-
-
-def _same_width_digits(values: list[str]) -> np.ndarray | None:
-    """The usual column (ASCII digits, all of one width <= 18: fits int64) read in numpy:
-    the bytes of the joined text as a matrix of digits; None for any other column."""
-    if not values or not 0 < len(values[0]) <= 18 or (chars := _chars(values)) is None:
-        return None
-    digits = chars - 48
-    if (digits > 9).any():  # below "0" wraps around too
-        return None
-    return _number(digits)
-
-
-def _chars(values: list[str]) -> np.ndarray | None:
-    """Texts all of one length and ASCII as a (rows, length) matrix of their bytes, read in
-    C (one join, one encode); None for any other column."""
-    if not values or len(set(map(len, values))) != 1 or not (text := "".join(values)).isascii():
-        return None
-    return np.frombuffer(text.encode(), dtype=np.uint8).reshape(len(values), -1)
-
-
-def _number(digits: np.ndarray) -> np.ndarray:
-    """Each row of a matrix of digit values (0-9) read as one decimal number, int64."""
-    powers = 10 ** np.arange(digits.shape[1] - 1, -1, -1, dtype=np.int64)
-    return digits.astype(np.int64) @ powers
-
-
-# 'YYYY-MM-DDTHH:MM:SS.ffffffZ': the separators' places and bytes, the digits' places
-_ISO_Z = "0000-00-00T00:00:00.000000Z"
-_ISO_SEPARATORS = np.array([i for i, c in enumerate(_ISO_Z) if c != "0"])
-_ISO_DIGITS = np.array([i for i, c in enumerate(_ISO_Z) if c == "0"])
-# the digits' weights in each field: year, month, day, hour, minute, second, µs
-_ISO_FIELDS = np.zeros((len(_ISO_DIGITS), 7), dtype=np.int64)
-for _field, (_first, _end) in enumerate(((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14),
-                                         (14, 20))):
-    _ISO_FIELDS[_first:_end, _field] = 10 ** np.arange(_end - _first - 1, -1, -1)
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    return _times(values, ok, low, high, same_width_digits, int_of_digits)
 
 
 def iso_z(values: list[str], ok: np.ndarray, low: int, high: int,
           one: Callable[[str], int]) -> np.ndarray:
     """Times sent as 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (UTC) as int64 µs within [low, high),
-    read in numpy (a matrix of the texts' bytes, a calendar in integer arithmetic); a text
-    of any other shape or out of the calendar is read by `one` (the per-frame reader; -1:
-    refused), so every value is the one `one` gives. Out of range refuses its row."""
-    chars = _chars(values) if values and len(values[0]) == len(_ISO_Z) else None
-    if chars is None:
+    each the value `one` (the per-frame reader; -1: refused) gives."""
+    return _times(values, ok, low, high, iso_z_us, one)
+
+
+def _times(values: list[str], ok: np.ndarray, low: int, high: int, read: Callable,
+           one: Callable[[str], int]) -> np.ndarray:
+    """A column of times read at once (text_columns: `read` gives (column, rows read) or
+    None), the rows it leaves read by `one`; out of [low, high) refuses the row."""
+    got = read(values)
+    if got is None:
         column = np.fromiter(map(one, values), np.int64, len(values))
     else:
-        digits = chars[:, _ISO_DIGITS] - 48
-        year, month, day, hour, minute, second, micros = (digits.astype(np.int64) @ _ISO_FIELDS).T
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        good = ((chars[:, _ISO_SEPARATORS] == np.frombuffer(
-            "".join(_ISO_Z[i] for i in _ISO_SEPARATORS).encode(), np.uint8)).all(axis=1)
-            & (digits <= 9).all(axis=1) & (year >= 1) & (month >= 1) & (month <= 12)
-            & (day >= 1) & (hour <= 23) & (minute <= 59) & (second <= 59))
-        month = np.where(good, month, 1)
-        good &= day <= _MONTH_DAYS[month] + (leap & (month == 2))
-        column = ((_days(year, month, day) * 86400 + hour * 3600 + minute * 60 + second)
-                  * 1_000_000 + micros)
-        if not good.all():
-            for i in np.flatnonzero(~good).tolist():
-                column[i] = one(values[i])
+        column, good = got
+        for i in np.flatnonzero(~good).tolist():
+            column[i] = one(values[i])
     ok &= (column >= low) & (column < high)
     return column
-
-
-def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (year >= 1; H. Hinnant's
-    days_from_civil)."""
-    year = year - (month <= 2)
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
-
-
-def _digits(text: str) -> int:
-    try:
-        value = int(text) if text.isdigit() else -1
-    except ValueError:  # digits int() does not read (superscripts)
-        return -1
-    return value if value < 2**62 else -1
 
 
 def mapped(values: list, table: dict, ok: np.ndarray, kind: type = str) -> list:
@@ -214,12 +148,3 @@ def trades(venue: str, ok: np.ndarray, spec_of: Callable, natives: list[str], id
         ids = int_texts(ids)
     return trade_columns(venue, natives, specs_found, ids, price, size, sides, exchange_ts,
                          received_ts), counts
-
-
-_json = msgspec.json.encode
-
-
-def int_texts(values: list[int]) -> list[str]:
-    """`str` of each int (ids), cut from one JSON text of the list (written in C, the
-    same digits) instead of a `str` call per id."""
-    return _json(values).decode()[1:-1].split(",")
