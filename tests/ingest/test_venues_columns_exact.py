@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataflows.parse.text_columns import _ISO_MIN_ROWS as ISO_MIN_ROWS
 from dataflows.parse.trade_columns import rounded, trade_columns
 from dataflows.venues import checked
 from dataflows.venues import instruments as ins
@@ -75,8 +76,10 @@ def _mutated(data, text: str) -> str:
 def test_iso_times_are_the_per_frame_readers(data) -> None:
     """checked.iso_z equals `_us` (coinbase's per-frame reader) per text: valid times of any
     year, texts with one character changed (invalid dates, hours, separators, non-ASCII)
-    and a column of mixed widths; out of range refuses the row."""
-    texts = data.draw(st.lists(ISO_TEXT, min_size=1, max_size=30))
+    and a column of mixed widths, in batches below and above the numpy read's minimum;
+    out of range refuses the row."""
+    rows = data.draw(st.sampled_from([1, 5, ISO_MIN_ROWS, ISO_MIN_ROWS + 30]))  # both paths
+    texts = data.draw(st.lists(ISO_TEXT, min_size=rows, max_size=rows))
     texts = [_mutated(data, t) if data.draw(st.booleans()) else t for t in texts]
     if data.draw(st.booleans()):
         texts.append(data.draw(st.sampled_from(["2021-04-17T16:43:30Z",
@@ -93,7 +96,8 @@ def test_iso_times_on_calendar_edges() -> None:
              "2000-02-29T12:00:00.000001Z", "1900-02-29T00:00:00.000000Z",
              "2021-04-31T00:00:00.000000Z", "2021-12-31T24:00:00.000000Z",
              "2021-12-31T23:60:00.000000Z", "2021-12-31T23:59:60.000000Z",
-             "0000-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000Z"]
+             "0000-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000Z"] * 7  # numpy read
+    assert len(texts) >= ISO_MIN_ROWS
     ok = np.ones(len(texts), dtype=bool)
     assert checked.iso_z(texts, ok, -(2**62), 2**62, _us).tolist() == [_us(t) for t in texts]
 
