@@ -49,26 +49,59 @@ def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
     if all(s.contract_size == 1.0 and not s.inverse for s in specs.values()):
         amount, contract_size = size, np.ones(n)
     else:  # contracts: each size in BASE at its price (instruments.trade)
-        contract_size = np.fromiter(map({x: s.contract_size for x, s in specs.items()}.get,
-                                        natives), np.float64, n)
-        amount = _base_amounts(natives, specs, price, size, contract_size)
-    return TradeColumns([venue] * n, list(map(symbol, natives)), natives, ids, price, amount,
-                        sides, exchange_ts, received_ts, list(map(kind, natives)), size,
-                        contract_size)
+        at = {x: i for i, x in enumerate(specs)}.__getitem__  # one pass: per-spec values
+        at = np.fromiter(map(at, natives), np.intp, n)
+        contract_size = np.array([s.contract_size for s in specs.values()], np.float64)[at]
+        inverse = np.array([s.inverse for s in specs.values()], bool)[at]
+        amount = _base_amounts(inverse, price, size, contract_size)
+    return TradeColumns([venue] * n, _per_trade(natives, symbol, specs), natives, ids, price,
+                        amount, sides, exchange_ts, received_ts,
+                        _per_trade(natives, kind, specs), size, contract_size)
+
+
+def _per_trade(natives: list[str], value_of, specs: dict) -> list[str]:
+    """`value_of(native)` per trade; without a lookup per trade when every native gives the
+    same value (spot kinds) or its own name (symbols already in our form)."""
+    values = set(map(value_of, specs))
+    if len(values) == 1:
+        return [values.pop()] * len(natives)
+    if all(value_of(x) == x for x in specs):
+        return list(natives)
+    return list(map(value_of, natives))
 
 
 
-def _base_amounts(natives: list[str], specs: dict, price: np.ndarray, size: np.ndarray,
+def _base_amounts(inverse: np.ndarray, price: np.ndarray, size: np.ndarray,
                   contract_size: np.ndarray) -> np.ndarray:
-    """instruments.Spec.base per trade: the products and quotients in numpy (the same
-    IEEE operations), the rounding in Python (correctly rounded, as `round` does)."""
-    inverse = np.fromiter(map({x: s.inverse for x, s in specs.items()}.get, natives), bool,
-                          len(natives))
+    """instruments.Spec.base per trade, in numpy: the same IEEE products and quotients,
+    `round` as Python's (`rounded`); amounts under 1e-4 (6 significant digits) in Python."""
     value = size * contract_size
-    quotient = np.where(inverse, value / price, value).tolist()
+    quotient = np.where(inverse, value / price, value)
     as_given = (contract_size == 0.0) | ((contract_size == 1.0) & ~inverse)  # unknown, BASE
-    return np.array([
-        q if keep else (round(a, 8) if a >= 1e-4 else float(f"{a:.6g}")) if inv
-        else round(a, 12)
-        for q, a, keep, inv in zip(size.tolist(), quotient, as_given.tolist(), inverse.tolist(),
-                                   strict=True)], dtype=np.float64)
+    amount = size.copy()
+    for cut, digits in ((inverse & ~as_given & (quotient >= 1e-4), 8), (~inverse & ~as_given, 12)):
+        amount[cut] = rounded(quotient[cut], digits)
+    for i in np.flatnonzero(inverse & ~as_given & ~(quotient >= 1e-4)).tolist():
+        amount[i] = float(f"{quotient[i]:.6g}")
+    return amount
+
+
+def rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """`round(value, digits)` of each value, exactly as Python gives it, in numpy.
+
+    Python rounds the exact binary value to the nearest multiple of 10**-digits and reads
+    that decimal back correctly rounded. Here p = value * 10**digits (10**digits exact) is
+    within half a spacing of the exact product, so when p < 2**52 lies farther than one
+    spacing from a half, the nearest integer N of the exact product is rint(p), and N /
+    10**digits (N exact) is the same correctly rounded read. The other values (near a
+    half, huge, negative, not finite) go through Python's `round`.
+    """
+    scale = float(10**digits)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = values * scale
+        exact = (p >= 0.0) & (p < 2.0**52) & (np.abs(p - np.floor(p) - 0.5) > np.spacing(p))
+    out = np.rint(p) / scale
+    if not exact.all():
+        for i in np.flatnonzero(~exact).tolist():
+            out[i] = round(float(values[i]), digits)
+    return out

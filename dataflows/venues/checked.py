@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dataflows.parse.text_columns import int_of_digits, int_texts, iso_z_us, same_width_digits
 from dataflows.parse.trade_columns import TradeColumns, trade_columns
 from dataflows.venues.instruments import Spec
 
@@ -52,32 +53,29 @@ def positive(values: list[float], ok: np.ndarray) -> np.ndarray:
 def digits(values: list[str], ok: np.ndarray, low: int, high: int) -> np.ndarray:
     """Times sent as digit text (`str.isdigit`, then `int`, as `parse` reads them) within
     [low, high) as int64; anything else refuses its row."""
-    column = _same_width_digits(values)
-    if column is None:
-        column = np.array([_digits(v) for v in values], dtype=np.int64)
+    return _times(values, ok, low, high, same_width_digits, int_of_digits)
+
+
+def iso_z(values: list[str], ok: np.ndarray, low: int, high: int,
+          one: Callable[[str], int]) -> np.ndarray:
+    """Times sent as 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (UTC) as int64 µs within [low, high),
+    each the value `one` (the per-frame reader; -1: refused) gives."""
+    return _times(values, ok, low, high, iso_z_us, one)
+
+
+def _times(values: list[str], ok: np.ndarray, low: int, high: int, read: Callable,
+           one: Callable[[str], int]) -> np.ndarray:
+    """A column of times read at once (text_columns: `read` gives (column, rows read) or
+    None), the rows it leaves read by `one`; out of [low, high) refuses the row."""
+    got = read(values)
+    if got is None:
+        column = np.fromiter(map(one, values), np.int64, len(values))
+    else:
+        column, good = got
+        for i in np.flatnonzero(~good).tolist():
+            column[i] = one(values[i])
     ok &= (column >= low) & (column < high)
     return column
-
-
-def _same_width_digits(values: list[str]) -> np.ndarray | None:
-    """The usual column (ASCII digits, all of one width <= 18: fits int64) read in numpy:
-    the bytes of the joined text as a matrix of digits; None for any other column."""
-    if not values or len(set(map(len, values))) != 1 or not 0 < len(values[0]) <= 18 \
-            or not (text := "".join(values)).isascii():
-        return None
-    digits = (np.frombuffer(text.encode(), dtype=np.uint8) - 48).reshape(len(values), -1)
-    if (digits > 9).any():  # below "0" wraps around too
-        return None
-    powers = 10 ** np.arange(digits.shape[1] - 1, -1, -1, dtype=np.int64)
-    return digits.astype(np.int64) @ powers
-
-
-def _digits(text: str) -> int:
-    try:
-        value = int(text) if text.isdigit() else -1
-    except ValueError:  # digits int() does not read (superscripts)
-        return -1
-    return value if value < 2**62 else -1
 
 
 def mapped(values: list, table: dict, ok: np.ndarray, kind: type = str) -> list:
@@ -139,12 +137,14 @@ def trades(venue: str, ok: np.ndarray, spec_of: Callable, natives: list[str], id
     """A `Build`'s result from its checked fields, one value per row (ids as sent: int or
     str; times in µs; `received` per frame): the rows of the frames taken, as columns."""
     specs_found = specs(natives, spec_of, ok)
+    if per_frame is not None and len(per_frame) == len(ok) and 0 not in per_frame:
+        per_frame = None  # one row per frame (the usual push): no frame arithmetic
     received_ts = np.array(received, dtype=np.int64)
     if per_frame is not None:
         received_ts = np.repeat(received_ts, per_frame)
     counts, (natives, ids, sides, price, size, exchange_ts, received_ts) = accepted(
         ok, per_frame, natives, ids, sides, price, size, exchange_ts, received_ts)
-    if ids and ids[0].__class__ is not str:
-        ids = list(map(str, ids))
+    if ids and ids[0].__class__ is int:  # the checks left one class: all int, or all str
+        ids = int_texts(ids)
     return trade_columns(venue, natives, specs_found, ids, price, size, sides, exchange_ts,
                          received_ts), counts

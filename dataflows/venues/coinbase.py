@@ -10,13 +10,13 @@ Product ids are already BASE-QUOTE (spot).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
-import numpy as np
 
 from dataflows.venues import checked, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import (
-    _SECOND_US,
     MAX_TS_US,
     check_quote,
     int_id,
@@ -82,7 +82,7 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 # `_parse` reads (not the order ids or the sequence); frames it refuses go through `_parse`.
 class _Match(msgspec.Struct, tag_field="type", tag="match", gc=False):
     trade_id: typed.Int
-    side: str
+    side: Literal["buy", "sell"]  # _TAKER's keys, as the Literal's own str (fast lookups)
     size: float
     price: float
     product_id: str
@@ -97,11 +97,8 @@ _decode = typed.decoder(_Match | _LastMatch)
 
 
 def _us(when: str) -> int:
-    """us_from_iso_z's cached second plus the µs of 'YYYY-MM-DDTHH:MM:SS.ffffffZ'; -1 when
-    it refuses the text (the frame goes through `_parse`)."""
-    if (base := _SECOND_US.get(when[:19])) is not None and len(when) == 27 and when[26] == "Z" \
-            and when[19] == "." and (frac := when[20:26]).isdigit() and frac.isascii():
-        return base + int(frac)
+    """One time as `_parse` reads it, -1 when it refuses the text (the frame goes through
+    `_parse`): the rare shapes checked.iso_z leaves to the per-frame reader."""
     try:
         return us_from_iso_z(when)
     except Exception:  # noqa: BLE001 - parse says why
@@ -112,8 +109,7 @@ def _build(decoded: list, received: list[int]):
     ok, price, size, ids, sides = checked.fields(
         [m.price for m in decoded], [m.size for m in decoded], [m.trade_id for m in decoded],
         [m.side for m in decoded], _TAKER)
-    ts = np.array(list(map(_us, [m.time for m in decoded])), dtype=np.int64)
-    ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)  # safe_parse's range
+    ts = checked.iso_z([m.time for m in decoded], ok, MARKET_EPOCH_US, MAX_TS_US, _us)
     natives = [m.product_id for m in decoded]
     return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 

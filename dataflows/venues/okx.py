@@ -11,9 +11,8 @@ unit. Quote sizes stay in contracts; `tickers` carry no update id.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Literal
-
-import numpy as np
 
 from dataflows.venues import checked, common, declare, typed
 from dataflows.venues import instruments as ins
@@ -111,22 +110,24 @@ def _parse(frame: str | bytes, received_ts: int) -> ParseResult:
 
 
 # Fast path (parse_many): `trades` pushes, typed (dataflows/venues/typed.py), only the fields
-# `_parse` reads; `ts` stays text (`_parse` refuses a JSON number there). Frames it refuses
-# go through `_parse`.
+# `_parse` reads; `ts` stays text (`_parse` refuses a JSON number there); `side` one of
+# _SIDES (decoded as the Literal's own str: its lookups compare by identity). Frames it
+# refuses go through `_parse`.
 _Item = typed.struct("_Item", [("instId", str), ("tradeId", str), ("px", float), ("sz", float),
-                               ("side", str), ("ts", str)])
+                               ("side", Literal["buy", "sell"]), ("ts", str)])
 _decode = typed.decoder(typed.struct("_Push", [
     ("arg", typed.struct("_Arg", [("channel", Literal["trades"])])), ("data", list[_Item])]))
 
 
 def _build(decoded: list, received: list[int]):
-    per_frame = [len(d.data) for d in decoded]
-    items = [item for d in decoded for item in d.data]
+    pushes = [d.data for d in decoded]
+    per_frame = list(map(len, pushes))
+    items = list(chain.from_iterable(pushes))
     ok, price, size, ids, sides = checked.fields(
         [i.px for i in items], [i.sz for i in items], [i.tradeId for i in items],
         [i.side for i in items], _SIDES, int_ids=False)
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    ok &= (lengths > 0) & (lengths <= 128)
+    if not 0 < min(lengths := set(map(len, ids)), default=1) <= max(lengths, default=1) <= 128:
+        ok &= [0 < len(i) <= 128 for i in ids]
     ts = checked.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
     natives = [i.instId for i in items]
     return checked.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,

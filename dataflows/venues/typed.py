@@ -18,6 +18,7 @@ not tracked by the garbage collector (`gc=False`: they hold no references back).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Annotated
 
@@ -57,7 +58,10 @@ Build = Callable[[list, list[int]], tuple[TradeColumns, list[int]]]
 def fast_many(parse, marker: str, decode: Callable, build: Build):
     """A `parse_many` that decodes the frames holding `marker` with `decode` (a typed
     msgspec decoder, raising on any other frame), makes their trades with `build` and
-    uses the per-frame `parse` for every other frame.
+    uses the per-frame `parse` for every other frame. The batch's frames are first
+    decoded in one `map` up to the first one `decode` refuses (all trades: the whole
+    batch), then one by one with `marker` as a cheap filter; a frame `decode` takes is
+    a trade frame either way (the marker only saves failing decodes).
 
     `build` must accept only frames `parse` turns into exactly those trades (safe_parse's
     checks included); a frame it refuses goes through `parse`, so ignored/invalid
@@ -70,9 +74,13 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
 
     def parse_many(messages) -> BatchResult:
         decoded: list = []
-        received: list[int] = []
         slow: list[int] = []
-        for i, (received_ts, frame) in enumerate(messages):
+        frames = [frame for _, frame in messages]
+        if _text(frames):  # in one C loop up to the first frame it refuses (a quote, ...)
+            with contextlib.suppress(Exception):
+                decoded.extend(map(decode, frames))
+        received = [received_ts for received_ts, _ in messages[:len(decoded)]]
+        for i, (received_ts, frame) in enumerate(messages[len(decoded):], len(decoded)):
             if marker in frame if frame.__class__ is str else (
                     marker_bytes in frame and frame.isascii()):
                 try:
@@ -91,6 +99,13 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
         return _with_slow_frames(parse, messages, slow, trades, counts)
 
     return parse_many
+
+
+def _text(frames: list) -> bool:
+    """Whether every frame is text, or every frame ASCII bytes: what a typed decoder may
+    take without the per-frame checks (a decoder refuses any frame but its own)."""
+    kinds = set(map(type, frames))
+    return kinds == {str} or (kinds == {bytes} and b"".join(frames).isascii())
 
 
 def _with_slow_frames(parse, messages, slow: list[int], trades: TradeColumns,
