@@ -148,7 +148,10 @@ class _SinkGroup:
         assert committer is not None
         for part in cls.partitions:
             part.flush_data()
-        if cls.unsettled or final or any(p.ledger_waits() for p in cls.partitions):
+        # an idle committer has written the last ledger batch: prove it now (the live
+        # status counts it then), or a pipeline gone quiet would never show its last epoch
+        proven = committer.idle and any(p.unconfirmed for p in cls.partitions)
+        if cls.unsettled or final or proven or any(p.ledger_waits() for p in cls.partitions):
             cls.unsettled = False
             committer.drain()
             for part in cls.partitions:
