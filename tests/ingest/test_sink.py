@@ -40,6 +40,15 @@ def make_settings(home, **extra):
     )
 
 
+def deduped_coinbase(n: int, per: int) -> tuple[list, list]:
+    """The first n messages of the Coinbase capture, parsed and deduplicated in batches
+    of `per` (as feed cb): (messages, parsed batches)."""
+    messages = capture_messages("COINBASE.ws.28.0")[:n]
+    window = DedupWindow(600, 5)
+    return messages, [dedup_parsed(window, parse_batch(b))
+                      for b in message_batches("cb", "coinbase", messages, per=per)]
+
+
 def items_with_outage(settings, batches, down_at: int, up_at: int, down_s: float = 1.5):
     """Yield batches; the warehouse is unreachable from item down_at until item up_at and
     at least `down_s` (the committer thread inserts on its own clock: an outage of a few
@@ -145,10 +154,7 @@ def test_a_gathering_feed_partition_inserts_by_age_not_per_batch(tmp_path):
     one per micro-batch or tick, and everything is stored once the epoch snapshots."""
     settings = make_settings(tmp_path)
     init_schema(settings)
-    messages = capture_messages("COINBASE.ws.28.0")[:3000]
-    window = DedupWindow(600, 5)
-    parsed = [dedup_parsed(window, parse_batch(b))
-              for b in message_batches("cb", "coinbase", messages, per=50)]
+    _, parsed = deduped_coinbase(3000, per=50)
     part = FeedSinkPartition("cb", settings, flush_s=0.25)
     try:
         part.write_batch([parsed[0]])  # quiet feed: at once
@@ -173,10 +179,7 @@ def test_a_snapshot_carries_the_unproven_ledger_batch_and_a_resumed_run_counts_i
     it again under the same token: counted once whether the first one landed or not."""
     settings = make_settings(tmp_path)
     init_schema(settings)
-    messages = capture_messages("COINBASE.ws.28.0")[:1000]
-    window = DedupWindow(600, 5)
-    parsed = [dedup_parsed(window, parse_batch(b))
-              for b in message_batches("cb", "coinbase", messages, per=100)]
+    messages, parsed = deduped_coinbase(1000, per=100)
     STATS.reset()
     part = FeedSinkPartition("cb", settings)
     try:
