@@ -13,16 +13,22 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
 - Bitget `books` (spot v1 and v2): OKX's shape and checksum (top 25, CRC32, signed).
 - Coinbase Exchange `level2`: `snapshot` then `l2update`s; no sequence on this channel.
 - Deribit `book.<instrument>.raw`: `change_id`, prev = `prev_change_id` (no checksum).
+- BitMEX `orderBookL2`: levels keyed by `id` (no sequence id, no checksum): feedhouse
+  numbers each symbol's events itself, and an update/delete of an id it never saw skips a
+  number, so the book state reports a sequence gap (level_ids.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 
 import orjson
 
 from dataflows.books.columns import BookFrame
-from dataflows.venues import ALL
+from dataflows.books.level_ids import LevelIds
+from dataflows.venues import ALL, bitmex_units
+from dataflows.venues import bitmex as bitmex_venue
 from dataflows.venues.common import FrameError, check_ts, us_from_iso_z
 from dataflows.venues.instruments import kind_of as instrument_kind
 from dataflows.venues.instruments import spec_of as instrument_spec
@@ -279,6 +285,63 @@ def deribit(venue: str = "deribit") -> BookParser:
 _DERIBIT_ACTIONS = frozenset({"new", "change", "delete"})
 
 
+def bitmex(venue: str = "bitmex") -> BookParser:
+    """BitMEX `orderBookL2` / `orderBookL2_25`: a `partial` (the book), then `insert`,
+    `update`, `delete` rows keyed by `id` (LevelIds). Sizes are contracts, converted to
+    BASE as the adapter's quotes are (inverse XBTUSD: 1 USD each; quanto contracts at the
+    connection's XBT price, which this parser takes from the trade, quote and .BXBT
+    instrument frames beside the books; a quanto level before any XBT price is invalid).
+    Rows before a symbol's first `partial` are ignored (BitMEX's documented rule)."""
+    spec_of = spec_of_venue(venue)
+    books: dict[str, LevelIds] = {}
+    rates = bitmex_units.Rates()
+
+    def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
+        if frame in ("pong", b"pong"):
+            return []
+        msg = orjson.loads(frame)
+        if msg.__class__ is not dict:
+            raise FrameError("not a JSON object")
+        table = msg.get("table")
+        if table in _BITMEX_PRICED:  # the XBT price quanto sizes need
+            with suppress(FrameError, KeyError, TypeError, ValueError):  # the trade path reports it
+                bitmex_venue.parse_with_rates(frame, received_ts, rates)
+            return []
+        if table not in _BITMEX_BOOKS:
+            return []
+        action, data = msg["action"], msg["data"]
+        if action not in _BITMEX_ACTIONS or data.__class__ is not list:
+            raise FrameError(f"bad book message (action={action!r})")
+        rows: dict[str, list] = {}
+        for row in data:
+            rows.setdefault(row["symbol"], []).append(row)
+        if action == "partial" and not data:  # an empty book
+            rows[msg["filter"]["symbol"]] = []
+        out = []
+        for native, entries in rows.items():
+            book = books.get(native)
+            if book is None:
+                if action != "partial":
+                    continue
+                book = books[native] = LevelIds()
+            bids, asks, uid, prev = book.event(action, entries)
+            stamp = entries[0].get("timestamp") if entries else None
+            ts = us_from_iso_z(stamp) if stamp.__class__ is str else received_ts
+            spec = rates.sized(spec_of(native), ts)
+            if not spec.contract_size:
+                raise FrameError(f"no contract size for {native} (a quanto before any XBT price)")
+            out.append(_frame(venue, spec, native, ts, received_ts, action == "partial", uid, prev,
+                              bids, asks))
+        return out
+
+    return parse
+
+
+_BITMEX_BOOKS = frozenset({"orderBookL2", "orderBookL2_25"})
+_BITMEX_PRICED = frozenset({"trade", "quote", "instrument"})
+_BITMEX_ACTIONS = frozenset({"partial", "insert", "update", "delete"})
+
+
 # venue name -> parser factory, called with the venue's registry key (its endpoint
 # variant, e.g. "bybit@spot", whose catalog gives the symbols and contract terms)
 BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
@@ -291,6 +354,7 @@ BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
     "bybit": bybit,
     "coinbase_exchange": coinbase_exchange,
     "deribit": deribit,
+    "bitmex": bitmex,
 }
 
 

@@ -23,7 +23,8 @@ from dataflows.venues.declare import FrameError, check_ts, text_id, us_from_iso_
 from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "bitmex"
-_SIDES, _TABLE = {"Buy": "buy", "Sell": "sell"}, {"trades": "trade", "quotes": "quote"}
+_SIDES = {"Buy": "buy", "Sell": "sell"}
+_TABLE = {"trades": "trade", "quotes": "quote", "books": "orderBookL2"}
 # BitMEX's quote currencies only (the shared table's TUSD would split XBTUSD as XB-TUSD)
 _QUOTES = declare.quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
 _BTC, _XBT = {"XBT": "BTC"}, {"BTC": "XBT"}
@@ -138,6 +139,11 @@ def _parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseRes
     if "success" in msg or "info" in msg or "error" in msg or "subscribe" in msg:
         return ParseResult(ignored=1)  # acks, welcome, errors
     raise FrameError("unknown message")
+
+
+def parse_with_rates(frame: str | bytes, received_ts: int, rates: units.Rates) -> ParseResult:
+    """A frame parsed against one connection's XBT prices (the book parser keeps its own)."""
+    return _parse(frame, received_ts, rates)
 
 
 VENUES = [

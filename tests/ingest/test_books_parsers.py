@@ -39,6 +39,7 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
     ("BITGET.ws.1.0", "bitget", 443, 8, 443),  # OKX's checksum, proven on every frame
     ("BYBIT.ws.25.0", "bybit", 3260, 8, 0),
     ("DERIBIT.ws.1.0", "deribit", 46, 10, 0),  # change_id chains, no checksum
+    ("BITMEX.ws.1.0", "bitmex", 1979, 10, 0),  # every update/delete id known: no gap
 ])
 def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
     found, columns, summary = parse_book_capture(corpus(name))
@@ -193,3 +194,60 @@ def test_deribit_books_channel_subscribes_the_100ms_book():
 
     frames = VENUES["deribit"].subscribe(["BTC-USD-INV-PERP"], ["books"])
     assert '"channels":["book.BTC-PERPETUAL.100ms"]' in frames[-1]
+
+
+def _bitmex(action: str, rows: list) -> str:
+    return json.dumps({"table": "orderBookL2", "action": action,
+                       "data": [dict(symbol="XBTUSD", **row) for row in rows]})
+
+
+def test_bitmex_ids_give_prices_and_an_unknown_id_is_a_sequence_gap():
+    """BitMEX `orderBookL2`: update and delete rows without a price take their id's price;
+    a delete is amount 0; an update of an id never inserted breaks the sequence (the book
+    goes unsynced); XBTUSD contracts (1 USD) become BTC at the level's price."""
+    from dataflows.books.state import GAP, Books
+
+    parse = book_parser("bitmex")
+    assert parse(_bitmex("update", [{"id": 1, "side": "Buy", "size": 5}]), 0) == []  # before the partial
+    texts = [_bitmex("partial", [{"id": 1, "side": "Buy", "size": 3200, "price": 32000.0},
+                                 {"id": 2, "side": "Sell", "size": 500, "price": 32001.0}]),
+             _bitmex("update", [{"id": 1, "side": "Buy", "size": 6400}]),
+             _bitmex("delete", [{"id": 2, "side": "Sell"}]),
+             _bitmex("insert", [{"id": 3, "side": "Sell", "size": 100, "price": 32002.0}]),
+             _bitmex("update", [{"id": 2, "side": "Sell", "size": 7},  # deleted: unknown now
+                                {"id": 3, "side": "Sell", "size": 300}])]
+    frames = [f for text in texts for f in parse(text, 1_626_993_370_000_000)]
+    assert frames[0].symbol == "BTC-USD-INV-PERP" and frames[0].is_snapshot
+    columns = BookColumns.of(frames)
+    assert columns.price.tolist() == [32000.0, 32001.0, 32000.0, 32001.0, 32002.0, 32002.0]
+    assert columns.native_amount.tolist() == [3200, 500, 6400, 0, 100, 300]
+    assert columns.amount[0] == pytest.approx(0.1)  # 3,200 USD at 32,000
+    books = Books()
+    breaks = books.apply(frames)
+    assert [(b.reason, b.symbol, b.missing) for b in breaks] == [(GAP, "BTC-USD-INV-PERP", 1)]
+    assert not books.state("bitmex", "BTC-USD-INV-PERP").synced
+    with pytest.raises(FrameError, match="bad side"):
+        parse(_bitmex("insert", [{"id": 4, "side": "Both", "size": 1, "price": 1.0}]), 0)
+
+
+def test_bitmex_quanto_levels_need_the_xbt_price_the_connection_saw():
+    """A quanto's contracts are BASE at multiplier x XBT price (as its quotes are): before
+    any XBT price the frame is invalid; after an XBTUSD quote, sized."""
+    parse = book_parser("bitmex")
+    partial = json.dumps({"table": "orderBookL2", "action": "partial", "data": [
+        {"symbol": "UNIUSDT", "id": 9, "side": "Buy", "size": 750, "price": 17.277}]})
+    with pytest.raises(FrameError, match="no contract size for UNIUSDT"):
+        parse(partial, 1_626_993_370_000_000)
+    quote = json.dumps({"table": "quote", "action": "insert", "data": [
+        {"timestamp": "2021-07-22T22:36:09.000Z", "symbol": "XBTUSD", "bidSize": 1,
+         "bidPrice": 32174.5, "askPrice": 32175.5, "askSize": 1}]})
+    assert parse(quote, 1_626_993_370_000_000) == []
+    columns = BookColumns.of(parse(partial, 1_626_993_370_000_000))
+    assert columns.amount.tolist() == [pytest.approx(750 * 0.00001 * 32175)]
+
+
+def test_bitmex_books_channel_subscribes_order_book_l2():
+    from dataflows.venues import VENUES
+
+    frames = VENUES["bitmex"].subscribe(["BTC-USD-INV-PERP"], ["books"])
+    assert '"orderBookL2:XBTUSD"' in frames[0]

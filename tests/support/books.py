@@ -8,8 +8,9 @@ from __future__ import annotations
 
 def independent_book_count(messages) -> tuple[int, float, list[int]]:
     """(level updates, sum(price * native size), Binance and Deribit gaps) of received JSON messages
-    (dicts), counted with plain Python: no feedhouse code."""
-    levels, notional, gaps, last = 0, 0.0, [], {}
+    (dicts), counted with plain Python: no feedhouse code. BitMEX L2 rows without a price
+    take their id's from the partial/insert; a row of an unknown id counts as no level."""
+    levels, notional, gaps, last, bitmex_ids = 0, 0.0, [], {}, {}
     for msg in messages:
         data = msg["data"] if "stream" in msg else msg
         if data.get("e") == "depthUpdate":
@@ -38,6 +39,16 @@ def independent_book_count(messages) -> tuple[int, float, list[int]]:
             if data["type"] != "snapshot" and name in last and data["prev_change_id"] != last[name]:
                 gaps.append(data["prev_change_id"] - last[name])
             last[name] = data["change_id"]
+        elif msg.get("table") == "orderBookL2":
+            action, sides = msg["action"], []
+            for e in msg["data"]:  # BitMEX: id -> price per symbol, delete = 0
+                ids = bitmex_ids.setdefault(e["symbol"], {})
+                price = ids.pop(e["id"], e.get("price")) if action == "delete" else \
+                    e.get("price", ids.get(e["id"]))
+                if action in ("partial", "insert"):
+                    ids[e["id"]] = price
+                if price is not None:
+                    sides.append((price, 0 if action == "delete" else e["size"]))
         else:
             continue
         levels += len(sides)
