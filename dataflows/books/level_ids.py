@@ -30,15 +30,15 @@ class LevelIds:
         for row in rows:
             ident, side = row["id"], row["side"]
             price = row.get("price")
-            if action == "delete":
-                price = prices.pop(ident, price)
-            elif price is not None:
+            if action == "update" or action == "delete":
+                known = prices.pop(ident, None) if action == "delete" else prices.get(ident)
+                if known is None:  # an id never inserted (or gone): an update was lost
+                    lost = True
+                price = known if price is None else price
+            if price is None:
+                continue  # nothing to price the level at (the book resyncs)
+            if action != "delete":
                 prices[ident] = price
-            else:
-                price = prices.get(ident)
-            if price is None:  # update/delete of an id never inserted: an update was lost
-                lost = True
-                continue
             size = 0 if action == "delete" else row["size"]
             if side not in _SIDES:
                 raise FrameError(f"bad side {side!r}")

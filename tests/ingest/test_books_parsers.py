@@ -226,6 +226,9 @@ def test_bitmex_ids_give_prices_and_an_unknown_id_is_a_sequence_gap():
     breaks = books.apply(frames)
     assert [(b.reason, b.symbol, b.missing) for b in breaks] == [(GAP, "BTC-USD-INV-PERP", 1)]
     assert not books.state("bitmex", "BTC-USD-INV-PERP").synced
+    # a delete of an unknown id breaks the sequence too, even with a price (the newer API's rows)
+    again = parse(_bitmex("delete", [{"id": 8, "side": "Buy", "price": 31000.0}]), 0)
+    assert (again[0].update_id, again[0].prev_update_id, again[0].bids) == (8, 7, [[31000.0, 0]])
     with pytest.raises(FrameError, match="bad side"):
         parse(_bitmex("insert", [{"id": 4, "side": "Both", "size": 1, "price": 1.0}]), 0)
 
