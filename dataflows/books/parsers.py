@@ -61,6 +61,16 @@ def _frame(key: str, spec, native: str, exchange_ts: int, received_ts: int, snap
                      update_id, prev, bids, asks, checksum, spec.contract_size, spec.inverse)
 
 
+def _message(frame: str | bytes) -> dict | None:
+    """The frame's JSON object; None for a `pong` (the heartbeat answer of OKX, Bitget, BitMEX)."""
+    if frame in ("pong", b"pong"):
+        return None
+    msg = orjson.loads(frame)
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    return msg
+
+
 def _id(value: object, name: str) -> int:
     if value.__class__ is not int or not 0 <= value < 2**63:  # type: ignore[operator]
         raise FrameError(f"bad {name}: {value!r}")
@@ -173,11 +183,9 @@ def bitget(venue: str = "bitget") -> BookParser:
 
 def _okx_like(venue: str, spec_of: Callable[[dict], object]) -> BookParser:
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
-        if frame in ("pong", b"pong"):
+        msg = _message(frame)
+        if msg is None:
             return []
-        msg = orjson.loads(frame)
-        if msg.__class__ is not dict:
-            raise FrameError("not a JSON object")
         arg, data = msg.get("arg"), msg.get("data")
         if arg is None or data is None or arg.get("channel") not in _OKX_BOOKS:
             return []
@@ -297,11 +305,9 @@ def bitmex(venue: str = "bitmex") -> BookParser:
     rates = bitmex_units.Rates()
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
-        if frame in ("pong", b"pong"):
+        msg = _message(frame)
+        if msg is None:
             return []
-        msg = orjson.loads(frame)
-        if msg.__class__ is not dict:
-            raise FrameError("not a JSON object")
         table = msg.get("table")
         if table in _BITMEX_PRICED:  # the XBT price quanto sizes need
             with suppress(FrameError, KeyError, TypeError, ValueError):  # the trade path reports it
@@ -327,7 +333,9 @@ def bitmex(venue: str = "bitmex") -> BookParser:
             bids, asks, uid, prev = book.event(action, entries)
             stamp = entries[0].get("timestamp") if entries else None
             ts = us_from_iso_z(stamp) if stamp.__class__ is str else received_ts
-            spec = rates.sized(spec_of(native), ts)
+            # rows without a time (the 2021 API's): the connection's latest XBT price sizes
+            # them; the receive time is not comparable with a replayed session's times
+            spec = rates.sized(spec_of(native), ts if stamp.__class__ is str else rates.ts)
             if not spec.contract_size:
                 raise FrameError(f"no contract size for {native} (a quanto before any XBT price)")
             out.append(_frame(venue, spec, native, ts, received_ts, action == "partial", uid, prev,

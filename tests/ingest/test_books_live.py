@@ -30,9 +30,10 @@ from tests.support.paths import SESSIONS
 
 pytestmark = pytest.mark.integration
 
-# the demo's four venues whose sessions hold book frames, and Deribit (149 level updates)
+# the demo's four venues whose sessions hold book frames, Deribit (149 level updates) and
+# BitMEX (orderBookL2, 14,333: quanto sizes need the XBT price its quote frames carry)
 SESSIONS_WITH_BOOKS = ("OKX.ws.1.0", "COINBASE.ws.28.0", "BYBIT.ws.25.0", "BINANCE_FUTURES.ws.1.0",
-                       "DERIBIT.ws.1.0")
+                       "DERIBIT.ws.1.0", "BITMEX.ws.1.0")
 
 
 def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):

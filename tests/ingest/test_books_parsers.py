@@ -253,4 +253,7 @@ def test_bitmex_books_channel_subscribes_order_book_l2():
     from dataflows.venues import VENUES
 
     frames = VENUES["bitmex"].subscribe(["BTC-USD-INV-PERP"], ["books"])
-    assert '"orderBookL2:XBTUSD"' in frames[0]
+    assert '"orderBookL2:XBTUSD"' in frames[0] and len(frames) == 1
+    # a quanto's book needs the XBT price: the .BXBT index is subscribed with it
+    assert VENUES["bitmex"].subscribe(["ETH-USD-PERP"], ["books"])[1:] == [
+        '{"op":"subscribe","args":["instrument:.BXBT"]}']
