@@ -29,6 +29,8 @@ class LevelIds:
         bids, asks, lost = [], [], False
         for row in rows:
             ident, side = row["id"], row["side"]
+            if side not in _SIDES:
+                raise FrameError(f"bad side {side!r}")
             price = row.get("price")
             if action == "update" or action == "delete":
                 known = prices.pop(ident, None) if action == "delete" else prices.get(ident)
@@ -40,8 +42,6 @@ class LevelIds:
             if action != "delete":
                 prices[ident] = price
             size = 0 if action == "delete" else row["size"]
-            if side not in _SIDES:
-                raise FrameError(f"bad side {side!r}")
             (bids if side == "Buy" else asks).append([price, size])
         self.number += 2 if lost else 1
         prev = 0 if action == "partial" else self.number - 1

@@ -332,7 +332,7 @@ def bitmex(venue: str = "bitmex") -> BookParser:
                 book = books[native] = LevelIds()
             bids, asks, uid, prev = book.event(action, entries)
             stamp = entries[0].get("timestamp") if entries else None
-            ts = us_from_iso_z(stamp) if stamp.__class__ is str else received_ts
+            ts = check_ts(us_from_iso_z(stamp)) if stamp.__class__ is str else received_ts
             # rows without a time (the 2021 API's): the connection's latest XBT price sizes
             # them; the receive time is not comparable with a replayed session's times
             spec = rates.sized(spec_of(native), ts if stamp.__class__ is str else rates.ts)

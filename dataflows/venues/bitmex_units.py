@@ -99,16 +99,17 @@ def sessions(venue: str, parse):
 
 
 def frames(native: Callable[[str], str], catalog: ins.Catalog) -> declare.Frames:
-    """BitMEX's {"op", "args": ["quote:ETHUSD", ...]} messages; subscribing quotes of a
-    quanto contract (or its orderBookL2) also subscribes `instrument:.BXBT`, the XBT price
-    their sizes need."""
+    """BitMEX's {"op", "args": ["quote:ETHUSD", ...]} messages; subscribing quotes or the
+    orderBookL2 of a quanto contract also subscribes `instrument:.BXBT`, the XBT price their
+    sizes need: before the books, whose `partial` is invalid without that price."""
     plain = declare.op_args(lambda c, s: f"{c}:{native(s)}")
 
     def build(op: str, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
         out = plain(op, symbols, channels)
-        if op == "subscribe" and ("quote" in channels or "orderBookL2" in channels) and any(  # kept for the other quantos
+        books = "orderBookL2" in channels
+        if op == "subscribe" and ("quote" in channels or books) and any(  # kept for the other quantos
                 getattr(catalog.known(native(s)), "quanto", 0.0) for s in symbols):
-            out.append(declare.dumps({"op": op, "args": [f"instrument:{BXBT}"]}))
+            out.insert(0 if books else len(out), declare.dumps({"op": op, "args": [f"instrument:{BXBT}"]}))
         return out
 
     return build

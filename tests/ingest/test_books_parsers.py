@@ -254,6 +254,7 @@ def test_bitmex_books_channel_subscribes_order_book_l2():
 
     frames = VENUES["bitmex"].subscribe(["BTC-USD-INV-PERP"], ["books"])
     assert '"orderBookL2:XBTUSD"' in frames[0] and len(frames) == 1
-    # a quanto's book needs the XBT price: the .BXBT index is subscribed with it
-    assert VENUES["bitmex"].subscribe(["ETH-USD-PERP"], ["books"])[1:] == [
-        '{"op":"subscribe","args":["instrument:.BXBT"]}']
+    # a quanto's book needs the XBT price: the .BXBT index is subscribed before it
+    assert VENUES["bitmex"].subscribe(["ETH-USD-PERP"], ["books"]) == [
+        '{"op":"subscribe","args":["instrument:.BXBT"]}',
+        '{"op":"subscribe","args":["orderBookL2:ETHUSD"]}']
