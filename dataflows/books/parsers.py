@@ -311,7 +311,7 @@ def bitmex(venue: str = "bitmex") -> BookParser:
         table = msg.get("table")
         if table in _BITMEX_PRICED:  # the XBT price quanto sizes need
             with suppress(FrameError, KeyError, TypeError, ValueError):  # the trade path reports it
-                bitmex_venue.parse_with_rates(frame, received_ts, rates)
+                bitmex_venue.parse(frame, received_ts, rates)
             return []
         if table not in _BITMEX_BOOKS:
             return []

@@ -23,8 +23,7 @@ from dataflows.venues.declare import FrameError, check_ts, text_id, us_from_iso_
 from feedhouse.core.records import ParseResult, Trade
 
 VENUE = "bitmex"
-_SIDES = {"Buy": "buy", "Sell": "sell"}
-_TABLE = {"trades": "trade", "quotes": "quote", "books": "orderBookL2"}
+_SIDES, _TABLE = {"Buy": "buy", "Sell": "sell"}, {"trades": "trade", "quotes": "quote", "books": "orderBookL2"}
 # BitMEX's quote currencies only (the shared table's TUSD would split XBTUSD as XB-TUSD)
 _QUOTES = declare.quote_table("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
 _BTC, _XBT = {"XBT": "BTC"}, {"BTC": "XBT"}
@@ -120,7 +119,7 @@ def _quotes(data: list, received_ts: int, rates: units.Rates) -> list:
     return out
 
 
-def _parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseResult:
+def parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseResult:
     if frame == "pong" or frame == b"pong":
         return ParseResult(ignored=1)
     msg = declare.json_object(frame)
@@ -141,16 +140,11 @@ def _parse(frame: str | bytes, received_ts: int, rates=units.SHARED) -> ParseRes
     raise FrameError("unknown message")
 
 
-def parse_with_rates(frame: str | bytes, received_ts: int, rates: units.Rates) -> ParseResult:
-    """A frame parsed against one connection's XBT prices (the book parser keeps its own)."""
-    return _parse(frame, received_ts, rates)
-
-
 VENUES = [
     declare.venue(
         VENUE, "wss://ws.bitmex.com/realtime",
         ("ws.bitmex.com", "www.bitmex.com", "testnet.bitmex.com", "ws.testnet.bitmex.com"),
-        _parse, channels=_TABLE, frames=units.frames(native, _catalog),
+        parse, channels=_TABLE, frames=units.frames(native, _catalog),
         native=native, normalize=normalize, ping_interval_s=5.0, ping_frame="ping",
-        catalog=_catalog, session=units.sessions(VENUE, _parse))  # one XBT price per connection
+        catalog=_catalog, session=units.sessions(VENUE, parse))  # one XBT price per connection
 ]

@@ -119,8 +119,7 @@ def _rpc(ident: int, method: str, params: dict) -> str:
 
 def _frames(op: str, symbols, channels) -> list[str]:
     # trades and book need an interval (`.raw` wants an authorized connection)
-    names = [f"{c}.{native(s)}" + (".100ms" if c in ("trades", "book") else "") for c in channels
-             for s in symbols]
+    names = [f"{c}.{native(s)}{'.100ms' if c in ('trades', 'book') else ''}" for c in channels for s in symbols]
     if not names:
         return []
     if op == "public/unsubscribe":
