@@ -102,7 +102,9 @@ def test_qos2_and_v5_properties_take_pahos_path(broker):
         publish_all(broker.port, "5", [("t/b", b"exactly once", 2)])
         publish_all(broker.port, "5", [("t/c", b"plain", 1)])
         got = received.wait(3)
-        assert [(t, p, path) for _, _, t, p, path in got] == [
+        # a QoS 2 message is delivered after its PUBREC/PUBREL round trip, so the QoS 1
+        # message published after it may come first: the paths are what is asserted
+        assert sorted((t, p, path) for _, _, t, p, path in got) == [
             ("t/a", b"with properties", "paho"), ("t/b", b"exactly once", "paho"),
             ("t/c", b"plain", "fast")]
     finally:
