@@ -19,7 +19,15 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, Config, Figure, machine, module_command, unavailable
+from bench.common import (
+    ROOT,
+    Config,
+    Figure,
+    empty_trash,
+    machine,
+    module_command,
+    unavailable,
+)
 
 # module -> the figure keys it owns (used for an `unavailable` row when it crashes)
 BENCHMARKS = {
@@ -128,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg.only = only
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    figures, info = run_all(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        figures, info = run_all(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        empty_trash()  # after the last measurement: see bench.common.set_aside
     info["bench_seconds"] = round(time.monotonic() - started, 1)
     data = as_json(figures, info, cfg)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -21,14 +21,13 @@ goal >= 0.25), and for Tardis.dev files of two venues (`backfill_tardis_rows_per
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT, Config, Figure, measured, module_command
+from bench.common import PYTHON, ROOT, Config, Figure, measured, module_command, set_aside
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
 from feedhouse.store.migrations import init_schema
@@ -55,7 +54,7 @@ def _settings(store: Path):
 def prepare(store: Path) -> None:
     """A store with the schema applied and the native table created (not timed)."""
 
-    shutil.rmtree(store, ignore_errors=True)
+    set_aside(store)
     settings = _settings(store)
     init_schema(settings)
     with warehouse(settings) as client:
@@ -98,7 +97,7 @@ def _run_side(kind: str, work: Path, archive: Path, venue: str = "binance") -> d
     store = work / f"store-{kind}-{venue}"
     _python("prepare", str(store))
     out = _python("side", kind, str(store), str(archive), venue)
-    shutil.rmtree(store, ignore_errors=True)
+    set_aside(store)
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -219,3 +221,28 @@ def corpus(capture: str, min_trades: int, *, trades_only: bool) -> list[tuple[in
 
 def shell(args: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in args)
+
+
+# Stores set aside during a bench run (set_aside), deleted once every figure is measured.
+_TRASH: list[Path] = []
+
+
+def set_aside(path: Path) -> None:
+    """Move a bench store (a run's home or work folder) out of the way instead of deleting
+    it; `empty_trash` deletes it when the bench ends. Why: on a filesystem without a
+    journal (the bench machine's ext4) creating a file scans past every inode freed in the
+    last 60-300 s, so deleting a store of ~50,000 files right before a measured run made
+    each of that run's inserts cost ~34 ms of CPU instead of ~5.5 (docs/performance.md)."""
+    if not path.exists():
+        return
+    trash = path.parent / ".trash"
+    trash.mkdir(exist_ok=True)
+    target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
+    path.rename(target)
+    _TRASH.append(target)
+
+
+def empty_trash() -> None:
+    """Delete the stores `set_aside` moved (after the last measurement)."""
+    while _TRASH:
+        shutil.rmtree(_TRASH.pop(), ignore_errors=True)

@@ -13,7 +13,6 @@ the same window / those rows. Afterwards the store must hold every trade exactly
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from bench.common import FEEDHOUSE, Config, Figure, measured, module_command
+from bench.common import FEEDHOUSE, Config, Figure, measured, module_command, set_aside
 from bench.served import Server, build, feeds
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -62,7 +61,7 @@ def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None, *,
     `on_start(pid)` right after the ingest process started (bench/profile.py --books).
     `folder`, `feed_list(served, port)`, `count(config)`: another corpus (bench/books_e2e.py)."""
     expected = sum(s.trades for s in served)
-    shutil.rmtree(home, ignore_errors=True)
+    set_aside(home)
     home.mkdir(parents=True)
     status = home / "run_status.json"
     with Server(folder or corpus_folder(cfg), "max") as server:
@@ -106,7 +105,7 @@ def one_run(cfg: Config, served, home: Path, timeout_s: float, on_rows=None, *,
             log.close()
     stored, unique = count(config)
     if stored == unique == expected:
-        shutil.rmtree(home, ignore_errors=True)  # kept (with run.log) when something is off
+        set_aside(home)  # kept (with run.log) when something is off
     first = next((i for i, s in enumerate(samples) if s[1] > 0), None)
     if first is None or samples[-1][1] < expected:
         got = samples[-1][1] if samples else 0

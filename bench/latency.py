@@ -20,13 +20,12 @@ before the first row stored + `warmup_s` are left out (schema, connections, firs
 from __future__ import annotations
 
 import resource
-import shutil
 import threading
 import time
 
 import numpy as np
 
-from bench.common import Config, Figure, measured, module_command
+from bench.common import Config, Figure, measured, module_command, set_aside
 from bench.e2e import corpus_folder, cpu_s
 from bench.served import Server, build, feeds
 from dataflows.runner import run as run_flow
@@ -108,7 +107,7 @@ def _cpu_self() -> float:
 
 def one_run(cfg: Config, served, home, speed: float) -> tuple[dict, int, float, dict]:
 
-    shutil.rmtree(home, ignore_errors=True)
+    set_aside(home)
     marks: dict = {}
     probe = Probe()
     probe.install()
@@ -134,7 +133,7 @@ def one_run(cfg: Config, served, home, speed: float) -> tuple[dict, int, float, 
             run_flow(settings, stop=stop, handle_signals=False)
     finally:
         probe.uninstall()
-    shutil.rmtree(home, ignore_errors=True)
+    set_aside(home)
     if not probe.rows:
         raise RuntimeError("no rows acknowledged after the warm-up")
     (t0, c0, s0, n0), (t1, c1, s1, n1) = marks["a"], marks["b"]

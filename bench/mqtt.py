@@ -23,10 +23,9 @@ give the messages/s behind it.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
-from bench.common import FEEDHOUSE, ROOT, Config, Figure, measured, module_command, shell
+from bench.common import FEEDHOUSE, ROOT, Config, Figure, measured, module_command, set_aside, shell
 from bench.mqtt_ingest import Session, naive
 
 
@@ -42,12 +41,12 @@ def run_once(cfg: Config, args: list[str], work) -> tuple[dict, list[str]]:
     """One sustained run: the drill's verdict, and why earlier starts failed (if any)."""
     failures = []
     for _ in range(2):  # a drill that could not start (no verdict at all) is tried once more
-        shutil.rmtree(work, ignore_errors=True)
+        set_aside(work)
         out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT,
                              timeout=cfg.mqtt_s * 4 + 300)
         lines = [ln for ln in out.stdout.strip().splitlines() if ln.startswith("{")]
         if lines:
-            shutil.rmtree(work, ignore_errors=True)
+            set_aside(work)
             return json.loads(lines[-1]), failures
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         failures.append(f"drill mqtt exit {out.returncode}: {tail[:200]}")
@@ -97,7 +96,7 @@ def _session(cfg: Config, steps: tuple[int, ...], readings_per_message: int, nam
         counts = session.finish()
     finally:
         session.close()
-        shutil.rmtree(cfg.workdir / name, ignore_errors=True)
+        set_aside(cfg.workdir / name)
     return ramp, session.steps, counts
 
 
@@ -147,7 +146,7 @@ def run(cfg: Config) -> list[Figure]:
     # --- the naive subscriber, same broker config, same load ----------------------------
     msgs_s = cfg.mqtt_cpu_rate
     naive_result = naive(cfg.workdir / "mqtt-naive", msgs_s, cfg.mqtt_naive_s)
-    shutil.rmtree(cfg.workdir / "mqtt-naive", ignore_errors=True)
+    set_aside(cfg.workdir / "mqtt-naive")
     ratio = naive_result["cpu_us_per_message"]["naive"] / cpu["ingest"]
     figures.append(measured(
         "mqtt_ratio_vs_naive", "x (naive CPU / feedhouse CPU per message)", cmd,

@@ -12,13 +12,12 @@ frame); CPU µs/trade from this process's CPU time over the same span.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import threading
 import time
 from datetime import UTC, datetime
 
-from bench.common import Config, Figure, measured, module_command, unavailable
+from bench.common import Config, Figure, measured, module_command, set_aside, unavailable
 from bench.e2e import corpus_folder
 from bench.served import Server, build, feeds
 
@@ -119,7 +118,7 @@ def one_run(cfg: Config, served, home) -> dict:
     from feedhouse.store.client import warehouse
     from feedhouse.store.migrations import init_schema
 
-    shutil.rmtree(home, ignore_errors=True)
+    set_aside(home)
     settings = load_settings(home=str(home), recovery=False)
     init_schema(settings)
     expected = sum(s.trades for s in served)
@@ -142,7 +141,7 @@ def one_run(cfg: Config, served, home) -> dict:
             t.join()
         cpu = time.process_time() - cpu0
         stored = client.query("SELECT count() FROM market.trades").result_rows[0][0]
-    shutil.rmtree(home, ignore_errors=True)
+    set_aside(home)
     if errors:
         raise errors[0]
     if stored != expected:

@@ -15,10 +15,17 @@ Per-stage costs: `python -m bench.replay_stages`.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
-from bench.common import NORMALIZE_CAPTURES, Config, Figure, corpus, measured, module_command
+from bench.common import (
+    NORMALIZE_CAPTURES,
+    Config,
+    Figure,
+    corpus,
+    measured,
+    module_command,
+    set_aside,
+)
 
 GOAL = ">= 500,000"
 CPU_GOAL = "<= 2.0"
@@ -59,7 +66,7 @@ def run(cfg: Config) -> list[Figure]:
     batch_rows = 5000
     for r in range(min(cfg.repeats, 2)):
         home = cfg.workdir / f"replay{r}"
-        shutil.rmtree(home, ignore_errors=True)
+        set_aside(home)
         settings = load_settings(home=str(home), recovery=False)
         batch_rows = settings.sink.batch_rows
         init_schema(settings)
@@ -74,7 +81,7 @@ def run(cfg: Config) -> list[Figure]:
             raise RuntimeError(f"replayed {replayed}, stored {stored}, buffered {pending}")
         rates.append(round(replayed / elapsed))
         cpu.append(round(cpu_s / replayed * 1e6, 3))
-        shutil.rmtree(home, ignore_errors=True)
+        set_aside(home)
     shown = {"rows": len(rows), "batch_rows": batch_rows, "store": "chdb (embedded)",
              "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     command = module_command("replay", cfg)

@@ -207,7 +207,7 @@ class SinkSettings(Strict):
         "(fewer, larger inserts under load; an idle pipeline's row goes at once)",
     )
     linger_from_rows: int = Field(
-        0, ge=0, le=1_000_000,
+        100, ge=0, le=1_000_000,
         description="the linger applies once an insert carried this many rows (0: always); "
         "below it the rate is low and every row goes at once",
     )
