@@ -15,7 +15,9 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
 - Deribit `book.<instrument>.raw`: `change_id`, prev = `prev_change_id` (no checksum).
 - BitMEX `orderBookL2`: levels keyed by `id` (no sequence id, no checksum): feedhouse
   numbers each symbol's events itself, and an update/delete of an id it never saw skips a
-  number, so the book state reports a sequence gap (level_ids.py).
+  number, so the book state reports a sequence gap (level_ids.py). A frame repeated at
+  once (byte for byte the last book frame) gives the same events again, so the dedup
+  window drops it as for the venues with sequence ids.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 import orjson
+from xxhash import xxh3_64_intdigest
 
 from dataflows.books.columns import BookFrame
 from dataflows.books.level_ids import LevelIds
@@ -299,10 +302,17 @@ def bitmex(venue: str = "bitmex") -> BookParser:
     BASE as the adapter's quotes are (inverse XBTUSD: 1 USD each; quanto contracts at the
     connection's XBT price, which this parser takes from the trade, quote and .BXBT
     instrument frames beside the books; a quanto level before any XBT price is invalid).
-    Rows before a symbol's first `partial` are ignored (BitMEX's documented rule)."""
+    Rows before a symbol's first `partial` are ignored (BitMEX's documented rule).
+    A book frame repeated at once (a duplicate delivery) gives the events it gave the
+    first time (same numbers, the ids' prices untouched), which the dedup window drops;
+    numbered anew, a repeated delete would be an unknown id (a false gap) and a repeated
+    partial a second snapshot. Only the last book frame counts: the same bytes later are a new event (2021 rows carry no time, and
+    a level going 100 -> 200 -> 100 repeats a frame: 199 of the 1,969 update frames of
+    BITMEX.ws.1.0 equal an earlier one, none the one just before)."""
     spec_of = spec_of_venue(venue)
     books: dict[str, LevelIds] = {}
     rates = bitmex_units.Rates()
+    last: list = [0, []]  # (hash, events) of the last book frame
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         msg = _message(frame)
@@ -318,6 +328,9 @@ def bitmex(venue: str = "bitmex") -> BookParser:
         action, data = msg["action"], msg["data"]
         if action not in _BITMEX_ACTIONS or data.__class__ is not list:
             raise FrameError(f"bad book message (action={action!r})")
+        digest = xxh3_64_intdigest(frame if frame.__class__ is bytes else frame.encode())
+        if digest == last[0]:
+            return list(last[1])
         rows: dict[str, list] = {}
         for row in data:
             rows.setdefault(row["symbol"], []).append(row)
@@ -340,6 +353,7 @@ def bitmex(venue: str = "bitmex") -> BookParser:
                 raise FrameError(f"no contract size for {native} (a quanto before any XBT price)")
             out.append(_frame(venue, spec, native, ts, received_ts, action == "partial", uid, prev,
                               bids, asks))
+        last[:] = digest, out
         return out
 
     return parse

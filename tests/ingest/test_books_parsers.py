@@ -233,6 +233,37 @@ def test_bitmex_ids_give_prices_and_an_unknown_id_is_a_sequence_gap():
         parse(_bitmex("insert", [{"id": 4, "side": "Both", "size": 1, "price": 1.0}]), 0)
 
 
+def test_a_bitmex_frame_repeated_at_once_gives_the_same_events_so_dedup_drops_it_no_gap():
+    """A duplicate delivery of an update or delete frame (the same bytes right after it)
+    gives the events it gave the first time: the same numbers and dedup keys, no unknown
+    id, no sequence gap; the frames after it follow on. The same bytes later, after other
+    frames, are a new event (a level back to an earlier size)."""
+    from dataflows.books.live import frame_keys
+    from dataflows.books.state import Books
+
+    parse = book_parser("bitmex")
+    update = _bitmex("update", [{"id": 1, "side": "Buy", "size": 6400}])
+    delete = _bitmex("delete", [{"id": 2, "side": "Sell"}])
+    texts = [_bitmex("partial", [{"id": 1, "side": "Buy", "size": 3200, "price": 32000.0},
+                                 {"id": 2, "side": "Sell", "size": 500, "price": 32001.0}]),
+             update, update, delete, delete,
+             _bitmex("insert", [{"id": 3, "side": "Sell", "size": 100, "price": 32002.0}]),
+             update]
+    frames = [f for text in texts for f in parse(text, 1_626_993_370_000_000)]
+    assert [(f.update_id, f.prev_update_id) for f in frames] == [
+        (1, 0), (2, 1), (2, 1), (3, 2), (3, 2), (4, 3), (5, 4)]
+    keys = frame_keys(BookColumns.of(frames)).tolist()
+    assert keys[2] == keys[1] and keys[4] == keys[3] and len(set(keys)) == 5
+    books = Books()
+    assert books.apply(frames) == []
+    state = books.state("bitmex", "BTC-USD-INV-PERP")
+    assert state.synced and state.last_id == 5 and state.stale == 2
+    # a partial delivered twice is one snapshot; after it the same update is a new event
+    again = [f for text in (texts[0], texts[0], update)
+             for f in parse(text, 1_626_993_371_000_000)]
+    assert [(f.update_id, f.prev_update_id) for f in again] == [(6, 0), (6, 0), (7, 6)]
+
+
 def test_bitmex_quanto_levels_need_the_xbt_price_the_connection_saw():
     """A quanto's contracts are BASE at multiplier x XBT price (as its quotes are): before
     any XBT price the frame is invalid; after an XBTUSD quote, sized."""
