@@ -24,6 +24,7 @@ from orchestration.resources.warehouse import WarehouseResource
 
 CHECK_NAME = "row_counts_match_ledger"
 CHECKED_TABLES = {TRADES_KEY: "market.trades", QUOTES_KEY: "market.quotes", READINGS_KEY: "iot.readings",
+                  TABLE_KEYS["market.book_updates"]: "market.book_updates",
                   TABLE_KEYS["market.ohlcv_1m"]: "market.ohlcv_1m"}  # candles vs distinct trades
 FIRST_N = 20
 
@@ -63,7 +64,8 @@ def newest_event_s(client) -> float:
     owners=OWNERS,
     kinds={"clickhouse"},
     deps=[TRADES_KEY, QUOTES_KEY, READINGS_KEY,
-          *(TABLE_KEYS[t] for t in ("ops.ingest_ledger", "ops.dead_letter", "ops.replay_log"))],
+          *(TABLE_KEYS[t] for t in ("market.book_updates", "ops.ingest_ledger", "ops.dead_letter",
+                                    "ops.replay_log"))],
     description="Row-count audit, one row per feed x event-time minute: the ledger's count of "
     "stored rows against the distinct keys in the table (status ok/missing/extra); and per "
     "venue/symbol x minute, the candle (built first when due) against the distinct trades "

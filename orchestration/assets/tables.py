@@ -46,6 +46,8 @@ TABLES = [
                deps=(BACKFILL_KEY,)),
     TableAsset("market.quotes", "Best bid/ask updates where a venue provides them.", "exchange_ts",
                ("venue", "feed")),
+    TableAsset("market.book_updates", "L2 order-book level updates and snapshots (channels: "
+               "[books]); book_at rebuilds a book at any time.", "exchange_ts", ("venue", "feed")),
     TableAsset("market.ohlcv_1m", "1-minute candles per venue and symbol, built for closed minutes "
                "from the distinct trades by `feedhouse run` and the audit (read with FINAL).",
                "minute", ("venue",), deps=(AssetKey(["market", "trades"]),)),

@@ -9,6 +9,8 @@ the ledger equations hold per feed and minute with level updates counted like tr
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 import pytest
 
 from dataflows.books.capture import parse_book_capture
@@ -20,6 +22,8 @@ from feedhouse.app.drills.served import server_feeds
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
+from quality.runner import run_quality
+from quality.window import Window
 from tests.support.ingest import (
     bad_ledger_minutes,
     capture_messages,
@@ -66,6 +70,15 @@ def test_live_books_land_once_with_the_ledger_and_book_at(tmp_path):
         names, rows = run_analytics(client, "book_at", {"venue": "okx", "symbol": "BTC-USDT",
                                                         "at": "2099-01-01", "levels": "25"})
         book = [dict(zip(names, r, strict=True)) for r in rows]
+        first, last = client.query("SELECT min(exchange_ts), max(exchange_ts) "
+                                   "FROM market.book_updates").result_rows[0]
+    # the books quality suite over every stored event: no crossed snapshot, no negative
+    # size, no sequence break (the recordings hold none)
+    window = Window(first.replace(tzinfo=UTC), last.replace(tzinfo=UTC) + timedelta(seconds=1))
+    quality = run_quality(settings, window, ["market_book_updates"], docs=False,
+                          now=window.end + timedelta(hours=1))
+    assert quality.suite("market_book_updates").rows > 1000
+    assert [o.expectation for o in quality.suite("market_book_updates").failed] == []
     assert bad == []
     assert trades > 0  # trades still flow beside the books
     for feed, (levels, notional) in expected.items():

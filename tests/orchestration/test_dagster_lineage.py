@@ -31,8 +31,8 @@ def ancestors(key: AssetKey) -> set[AssetKey]:
 def test_report_descends_from_every_source_through_audit_reconciliation_and_quality():
     graph = defs.resolve_asset_graph()
     sources = [AssetKey(p) for p in (["market", "trades"], ["market", "quotes"], ["iot", "readings"],
-                                     ["ops", "ingest_ledger"], ["ops", "dead_letter"],
-                                     ["ops", "replay_log"])]
+                                     ["market", "book_updates"], ["ops", "ingest_ledger"],
+                                     ["ops", "dead_letter"], ["ops", "replay_log"])]
     assert set(sources) <= graph.get(AUDIT_KEY).parent_keys
     assert AUDIT_KEY in graph.get(RECON_KEY).parent_keys
     quality = AssetKey(["ops", "quality_results"])

@@ -61,8 +61,9 @@ def test_pages_load_nothing_from_the_internet(docs):
 
 def test_index_lists_the_validations_styled_with_the_network_off(docs, tmp_path):
     png, text = offline_render(docs.docs_index, tmp_path, size="1200,1000")
-    assert "Showing 1 to 4 of 4 rows" in text, text[:2000]  # bootstrap-table ran
-    for suite in ("iot_readings", "market_quotes", "market_trades", "ops_ingest_ledger"):
+    assert "Showing 1 to 5 of 5 rows" in text, text[:2000]  # bootstrap-table ran
+    for suite in ("iot_readings", "market_book_updates", "market_quotes", "market_trades",
+                  "ops_ingest_ledger"):
         assert text.count(suite) >= 2, suite  # asset name and suite link per row
     assert _count(png, GREEN) > 200  # Font Awesome's check icons, Bootstrap's colours
     assert _count(png, RED) > 5  # market_trades failed

@@ -21,6 +21,7 @@ from tests.support.dagster_seed import BASE, seed_clean
 from tests.support.quality_seed import (
     NOW,
     at,
+    book_updates,
     failed,
     hour,
     ledger,
@@ -47,11 +48,12 @@ def check(settings, h: int, *suites: str, **kw):
 
 def test_clean_pipeline_output_passes_every_suite_and_is_recorded(store):
     seed_clean(store)  # the Dagster tests' clean pipeline store: 2024-01-15 10:00..10:10
-    seed(store, market_quotes=quotes(BASE))
+    seed(store, market_quotes=quotes(BASE), market_book_updates=book_updates(BASE))
     window = Window(BASE, BASE + timedelta(hours=1))
     run = run_quality(store, window, now=BASE + timedelta(hours=2))
     assert [r.suite.name for r in run.results] == [
-        "iot_readings", "market_quotes", "market_trades", "ops_ingest_ledger",
+        "iot_readings", "market_book_updates", "market_quotes", "market_trades",
+        "ops_ingest_ledger",
     ]  # fmt: skip
     assert all(r.rows > 0 for r in run.results)
     assert run.ok and not [o for r in run.results for o in r.failed]
@@ -163,6 +165,30 @@ def test_quotes_crossed_book_and_negative_size(store):
     )
 
 
+def test_books_crossed_snapshot_negative_size_and_a_sequence_break(store):
+    """One row per book event: a snapshot whose best bid is at or above its best ask is a
+    crossed book (ERROR), a negative level size is invalid (ERROR), an update that does not
+    follow the event before it is a sequence break (WARN); a clean book passes."""
+    clean = book_updates(at(14))
+    seed(store, market_book_updates=clean)
+    run = check(store, 14, "market_book_updates")
+    assert run.suite("market_book_updates").rows == 7 and not failed(run, "market_book_updates")
+
+    rows = book_updates(at(15))
+    rows[0]["price"] = rows[1]["price"] + 2  # the snapshot's best bid above its best ask
+    rows[8]["amount"] = -0.5  # update 103 (rows 0-5: the snapshot, 100)
+    rows[10]["prev_update_id"] = 99  # update 105 does not follow 104
+    seed(store, market_book_updates=rows)
+    run = check(store, 15, "market_book_updates")
+    bad = failed(run, "market_book_updates")
+    assert set(bad) == {PAIR.format("best_ask,best_bid"), BETWEEN.format("min_amount"),
+                        BETWEEN.format("sequence_break")}
+    assert bad[PAIR.format("best_ask,best_bid")].sample[0]["update_id"] == 100
+    assert bad[BETWEEN.format("min_amount")].sample[0]["update_id"] == 103
+    assert bad[BETWEEN.format("sequence_break")].sample[0]["update_id"] == 105
+    assert not run.ok  # the crossed book and the negative size are ERRORs
+
+
 def test_readings_outside_physical_range(store):
     rows = readings(at(8))
     hot = next(r for r in rows if r["sensor"] == "temperature" and r["seq"] == 4)
@@ -255,7 +281,8 @@ def test_check_partition_fails_only_the_partition_with_an_error(store):
     bad[0]["price"] = -1.0
     seed(store, market_trades=good + bad)
     run = check_partition(store, day, "coinbase", docs=False)
-    assert run.ok and {r.suite.name for r in run.results} == {"market_trades", "market_quotes"}
+    assert run.ok and {r.suite.name for r in run.results} == {
+        "market_trades", "market_quotes", "market_book_updates"}
     assert run.suite("market_trades").rows == len(good)
     with pytest.raises(
         PartitionCheckFailed, match=r"binance.*expect_column_values_to_be_between\(price\)"

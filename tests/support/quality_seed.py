@@ -84,6 +84,25 @@ def quotes(start: datetime, n: int = 20, venue: str = "binance") -> list[dict]:
     return rows
 
 
+def book_updates(start: datetime, n: int = 6, venue: str = "okx") -> list[dict]:
+    """A snapshot (3 bids below 3 asks) then `n` updates, one level each, ids in sequence."""
+    rows = []
+
+    def level(ts, uid, prev, snap, side, price, amount):
+        rows.append({"venue": venue, "symbol": "BTC-USDT", "native_symbol": "BTC-USDT",
+                     "exchange_ts": ts, "received_ts": ts + timedelta(milliseconds=20),
+                     "is_snapshot": snap, "side": side, "price": price, "amount": amount,
+                     "update_id": uid, "prev_update_id": prev, "feed": f"{venue}-books"})
+
+    for k in range(3):
+        level(start, 100, 0, 1, "bid", 64000.0 - k, 1.0 + k)
+        level(start, 100, 0, 1, "ask", 64001.0 + k, 1.0 + k)
+    for i in range(n):
+        ts = start + timedelta(seconds=1 + i)
+        level(ts, 101 + i, 100 + i, 0, "bid" if i % 2 else "ask", 64000.0 + (i % 2) * 0.5, 0.1 * i)
+    return rows
+
+
 SENSOR_VALUES = {"temperature": ("C", 21.5), "humidity": ("%", 45.0), "pressure": ("hPa", 1013.0)}
 
 

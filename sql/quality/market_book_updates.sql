@@ -1,0 +1,51 @@
+-- Window read for the market_book_updates suite (quality/suites/market_book_updates.json):
+-- one row per book event (a snapshot or an update frame: its venue, symbol, time and
+-- update id), its level rows summed up: the lowest price and size (a negative size is
+-- invalid), sides other than bid/ask, a snapshot's best bid and best ask (a synced book:
+-- crossed if bid >= ask), and a sequence break: an update whose prev_update_id is not the
+-- update_id of the symbol's event before it in the window (venues without ids: 0; the first
+-- update after a snapshot may overlap it). Without FINAL; a redelivered event is one row.
+SELECT
+    nullIf(venue, '') AS venue,
+    nullIf(symbol, '') AS symbol,
+    exchange_ts,
+    update_id,
+    is_snapshot,
+    levels,
+    min_price,
+    min_amount,
+    bad_sides,
+    best_bid,
+    best_ask,
+    toUInt8(is_snapshot = 0 AND update_id > 0 AND prev_update_id > 0 AND previous_id > 0
+            AND previous_snapshot = 0 AND prev_update_id != previous_id) AS sequence_break
+FROM
+(
+    SELECT
+        *,
+        lagInFrame(update_id) OVER w AS previous_id,
+        lagInFrame(is_snapshot) OVER w AS previous_snapshot
+    FROM
+    (
+        SELECT
+            venue,
+            symbol,
+            exchange_ts,
+            update_id,
+            prev_update_id,
+            is_snapshot,
+            count() AS levels,
+            min(price) AS min_price,
+            min(amount) AS min_amount,
+            countIf(side NOT IN ('bid', 'ask')) AS bad_sides,
+            if(is_snapshot = 1, maxIfOrNull(price, side = 'bid' AND amount > 0), NULL) AS best_bid,
+            if(is_snapshot = 1, minIfOrNull(price, side = 'ask' AND amount > 0), NULL) AS best_ask
+        FROM market.book_updates
+        WHERE exchange_ts >= {start:DateTime64(6, 'UTC')} AND exchange_ts < {end:DateTime64(6, 'UTC')}
+          AND ({venue:String} = '' OR venue = {venue:String})
+        GROUP BY venue, symbol, exchange_ts, update_id, prev_update_id, is_snapshot
+    )
+    WINDOW w AS (PARTITION BY venue, symbol ORDER BY exchange_ts, update_id, is_snapshot DESC
+                 ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+)
+ORDER BY venue, symbol, exchange_ts, update_id
