@@ -5,12 +5,13 @@ builds the reply Binance would have given right after event k of a symbol: lastU
 that event's `u`, the levels every event up to it left (absolute sizes, 0 removes), and on
 futures the event's times. `DepthServer` serves such bodies at `/api/v3/depth`,
 `/fapi/v1/depth` and `/dapi/v1/depth` (`?symbol=`), counts the requests, and can answer
-the first N with HTTP 500 to exercise the client's retries.
+the first N with HTTP 500 to exercise the client's retries, and wait before each reply.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,9 +59,11 @@ def snapshot_body(events: list[dict], k: int, futures: bool) -> bytes:
 class DepthServer:
     """A loopback HTTP server answering depth requests with `bodies[symbol]`."""
 
-    def __init__(self, bodies: dict[str, bytes], fail_first: int = 0) -> None:
+    def __init__(self, bodies: dict[str, bytes], fail_first: int = 0,
+                 delay_s: float = 0.0) -> None:
         self.bodies = bodies
         self.fail_first = fail_first
+        self.delay_s = delay_s  # before each reply (a slow REST endpoint)
         self.requests: list[str] = []
         server = self
 
@@ -69,6 +72,7 @@ class DepthServer:
                 parts = urlsplit(self.path)
                 symbol = parse_qs(parts.query).get("symbol", [""])[0]
                 server.requests.append(self.path)
+                time.sleep(server.delay_s)
                 if len(server.requests) <= server.fail_first:
                     self._reply(500, b'{"code":-1000,"msg":"internal"}')
                 elif parts.path.endswith("/depth") and symbol in server.bodies:
