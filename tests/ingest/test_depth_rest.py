@@ -6,18 +6,25 @@ a counter (never an exception), and injected frames kept out of the server's pos
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from dataflows import metrics
+from dataflows.books.capture import book_symbols
 from dataflows.books.parsers import book_parser
+from dataflows.books.resync import request_resync
 from dataflows.sources import depth_rest
-from dataflows.sources.depth_rest import DepthSnapshots, depth_snapshots
-from dataflows.sources.exchange import FrameQueue
+from dataflows.sources.depth_rest import STREAM_SUFFIX, DepthSnapshots, depth_snapshots
+from dataflows.sources.exchange import FeedPartition, FrameQueue
 from dataflows.venues import get_venue
+from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.settings import FeedSettings
 from tests.support.binance_depth import DepthServer, depth_events, snapshot_body
 from tests.support.cli import run_cli
+from tests.support.ingest import captures_dir
+from tests.support.paths import corpus
+from tests.support.sessions import drain, recorded_frames
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +124,54 @@ def test_a_bad_rest_url_stops_the_command_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: setting 'feeds.0.rest_url': not an http(s) URL without a query: "
         "'fapi.binance.com'"]
+
+
+def test_a_resync_refetches_without_reconnecting_and_a_resume_skips_no_frame(
+        tmp_path, monkeypatch):
+    """A book's resync asks for new snapshots on the open stream (Binance's procedure);
+    the source state counts the injected frames, so a resumed client asks the replay
+    server for exactly the frame after the last one it handed over."""
+    monkeypatch.setattr(depth_rest, "RESYNC_SPACING_S", 0.0)
+    name = "BINANCE_FUTURES.ws.1.0"
+    recorded = recorded_frames(name)
+    with DepthServer(BODIES) as depth, \
+            SessionServer(captures_dir(tmp_path, (name,)), speed=3) as server:  # ~10 s
+        feed = FeedSettings(name="bf-resync", venue="binance_futures", url=server.url(name),
+                            symbols=sorted(book_symbols(corpus(name))), channels=["books"],
+                            rest_url=depth.url)
+        part = FeedPartition(feed, 0)
+        try:
+            taken = _drain_until(part, lambda frames: _injected(frames) == len(BODIES))
+            request_resync("bf-resync")
+            taken += _drain_until(part, lambda frames: _injected(taken + frames) == 2 * len(BODIES))
+            assert part.client.stats["connects"] == 1  # no reconnect for a resync
+        finally:
+            part.close()
+        state = part.snapshot()
+        assert state == (len(taken), 2 * len(BODIES))
+        assert len(depth.requests) == 2 * len(BODIES)
+        sent = [f for _ts, f in taken if STREAM_SUFFIX not in f]
+        assert sent == recorded[: len(sent)]
+        again = FeedPartition(feed, state)
+        try:
+            rest, _gaps, starts = drain(again, timeout=30)
+        finally:
+            again.close()
+    assert starts[0] == state[0] and again.client.stats["connects"] == 1
+    assert [f for _ts, f in rest if STREAM_SUFFIX not in f] == recorded[len(sent):]
+    assert _injected(rest) == len(BODIES)  # the new connection fetched its own
+
+
+def _injected(frames) -> int:
+    return sum(1 for _ts, f in frames if STREAM_SUFFIX in f)
+
+
+def _drain_until(part: FeedPartition, done, timeout_s: float = 20.0) -> list:
+    frames: list = []
+    deadline = time.monotonic() + timeout_s
+    while not done(frames):
+        assert time.monotonic() < deadline, f"timed out after {len(frames)} frames"
+        for batch in part.next_batch():
+            frames += batch.messages
+        time.sleep(0.01)
+    return frames
