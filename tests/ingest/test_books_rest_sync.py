@@ -13,8 +13,11 @@ import orjson
 import pytest
 
 from dataflows.books.columns import BookFrame
+from dataflows.books.live import BookFeed
 from dataflows.books.parsers import book_parser
 from dataflows.books.state import GAP, Books, BookState
+from dataflows.frames import Gap, MessageBatch
+from dataflows.parse.stage import parse_batch
 from tests.support.binance_depth import book_after, depth_events, snapshot_body
 
 
@@ -113,3 +116,24 @@ def test_recorded_updates_with_a_snapshot_in_the_middle_end_synced_equal_to_the_
 
 def _wrapped(data: dict) -> str:
     return orjson.dumps({"stream": "x@depth@100ms", "data": data}).decode()
+
+
+def test_a_batch_spanning_a_reconnect_follows_each_connection_on_its_own():
+    """The frames a batch holds from before the reconnect (received before the disconnect
+    gap's end) are followed first; the new connection's ids start a new chain: no gap."""
+    def depth(first: int, last: int, received: int) -> tuple[int, str]:
+        return received, orjson.dumps({"stream": "nknusdt@depth@100ms", "data": {
+            "e": "depthUpdate", "E": 1633998512000, "s": "NKNUSDT", "U": first, "u": last,
+            "b": [["0.35", "1"]], "a": []}}).decode()
+
+    feed = BookFeed("bn", "binance")
+    messages = [depth(11, 12, 100), depth(13, 15, 200), depth(900, 905, 400)]
+    gap = Gap("bn", "binance", 250, 300, "disconnect", "connection lost (no close frame)")
+    parsed = parse_batch(MessageBatch("bn", "binance", "bn", 0, messages, [gap]), books=feed)
+    assert parsed.gaps == [gap]
+    state = feed.books.state("binance", "NKN-USDT")
+    assert state.last_id == 905 and not state.synced
+    # the same frames as one connection: the jump is a gap
+    feed = BookFeed("bn2", "binance")
+    parsed = parse_batch(MessageBatch("bn2", "binance", "bn2", 0, messages, []), books=feed)
+    assert [g.kind for g in parsed.gaps] == ["sequence"]
