@@ -50,7 +50,12 @@ def _checksum(value: object) -> int | None:
 
 
 def kraken(venue: str = "kraken") -> BookParser:
+    """Frames keep their `timestamp`; an item without one (a snapshot, in older documented
+    examples) is stamped 1 µs after the newest event time seen of its symbol, as Coinbase
+    snapshots are, so `book_at` orders it after the updates before it; with nothing seen
+    yet, on receipt."""
     spec_of = spec_of_venue(venue)
+    newest: dict[str, int] = {}  # native symbol -> newest event time (µs)
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         if (b'"book"' if frame.__class__ is bytes else '"book"') not in frame:
@@ -66,7 +71,11 @@ def kraken(venue: str = "kraken") -> BookParser:
             if item.__class__ is not dict:
                 raise FrameError("book data entry is not an object")
             native, stamp = item["symbol"], item.get("timestamp")
-            ts = check_ts(us_from_iso_z(stamp)) if stamp.__class__ is str else received_ts
+            if stamp.__class__ is str:
+                ts = check_ts(us_from_iso_z(stamp))
+                newest[native] = max(ts, newest.get(native, ts))
+            else:
+                ts = newest[native] + 1 if native in newest else received_ts
             out.append(book_frame(venue, spec_of(native), native, ts, received_ts,
                                   kind == "snapshot", 0, 0, _levels(item["bids"]),
                                   _levels(item["asks"]), _checksum(item.get("checksum"))))

@@ -82,6 +82,9 @@ def test_a_snapshot_and_updates_give_rows_in_base_units_and_a_delete_is_zero():
         ("BTC-USD", "spot", True), ("BTC-USD", "spot", False)]
     assert frames[0].exchange_ts == 1_696_613_755_300_000  # no timestamp: the receive time
     assert frames[1].exchange_ts == 1_696_613_755_440_295
+    # a snapshot without a time after updates of its symbol: 1 µs after the newest one
+    (later,) = parse(frame("snapshot", SNAP_BIDS, [], 0, ts=None), 1_800_000_000_000_000)
+    assert later.exchange_ts == 1_696_613_755_440_296
     table = BookColumns.of(frames).to_arrow(feed="kraken")
     rows = table.to_pylist()
     assert [r["is_snapshot"] for r in rows] == [1] * 5 + [0, 0]
