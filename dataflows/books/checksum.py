@@ -4,9 +4,10 @@ them (text), best first per side.
 - OKX v5 (`books`, `books-l2-tbt`, ...) and Bitget `books`: CRC32 of "bid1px:bid1sz:ask1px:ask1sz:..." over
   the top 25 levels, bid and ask interleaved (a shorter side just stops contributing),
   compared as a signed 32-bit integer.
-- Kraken v1 `book` (and v2 with the instrument's precision): CRC32 of the top 10 asks (low
-  to high) then the top 10 bids (high to low), each level as price + qty with the '.'
-  removed and leading zeros stripped, compared unsigned.
+- Kraken `book` (v1 strings; v2 JSON numbers as the wire spelled them, at the instrument's
+  full precision: books/kraken.py keeps that text): CRC32 of the top 10 asks (low to high)
+  then the top 10 bids (high to low), each level as price + qty with the '.' removed and
+  leading zeros stripped, compared unsigned.
 """
 
 from __future__ import annotations

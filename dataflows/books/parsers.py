@@ -18,6 +18,8 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
   number, so the book state reports a sequence gap (level_ids.py). A frame repeated at
   once (byte for byte the last book frame) gives the same events again, so the dedup
   window drops it as for the venues with sequence ids.
+- Kraken v2 `book`: no sequence id; the CRC32 `checksum` of the top 10 levels on every
+  frame, over the levels' wire text (books/kraken.py).
 """
 
 from __future__ import annotations
@@ -30,39 +32,15 @@ import orjson
 from xxhash import xxh3_64_intdigest
 
 from dataflows.books.columns import BookFrame
+from dataflows.books.framing import BookParser, spec_of_venue
+from dataflows.books.framing import book_frame as _frame
+from dataflows.books.kraken import kraken
 from dataflows.books.level_ids import LevelIds
 from dataflows.venues import ALL, bitmex_units
 from dataflows.venues import bitmex as bitmex_venue
 from dataflows.venues.common import FrameError, check_ts, us_from_iso_z
 from dataflows.venues.instruments import kind_of as instrument_kind
 from dataflows.venues.instruments import spec_of as instrument_spec
-
-BookParser = Callable[[str | bytes, int], list[BookFrame]]
-
-
-def spec_of_venue(venue: str) -> Callable[[str], object]:
-    """native symbol -> instruments.Spec (the adapter's catalog, else its normalize rule)."""
-    adapter = ALL[venue]
-    if adapter.catalog is not None:
-        return adapter.catalog  # type: ignore[return-value]
-    normalize = adapter.normalize_symbol
-    cache: dict[str, object] = {}
-
-    def spec(native: str) -> object:
-        found = cache.get(native)
-        if found is None:
-            found = cache[native] = instrument_spec(normalize(native))
-        return found
-
-    return spec
-
-
-def _frame(key: str, spec, native: str, exchange_ts: int, received_ts: int, snapshot: bool,
-           update_id: int, prev: int, bids: list, asks: list, checksum=None) -> BookFrame:
-    if bids.__class__ is not list or asks.__class__ is not list:
-        raise FrameError("bids/asks are not arrays")
-    return BookFrame(ALL[key].name, spec.symbol, native, spec.kind, exchange_ts, received_ts, snapshot,
-                     update_id, prev, bids, asks, checksum, spec.contract_size, spec.inverse)
 
 
 def _message(frame: str | bytes) -> dict | None:
@@ -413,6 +391,7 @@ BOOK_PARSERS: dict[str, Callable[[str], BookParser]] = {
     "coinbase_exchange": coinbase_exchange,
     "deribit": deribit,
     "bitmex": bitmex,
+    "kraken": kraken,
 }
 
 

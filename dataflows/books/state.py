@@ -28,11 +28,16 @@ from typing import NamedTuple
 
 from dataflows.books.checksum import CHECKSUMS
 from dataflows.books.columns import BookFrame
+from dataflows.venues.kraken import BOOK_DEPTH as KRAKEN_DEPTH
 
 GAP, MISMATCH = "sequence gap", "checksum mismatch"
 # venues whose snapshot comes from REST, beside the stream (dataflows/sources/depth_rest.py)
 REST_SNAPSHOTS = frozenset({"binance", "binance_us", "binance_futures", "binance_delivery"})
 PENDING = 5000  # updates kept per unsynced book (levels kept only) for its REST snapshot
+# venues that keep a book at the subscribed depth and send no removal for a level that
+# falls out of it: the book is truncated to that depth after every event (else levels the
+# venue dropped would linger and, once the top thins out, enter the checksum's levels)
+KEPT_DEPTH = {"kraken": KRAKEN_DEPTH}
 
 
 class BookBreak(NamedTuple):
@@ -47,7 +52,7 @@ class BookBreak(NamedTuple):
 class BookState:
     def __init__(self, venue: str, symbol: str, depth: int | None = None,
                  levels: bool | str = True) -> None:
-        self.venue, self.symbol, self.depth = venue, symbol, depth
+        self.venue, self.symbol, self.depth = venue, symbol, depth or KEPT_DEPTH.get(venue)
         self.bids: dict[float, tuple[str, str]] = {}
         self.asks: dict[float, tuple[str, str]] = {}
         self._bid_keys: list[float] = []  # the sides' prices, ascending (bisect-maintained)

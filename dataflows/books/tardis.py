@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dataflows.books.columns import base_amounts
-from dataflows.books.parsers import spec_of_venue
+from dataflows.books.framing import spec_of_venue
 from dataflows.sources.archive_columns import TARDIS_VENUES, live_symbol
 from feedhouse.core.errors import InputError
 

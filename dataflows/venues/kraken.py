@@ -3,7 +3,7 @@
 v1 trade arrays carry no trade id: the id is a hash of the trade's own fields as sent
 (pair, price, volume, time, side, order type), so a resent trade gets the same id.
 v2 sends `trade_id` (sequential per book). Quotes: the `ticker` channel (best bid/ask).
-Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE.
+Symbols: v1 says XBT/XDG where v2 and we say BTC/DOGE. Books: v2 `book` (books/kraken.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dataflows.venues.declare import (
 from feedhouse.core.records import ParseResult, Quote, Trade
 
 NAME = "kraken"
-_CHANNEL = {"trades": "trade", "quotes": "ticker"}
+_CHANNEL = {"trades": "trade", "quotes": "ticker", "books": "book"}
+BOOK_DEPTH = 25  # one of Kraken's 10, 25, 100, 500, 1000; its checksum covers the top 10
 _ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
 _SIDE_V1 = {"b": "buy", "s": "sell"}
 _SIDE_V2 = {"buy": "buy", "sell": "sell"}
@@ -54,8 +55,8 @@ _normalize = normalizer(normalize)
 
 def _frames(method: str, symbols, channels) -> list[str]:
     pairs = [native(s) for s in symbols]
-    return [declare.dumps({"method": method, "params": {"channel": c, "symbol": pairs}})
-            for c in channels]
+    return [declare.dumps({"method": method, "params": {"channel": c, "symbol": pairs}
+                           | ({"depth": BOOK_DEPTH} if c == "book" else {})}) for c in channels]
 
 
 def _v1(msg: list, received_ts: int) -> ParseResult:
@@ -68,9 +69,7 @@ def _v1(msg: list, received_ts: int) -> ParseResult:
         symbol = _normalize(pair)
         trades = []
         for item in msg[1]:
-            price_s, volume_s, time_s, side_s, order_type = (
-                item[0], item[1], item[2], item[3], item[4]
-            )
+            price_s, volume_s, time_s, side_s, order_type = item[0], item[1], item[2], item[3], item[4]
             if price_s.__class__ is not str or volume_s.__class__ is not str:
                 raise FrameError("trade price/volume is not a string")
             price, amount = price_size(item, 0, 1)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from dataflows.books.live import BookFeed
 from dataflows.books.parsers import book_parser
 from feedhouse.app.session_server.stream import RecordedStream
 from tests.support.paths import corpus
@@ -60,3 +61,23 @@ def test_every_snapshot_sorts_between_the_updates_sent_around_it(name):
             assert before[i] < ts <= after[i], (symbol, n, before[i], ts, after[i])
             checked += 1
     assert checked >= LAPS - 1
+
+
+def test_kraken_book_laps_keep_the_wire_text_so_every_checksum_holds():
+    """Kraken's checksum is over its numbers' wire spelling (0.5660, 148.34640000): a lap
+    decoded and encoded again would spell them 0.566 / 148.3464 and fail every checksum.
+    Laps move the book items' times by the lap span and leave the levels as recorded."""
+    stream = RecordedStream.load(corpus("docs/KRAKEN_BOOK.ws.docs"))
+    n, feed = len(stream), BookFeed("kraken-laps", "kraken")
+    times = []
+    for lap in range(LAPS):
+        frames = [stream.frame(lap * n + i) for i in range(n)]
+        if lap:
+            assert "148.34640000" in next(f for f in frames if '"type":"snapshot"' in f)
+        batch = feed.apply([(1_700_000_000_000_000 + lap * n + i, f) for i, f in enumerate(frames)])
+        assert batch.gaps == [] and batch.invalid == []
+        times.append([f.exchange_ts for f in batch.columns.frames])
+    state = feed.books.state("kraken", "MATIC-USD")
+    assert state.passed == state.checked == 4 * LAPS
+    step = int(stream.span_s * 1e6)
+    assert [t - step for t in times[1]] == times[0] and [t - step for t in times[2]] == times[1]

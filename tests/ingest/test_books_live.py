@@ -18,7 +18,7 @@ from dataflows.books.live import BookFeed
 from dataflows.frames import MessageBatch
 from dataflows.parse.stage import parse_batch
 from feedhouse.app.analytics import run as run_analytics
-from feedhouse.app.drills.served import server_feeds
+from feedhouse.app.drills.served import captures_folder, server_feeds
 from feedhouse.app.session_server.server import SessionServer
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
@@ -30,7 +30,7 @@ from tests.support.ingest import (
     captures_dir,
     run_until_all_received,
 )
-from tests.support.paths import SESSIONS
+from tests.support.paths import SESSIONS, VENUE_DOCS
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +166,40 @@ def test_an_invalid_frame_unsyncs_books_without_sequence_ids():
     assert len(parsed.dead) == 1
     assert not any(s.synced for s in feed.books.states.values())
     assert take_resync("cb-test")
+
+
+def test_kraken_books_from_its_documented_frames_land_with_every_checksum_proven(tmp_path):
+    """Kraken's recording has no book frame: its documented v2 `book` frames (a session
+    built from them, tests/fixtures/venue_docs/KRAKEN_BOOK.ws.docs) go through the session
+    server, `feedhouse run` (trades + books subscribed, depth 25) and chDB: every level
+    update stored once, the snapshot's rows flagged, no checksum mismatch on the way."""
+    names = ("KRAKEN_BOOK.ws.docs",)
+    server = SessionServer(captures_folder(tmp_path, names, VENUE_DOCS), speed=None, loop=False)
+    server.start()
+    try:
+        feeds = server_feeds(server, names, VENUE_DOCS, books=True)
+        assert [(f["venue"], f["channels"], f["symbols"]) for f in feeds] == [
+            ("kraken", ["trades", "books"], ["MATIC-USD"])]
+        settings = load_settings(home=str(tmp_path / "fh"), recovery=False, feeds=feeds)
+        run_until_all_received(server, settings)
+    finally:
+        server.stop()
+    _venue, columns, summary = parse_book_capture(VENUE_DOCS / names[0])
+    assert (len(columns), summary.checksums_passed) == (19, 4)
+    with warehouse(settings) as client:
+        stored = client.query("SELECT count(), sum(price * amount), countIf(is_snapshot = 1) "
+                              "FROM market.book_updates FINAL WHERE venue = 'kraken' "
+                              "AND symbol = 'MATIC-USD'").result_rows[0]
+        gaps = client.query("SELECT kind, reason FROM ops.feed_gaps "
+                            "WHERE kind != 'disconnect'").result_rows
+        bad = bad_ledger_minutes(client)
+        names_, rows = run_analytics(client, "book_at", {"venue": "kraken", "symbol": "MATIC-USD",
+                                                          "at": "2099-01-01", "levels": "25"})
+    assert gaps == [] and bad == []
+    assert stored[0] == 19 and stored[2] == 14
+    assert stored[1] == pytest.approx(columns.notional(), rel=1e-9)
+    book = [dict(zip(names_, r, strict=True)) for r in rows]
+    # the book after the last update: 10 bids (0.5667 in, 0.5658 out), 4 asks (0.5669 out, 0.5672 in)
+    assert max(r["price"] for r in book if r["side"] == "bid") == 0.5667
+    assert sorted(r["price"] for r in book if r["side"] == "ask") == [0.5668, 0.567, 0.5671, 0.5672]
+    assert len([r for r in book if r["side"] == "bid"]) == 10

@@ -40,6 +40,7 @@ def _independent(name: str) -> tuple[int, float, list[int]]:
     ("BYBIT.ws.25.0", "bybit", 3260, 8, 0),
     ("DERIBIT.ws.1.0", "deribit", 46, 10, 0),  # change_id chains, no checksum
     ("BITMEX.ws.1.0", "bitmex", 1979, 10, 0),  # every update/delete id known: no gap
+    ("docs/KRAKEN_BOOK.ws.docs", "kraken", 4, 1, 4),  # Kraken's CRC32 on every v2 frame
 ])
 def test_recorded_sessions_match_an_independent_count(name, venue, events, snapshots, passed):
     found, columns, summary = parse_book_capture(corpus(name))

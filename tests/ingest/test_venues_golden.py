@@ -49,6 +49,7 @@ EXPECTED = {
     "docs/GEMINI_WS.ws.docs": ("gemini", 3, 1, 1, 1, 0),
     "docs/HUOBI_TRADES.ws.docs": ("huobi", 6, 3, 1, 3, 0),
     "docs/KRAKEN_V2.ws.docs": ("kraken", 8, 3, 1, 5, 0),
+    "docs/KRAKEN_BOOK.ws.docs": ("kraken", 8, 0, 0, 8, 0),  # book frames only: the trade path ignores them
 }
 # how the first line of a docs fixture states its provenance: prefix -> phrase it holds
 PROVENANCE = {

@@ -49,6 +49,8 @@ def independent_book_count(messages) -> tuple[int, float, list[int]]:
                     ids[e["id"]] = price
                 if price is not None:
                     sides.append((price, 0 if action == "delete" else e["size"]))
+        elif msg.get("channel") == "book" and "data" in msg:  # Kraken v2: {price, qty}, qty 0 = delete
+            sides = [(lv["price"], lv["qty"]) for item in msg["data"] for lv in item["bids"] + item["asks"]]
         else:
             continue
         levels += len(sides)

@@ -14,6 +14,7 @@ them.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -110,6 +111,11 @@ class Shifter:
 
     def shift(self, msg, lap: int, span_s: float):  # pragma: no cover - overridden
         return msg
+
+    def shift_text(self, raw: str, lap: int, span_s: float) -> str | None:
+        """The frame shifted as text where its numbers' spelling matters; None: `shift`
+        the decoded message (the default)."""
+        return None
 
 
 class BinanceShifter(Shifter):
@@ -224,7 +230,16 @@ class OkxShifter(Shifter):
 
 
 class KrakenShifter(Shifter):
-    """v1 trade arrays (no ids: the derived id follows the shifted time/price) and v2."""
+    """v1 trade arrays (no ids: the derived id follows the shifted time/price) and v2.
+    v2 `book` frames move as text: Kraken's checksum is over the numbers' wire spelling
+    (trailing zeros kept), which decoding and encoding again would lose; only their
+    times move (no id, prices kept so the checksums still hold)."""
+
+    def shift_text(self, raw: str, lap: int, span_s: float) -> str | None:
+        if '"channel":"book"' not in raw:
+            return None
+        return _ISO_FIELD.sub(
+            lambda m: f'"timestamp":"{shift_iso(m.group(1), lap * span_s)}"', raw)
 
     def observe(self, msg) -> None:
         if isinstance(msg, dict) and msg.get("channel") == "trade":
@@ -247,6 +262,9 @@ class KrakenShifter(Shifter):
                     row["timestamp"] = shift_iso(row.get("timestamp"), lap * span_s)
                     row["price"] = scale_price(row.get("price"), factor)
         return msg
+
+
+_ISO_FIELD = re.compile(r'"timestamp":"([^"]+)"')
 
 
 def _lap_uuid(value, lap: int):

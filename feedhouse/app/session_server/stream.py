@@ -155,12 +155,15 @@ class RecordedStream:
             at = None
         if lap == 0 or self.shifter is None or not self.market[i] or not isinstance(raw, str):
             return raw
+        # shifters move times by lap * span: pick the span that moves them to `at`
+        span = self.span_s if at is None else (at - self.start_ts - self.offsets[i]) / lap
+        text = self.shifter.shift_text(raw, lap, span)
+        if text is not None:
+            return text
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return raw
-        # shifters move times by lap * span: pick the span that moves them to `at`
-        span = self.span_s if at is None else (at - self.start_ts - self.offsets[i]) / lap
         return orjson.dumps(self.shifter.shift(msg, lap, span)).decode()
 
     def wire_of(self, g: int, at: float | None = None) -> bytes:
