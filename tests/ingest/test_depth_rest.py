@@ -126,8 +126,9 @@ def test_a_bad_rest_url_stops_the_command_with_one_line(tmp_path):
         "'fapi.binance.com'"]
 
 
+@pytest.mark.parametrize("client", ["picows", "websockets"])
 def test_a_resync_refetches_without_reconnecting_and_a_resume_skips_no_frame(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, client):
     """A book's resync asks for new snapshots on the open stream (Binance's procedure);
     the source state counts the injected frames, so a resumed client asks the replay
     server for exactly the frame after the last one it handed over."""
@@ -138,7 +139,7 @@ def test_a_resync_refetches_without_reconnecting_and_a_resume_skips_no_frame(
             SessionServer(captures_dir(tmp_path, (name,)), speed=3) as server:  # ~10 s
         feed = FeedSettings(name="bf-resync", venue="binance_futures", url=server.url(name),
                             symbols=sorted(book_symbols(corpus(name))), channels=["books"],
-                            rest_url=depth.url)
+                            rest_url=depth.url, ws_client=client)
         part = FeedPartition(feed, 0)
         try:
             taken = _drain_until(part, lambda frames: _injected(frames) == len(BODIES))
