@@ -40,6 +40,10 @@ COUNTERS = {
     "buffered": ("feedhouse_buffered_rows", "rows written to the local buffer (outage)"),
     "replayed": ("feedhouse_replayed_rows", "rows replayed from the local buffer"),
     "reconnects": ("feedhouse_reconnects", "source reconnections"),
+    "book_snapshots": ("feedhouse_book_snapshots",
+                       "REST depth snapshots fetched for the books (Binance)"),
+    "book_snapshot_failures": ("feedhouse_book_snapshot_failures",
+                               "REST depth snapshots that could not be fetched (book unsynced)"),
     "source_paused_us": ("feedhouse_source_paused_microseconds",
                          "time the source stopped reading: the dataflow was behind (backpressure)"),
 }

@@ -63,12 +63,11 @@ class BookFeed:
 
     def on_disconnect(self) -> None:
         """The connection dropped: updates were missed, every book waits for a snapshot."""
-        for state in self.books.states.values():
-            state.synced = False
+        self.books.disconnected()
 
-    def apply(self, messages, disconnected: bool = False) -> BookBatch:
-        if disconnected:
-            self.on_disconnect()
+    def apply(self, messages, reconnected_us: int | None = None) -> BookBatch:
+        """`reconnected_us`: the batch saw a disconnect, and the feed connected again then
+        (the disconnect gap's end): frames received before it belong to the old connection."""
         parse = self.parse
         frames: list[BookFrame] = []
         owner: list[int] = []  # message index of each frame
@@ -85,6 +84,8 @@ class BookFeed:
                 frames += found
                 owner += [i] * len(found)
         levels = [0] * len(messages)
+        if reconnected_us is not None and not frames:
+            self.on_disconnect()
         gaps = self._lost(messages, invalid)
         if not frames:
             return BookBatch(BookColumns.of([]), levels, invalid, gaps)
@@ -101,7 +102,7 @@ class BookFeed:
                                  minlength=len(messages)).astype(np.int64).tolist()
         if not self.proven:
             self.proven = any(f.update_id or f.checksum is not None for f in columns.frames)
-        breaks = self.books.apply(columns.frames)
+        breaks = self._follow(columns.frames, reconnected_us)
         for b in breaks:
             gaps.append(Gap(self.feed, self.venue, b.exchange_ts, b.exchange_ts,
                             "sequence" if b.reason == GAP else "checksum",
@@ -110,6 +111,15 @@ class BookFeed:
             self.resyncs += 1
             request_resync(self.feed)
         return BookBatch(columns, levels, invalid, gaps)
+
+    def _follow(self, frames: list[BookFrame], reconnected_us: int | None):
+        if reconnected_us is None:
+            return self.books.apply(frames)
+        cut = next((i for i, f in enumerate(frames) if f.received_ts >= reconnected_us),
+                   len(frames))
+        breaks = self.books.apply(frames[:cut])
+        self.on_disconnect()
+        return breaks + self.books.apply(frames[cut:])
 
     def _lost(self, messages, invalid: list) -> list[Gap]:
         """An invalid frame on a feed whose books carry no sequence id nor checksum (Coinbase

@@ -24,6 +24,7 @@ Consistency fields per venue (BookFrame.update_id / prev_update_id; state.py che
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 
@@ -58,9 +59,16 @@ def _id(value: object, name: str) -> int:
     return value  # type: ignore[return-value]
 
 
+# A REST depth reply as a feed's client injects it into the stream (dataflows/sources/
+# depth_rest.py): {"stream": "<native lowercase>@depthSnapshot", "data": <the reply>}
+SNAPSHOT_STREAM = "@depthSnapshot"
+_RECENT = 256  # spot: (u, time) of a symbol's newest updates, to place a REST snapshot
+
+
 def binance(venue: str) -> BookParser:
     spec_of = spec_of_venue(venue)
     futures = venue in ("binance_futures", "binance_delivery")
+    recent: dict[str, deque] = {}  # spot: native -> its newest (u, exchange_ts)
 
     def parse(frame: str | bytes, received_ts: int) -> list[BookFrame]:
         msg = orjson.loads(frame)
@@ -68,25 +76,53 @@ def binance(venue: str) -> BookParser:
             raise FrameError("not a JSON object")
         data = msg.get("data", msg)
         if data.__class__ is not dict or data.get("e") != "depthUpdate":
+            stream = msg.get("stream")
+            if stream.__class__ is str and stream.endswith(SNAPSHOT_STREAM):
+                native = stream[: -len(SNAPSHOT_STREAM)].upper()
+                ts = _placed(recent.get(native), data["lastUpdateId"], received_ts)
+                return [_snapshot(venue, spec_of, native, data, ts, received_ts)]
             return []
         first, last = _id(data["U"], "U"), _id(data["u"], "u")
         prev = _id(data["pu"], "pu") if futures else max(first - 1, 0)
         ms = data.get("T") or data["E"]
         native = data["s"]
-        return [_frame(venue, spec_of(native), native, check_ts(_id(ms, "time") * 1000),
-                       received_ts, False, last, prev, data["b"], data["a"])]
+        ts = check_ts(_id(ms, "time") * 1000)
+        if not futures:
+            (recent.get(native) or recent.setdefault(native, deque(maxlen=_RECENT))).append(
+                (last, ts))
+        return [_frame(venue, spec_of(native), native, ts, received_ts, False, last, prev,
+                       data["b"], data["a"])]
 
     return parse
+
+
+def _placed(seen: deque | None, last: object, received_ts: int) -> int:
+    """A spot REST snapshot (no time of its own) at lastUpdateId `last`: the time of the
+    newest update it holds (u <= last), so the updates after it sort after it (book_at);
+    none seen: the oldest seen (all are newer), else its receive time."""
+    if not seen:
+        return received_ts
+    for uid, ts in reversed(seen):
+        if last.__class__ is int and uid <= last:  # type: ignore[operator]
+            return ts
+    return seen[0][1]
+
+
+def _snapshot(venue: str, spec_of, native: str, msg: dict, ts: int, received_ts: int):
+    last = _id(msg["lastUpdateId"], "lastUpdateId")
+    ms = msg.get("T") or msg.get("E")  # futures replies carry times; spot's none
+    if ms.__class__ is int:
+        ts = check_ts(ms * 1000)
+    return _frame(venue, spec_of(native), native, ts, received_ts, True, last, 0,
+                  msg["bids"], msg["asks"])
 
 
 def binance_snapshot(venue: str, native: str, body: str | bytes, received_ts: int) -> BookFrame:
     """A REST depth snapshot (`/api/v3/depth`, `/fapi/v1/depth`): lastUpdateId, bids, asks."""
     msg = orjson.loads(body)
-    last = _id(msg["lastUpdateId"], "lastUpdateId")
-    ms = msg.get("T") or msg.get("E")
-    ts = check_ts(ms * 1000) if ms.__class__ is int else received_ts
-    return _frame(venue, spec_of_venue(venue)(native), native, ts, received_ts, True, last, 0,
-                  msg["bids"], msg["asks"])
+    if msg.__class__ is not dict:
+        raise FrameError("not a JSON object")
+    return _snapshot(venue, spec_of_venue(venue), native, msg, received_ts, received_ts)
 
 
 _OKX_BOOKS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books5", "bbo-tbt"})

@@ -9,12 +9,21 @@ break is returned as a `BookBreak` (a row for ops.feed_gaps). Sequence ids are s
 followed while unsynced, so every gap is counted, also on a venue whose snapshots come
 from REST (Binance) before the first one arrives.
 
+A REST snapshot (Binance, `REST_SNAPSHOTS`) arrives beside the stream, often after updates
+newer than it: the book remembers where its unbroken chain of updates started (`_chain`,
+the first one's previous id). A snapshot at id L syncs the book when L is not older than
+that start: updates with id <= L are in it, the later ones (already followed) continue it
+(Binance: the first applied event has U <= L+1 <= u, futures pu <= L < u), and their
+levels, kept meanwhile where levels are kept, are applied on top. A snapshot older than the
+chain's start leaves the updates between unknown: a sequence gap, still unsynced.
+
 Levels are kept as the venue's text (the checksum is over the text), keyed by float price.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import deque
 from typing import NamedTuple
 
 from dataflows.books.checksum import CHECKSUMS
@@ -22,6 +31,9 @@ from dataflows.books.columns import BookFrame
 from dataflows.venues.kraken import BOOK_DEPTH as KRAKEN_DEPTH
 
 GAP, MISMATCH = "sequence gap", "checksum mismatch"
+# venues whose snapshot comes from REST, beside the stream (dataflows/sources/depth_rest.py)
+REST_SNAPSHOTS = frozenset({"binance", "binance_us", "binance_futures", "binance_delivery"})
+PENDING = 5000  # updates kept per unsynced book (levels kept only) for its REST snapshot
 # venues that keep a book at the subscribed depth and send no removal for a level that
 # falls out of it: the book is truncated to that depth after every event (else levels the
 # venue dropped would linger and, once the top thins out, enter the checksum's levels)
@@ -48,6 +60,9 @@ class BookState:
         self.synced = False
         self.last_id = 0
         self._fresh = False  # next update is the first after a snapshot (may overlap it)
+        self._chain = 0  # previous id of the first update of the unbroken chain followed
+        self.rest = venue in REST_SNAPSHOTS
+        self._pending: deque[BookFrame] = deque()  # the chain's updates (REST venues, levels)
         self.checksum = CHECKSUMS.get(venue)
         self.checked = self.passed = self.stale = 0
         # levels=False (or "checked" on a venue without a checksum): follow the sequence
@@ -80,22 +95,62 @@ class BookState:
             if self.keep:
                 self._set(self.bids, self._bid_keys, frame.bids)
                 self._set(self.asks, self._ask_keys, frame.asks)
+            self.synced, self._fresh = True, True
+            if self.rest and frame.update_id < self.last_id:
+                return self._catch_up(frame)
             if self.depth:
                 self._truncate()
-            self.synced, self._fresh, self.last_id = True, True, frame.update_id
+            self.last_id = frame.update_id
+            self._pending.clear()
             return self._verify(frame)
         found = self._follow(frame)
         if found == "stale":
             return None
         if self.synced and self.keep:
-            self._set(self.bids, self._bid_keys, frame.bids)
-            self._set(self.asks, self._ask_keys, frame.asks)
-            if self.depth:
-                self._truncate()
+            self._levels(frame)
         if found is not None:
             self.synced = False
-            return found  # type: ignore[return-value]
-        return self._verify(frame)
+        if self.rest and self.keep:
+            self._keep_pending(frame, found is not None)
+        return found if found is not None else self._verify(frame)  # type: ignore[return-value]
+
+    def disconnected(self) -> None:
+        """The connection dropped: unsynced until a snapshot; the next connection's
+        updates start a new chain (no gap against the last connection's ids)."""
+        self.synced, self.last_id, self._chain = False, 0, 0
+        self._pending.clear()
+
+    def _catch_up(self, frame: BookFrame) -> BookBreak | None:
+        """A REST snapshot older than the updates followed since: in sync when the chain
+        reaches back to it (see the module's docstring), else a gap."""
+        last = frame.update_id
+        if self._chain > last:
+            self.synced = False
+            return BookBreak(self.venue, self.symbol, frame.exchange_ts, GAP,
+                             f"snapshot {last} is older than the updates since {self._chain}",
+                             self._chain - last)
+        self._fresh = False
+        for kept in self._pending:
+            if kept.update_id > last:
+                self._levels(kept)
+        if self.depth:
+            self._truncate()
+        return None
+
+    def _keep_pending(self, frame: BookFrame, broke: bool) -> None:
+        pending = self._pending
+        if broke:
+            pending.clear()
+        pending.append(frame)
+        if len(pending) > PENDING:  # the chain kept starts later
+            pending.popleft()
+            self._chain = pending[0].prev_update_id
+
+    def _levels(self, frame: BookFrame) -> None:
+        self._set(self.bids, self._bid_keys, frame.bids)
+        self._set(self.asks, self._ask_keys, frame.asks)
+        if self.depth:
+            self._truncate()
 
     def _follow(self, frame: BookFrame) -> BookBreak | str | None:
         """Sequence continuity: 'stale' (already in the snapshot), a BookBreak, or None."""
@@ -108,11 +163,13 @@ class BookState:
             return "stale"
         self.last_id, self._fresh = uid, False
         if not last or not prev:
+            self._chain = prev  # a chain starts
             return None
         if fresh and self.synced and prev <= last:  # first update may overlap the snapshot
             return None
         if prev == last:
             return None
+        self._chain = prev  # a new chain starts at this update
         missing = max(prev - last, 0)
         return BookBreak(self.venue, self.symbol, frame.exchange_ts, GAP,
                          f"update {prev} follows {last}", missing)
@@ -165,6 +222,10 @@ class Books:
         if found is None:
             found = self.states[key] = BookState(venue, symbol, self.depth, self.levels)
         return found
+
+    def disconnected(self) -> None:
+        for state in self.states.values():
+            state.disconnected()
 
     def apply(self, frames: list[BookFrame]) -> list[BookBreak]:
         breaks = []

@@ -208,7 +208,8 @@ def _parse_exchange(batch: MessageBatch, keep_quotes: bool = True,
         result.quotes = []
     book = None
     if books is not None:  # a message with levels holds records; a bad book frame is invalid
-        book = books.apply(batch.messages, any(g.kind == "disconnect" for g in batch.gaps))
+        book = books.apply(batch.messages, max(
+            (g.gap_end for g in batch.gaps if g.kind == "disconnect"), default=None))
         counts = [n if n != 0 else (1 if m else 0) for n, m in zip(counts, book.levels, strict=True)]
         for i, _raw, _why in book.invalid:
             if counts[i] == 0:

@@ -9,7 +9,9 @@ socket (TCP pushes back on the server) instead of growing memory.
 
 State is the position of the next frame (a per-feed frame counter). On resume the client
 asks the replay server for `?from=<position>`, so replayed feeds recover exactly; for
-live venues the position just keeps counting.
+live venues the position just keeps counting. Frames the client injects (REST depth
+snapshots, depth_rest.py) take positions too but were never sent by the server: the state
+is then `(position, injected so far)` and the client resumes at the difference.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from dataflows import metrics
 from dataflows.frames import Gap, MessageBatch
+from dataflows.sources.depth_rest import depth_snapshots
 from dataflows.sources.websocket import BaseFeedClient, new_event_loop
 from dataflows.sources.ws_picows import FeedClient
 from dataflows.sources.ws_websockets import WebsocketsFeedClient
@@ -69,6 +72,8 @@ class FrameQueue:
         self.feed = feed
         self.frames: deque[tuple[int, str | bytes]] = deque()
         self.gaps: deque[Gap] = deque()
+        self.injected: deque[str | bytes] = deque()  # frames put by `inject`, in order
+        self.injected_out = 0  # of them, taken so far
         self.closed = False
         # each side counts only its own (no lock): held = what went in - what came out
         self.bytes_in = 0
@@ -84,6 +89,11 @@ class FrameQueue:
         self.frames.append((received_us, frame))
         self.bytes_in += len(frame)
         return not self.full
+
+    def inject(self, received_us: int, frame: str | bytes) -> bool:
+        """A frame the client made (not received from the server: no server position)."""
+        self.injected.append(frame)
+        return self.put(received_us, frame)
 
     async def wait_space(self) -> None:
         last = time.monotonic()
@@ -101,17 +111,23 @@ class FrameQueue:
         n = min(limit, len(frames))
         out = [frames.popleft() for _ in range(n)]
         self.bytes_out += sum(len(f) for _, f in out)
+        if self.injected:  # rare: count the injected frames taken (same objects)
+            injected = self.injected
+            for _ts, frame in out:
+                if injected and frame is injected[0]:
+                    injected.popleft()
+                    self.injected_out += 1
         gaps = [self.gaps.popleft() for _ in range(len(self.gaps))]
         return out, gaps
 
 
-class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
+class FeedPartition(StatefulSourcePartition[MessageBatch, int | tuple[int, int]]):
     """One feed: the client thread plus the queue it fills."""
 
     def __init__(
         self,
         feed: FeedSettings,
-        start_pos: int,
+        start_pos: int | tuple[int, int],
         batch_frames: int = BATCH_FRAMES,
         queue_frames: int = QUEUE_FRAMES,
         stop_at_end: bool = True,
@@ -121,9 +137,12 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
         self.venue = venue_at(venue, feed.url or venue.url)  # the endpoint's variant
         self.queue = FrameQueue(queue_frames, feed.name, int(feed.queue_mb * 1024 * 1024))
         self.batch_frames = batch_frames
+        start_pos, self.injected = start_pos if isinstance(start_pos, tuple) else (start_pos, 0)
+        self._injected_before = self.injected  # by earlier runs
         self.pos = start_pos  # position of the next frame handed to Bytewax
         self.client = CLIENTS[feed.ws_client](
-            feed, self.venue, self.queue, start_pos, stop_at_end)
+            feed, self.venue, self.queue, start_pos - self.injected, stop_at_end)
+        self.client.depth = depth_snapshots(feed, self.venue)
         self._thread = threading.Thread(
             target=self._run, name=f"feed-{feed.name}", daemon=True
         )
@@ -153,6 +172,7 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
             self.feed.name, self.venue.key, self.feed.name, self.pos, frames, gaps
         )
         self.pos += len(frames)
+        self.injected = self.queue.injected_out + self._injected_before
         return [batch]
 
     def next_awake(self) -> datetime | None:
@@ -160,8 +180,8 @@ class FeedPartition(StatefulSourcePartition[MessageBatch, int]):
             return None
         return datetime.now(UTC) + IDLE_WAKE
 
-    def snapshot(self) -> int:
-        return self.pos
+    def snapshot(self) -> int | tuple[int, int]:
+        return (self.pos, self.injected) if self.injected else self.pos
 
     def close(self) -> None:
         self._finalizer()
@@ -173,7 +193,7 @@ def _shutdown(client: BaseFeedClient, queue: FrameQueue) -> None:
     queue.closed = True
 
 
-class ExchangeSource(FixedPartitionedSource[MessageBatch, int]):
+class ExchangeSource(FixedPartitionedSource[MessageBatch, int | tuple[int, int]]):
     """All exchange feeds of a dataflow; partition key = feed name.
 
     `stop_at_end`: a partition ends when the replay server says its (non-looping)
@@ -201,7 +221,7 @@ class ExchangeSource(FixedPartitionedSource[MessageBatch, int]):
         return list(self.feeds)
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: int | None
+        self, step_id: str, for_part: str, resume_state: int | tuple[int, int] | None
     ) -> FeedPartition:
         return FeedPartition(
             self.feeds[for_part],

@@ -14,6 +14,9 @@ feed its own thread), so one venue failing or stalling never holds up another. T
 - reports every disconnect as a `Gap(kind="disconnect")` and every jump in a sequence the
   venue lets us see as a `Gap(kind="sequence", missing=N)`;
 - records every frame received and sent with `CaptureWriter` when `record_dir` is set;
+- with `depth` (a `depth_rest.DepthSnapshots`, set by the source for Binance books):
+  fetches REST depth snapshots after every connect and on a book's resync request (the
+  stream goes on), and injects them into the sink as frames;
 - hands each frame with its receive time (µs) to a `FrameSink`, which may push back.
 
 Positions: the client numbers the frames it receives (`next_pos`). Against the replay
@@ -143,6 +146,10 @@ class BaseFeedClient:
         self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.finished = False  # the replay server said the capture is over
+        self.depth = None  # depth_rest.DepthSnapshots: REST book snapshots to inject
+        self._depth_task: asyncio.Task | None = None
+        self._depth_next = 0.0  # monotonic: a resync's fetch round starts no earlier
+        self._frames_at_open = 0
         self.stats = {"connects": 0, "disconnects": 0, "frames": 0, "sequence_gaps": 0}
 
     # -- URL ---------------------------------------------------------------------------
@@ -194,6 +201,11 @@ class BaseFeedClient:
                             self._down[1] if self._down else "", delay)
                 await self._sleep(delay)
         finally:
+            task = self._depth_task
+            if task is not None and not task.done():
+                if self.finished and not self._stopping:  # the replay ended: deliver it
+                    await asyncio.wait((task,))
+                task.cancel()
             if self._writer is not None:
                 self._writer.close()
 
@@ -202,6 +214,8 @@ class BaseFeedClient:
 
     def _went_down(self, since: int, reason: str) -> None:
         metrics.set_connected(self.feed.name, False)
+        if self._depth_task is not None:  # its snapshots would belong to the old stream
+            self._depth_task.cancel()
         if self._down is None:
             self.stats["disconnects"] += 1
             self._down, self._failed = (since, reason), 0
@@ -242,7 +256,31 @@ class BaseFeedClient:
             self._down = None
         if self._writer is not None:
             self._writer.connected(url, connected / 1e6)
+        self._frames_at_open = self.stats["frames"]
+        self._snapshot_round()
         return True
+
+    def _snapshot_round(self, resync: bool = False) -> None:
+        """Fetch and inject the feed's REST depth snapshots (a new round replaces one
+        under way); a resync's round starts `resync_spacing_s` after the last one at the
+        earliest."""
+        depth = self.depth
+        if depth is None:
+            return
+        if self._depth_task is not None:
+            self._depth_task.cancel()
+        now = time.monotonic()
+        delay = max(0.0, self._depth_next - now) if resync else 0.0
+        self._depth_next = now + delay + depth.resync_spacing_s
+        record = self._writer.received if self._writer is not None else None
+        self._depth_task = asyncio.ensure_future(depth.run(
+            self.sink, record, lambda: self.stats["frames"] - self._frames_at_open, delay))
+        self._depth_task.add_done_callback(self._round_done)
+
+    def _round_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("feed %s: depth snapshots failed", self.feed.name,
+                      exc_info=task.exception())
 
     def _subscribe_frames(self) -> list[str | bytes]:
         return list(self.venue.subscribe(self.feed.symbols, self.feed.channels))
@@ -276,9 +314,11 @@ class BaseFeedClient:
         """Checked by the watchdog: flushes the recording now and then, too."""
         if self._writer is not None:
             self._writer.flush()
-        if take_resync(self.feed.name):  # a book broke: resubscribe for a fresh snapshot
-            self._stale_reason = "book resync: resubscribing for a snapshot"
-            return True
+        if take_resync(self.feed.name):  # a book broke: a fresh snapshot
+            if self.depth is None:  # the venue sends one on a new subscription
+                self._stale_reason = "book resync: resubscribing for a snapshot"
+                return True
+            self._snapshot_round(resync=True)  # REST: fetch one, the stream goes on
         if self._blocked or now_us() - self._last_rx <= int(self.feed.stale_s * 1e6):
             return False
         self._stale_reason = f"stale: no frame for {self.feed.stale_s:g}s"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -176,7 +177,21 @@ class FeedSettings(Strict):
     # The WebSocket library of an exchange feed: picows (default, ~4x less CPU per frame)
     # or websockets (the former client, kept as a fallback).
     ws_client: Literal["picows", "websockets"] = "picows"
+    rest_url: str | None = Field(
+        None, description="REST base of the venue's depth snapshots (Binance books: "
+        "<rest_url>/api/v3/depth, /fapi/v1/depth, /dapi/v1/depth); default the venue's "
+        "public host when the feed connects to the venue itself, none for a recorded session")
     mqtt: MqttSettings | None = None
+
+    @field_validator("rest_url")
+    @classmethod
+    def _check_rest_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"not an http(s) URL without a query: {value!r}")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> FeedSettings:

@@ -47,6 +47,8 @@ def test_relative_chdb_dsn_becomes_absolute(tmp_path: Path, monkeypatch) -> None
         ({"feeds": [{"name": "x", "kind": "exchange"}]}, "setting 'feeds.0': an exchange feed needs 'venue'"),
         ({"feeds": [{"name": "x", "venue": "binance", "dedup_window_s": -1}]}, "setting 'feeds.0.dedup_window_s'"),
         ({"no_such_thing": 1}, "setting 'no_such_thing': unknown setting"),
+        ({"feeds": [{"name": "x", "venue": "binance", "rest_url": "api.binance.com"}]},
+         "setting 'feeds.0.rest_url': not an http(s) URL without a query: 'api.binance.com'"),
     ],
 )
 def test_bad_values_name_the_setting(overrides: dict, expected: str) -> None:

@@ -82,16 +82,21 @@ def wait_quiet(home: Path, quiet_s: float = 2.0, timeout_s: float = 60) -> dict:
     return process.wait_quiet(home / "run_status.json", quiet_s, timeout_s)
 
 
-def run_until_all_received(server, settings, timeout_s: float = 90) -> None:
+def run_until_all_received(server, settings, timeout_s: float = 90, injected: int = 0) -> None:
     """`feedhouse run` in this process until it received every frame the (non-looping)
-    session server sent, then 1.5 s to commit; stopped at `timeout_s` at the latest."""
+    session server sent, then 1.5 s to commit; stopped at `timeout_s` at the latest.
+    `injected`: frames the feeds' clients add (REST depth snapshots): then every stream
+    must also be complete (a paced session's sent frames are soon all received)."""
     stop = threading.Event()
 
     def stopper() -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            frames = sum(s.get("frames_sent", 0) for s in server.stats().values())
-            if frames and sum(t["received"] for t in STATS.totals.values()) >= frames:
+            stats = server.stats().values()
+            frames = sum(s.get("frames_sent", 0) for s in stats)
+            complete = not injected or all(s.get("completed", 0) for s in stats)
+            received = sum(t["received"] for t in STATS.totals.values())
+            if frames and complete and received >= frames + injected:
                 break
             time.sleep(0.2)
         time.sleep(1.5)
