@@ -1,6 +1,7 @@
-"""iot.readings (migration 017) merges its small parts 20 at a time: an MQTT feed inserts
-every mqtt.flush_ms, and merging each few new parts into the big one cost as much CPU as
-the inserts (docs/mqtt-performance.md). Redelivered readings still collapse under FINAL."""
+"""iot.readings merges its small parts 20 at a time (migration 017) with the merge
+selector's base at 20 (018): an MQTT feed inserts every mqtt.flush_ms, and merging each few
+new parts into the big one cost as much CPU as the inserts (docs/mqtt-performance.md).
+Redelivered readings still collapse under FINAL."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def test_readings_wait_for_20_parts_and_repeats_still_collapse(initialized) -> N
         ddl = client.query("SELECT create_table_query FROM system.tables "
                            "WHERE database = 'iot' AND name = 'readings'").result_rows[0][0]
         assert "min_parts_to_merge_at_once = 20" in ddl
+        assert "merge_selector_base = 20" in ddl
         # three small inserts, the last one a redelivery of seq 1 (received again later,
         # so not the same block: ClickHouse's insert deduplication does not drop it)
         for n, seq in enumerate((0, 1, 1)):
