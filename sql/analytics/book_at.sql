@@ -11,6 +11,7 @@
 -- param levels UInt32 = 10: levels per side
 WITH
     ifNull(parseDateTime64BestEffortOrNull({at:String}, 6, 'UTC'), now64(6, 'UTC')) AS book_t,
+    toDateTime64(0, 6, 'UTC') AS book_since,
     {venue:String} AS book_venue,
     {symbol:String} AS book_symbol
 SELECT

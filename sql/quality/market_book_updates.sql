@@ -8,10 +8,12 @@
 -- The book at the window's end: on each symbol's last event of the window, end_best_bid and
 -- end_best_ask of its book rebuilt at the window's end from its last snapshot and the
 -- updates after it (sql/books/book_levels.sql, as analytics book_at rebuilds it); NULL when
--- the symbol has no snapshot by then or a sequence break in the window after that snapshot
--- (an unsynced book, which the live path resyncs; the break is its own WARN).
+-- the symbol has no snapshot from book_since (quality.book_rebuild_minutes before the
+-- window's start) to the window's end, or a sequence break in the window after that
+-- snapshot (an unsynced book, which the live path resyncs; the break is its own WARN).
 WITH
     {end:DateTime64(6, 'UTC')} - toIntervalMicrosecond(1) AS book_t,
+    {book_since:DateTime64(6, 'UTC')} AS book_since,
     {venue:String} AS book_venue,
     '' AS book_symbol
 SELECT

@@ -215,6 +215,24 @@ def test_books_crossed_at_the_window_end_by_updates_after_a_sound_snapshot(store
     assert not run.ok  # ERROR
 
 
+def test_books_window_end_check_reads_back_to_book_rebuild_minutes_only(store):
+    """A book whose last snapshot is older than quality.book_rebuild_minutes before the
+    window's start is not rebuilt (that would read every update since): not judged; with
+    a longer horizon the same crossed book fails."""
+    # snapshot and updates at 16:00 (another venue: the module's store holds okx books of
+    # the hours before, whose snapshots would be this symbol's)
+    rows = book_updates(at(18) - timedelta(hours=2), venue="bitget")
+    last = rows[-1]
+    rows.append({**last, "exchange_ts": at(18) + timedelta(minutes=5), "side": "bid",
+                 "price": 64002.5, "amount": 2.0, "update_id": last["update_id"] + 1,
+                 "prev_update_id": last["update_id"]})  # crosses the book, in hour 18
+    seed(store, market_book_updates=rows)
+    assert not failed(check(store, 18, "market_book_updates"), "market_book_updates")
+    quality = store.quality.model_copy(update={"book_rebuild_minutes": 180})
+    wider = check(store.model_copy(update={"quality": quality}), 18, "market_book_updates")
+    assert set(failed(wider, "market_book_updates")) == {PAIR.format("end_best_ask,end_best_bid")}
+
+
 def test_readings_outside_physical_range(store):
     rows = readings(at(8))
     hot = next(r for r in rows if r["sensor"] == "temperature" and r["seq"] == 4)
