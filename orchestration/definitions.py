@@ -9,13 +9,14 @@ from __future__ import annotations
 from dagster import Definitions
 
 from orchestration import freshness, quality_checks, run_failures
-from orchestration.assets import audit, backfill, reconcile, tables
+from orchestration.assets import audit, backfill, backfill_books, reconcile, tables
 from orchestration.jobs import JOBS
 from orchestration.resources import EXECUTOR, RESOURCES
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
 
-ASSETS = [*tables.ASSETS, *audit.ASSETS, *reconcile.ASSETS, *backfill.ASSETS, *quality_checks.ASSETS]
+ASSETS = [*tables.ASSETS, *audit.ASSETS, *reconcile.ASSETS, *backfill.ASSETS,
+          *backfill_books.ASSETS, *quality_checks.ASSETS]
 ASSET_CHECKS = [*audit.CHECKS, *quality_checks.CHECKS, *freshness.CHECKS]
 
 defs = Definitions(

@@ -8,7 +8,7 @@ from dagster import AssetSelection, define_asset_job
 from orchestration.assets.audit import row_counts_match_ledger
 from orchestration.assets.tables import TABLES
 from orchestration.freshness import freshness_checks
-from orchestration.keys import AUDIT_KEY, BACKFILL_KEY, RECON_KEY
+from orchestration.keys import AUDIT_KEY, BACKFILL_KEY, BOOKS_BACKFILL_KEY, RECON_KEY
 
 observe_tables_job = define_asset_job(
     "observe_tables",
@@ -29,8 +29,11 @@ reconcile_job = define_asset_job(
 )
 backfill_job = define_asset_job(
     "backfill_archives",
-    selection=AssetSelection.assets(BACKFILL_KEY),
-    description="Load archive files for day x venue partitions into market.trades.",
+    selection=AssetSelection.assets(BACKFILL_KEY, BOOKS_BACKFILL_KEY),
+    description="Load archive files for day x venue partitions: trades (Binance dumps, Tardis "
+    "trades, captures) into market.trades, Tardis incremental_book_L2 files into "
+    "market.book_updates. A kind the day has no file of is skipped; pick trades or books "
+    "alone with the launchpad's asset selection.",
 )
 
 JOBS = [observe_tables_job, row_count_audit_job, reconcile_job, backfill_job]

@@ -8,4 +8,5 @@ OWNERS = ["team:data-platform"]
 AUDIT_KEY = AssetKey(["ops", "row_count_audit"])
 RECON_KEY = AssetKey(["ops", "reconciliation"])
 BACKFILL_KEY = AssetKey(["market", "trades_backfill"])
+BOOKS_BACKFILL_KEY = AssetKey(["market", "book_updates_backfill"])
 REPORT_KEY = AssetKey(["reports", "audit_report"])

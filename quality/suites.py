@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feedhouse.core.errors import FeedhouseError
-from feedhouse.core.paths import sql_dir
+from feedhouse.core.paths import sql_dir, sql_text
 from feedhouse.core.settings import QualitySettings
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -116,7 +116,7 @@ def load_suites(
 
 
 def query_text(suite: Suite) -> str:
-    return (sql_dir() / "quality" / suite.query).read_text()
+    return sql_text(sql_dir() / "quality" / suite.query)
 
 
 def suite_tables(folder: Path = SUITES_DIR) -> dict[str, str]:

@@ -48,6 +48,7 @@ def query_parameters(quality: QualitySettings, window: Window, now: datetime) ->
     settle = timedelta(seconds=quality.ledger_settle_s + 60)  # a minute closes at its end
     return {
         "start": window.start,
+        "book_since": window.start - timedelta(minutes=quality.book_rebuild_minutes),
         "end": window.end,
         "venue": window.venue,
         "now": now,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from feedhouse.core.errors import InputError
-from feedhouse.core.paths import sql_dir
+from feedhouse.core.paths import sql_dir, sql_text
 
 _PARAM = re.compile(r"^--\s*param\s+(\w+)\s+(\w+)\s*=\s*([^:]+?)\s*:\s*(.*)$")
 _QUESTION = re.compile(r"^--\s*Question:\s*(.*)$")
@@ -51,7 +51,7 @@ class Query:
 
     @property
     def sql(self) -> str:
-        return self.path.read_text()
+        return sql_text(self.path)
 
     def parameters(self, overrides: dict[str, str] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `overrides`; unknown names raise InputError."""

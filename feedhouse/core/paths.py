@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # feedhouse/
@@ -14,3 +15,18 @@ def sql_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("feedhouse's sql/ folder is missing from this installation")
+
+
+_INCLUDE = re.compile(r"\{\{\s*include\s+([\w./-]+)\s*\}\}")
+
+
+def sql_text(path: Path) -> str:
+    """A shipped query's text with each `{{ include <path under sql/> }}` replaced by that
+    file (a piece several queries share, e.g. books/book_levels.sql). An include left
+    unexpanded is not SQL, so a query read without this fails loudly instead of silently."""
+    root = sql_dir()
+
+    def expand(match: re.Match[str]) -> str:
+        return "\n" + (root / match.group(1)).read_text().strip() + "\n"
+
+    return _INCLUDE.sub(expand, Path(path).read_text())

@@ -251,6 +251,11 @@ class QualitySettings(Strict):
     ledger_settle_s: float = Field(
         120.0, ge=0, description="ledger minutes younger than this are not checked yet"
     )
+    book_rebuild_minutes: float = Field(
+        60.0, gt=0, description="the books suite rebuilds a book at its window's end only from "
+        "a snapshot at most this long before the window's start (an older one means reading "
+        "every update since)"
+    )
     sample_size: int = Field(10, ge=1, le=1000, description="offending keys kept per result")
     data_docs_keep_days: float = Field(
         7.0, gt=0, description="Data Docs validation pages older than this are deleted"

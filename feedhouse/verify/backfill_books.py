@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from dataflows.books.tardis import find_tardis_books, read_tardis_book
 from dataflows.sink.batches import LEDGER_TABLE, digest, ledger_table
+from dataflows.sources.archive_columns import find_files
 from feedhouse.core.tables import BOOK_UPDATES
 from feedhouse.store.insert import insert_arrow
 from feedhouse.store.ledger import LedgerDelta, minute_counts
@@ -39,6 +40,9 @@ from feedhouse.verify.backfill import (
 )
 
 KEY = [c for c in BOOK_UPDATES.key if c != "venue"]
+_DAY_WHERE = ("WHERE venue = {venue:String} "
+              "AND exchange_ts >= fromUnixTimestamp64Micro({lo:Int64}, 'UTC') "
+              "AND exchange_ts < fromUnixTimestamp64Micro({hi:Int64}, 'UTC')")
 
 
 @dataclass
@@ -70,9 +74,7 @@ def _first_occurrences(table: pa.Table) -> pa.Table:
 def _not_stored(client, venue: str, day: date, table: pa.Table) -> pa.Table:
     lo, hi = day_bounds_us(day)
     stored = client.query_arrow(
-        f"SELECT {', '.join(KEY)} FROM {BOOK_UPDATES.name} WHERE venue = {{venue:String}} "
-        "AND exchange_ts >= fromUnixTimestamp64Micro({lo:Int64}, 'UTC') "
-        "AND exchange_ts < fromUnixTimestamp64Micro({hi:Int64}, 'UTC')",
+        f"SELECT {', '.join(KEY)} FROM {BOOK_UPDATES.name} {_DAY_WHERE}",
         parameters={"venue": venue, "lo": lo, "hi": hi})
     if not stored.num_rows:
         return table
@@ -80,6 +82,20 @@ def _not_stored(client, venue: str, day: date, table: pa.Table) -> pa.Table:
     indexed = table.append_column("_row", pa.array(np.arange(table.num_rows)))
     joined = indexed.join(stored, KEY, join_type="left anti", use_threads=False)
     return table.take(np.sort(joined["_row"].to_numpy()))
+
+
+def archive_kinds(archive: Path, day: date, venue: str) -> set[str]:
+    """What the archive holds for `venue` and `day`: {"trades", "books"}, either or none."""
+    kinds = {"trades"} if find_files(Path(archive), day, venue) else set()
+    return kinds | ({"books"} if find_tardis_books(Path(archive), day, venue) else set())
+
+
+def day_book_rows(client, venue: str, day: date) -> int:
+    """Distinct level updates stored for a venue and day (all feeds; the table's key)."""
+    lo, hi = day_bounds_us(day)
+    return int(client.query(
+        f"SELECT uniqExact({', '.join(KEY)}) FROM {BOOK_UPDATES.name} {_DAY_WHERE}",
+        parameters={"venue": venue, "lo": lo, "hi": hi}).result_rows[0][0])
 
 
 def backfill_books_day(connect: Connect, venue: str, day: date, archive: Path, *,

@@ -19,7 +19,7 @@ from dagster import (
     multi_observable_source_asset,
 )
 
-from orchestration.keys import BACKFILL_KEY, OWNERS, RECON_KEY
+from orchestration.keys import BACKFILL_KEY, BOOKS_BACKFILL_KEY, OWNERS, RECON_KEY
 from orchestration.resources.warehouse import WarehouseResource
 
 
@@ -47,7 +47,8 @@ TABLES = [
     TableAsset("market.quotes", "Best bid/ask updates where a venue provides them.", "exchange_ts",
                ("venue", "feed")),
     TableAsset("market.book_updates", "L2 order-book level updates and snapshots (channels: "
-               "[books]); book_at rebuilds a book at any time.", "exchange_ts", ("venue", "feed")),
+               "[books]) and Tardis book backfills; book_at rebuilds a book at any time.", "exchange_ts",
+               ("venue", "feed"), deps=(BOOKS_BACKFILL_KEY,)),
     TableAsset("market.ohlcv_1m", "1-minute candles per venue and symbol, built for closed minutes "
                "from the distinct trades by `feedhouse run` and the audit (read with FINAL).",
                "minute", ("venue",), deps=(AssetKey(["market", "trades"]),)),

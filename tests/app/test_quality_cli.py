@@ -32,7 +32,7 @@ def test_check_and_report_commands(tmp_path):
     day = at(6).date().isoformat()
     good = run_cli("check", "--date", day, "--venue", "binance", "--no-docs", **env)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "ok: 22 expectations, 0 failed" in good.stdout  # trades 10, quotes 5, books 7
+    assert "ok: 23 expectations, 0 failed" in good.stdout  # trades 10, quotes 5, books 8
 
     rep = run_cli("report", "--date", day, **env)
     assert rep.returncode == 0, rep.stderr

@@ -1,6 +1,6 @@
 """The Dagster backfill partition runs the columnar backfill: a Tardis.dev file of a day
 loads through `market/trades_backfill`, the materialization reports rows/s, a partition
-without archive files fails with the one-line reason."""
+without archive files fails with the one-line reason (trades and books alike)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def test_a_partition_without_archive_files_fails_saying_so(dagster_env, tmp_path
     monkeypatch.setenv("FEEDHOUSE_ARCHIVE_DIR", str(empty))
     result = materialize(DAY.isoformat(), "okx")
     assert not result.success
-    failure = [e for e in result.all_events if e.is_step_failure][0]
-    text = str(failure.step_failure_data.error.message)
+    failed = {e.step_key: str(e.step_failure_data.error.message)
+              for e in result.all_events if e.is_step_failure}
+    # no file of either kind: both backfills of the job fail, each naming what it looked for
+    text = failed["market__trades_backfill"]
     assert "no archive file for venue okx on 2024-03-01" in text and str(empty) in text
+    books = failed["market__book_updates_backfill"]
+    assert "no Tardis incremental_book_L2 file of okx for 2024-03-01" in books and str(empty) in books

@@ -124,7 +124,7 @@ def test_a_failed_run_lands_in_ops_failed_runs_with_one_line(seeded, tmp_path):
     rows = query(seeded, "SELECT run_id, job_name, partition, failed_steps, error "
                          "FROM ops.failed_runs FINAL")
     assert rows == [(outcome.run_id, "backfill_archives", "2024-01-15|binance",
-                     ["market__trades_backfill"], ARCHIVE_UNSET)]
+                     ["market__book_updates_backfill", "market__trades_backfill"], ARCHIVE_UNSET)]
 
     # through the run-failure sensor, as the daemon evaluates it for a run of the UI
     failed = defs.resolve_job_def("backfill_archives").execute_in_process(

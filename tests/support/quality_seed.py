@@ -85,7 +85,8 @@ def quotes(start: datetime, n: int = 20, venue: str = "binance") -> list[dict]:
 
 
 def book_updates(start: datetime, n: int = 6, venue: str = "okx") -> list[dict]:
-    """A snapshot (3 bids below 3 asks) then `n` updates, one level each, ids in sequence."""
+    """A snapshot (3 bids below 3 asks) then `n` updates, one level each, ids in sequence:
+    asks at the best ask (64001), bids between the best bid and it; the book stays uncrossed."""
     rows = []
 
     def level(ts, uid, prev, snap, side, price, amount):
@@ -99,7 +100,7 @@ def book_updates(start: datetime, n: int = 6, venue: str = "okx") -> list[dict]:
         level(start, 100, 0, 1, "ask", 64001.0 + k, 1.0 + k)
     for i in range(n):
         ts = start + timedelta(seconds=1 + i)
-        level(ts, 101 + i, 100 + i, 0, "bid" if i % 2 else "ask", 64000.0 + (i % 2) * 0.5, 0.1 * i)
+        level(ts, 101 + i, 100 + i, 0, "bid" if i % 2 else "ask", 64001.0 - (i % 2) * 0.5, 0.1 * i)
     return rows
 
 
