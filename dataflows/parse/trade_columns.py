@@ -10,9 +10,12 @@ the sink builds Arrow from the columns.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pyarrow as pa
 
+from dataflows.parse._struct_columns import factorize
 from dataflows.parse.columns import Columns
 from feedhouse.core.records import Trade
 
@@ -38,37 +41,66 @@ class TradeColumns(Columns):
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def trade_columns(venue: str, natives: list[str], specs: dict, ids: list[str],
+class Symbols(NamedTuple):
+    """A batch's native symbols factorized (in C: `factorize`): each trade's `codes` place
+    in `natives` (each distinct symbol once) and their instruments.Spec (None: refused, so
+    none of its trades is left). Per-symbol facts become per-trade columns by indexing."""
+
+    codes: np.ndarray
+    natives: list[str]
+    specs: list
+
+    @classmethod
+    def of(cls, natives: list[str], spec_of) -> Symbols:
+        """The symbols of `natives`, each with `spec_of(native)` or None where it raises."""
+        codes, distinct = factorize(natives)
+        return cls(np.frombuffer(codes, np.int64), distinct, list(map(_spec_or_none(spec_of),
+                                                                      distinct)))
+
+    def each(self, field: str, refused: object) -> list:
+        """A spec field per distinct symbol (`refused` for a refused one)."""
+        return [refused if spec is None else getattr(spec, field) for spec in self.specs]
+
+    def per_trade(self, values: list, natives: list[str]) -> list:
+        """`values[code]` (one per distinct symbol) per trade: without indexing when the
+        trades' symbols all give one value (spot kinds) or their own name (symbols already
+        in our form)."""
+        live = [(v, x) for v, x, spec in zip(values, self.natives, self.specs, strict=True)
+                if spec is not None]
+        if len({v for v, _ in live}) == 1:
+            return [live[0][0]] * len(natives)
+        if all(v == x for v, x in live):
+            return list(natives)
+        return np.array(values, dtype=object)[self.codes].tolist()
+
+
+def _spec_or_none(spec_of):
+    def one(native: str):
+        try:
+            return spec_of(native)
+        except Exception:  # noqa: BLE001 - the venue's `parse` says why
+            return None
+
+    return one
+
+
+def trade_columns(venue: str, natives: list[str], symbols: Symbols, ids: list[str],
                   price: np.ndarray, size: np.ndarray, sides: list[str],
                   exchange_ts: np.ndarray, received_ts: np.ndarray) -> TradeColumns:
-    """Columns of trades from their fields, one value per trade: `specs` maps each native
-    symbol to its instruments.Spec; sizes as the venue sends them, amounts in BASE."""
-    symbol = {native: spec.symbol for native, spec in specs.items()}.__getitem__
-    kind = {native: spec.kind for native, spec in specs.items()}.__getitem__
+    """Columns of trades from their fields, one value per trade (`symbols.codes` cut to
+    these trades); sizes as the venue sends them, amounts in BASE."""
+    specs = [spec for spec in symbols.specs if spec is not None]
     n = len(natives)
-    if all(s.contract_size == 1.0 and not s.inverse for s in specs.values()):
+    if all(s.contract_size == 1.0 and not s.inverse for s in specs):
         amount, contract_size = size, np.ones(n)
     else:  # contracts: each size in BASE at its price (instruments.trade)
-        at = {x: i for i, x in enumerate(specs)}.__getitem__  # one pass: per-spec values
-        at = np.fromiter(map(at, natives), np.intp, n)
-        contract_size = np.array([s.contract_size for s in specs.values()], np.float64)[at]
-        inverse = np.array([s.inverse for s in specs.values()], bool)[at]
+        contract_size = np.array(symbols.each("contract_size", 1.0), np.float64)[symbols.codes]
+        inverse = np.array(symbols.each("inverse", False), bool)[symbols.codes]
         amount = _base_amounts(inverse, price, size, contract_size)
-    return TradeColumns([venue] * n, _per_trade(natives, symbol, specs), natives, ids, price,
-                        amount, sides, exchange_ts, received_ts,
-                        _per_trade(natives, kind, specs), size, contract_size)
-
-
-def _per_trade(natives: list[str], value_of, specs: dict) -> list[str]:
-    """`value_of(native)` per trade; without a lookup per trade when every native gives the
-    same value (spot kinds) or its own name (symbols already in our form)."""
-    values = set(map(value_of, specs))
-    if len(values) == 1:
-        return [values.pop()] * len(natives)
-    if all(value_of(x) == x for x in specs):
-        return list(natives)
-    return list(map(value_of, natives))
-
+    return TradeColumns([venue] * n, symbols.per_trade(symbols.each("symbol", ""), natives),
+                        natives, ids, price, amount, sides, exchange_ts, received_ts,
+                        symbols.per_trade(symbols.each("kind", ""), natives), size,
+                        contract_size)
 
 
 def _base_amounts(inverse: np.ndarray, price: np.ndarray, size: np.ndarray,

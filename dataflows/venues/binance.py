@@ -101,19 +101,18 @@ _RawTrade = typed.struct("_RawTrade", _FIELDS, tag_field="e", tag="trade", renam
 _decode = typed.decoder(typed.struct("_Combined", [("stream", str),
                                                    ("data", _AggTrade | _RawTrade)]))
 _TAKER = {True: "sell", False: "buy"}  # m: the buyer made; the taker sold
+_read = checked.Reader(("s", "o"), ("ident", "t"), ("p", "f"), ("q", "f"), ("T", "i"),
+                       ("m", "m", _TAKER, bool))
 
 
 def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
     def build(decoded: list, received: list[int]):
-        data = [d.data for d in decoded]
-        ok, price, size, ids, sides = checked.fields(
-            [d.p for d in data], [d.q for d in data], [d.ident for d in data],
-            [d.m for d in data], _TAKER, bool)
-        ts = checked.ints([d.T for d in data], ok)
-        ok &= (ts >= _MARKET_EPOCH_MS) & (ts < _MAX_MS)  # safe_parse's range (and no overflow)
-        natives = [d.s for d in data]
+        ok, (natives, ids, price, size, ts, sides) = _read(checked.attribute(decoded, "data"))
+        checked.positive(price, ok)
+        checked.positive(size, ok)
+        checked.within(ts, ok, _MARKET_EPOCH_MS, _MAX_MS)  # safe_parse's range (no overflow)
         return checked.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
-                            received)
+                              received)
 
     return build
 

@@ -67,13 +67,16 @@ _decode = typed.decoder(typed.struct("_Trade", [
 _spec = checked.spot(_normalize)
 
 
+_read = checked.Reader(("id", "t"), ("price_str", "f"), ("amount_str", "f"),
+                       ("type", "m", _SIDES, int), ("microtimestamp", "d"))
+
+
 def _build(decoded: list, received: list[int]):
-    data = [d.data for d in decoded]
-    ok, price, size, ids, sides = checked.fields(
-        [d.price_str for d in data], [d.amount_str for d in data], [d.id for d in data],
-        [d.type for d in data], _SIDES, int)
-    ts = checked.digits([d.microtimestamp for d in data], ok, MARKET_EPOCH_US, MAX_TS_US)
-    channels = [d.channel for d in decoded]
+    ok, (ids, price, size, sides, ts) = _read(checked.attribute(decoded, "data"))
+    checked.positive(price, ok)
+    checked.positive(size, ok)
+    checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)
+    channels = checked.attribute(decoded, "channel")
     ok &= [c.startswith(_PREFIX) for c in channels]
     natives = [c[len(_PREFIX):] for c in channels]
     return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)

@@ -105,12 +105,15 @@ def _us(when: str) -> int:
         return -1
 
 
+_read = checked.Reader(("product_id", "o"), ("trade_id", "t"), ("price", "f"), ("size", "f"),
+                       ("side", "m", _TAKER, str), ("time", "z", _us))
+
+
 def _build(decoded: list, received: list[int]):
-    ok, price, size, ids, sides = checked.fields(
-        [m.price for m in decoded], [m.size for m in decoded], [m.trade_id for m in decoded],
-        [m.side for m in decoded], _TAKER)
-    ts = checked.iso_z([m.time for m in decoded], ok, MARKET_EPOCH_US, MAX_TS_US, _us)
-    natives = [m.product_id for m in decoded]
+    ok, (natives, ids, price, size, sides, ts) = _read(decoded)
+    checked.positive(price, ok)
+    checked.positive(size, ok)
+    checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)
     return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 
 

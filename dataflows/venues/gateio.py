@@ -124,16 +124,17 @@ _decode = typed.decoder(typed.struct("_Update", [
 _spec = checked.spot(_normalize)
 
 
+_read = checked.Reader(("currency_pair", "o"), ("id", "t"), ("price", "f"), ("amount", "f"),
+                       ("side", "m", _SIDES, str), ("create_time_ms", "f"))
+
+
 def _build(decoded: list, received: list[int]):
-    results = [d.result for d in decoded]
-    ok, price, size, ids, sides = checked.fields(
-        [r.price for r in results], [r.amount for r in results], [r.id for r in results],
-        [r.side for r in results], _SIDES)
-    us = np.array([r.create_time_ms for r in results], dtype=np.float64) * 1000
+    ok, (natives, ids, price, size, sides, ms) = _read(checked.attribute(decoded, "result"))
+    checked.positive(price, ok)
+    checked.positive(size, ok)
     # round(): to the nearest, half to even; NaN (0) and beyond MAX_TS_US are refused
-    ts = np.rint(np.clip(np.nan_to_num(us), 0, MAX_TS_US)).astype(np.int64)
-    ok &= (ts >= MARKET_EPOCH_US) & (ts < MAX_TS_US)
-    natives = [r.currency_pair for r in results]
+    ts = np.rint(np.clip(np.nan_to_num(ms * 1000), 0, MAX_TS_US)).astype(np.int64)
+    checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)
     ok &= [bool(x) for x in natives]
     return checked.trades(VENUE, ok, _spec, natives, ids, price, size, sides, ts, received)
 

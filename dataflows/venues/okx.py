@@ -11,7 +11,6 @@ unit. Quote sizes stay in contracts; `tickers` carry no update id.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Literal
 
 from dataflows.venues import checked, common, declare, typed
@@ -119,19 +118,18 @@ _decode = typed.decoder(typed.struct("_Push", [
     ("arg", typed.struct("_Arg", [("channel", Literal["trades"])])), ("data", list[_Item])]))
 
 
+_read = checked.Reader(("instId", "o"), ("tradeId", "s"), ("px", "f"), ("sz", "f"),
+                       ("side", "m", _SIDES, str), ("ts", "d"))
+
+
 def _build(decoded: list, received: list[int]):
-    pushes = [d.data for d in decoded]
-    per_frame = list(map(len, pushes))
-    items = list(chain.from_iterable(pushes))
-    ok, price, size, ids, sides = checked.fields(
-        [i.px for i in items], [i.sz for i in items], [i.tradeId for i in items],
-        [i.side for i in items], _SIDES, int_ids=False)
-    if not 0 < min(lengths := set(map(len, ids)), default=1) <= max(lengths, default=1) <= 128:
-        ok &= [0 < len(i) <= 128 for i in ids]
-    ts = checked.digits([i.ts for i in items], ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
-    natives = [i.instId for i in items]
+    items, per_frame = checked.flattened(decoded, "data")
+    ok, (natives, ids, price, size, sides, ts) = _read(items)
+    checked.positive(price, ok)
+    checked.positive(size, ok)
+    checked.within(ts, ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
     return checked.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
-                        received, per_frame)
+                          received, per_frame)
 
 
 VENUES = [

@@ -25,6 +25,7 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
+from dataflows.parse._struct_columns import split
 from dataflows.parse.trade_columns import TradeColumns
 from dataflows.venues.base import BatchResult
 
@@ -50,7 +51,7 @@ def decoder(kind: object) -> Callable[[str | bytes], object]:
     return msgspec.json.Decoder(kind, strict=False).decode
 
 
-# (decoded structs, their frames' received_ts) -> (trade columns of the frames taken,
+# (decoded structs, their frames' received_ts: int64 array or list) -> (trade columns of the frames taken,
 # trades per frame: 0 = refused, `parse` decides)
 Build = Callable[[list, list[int]], tuple[TradeColumns, list[int]]]
 
@@ -75,11 +76,14 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
     def parse_many(messages) -> BatchResult:
         decoded: list = []
         slow: list[int] = []
-        frames = [frame for _, frame in messages]
-        if _text(frames):  # in one C loop up to the first frame it refuses (a quote, ...)
+        received_all, frames, text = split(messages)  # in C, one pass
+        if text:  # in one C loop up to the first frame it refuses (a quote, ...)
             with contextlib.suppress(Exception):
                 decoded.extend(map(decode, frames))
-        received = [received_ts for received_ts, _ in messages[:len(decoded)]]
+        received = np.frombuffer(received_all, np.int64)
+        if len(decoded) == len(frames):
+            return _built(parse, messages, build, decoded, received, slow)
+        received = received[:len(decoded)].tolist()
         for i, (received_ts, frame) in enumerate(messages[len(decoded):], len(decoded)):
             if marker in frame if frame.__class__ is str else (
                     marker_bytes in frame and frame.isascii()):
@@ -90,22 +94,21 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
                 except Exception:  # noqa: BLE001, S112 - parse decides what is wrong
                     pass
             slow.append(i)
-        try:
-            trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
-        except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
-            trades, counts = TradeColumns.empty(), [0] * len(decoded)
-        if not slow and 0 not in counts:
-            return BatchResult(trades, counts=counts)
-        return _with_slow_frames(parse, messages, slow, trades, counts)
+        return _built(parse, messages, build, decoded, received, slow)
 
     return parse_many
 
 
-def _text(frames: list) -> bool:
-    """Whether every frame is text, or every frame ASCII bytes: what a typed decoder may
-    take without the per-frame checks (a decoder refuses any frame but its own)."""
-    kinds = set(map(type, frames))
-    return kinds == {str} or (kinds == {bytes} and b"".join(frames).isascii())
+def _built(parse, messages, build: Build, decoded: list, received, slow: list[int]
+           ) -> BatchResult:
+    """The batch's result from the frames decoded (`build`) and the others (`parse`)."""
+    try:
+        trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
+    except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
+        trades, counts = TradeColumns.empty(), [0] * len(decoded)
+    if not slow and 0 not in counts:
+        return BatchResult(trades, counts=counts)
+    return _with_slow_frames(parse, messages, slow, trades, counts)
 
 
 def _with_slow_frames(parse, messages, slow: list[int], trades: TradeColumns,

@@ -1,7 +1,7 @@
 """The column-wise pieces of the venues' fast paths give exactly what the per-trade code
-gives: Python's `round` (trade_columns.rounded, the contract sizes in BASE), the per-frame
-ISO time reader (checked.iso_z), `str` of ids (checked.int_texts). Exact means the same
-float bits (repr tells -0.0, nan and the last digit apart), also next to rounding halves."""
+gives: Python's `round` (trade_columns.rounded, the contract sizes in BASE), the C reader of
+decoded structs (checked.Reader: ISO and digit times, `str` of ids, exact classes) against
+the per-frame readers. Exact means the same float bits (repr tells -0.0, nan and the last digit apart), also next to rounding halves."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import math
 from datetime import datetime
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflows.parse.text_columns import _ISO_MIN_ROWS as ISO_MIN_ROWS
-from dataflows.parse.trade_columns import rounded, trade_columns
-from dataflows.venues import checked
+from dataflows.parse.trade_columns import Symbols, rounded, trade_columns
+from dataflows.venues import checked, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.coinbase import _us
 from feedhouse.core.records import MARKET_EPOCH_US
@@ -53,8 +53,8 @@ def test_contract_amounts_are_instruments_trade_amounts(rows, inverse_size, line
     price = np.array([p for _, p, _ in rows])
     size = np.array([q for _, _, q in rows])
     ts = np.full(len(rows), MARKET_EPOCH_US, dtype=np.int64)
-    got = trade_columns("v", natives, specs, ["1"] * len(rows), price, size, ["buy"] * len(rows),
-                        ts, ts)
+    got = trade_columns("v", natives, Symbols.of(natives, specs.__getitem__), ["1"] * len(rows),
+                        price, size, ["buy"] * len(rows), ts, ts)
     want = [ins.trade("v", specs[n], n, "1", p, q, "buy", MARKET_EPOCH_US, MARKET_EPOCH_US).amount
             for n, p, q in rows]
     assert list(map(repr, got.amount.tolist())) == list(map(repr, want))
@@ -62,8 +62,10 @@ def test_contract_amounts_are_instruments_trade_amounts(rows, inverse_size, line
 
 ISO_TEXT = st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)).map(
     lambda t: t.isoformat(timespec="microseconds") + "Z")
-# one character replaced (same width: the matrix path with rows it must leave to `_us`)
+# one character replaced (same width: texts the C reader must leave to `_us`)
 CHARS = st.sampled_from(list("0123456789-:.TZ +a") + ["\u0663"])
+_Texts = typed.struct("_Texts", [("text", str)])
+_Values = typed.struct("_Values", [("value", object)])
 
 
 def _mutated(data, text: str) -> str:
@@ -71,24 +73,25 @@ def _mutated(data, text: str) -> str:
     return text[:at] + data.draw(CHARS) + text[at + 1:]
 
 
+def _read(kind: tuple, values: list, struct=_Texts) -> tuple[list[bool], list]:
+    ok, (column,) = checked.Reader(kind)([struct(v) for v in values])
+    return ok.tolist(), column.tolist() if isinstance(column, np.ndarray) else column
+
+
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.data())
 def test_iso_times_are_the_per_frame_readers(data) -> None:
-    """checked.iso_z equals `_us` (coinbase's per-frame reader) per text: valid times of any
-    year, texts with one character changed (invalid dates, hours, separators, non-ASCII)
-    and a column of mixed widths, in batches below and above the numpy read's minimum;
-    out of range refuses the row."""
-    rows = data.draw(st.sampled_from([1, 5, ISO_MIN_ROWS, ISO_MIN_ROWS + 30]))  # both paths
-    texts = data.draw(st.lists(ISO_TEXT, min_size=rows, max_size=rows))
+    """The ISO time reader ("z") equals `_us` (coinbase's per-frame reader) per text: valid
+    times of any year, texts with one character changed (invalid dates, hours, separators,
+    non-ASCII) and other widths."""
+    texts = data.draw(st.lists(ISO_TEXT, min_size=1, max_size=40))
     texts = [_mutated(data, t) if data.draw(st.booleans()) else t for t in texts]
     if data.draw(st.booleans()):
         texts.append(data.draw(st.sampled_from(["2021-04-17T16:43:30Z",
                                                 "2021-04-17T16:43:30.1234567Z"])))
-    ok = np.ones(len(texts), dtype=bool)
-    got = checked.iso_z(texts, ok, MARKET_EPOCH_US, 2**62, _us)
-    want = [_us(t) for t in texts]
-    assert got.tolist() == want
-    assert ok.tolist() == [MARKET_EPOCH_US <= w < 2**62 for w in want]
+    ok, got = _read(("text", "z", _us), texts)
+    assert got == [_us(t) for t in texts]
+    assert ok == [True] * len(texts)  # the range is the venue's check (checked.within)
 
 
 def test_iso_times_on_calendar_edges() -> None:
@@ -96,13 +99,64 @@ def test_iso_times_on_calendar_edges() -> None:
              "2000-02-29T12:00:00.000001Z", "1900-02-29T00:00:00.000000Z",
              "2021-04-31T00:00:00.000000Z", "2021-12-31T24:00:00.000000Z",
              "2021-12-31T23:60:00.000000Z", "2021-12-31T23:59:60.000000Z",
-             "0000-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000Z"] * 7  # numpy read
-    assert len(texts) >= ISO_MIN_ROWS
-    ok = np.ones(len(texts), dtype=bool)
-    assert checked.iso_z(texts, ok, -(2**62), 2**62, _us).tolist() == [_us(t) for t in texts]
+             "0000-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000Z",
+             "0001-01-01T00:00:00.000000Z", "1969-12-31T23:59:59.999999Z"]
+    assert _read(("text", "z", _us), texts)[1] == [_us(t) for t in texts]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.integers(0, 10**19).map(str), st.text("0123456789\u0663\u00b2 +-",
+                                                                 max_size=20)),
+                min_size=1, max_size=30))
+def test_digit_times_are_the_per_frame_reader(texts) -> None:
+    """Digit texts ("d") read as `parse` reads them (str.isdigit, int), Unicode digits and
+    superscripts included; anything else -1 (refused by the range check)."""
+    assert _read(("text", "d"), texts)[1] == [checked.int_of_digits(t) for t in texts]
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50))
-def test_int_texts_are_str(values) -> None:
-    assert checked.int_texts(values) == list(map(str, values))
+@given(st.lists(st.one_of(st.integers(-(2**64), 2**64), st.booleans(), st.floats(),
+                          st.text(max_size=5)), min_size=1, max_size=50))
+def test_int_ids_are_str_of_int64s_only(values) -> None:
+    """Ids ("t"): `str` of each int within int64; a bool, float, text or bigger int refuses
+    its row (`parse` wants an int64, as orjson reads it)."""
+    taken = [v.__class__ is int and -(2**63) <= v < 2**63 for v in values]
+    ok, got = _read(("value", "t"), values, _Values)
+    assert ok == taken
+    assert [g for g, t in zip(got, taken, strict=True) if t] == [
+        str(v) for v, t in zip(values, taken, strict=True) if t]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.integers(-(2**64), 2**64), st.booleans(), st.floats(),
+                          st.sampled_from(["buy", "sell", "Buy"])), min_size=1, max_size=50))
+def test_classes_are_exact(values) -> None:
+    """Floats ("f") and ints ("i") of exactly that class, text ids ("s") of 1-128
+    characters; sides ("m") in the table and of its class (True == 1 is no side)."""
+    ok, got = _read(("value", "f"), values, _Values)
+    assert ok == [v.__class__ is float for v in values]
+    assert [repr(g) for g, k in zip(got, ok, strict=True) if k] == [
+        repr(v) for v in values if v.__class__ is float]
+    ok, got = _read(("value", "i"), values, _Values)
+    assert ok == [v.__class__ is int and -(2**63) <= v < 2**63 for v in values]
+    assert [g for g, k in zip(got, ok, strict=True) if k] == [v for v, k in zip(values, ok,
+                                                                                strict=True) if k]
+    ok, got = _read(("value", "s"), values + ["x" * 128, "x" * 129, ""], _Values)
+    assert ok == [v.__class__ is str and 0 < len(v) <= 128 for v in values] + [True, False, False]
+    table = {1: "sell", 0: "buy", "buy": "sell", "sell": "buy"}
+    for cls in (int, str):
+        ok, got = _read(("value", "m", table, cls), values, _Values)
+        want = [table.get(v) if v.__class__ is cls else None for v in values]
+        assert got == want
+        assert ok == [w is not None for w in want]
+
+
+def test_a_reader_names_what_it_cannot_read() -> None:
+    with pytest.raises(AttributeError, match="nope"):
+        checked.Reader(("nope", "o"))([_Texts("x")])
+    with pytest.raises(ValueError, match="kind one of"):
+        checked.Reader(("text", "x"))([_Texts("x")])
+    with pytest.raises(TypeError, match="not a struct field"):
+        checked.Reader(("__len__", "o"))([[1]])
+    ok, (texts, times) = checked.Reader(("text", "o"), ("text", "d"))([])
+    assert (len(ok), texts, len(times)) == (0, [], 0)

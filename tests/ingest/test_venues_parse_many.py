@@ -270,7 +270,7 @@ def test_a_trade_time_beyond_the_int64_columns_is_invalid_not_a_crash() -> None:
 def test_trade_columns_convert_sizes_as_instruments_trade_does() -> None:
     """Contract sizes in BASE, column-wise, equal `instruments.trade` row by row: spot,
     inverse (USD contracts), linear contracts, and unknown sizes (0: kept as given)."""
-    from dataflows.parse.trade_columns import trade_columns
+    from dataflows.parse.trade_columns import Symbols, trade_columns
     from dataflows.venues import instruments as ins
 
     specs = {"S": ins.spec_of("BTC-USDT"), "I": ins.spec_of("BTC-USD-PERP", 100.0, True),
@@ -280,7 +280,8 @@ def test_trade_columns_convert_sizes_as_instruments_trade_does() -> None:
     price = np.array([30218.8, 8950.0, 1876.31, 5.0, 7.0, 3.0, 123456.7])
     size = np.array([0.3528, 1.0, 3.0, 2.0, 4.0, 7.0, 1e-3])
     ts = np.arange(len(natives), dtype=np.int64) + 1_700_000_000_000_000
-    got = trade_columns("v", natives, specs, [str(i) for i in range(7)], price, size,
+    got = trade_columns("v", natives, Symbols.of(natives, specs.__getitem__),
+                        [str(i) for i in range(7)], price, size,
                         ["buy"] * 7, ts, ts + 5)
     want = [ins.trade("v", specs[x], x, str(i), p, q, "buy", t, t + 5)
             for i, (x, p, q, t) in enumerate(zip(natives, price.tolist(), size.tolist(),
