@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml setup.py dataflows/parse/struct_columns.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py dataflows/parse/fast_path.c | $(BIN)/python
 	# bench extra too: a smoke test runs every benchmark (cryptofeed side included) on a
 	# tiny corpus so the harness does not rot
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from dataflows.parse._struct_columns import factorize
+from dataflows.parse._fast_path import base_amounts, factorize
 from dataflows.parse.columns import Columns
 from feedhouse.core.records import Trade
 
@@ -96,44 +96,8 @@ def trade_columns(venue: str, natives: list[str], symbols: Symbols, ids: list[st
     else:  # contracts: each size in BASE at its price (instruments.trade)
         contract_size = np.array(symbols.each("contract_size", 1.0), np.float64)[symbols.codes]
         inverse = np.array(symbols.each("inverse", False), bool)[symbols.codes]
-        amount = _base_amounts(inverse, price, size, contract_size)
+        amount = np.frombuffer(base_amounts(inverse, price, size, contract_size), np.float64)
     return TradeColumns([venue] * n, symbols.per_trade(symbols.each("symbol", ""), natives),
                         natives, ids, price, amount, sides, exchange_ts, received_ts,
                         symbols.per_trade(symbols.each("kind", ""), natives), size,
                         contract_size)
-
-
-def _base_amounts(inverse: np.ndarray, price: np.ndarray, size: np.ndarray,
-                  contract_size: np.ndarray) -> np.ndarray:
-    """instruments.Spec.base per trade, in numpy: the same IEEE products and quotients,
-    `round` as Python's (`rounded`); amounts under 1e-4 (6 significant digits) in Python."""
-    value = size * contract_size
-    quotient = np.where(inverse, value / price, value)
-    as_given = (contract_size == 0.0) | ((contract_size == 1.0) & ~inverse)  # unknown, BASE
-    amount = size.copy()
-    for cut, digits in ((inverse & ~as_given & (quotient >= 1e-4), 8), (~inverse & ~as_given, 12)):
-        amount[cut] = rounded(quotient[cut], digits)
-    for i in np.flatnonzero(inverse & ~as_given & ~(quotient >= 1e-4)).tolist():
-        amount[i] = float(f"{quotient[i]:.6g}")
-    return amount
-
-
-def rounded(values: np.ndarray, digits: int) -> np.ndarray:
-    """`round(value, digits)` of each value, exactly as Python gives it, in numpy.
-
-    Python rounds the exact binary value to the nearest multiple of 10**-digits and reads
-    that decimal back correctly rounded. Here p = value * 10**digits (10**digits exact) is
-    within half a spacing of the exact product, so when p < 2**52 lies farther than one
-    spacing from a half, the nearest integer N of the exact product is rint(p), and N /
-    10**digits (N exact) is the same correctly rounded read. The other values (near a
-    half, huge, negative, not finite) go through Python's `round`.
-    """
-    scale = float(10**digits)
-    with np.errstate(over="ignore", invalid="ignore"):
-        p = values * scale
-        exact = (p >= 0.0) & (p < 2.0**52) & (np.abs(p - np.floor(p) - 0.5) > np.spacing(p))
-    out = np.rint(p) / scale
-    if not exact.all():
-        for i in np.flatnonzero(~exact).tolist():
-            out[i] = round(float(values[i]), digits)
-    return out

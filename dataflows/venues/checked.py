@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dataflows.parse._struct_columns import columns as struct_columns
-from dataflows.parse._struct_columns import flatten
+from dataflows.parse._fast_path import columns as struct_columns
+from dataflows.parse._fast_path import flatten
 from dataflows.parse.trade_columns import Symbols, TradeColumns, trade_columns
 from dataflows.venues.instruments import Spec
 
 
 class Reader:
-    """A batch's decoded structs as columns, read in C (dataflows/parse/struct_columns.c:
+    """A batch's decoded structs as columns, read in C (dataflows/parse/fast_path.c:
     one pass; a comprehension per field and a class check per value took a third of the
     parse). Fields are (name, kind): "o" as is, "f" float64, "i" int64, "t" the text of an
     int (ids), "s" a text of 1-128 characters (ids sent as text), "d" digit text as int64,

@@ -25,7 +25,7 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from dataflows.parse._struct_columns import split
+from dataflows.parse._fast_path import split
 from dataflows.parse.trade_columns import TradeColumns
 from dataflows.venues.base import BatchResult
 

@@ -1,5 +1,5 @@
 """The column-wise pieces of the venues' fast paths give exactly what the per-trade code
-gives: Python's `round` (trade_columns.rounded, the contract sizes in BASE), the C reader of
+gives: Python's `round` (in C: the contract sizes in BASE, trade_columns), the C reader of
 decoded structs (checked.Reader: ISO and digit times, `str` of ids, exact classes) against
 the per-frame readers. Exact means the same float bits (repr tells -0.0, nan and the last digit apart), also next to rounding halves."""
 
@@ -10,10 +10,11 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from dataflows.parse._fast_path import round_each, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflows.parse.trade_columns import Symbols, rounded, trade_columns
+from dataflows.parse.trade_columns import Symbols, trade_columns
 from dataflows.venues import checked, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.coinbase import _us
@@ -32,7 +33,7 @@ def _halves(digits: int):
     st.one_of(st.floats(), _halves(d)), min_size=1, max_size=40))))
 def test_rounded_is_pythons_round(case) -> None:
     digits, values = case
-    got = rounded(np.array(values, dtype=np.float64), digits).tolist()
+    got = np.frombuffer(round_each(np.array(values, dtype=np.float64), digits)).tolist()
     assert list(map(repr, got)) == [repr(round(v, digits)) for v in values]
 
 
@@ -158,5 +159,21 @@ def test_a_reader_names_what_it_cannot_read() -> None:
         checked.Reader(("text", "x"))([_Texts("x")])
     with pytest.raises(TypeError, match="not a struct field"):
         checked.Reader(("__len__", "o"))([[1]])
+    with pytest.raises(TypeError, match="text is not a list"):
+        checked.flattened([_Texts("x")], "text")
     ok, (texts, times) = checked.Reader(("text", "o"), ("text", "d"))([])
     assert (len(ok), texts, len(times)) == (0, [], 0)
+
+
+def test_a_batch_splits_into_times_and_frames() -> None:
+    """split: received_ts as int64, the frames as they are, and whether a typed decoder may
+    take them whole (all text, or all ASCII bytes: it skips undeclared fields unchecked)."""
+    received, frames, typed_ok = split([(5, "a"), (7, "é")])
+    assert (np.frombuffer(received, np.int64).tolist(), frames, typed_ok) == ([5, 7], ["a", "é"],
+                                                                             True)
+    assert split([(1, b"ab"), (2, b"cd")])[2] is True
+    assert split([(1, b"ab"), (2, "é".encode())])[2] is False  # UTF-8 unchecked: not typed
+    assert split([(1, b"ab"), (2, "cd")])[2] is False
+    assert split([])[2] is False
+    with pytest.raises(TypeError, match="message 0"):
+        split([(1,)])

@@ -1,13 +1,21 @@
-/* Columns of decoded structs, read in C: the venues' fast paths (dataflows/venues/checked.py)
- * turn a batch of msgspec structs into trade columns. In Python that was a comprehension per
- * field, a class check per value and a numpy conversion per column: ~0.2-0.35 us a trade,
- * a third of the whole parse (bench/normalize_stages.py). Here it is one pass.
+/* The venues' trade fast paths, the loops in C (dataflows/venues/typed.py, checked.py,
+ * dataflows/parse/trade_columns.py). In Python each was a comprehension per field, a class
+ * check per value, a dict lookup per trade or ~15 numpy calls per batch: together half of
+ * a trade's parse beside msgspec's decode (bench/normalize_stages.py, issue 16). Each
+ * function is one pass over a batch and gives exactly what the per-frame code gives
+ * (tests/ingest/test_venues_columns_exact.py):
  *
- *   columns(items, fields) -> (ok, column, ...)
- *   flatten(items, name) -> (values, counts)      (defined below)
- *   factorize(values) -> (codes, distinct)          (defined below)
- *   split(messages) -> (received, frames, typed)    (defined below)
+ *   columns(items, fields) -> (ok, column, ...)     decoded structs as checked columns
+ *   flatten(items, name) -> (values, counts)         the lists of a push, one after another
+ *   factorize(values) -> (codes, distinct)           each symbol's place among the distinct
+ *   split(messages) -> (received, frames, typed)     a batch's (received_ts, frame) pairs
+ *   base_amounts(inverse, price, size, contract_size) -> amounts    contract sizes in BASE
+ *   round_each(values, digits) -> values             Python's round, exactly
  *
+ * Numeric columns come back as bytearrays of 8-byte values (numpy.frombuffer reads them
+ * without a copy), so no numpy headers are needed to build this.
+ *
+ * columns:
  * `items`: a list of struct instances (they may be of several struct types, e.g. a tagged
  * union's members: each type's slot offsets are looked up once). `fields`: a tuple of
  * (name, kind) or (name, "m", table, cls) tuples, one column each:
@@ -29,6 +37,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <math.h>
+
+static PyObject *_format_6g; /* ".6g" */
 
 typedef struct {
     PyObject *name;
@@ -233,6 +244,21 @@ done:
     return out;
 }
 
+/* the list in a struct's field (borrowed), the offsets looked up when the type changes;
+ * NULL and an error when the field holds no list */
+static PyObject *list_in(PyObject *item, Field *field, PyTypeObject **type) {
+    if (Py_TYPE(item) != *type) {
+        *type = Py_TYPE(item);
+        if (offsets_of(*type, field, 1) < 0) return NULL;
+    }
+    PyObject *inner = *(PyObject **)((char *)item + field->offset);
+    if (inner == NULL || !PyList_CheckExact(inner)) {
+        PyErr_Format(PyExc_TypeError, "%s.%U is not a list", (*type)->tp_name, field->name);
+        return NULL;
+    }
+    return inner;
+}
+
 /* flatten(items, name) -> (values, counts): the lists in each struct's field `name`, one
  * after the other, and each list's length (a push of several trades per frame) */
 static PyObject *flatten(PyObject *module, PyObject *args) {
@@ -243,30 +269,16 @@ static PyObject *flatten(PyObject *module, PyObject *args) {
     PyTypeObject *type = NULL;
     if ((counts = PyList_New(n)) == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) { /* the lengths first: one allocation */
-        PyObject *item = PyList_GET_ITEM(items, i);
-        if (Py_TYPE(item) != type) {
-            type = Py_TYPE(item);
-            if (offsets_of(type, &field, 1) < 0) goto fail;
-        }
-        PyObject *inner = *(PyObject **)((char *)item + field.offset);
-        if (inner == NULL || !PyList_CheckExact(inner)) {
-            PyErr_Format(PyExc_TypeError, "%s.%U is not a list", type->tp_name, name);
-            goto fail;
-        }
+        PyObject *inner = list_in(PyList_GET_ITEM(items, i), &field, &type);
+        if (inner == NULL) goto fail;
         PyObject *count = PyLong_FromSsize_t(PyList_GET_SIZE(inner));
         if (count == NULL) goto fail;
         PyList_SET_ITEM(counts, i, count);
         total += PyList_GET_SIZE(inner);
     }
     if ((values = PyList_New(total)) == NULL) goto fail;
-    type = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
-        if (Py_TYPE(item) != type) {
-            type = Py_TYPE(item);
-            if (offsets_of(type, &field, 1) < 0) goto fail;
-        }
-        PyObject *inner = *(PyObject **)((char *)item + field.offset);
+        PyObject *inner = list_in(PyList_GET_ITEM(items, i), &field, &type);
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(inner); j++)
             PyList_SET_ITEM(values, at++, Py_NewRef(PyList_GET_ITEM(inner, j)));
     }
@@ -362,18 +374,121 @@ fail:
     return NULL;
 }
 
+/* Python's round(value, digits), exactly: p = value *
+ * 10**digits (10**digits exact) lies within half a spacing of the exact product, so when
+ * p < 2**52 lies farther than one spacing from a half, rint(p) is the exact product's
+ * nearest integer N and N / 10**digits the same correctly rounded read as Python's. The
+ * other values (near a half, huge, negative, not finite) go through Python's round. */
+static int rounded(double value, int digits, double scale, double *out) {
+    double p = value * scale;
+    if (p >= 0.0 && p < 4503599627370496.0 /* 2**52 */
+        && fabs(p - floor(p) - 0.5) > nextafter(p, INFINITY) - p) {
+        *out = rint(p) / scale;
+        return 0;
+    }
+    PyObject *number = PyFloat_FromDouble(value), *got = NULL;
+    if (number != NULL) got = PyObject_CallMethod(number, "__round__", "i", digits);
+    Py_XDECREF(number);
+    if (got == NULL) return -1;
+    *out = PyFloat_AsDouble(got);
+    Py_DECREF(got);
+    return 0;
+}
+
+/* float(f"{value:.6g}"): six significant digits, as instruments.Spec.base keeps an
+ * inverse contract's amount under 1e-4 */
+static int significant(double value, double *out) {
+    PyObject *number = PyFloat_FromDouble(value), *text = NULL, *got = NULL;
+    if (number != NULL) text = PyObject_Format(number, _format_6g);
+    if (text != NULL) got = PyFloat_FromString(text);
+    Py_XDECREF(number);
+    Py_XDECREF(text);
+    if (got == NULL) return -1;
+    *out = PyFloat_AsDouble(got);
+    Py_DECREF(got);
+    return 0;
+}
+
+/* round_each(values, digits) -> float64 bytearray: Python's round(value, digits) of each
+ * float64 of a buffer, by `rounded` (the exactness tests call it with rounding halves) */
+static PyObject *round_each(PyObject *module, PyObject *args) {
+    Py_buffer view = {0};
+    int digits;
+    if (!PyArg_ParseTuple(args, "y*i:round_each", &view, &digits)) return NULL;
+    PyObject *out = NULL;
+    if (digits < 0 || digits > 15 || view.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "round_each: want float64 values and 0-15 digits");
+        goto done;
+    }
+    Py_ssize_t n = view.len / 8;
+    if ((out = PyByteArray_FromStringAndSize(NULL, n * 8)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (rounded(((const double *)view.buf)[i], digits, pow(10.0, digits),
+                    &((double *)PyByteArray_AS_STRING(out))[i]) < 0) {
+            Py_CLEAR(out);
+            break;
+        }
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* base_amounts(inverse, price, size, contract_size) -> amounts: instruments.Spec.base per
+ * trade (float64 bytearray) from contiguous buffers (bool, float64 x3, one value a trade):
+ * a size as given where the contract size is unknown (0) or BASE (1, not inverse); an
+ * inverse contract's size * contract_size / price rounded to 8 decimals (6 significant
+ * digits under 1e-4); a linear one's size * contract_size rounded to 12 decimals */
+static PyObject *base_amounts(PyObject *module, PyObject *args) {
+    Py_buffer views[4] = {{0}};
+    PyObject *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*:base_amounts", &views[0], &views[1], &views[2],
+                          &views[3]))
+        return NULL;
+    Py_ssize_t n = views[0].len;
+    if (views[1].len != n * 8 || views[2].len != n * 8 || views[3].len != n * 8) {
+        PyErr_SetString(PyExc_ValueError, "base_amounts: want n bools and n float64 x3");
+        goto done;
+    }
+    const char *inverse = views[0].buf;
+    const double *price = views[1].buf, *size = views[2].buf, *contract = views[3].buf;
+    if ((out = PyByteArray_FromStringAndSize(NULL, n * 8)) == NULL) goto done;
+    double *amount = (double *)PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double value = size[i] * contract[i];
+        int ok = 0;
+        if (contract[i] == 0.0 || (contract[i] == 1.0 && !inverse[i])) amount[i] = size[i];
+        else if (!inverse[i]) ok = rounded(value, 12, 1e12, &amount[i]);
+        else if (value / price[i] >= 1e-4) ok = rounded(value / price[i], 8, 1e8, &amount[i]);
+        else ok = significant(value / price[i], &amount[i]);
+        if (ok < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+done:
+    for (int v = 0; v < 4; v++) PyBuffer_Release(&views[v]);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
-     "columns(items, fields) -> (ok, column, ...): see dataflows/parse/struct_columns.c"},
+     "columns(items, fields) -> (ok, column, ...): see dataflows/parse/fast_path.c"},
     {"flatten", flatten, METH_VARARGS, "flatten(items, name) -> (values, counts)"},
     {"factorize", factorize, METH_O, "factorize(values) -> (codes, distinct)"},
     {"split", split, METH_O, "split(messages) -> (received, frames, typed)"},
+    {"round_each", round_each, METH_VARARGS, "round_each(values, digits) -> rounded values"},
+    {"base_amounts", base_amounts, METH_VARARGS,
+     "base_amounts(inverse, price, size, contract_size) -> amounts (float64 bytearray)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_struct_columns", "Columns of decoded structs, read in C.", -1,
+    PyModuleDef_HEAD_INIT, "_fast_path", "Columns of decoded structs, read in C.", -1,
     methods,
 };
 
-PyMODINIT_FUNC PyInit__struct_columns(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fast_path(void) {
+    if (_format_6g == NULL && (_format_6g = PyUnicode_InternFromString(".6g")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
