@@ -220,6 +220,8 @@ def test_dockerfile_runs_feedhouse_as_a_non_root_user():
     assert 'ENTRYPOINT ["feedhouse"]' in text
     assert 'pip install ".[docker]"' in text
     assert "COPY sql ./feedhouse/sql" in text
+    # the fast-path C module builds in the build stage: its setup.py and a compiler
+    assert "COPY pyproject.toml setup.py" in text and " gcc " in text.split("FROM")[1]
 
 
 def test_prometheus_alerts_use_exported_metrics():
