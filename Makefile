@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml setup.py dataflows/parse/fast_path.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py dataflows/parse/fast_path.c | $(BIN)/python system-deps
 	# bench extra too: a smoke test runs every benchmark (cryptofeed side included) on a
 	# tiny corpus so the harness does not rot
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
@@ -27,10 +27,11 @@ $(DATADOCS_STAMP): $(DATADOCS)/package.json $(DATADOCS)/package-lock.json
 	cd $(DATADOCS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(DATADOCS_STAMP)
 
-# Mosquitto (MQTT tests and demo), Chromium (report rendering tests) and npm (Data Docs
-# assets) from Debian.
+# Mosquitto (MQTT tests and demo), Chromium (report rendering tests), npm (Data Docs
+# assets) and gcc (the fast-path C module, dataflows/parse/fast_path.c) from Debian.
 system-deps:
 	@missing=""; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
