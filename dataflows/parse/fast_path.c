@@ -47,7 +47,7 @@ typedef struct {
     PyObject *table; /* "m" */
     PyObject *cls;   /* "m" */
     Py_ssize_t offset; /* of the current struct type */
-    PyObject *list;    /* "o", "t", "m" */
+    PyObject *list;    /* "o", "t", "s", "m" */
     PyObject *bytes;   /* "f", "i", "d", "z": a bytearray of n 8-byte values */
 } Field;
 
@@ -55,7 +55,9 @@ static int offsets_of(PyTypeObject *type, Field *fields, Py_ssize_t count) {
     for (Py_ssize_t f = 0; f < count; f++) {
         PyObject *descr = PyObject_GetAttr((PyObject *)type, fields[f].name);
         if (descr == NULL) return -1;
+        /* a slot of the instance's own layout: the member of `type` or a base of it */
         int slot = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                   && PyType_IsSubtype(type, PyDescr_TYPE(descr))
                    && (((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX
                        || ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT);
         if (slot) fields[f].offset = ((PyMemberDescrObject *)descr)->d_member->offset;
