@@ -2,7 +2,8 @@
 steps; CPU of each process per message, backlog, latency, loss.
 
     python -m bench.mqtt_ingest [--steps 10000,20000,30000] [--step-s 10] [--hold-s 60]
-                                [--readings-per-message 1] [--naive]
+                                [--readings-per-message 1] [--naive] [--flush-ms 50]
+                                [--name-threads]
 
 A step publishes at one offered rate (readings/s; QoS 1, no duplicates, 200 devices x 5
 sensors) for `step_s`, then waits until the broker holds no unacknowledged message (acks
@@ -94,6 +95,31 @@ def threads_cpu_s(pid: int, names: dict[int, str] | None = None) -> dict[str, fl
     return out
 
 
+def thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name (py-spy); {} without py-spy."""
+    from bench.profile import py_spy
+
+    spy = py_spy()
+    if spy is None:
+        return {}
+    out = subprocess.run([spy, "dump", "--pid", str(pid), "--json"], capture_output=True,
+                         text=True, timeout=30)
+    try:
+        return {t["os_thread_id"]: t["thread_name"] for t in json.loads(out.stdout)
+                if t.get("os_thread_id")}
+    except (ValueError, KeyError):
+        return {}
+
+
+def group(name: str) -> str:
+    """A thread group from a Python thread name (paho's network threads are one)."""
+    if name.startswith("paho-mqtt-client"):
+        return "paho"
+    if name == "MainThread":
+        return "main (Bytewax worker)"
+    return name
+
+
 def own_cpu_s() -> float:
     return time.process_time()
 
@@ -123,7 +149,7 @@ class Session:
 
     def __init__(self, work: Path, readings_per_message: int = 1, clients: int = 2,
                  ingest_code: Path | None = None, processes: int = 1,
-                 mqtt_extra: dict | None = None) -> None:
+                 mqtt_extra: dict | None = None, name_threads: bool = False) -> None:
         self.work = work
         self.rpm = readings_per_message
         work.mkdir(parents=True, exist_ok=True)
@@ -145,6 +171,10 @@ class Session:
         if not self.stats.wait("shared_subscriptions", lambda n: n >= clients, 90, 0.0):
             self.close()
             raise RuntimeError(f"ingest did not subscribe: see {work / 'ingest.log'}")
+        # thread id -> group (py-spy before each step: the committer starts with the
+        # dataflow's sink), so paho and the committer are apart; off: "python" for both
+        self.name_threads = name_threads
+        self.names: dict[int, str] = {}
 
     def step(self, rate: float, seconds: float) -> dict:
         """Publish `rate` readings/s for `seconds`; wait for the drain; the step's figures."""
@@ -153,12 +183,14 @@ class Session:
         # readings per series this step, with room: next step's sequence numbers are new
         self.seq += int(rate * seconds / (DEVICES * SENSORS) * 1.5) + 1000
         ingest_pid, broker_pid = self.ingest.proc.pid, self.broker.proc.pid
+        if self.name_threads:
+            self.names = {tid: group(n) for tid, n in thread_names(ingest_pid).items()}
         held: list[int] = []
         sent: dict = {}
         load = threading.Thread(target=lambda: sent.update(
             run_load(MqttSettings(port=self.broker.port), plan)), name="bench-load")
         c0 = (tree_cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
-        th0 = threads_cpu_s(ingest_pid)
+        th0 = threads_cpu_s(ingest_pid, self.names)
         t0_us = time.time_ns() // 1000
         started = time.monotonic()
         load.start()
@@ -171,7 +203,7 @@ class Session:
         published_s = time.monotonic() - started
         drained = self.stats.wait("held", lambda n: n == 0, 120, 0.5)
         c1 = (tree_cpu_s(ingest_pid), cpu_s(broker_pid), own_cpu_s())
-        th1 = threads_cpu_s(ingest_pid)
+        th1 = threads_cpu_s(ingest_pid, self.names)
         msgs = sent.get("count", 0)
         self.unique_sent += sent.get("unique_readings", 0)
         offered_msgs = rate / self.rpm * seconds
@@ -284,10 +316,16 @@ def main() -> int:
     ap.add_argument("--ingest-code", type=Path, default=None,
                     help="run the ingest from this checkout (PYTHONPATH), e.g. a worktree "
                     "of the commit before, for a side-by-side comparison")
+    ap.add_argument("--flush-ms", type=float, default=None,
+                    help="the feed's mqtt.flush_ms (default: the setting's default)")
+    ap.add_argument("--name-threads", action="store_true",
+                    help="per-thread CPU by Python thread name (py-spy): paho, committer apart")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedhouse-bench-mqtt-"))
+    extra = {"flush_ms": args.flush_ms} if args.flush_ms else None
     session = Session(work / "s", args.readings_per_message, ingest_code=args.ingest_code,
-                      processes=args.processes)
+                      processes=args.processes, mqtt_extra=extra,
+                      name_threads=args.name_threads)
     try:
         ramp = session.ramp([float(s) for s in args.steps.split(",")], args.step_s, args.hold_s)
         counts = session.finish()

@@ -18,37 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.mqtt_ingest import Session, threads_cpu_s
-from bench.profile import py_spy
+from bench.mqtt_ingest import Session, group, thread_names, threads_cpu_s
 from feedhouse.core.config import load_settings
 from feedhouse.store.client import warehouse
-
-
-def thread_names(pid: int) -> dict[int, str]:
-    """OS thread id -> Python thread name (py-spy); {} without py-spy."""
-    spy = py_spy()
-    if spy is None:
-        return {}
-    out = subprocess.run([spy, "dump", "--pid", str(pid), "--json"], capture_output=True,
-                         text=True, timeout=30)
-    try:
-        return {t["os_thread_id"]: t["thread_name"] for t in json.loads(out.stdout)
-                if t.get("os_thread_id")}
-    except (ValueError, KeyError):
-        return {}
-
-
-def group(name: str) -> str:
-    if name.startswith("paho-mqtt-client"):
-        return "paho"
-    if name == "MainThread":
-        return "main (Bytewax worker)"
-    return name
 
 
 def by_thread(pid: int, names: dict[int, str]) -> dict[str, float]:

@@ -141,8 +141,8 @@ def build_flow(
     deduped = op.stateful_batch(
         "dedup", keyed, lambda resume: DedupLogic(by_name, resume, tick_s, idle_s, spill_dir)
     )
-    flush_s = {f.name: f.mqtt.flush_ms / 1000.0 for f in feeds if f.mqtt is not None}
-    sink = ClickHouseSink(settings, [f.name for f in feeds], flush_s,
+    mqtt = {f.name: f.mqtt for f in feeds if f.mqtt is not None}
+    sink = ClickHouseSink(settings, [f.name for f in feeds], mqtt,
                           local=cluster is None or cluster.writes_store)
     op.output("clickhouse", deduped, sink)
     return flow

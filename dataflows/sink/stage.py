@@ -52,10 +52,11 @@ from dataflows.sink.batches import (
     table_digest,
 )
 from dataflows.sink.committer import Committer, Job
+from dataflows.sink.gather import GatherWindow
 from dataflows.sink.stats import LATENCY, STATS
 from dataflows.sink.writer import Writer
 from feedhouse.core.dsn import chdb_path
-from feedhouse.core.settings import Settings
+from feedhouse.core.settings import MqttSettings, Settings
 from feedhouse.store.candles import DEFAULT_SETTLE_S, CandleBuilder, PeriodicCandles
 from feedhouse.store.ledger import LEDGER_TABLE, LedgerDelta
 
@@ -200,16 +201,17 @@ def _housekeeping(writer: Writer, force: bool = False,
 
 
 class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, tuple[str, LedgerDelta] | None]):
-    def __init__(self, feed: str, settings: Settings, flush_s: float | None = None,
+    def __init__(self, feed: str, settings: Settings, gather: GatherWindow | None = None,
                  resume_state: tuple[str, LedgerDelta] | None = None) -> None:
         self.feed = feed
         self.settings = settings
         self.committer = _SinkGroup.join(self, settings)
         self.batch_rows = settings.sink.batch_rows
-        self.batch_s = settings.sink.batch_ms / 1000.0 if flush_s is None else flush_s
-        # flush_s (MQTT feeds): rows are gathered that long (ticks only check the age) and
-        # the job goes straight into the committer's next round; None: exchange policy
-        self.gather = flush_s is not None
+        self.batch_s = settings.sink.batch_ms / 1000.0
+        # gather (MQTT feeds): rows are gathered for its window, which grows with the
+        # feed's rate (ticks only check the age), and the job goes straight into the
+        # committer's next round; None: exchange policy (batch_s, the committer lingers)
+        self.gather = gather
         self.last_flush = -float("inf")
         self.pending: dict[str, _Pending] = {}
         self.rows = 0
@@ -240,9 +242,10 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, tuple[str, LedgerDelt
         if self.oldest is None:
             return
         now = time.monotonic()
-        if self.gather:  # at once only after a quiet spell (an idle feed's row), else by age
-            due = now - self.oldest >= self.batch_s or (
-                self.committer.idle and now - self.last_flush >= self.batch_s)
+        if self.gather is not None:  # at once only after a quiet spell (an idle feed's row), else by age
+            window = self.gather.seconds
+            due = now - self.oldest >= window or (
+                self.committer.idle and now - self.last_flush >= window)
         else:
             due = ticked or self.committer.idle or now - self.oldest >= self.batch_s
         if due or self.rows >= self.batch_rows:
@@ -309,6 +312,8 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, tuple[str, LedgerDelt
             return
         pending, self.pending = self.pending, {}
         oldest = self.oldest or 0.0
+        if self.gather is not None:
+            self.gather.handed_over(self.rows, time.monotonic())
         self.rows, self.oldest, self.last_flush = 0, None, time.monotonic()
         batches: list = []
         observed: list = []  # (batch index, table, rows) of the record batches
@@ -317,7 +322,7 @@ class FeedSinkPartition(StatefulSinkPartition[ParsedBatch, tuple[str, LedgerDelt
             self._batches_of(src, pend, batches, observed)
             parsed.extend(pend.parsed)
         job = Job(batches, lambda outcomes: self._written(outcomes, observed, parsed),
-                  linger_s=0.0 if self.gather else None, oldest=oldest)
+                  linger_s=None if self.gather is None else 0.0, oldest=oldest)
         self.jobs.append(job)
         self.committer.submit(job)
         _SinkGroup.unsettled = True
@@ -421,10 +426,10 @@ class ClickHouseSink(FixedPartitionedSink[ParsedBatch, tuple[str, LedgerDelta] |
     """Items are (feed, ParsedBatch); one partition per configured feed."""
 
     def __init__(self, settings: Settings, feeds: list[str],
-                 flush_s: dict[str, float] | None = None, local: bool = True) -> None:
+                 mqtt: dict[str, MqttSettings] | None = None, local: bool = True) -> None:
         self.settings = settings
         self.feeds = list(feeds)
-        self.flush_s = flush_s or {}  # feed -> its own gathering time (MQTT feeds)
+        self.mqtt = mqtt or {}  # feed -> its MQTT settings: its own gather window
         self.local = local  # False: a cluster's worker process, which never opens the store
 
     def list_parts(self) -> list[str]:
@@ -436,5 +441,6 @@ class ClickHouseSink(FixedPartitionedSink[ParsedBatch, tuple[str, LedgerDelta] |
 
     def build_part(self, step_id: str, for_part: str,
                    resume_state: tuple[str, LedgerDelta] | None) -> FeedSinkPartition:
-        return FeedSinkPartition(for_part, self.settings, self.flush_s.get(for_part),
-                                 resume_state)
+        mqtt = self.mqtt.get(for_part)
+        return FeedSinkPartition(for_part, self.settings,
+                                 None if mqtt is None else GatherWindow.of(mqtt), resume_state)

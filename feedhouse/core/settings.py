@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -116,6 +117,17 @@ class MqttSettings(Strict):
         "(an embedded insert's CPU is mostly fixed: fewer, larger inserts under load; the "
         "first row after a quiet spell goes at once); exchange feeds use sink.batch_ms",
     )
+    flush_max_ms: float = Field(
+        150.0, ge=1, le=5000,
+        description="under load the gather window grows past flush_ms, up to this: "
+        "flush_ms x (the feed's readings/s over the last second) / flush_grow_from; fewer "
+        "inserts (and chDB merges) per message where CPU is short, flush_ms where latency "
+        "counts; at least flush_ms (a default below a raised flush_ms: no growth)",
+    )
+    flush_grow_from: float = Field(
+        10_000.0, gt=0, le=10_000_000,
+        description="readings/s of the feed up to which the gather window stays flush_ms",
+    )
     queue_size: int = Field(20_000, ge=100, description="paho -> source queue (backpressure)")
     reconnect_initial_s: float = Field(0.2, gt=0, le=60)
     reconnect_max_s: float = Field(10.0, gt=0, le=3600)
@@ -128,6 +140,16 @@ class MqttSettings(Strict):
                 f"client: {len(self.topics)} topics for {self.clients} clients"
             )
         return self
+
+    @field_validator("flush_max_ms")
+    @classmethod
+    def _max_not_below_flush(cls, value: float, info: ValidationInfo) -> float:
+        # runs only when set (pydantic skips defaults): a default below a raised
+        # flush_ms means no growth (the sink takes the larger of the two)
+        flush_ms = info.data.get("flush_ms")
+        if flush_ms is not None and value < flush_ms:
+            raise ValueError(f"{value:g} is below mqtt.flush_ms ({flush_ms:g})")
+        return value
 
     @field_validator("field_map")
     @classmethod

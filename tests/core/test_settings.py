@@ -49,6 +49,10 @@ def test_relative_chdb_dsn_becomes_absolute(tmp_path: Path, monkeypatch) -> None
         ({"no_such_thing": 1}, "setting 'no_such_thing': unknown setting"),
         ({"feeds": [{"name": "x", "venue": "binance", "rest_url": "api.binance.com"}]},
          "setting 'feeds.0.rest_url': not an http(s) URL without a query: 'api.binance.com'"),
+        ({"feeds": [{"name": "m", "kind": "mqtt", "mqtt": {"flush_ms": 100, "flush_max_ms": 40}}]},
+         "setting 'feeds.0.mqtt.flush_max_ms': 40 is below mqtt.flush_ms (100)"),
+        ({"feeds": [{"name": "m", "kind": "mqtt", "mqtt": {"flush_grow_from": 0}}]},
+         "setting 'feeds.0.mqtt.flush_grow_from': "),
     ],
 )
 def test_bad_values_name_the_setting(overrides: dict, expected: str) -> None:

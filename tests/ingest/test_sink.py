@@ -12,6 +12,7 @@ from dataflows.dedup.stage import dedup_parsed, tick
 from dataflows.dedup.window import DedupWindow
 from dataflows.parse.stage import parse_batch
 from dataflows.runner import run
+from dataflows.sink.gather import GatherWindow
 from dataflows.sink.stage import FeedSinkPartition
 from dataflows.sink.stats import STATS
 from dataflows.sink.writer import drain_buffer
@@ -149,13 +150,14 @@ def test_permanent_error_sends_the_refused_rows_to_the_dead_letter(tmp_path):
 
 
 def test_a_gathering_feed_partition_inserts_by_age_not_per_batch(tmp_path):
-    """flush_s (an MQTT feed's mqtt.flush_ms): after a quiet spell the first rows go at
-    once; under a steady stream the partition hands the committer one job per flush_s, not
-    one per micro-batch or tick, and everything is stored once the epoch snapshots."""
+    """A gather window (an MQTT feed's mqtt.flush_ms): after a quiet spell the first rows
+    go at once; under a steady stream the partition hands the committer one job per
+    window, not one per micro-batch or tick, and everything is stored once the epoch
+    snapshots."""
     settings = make_settings(tmp_path)
     init_schema(settings)
     _, parsed = deduped_coinbase(3000, per=50)
-    part = FeedSinkPartition("cb", settings, flush_s=0.25)
+    part = FeedSinkPartition("cb", settings, GatherWindow(0.25, 0.25, 10_000))
     try:
         part.write_batch([parsed[0]])  # quiet feed: at once
         assert not part.pending
@@ -171,6 +173,42 @@ def test_a_gathering_feed_partition_inserts_by_age_not_per_batch(tmp_path):
     with warehouse(settings) as client:
         rows, keys = table_counts(client, "cb")
     assert rows == keys == sum(len(p.trades) + len(p.quotes) for p in parsed) > 0
+
+
+def test_a_busy_gathering_partition_widens_its_window_to_the_cap_and_a_quiet_ones_row_goes_at_once(
+        tmp_path):
+    """The window grows with the feed's rate (mqtt.flush_max_ms, flush_grow_from): a
+    stream at >10x flush_grow_from is handed over every flush_ms for its first second,
+    then every flush_max_ms; after a quiet spell a row still goes at once."""
+    settings = make_settings(tmp_path)
+    init_schema(settings)
+    _, parsed = deduped_coinbase(9946, per=50)  # ~200 batches, ~214 rows
+    part = FeedSinkPartition("cb", settings, GatherWindow(0.05, 0.25, grow_from=5))
+    try:
+        part.write_batch([parsed[0]])  # quiet feed: at once
+        assert not part.pending
+        flushes, started = [], time.monotonic()
+        for p in parsed[1:]:  # ~2.5 s, ~100 rows/s
+            part.write_batch([p, tick("cb")])
+            if len(part.jobs) > len(flushes) + 1:
+                flushes.append(time.monotonic() - started)
+            time.sleep(0.0125)
+        gaps = [b - a for a, b in zip(flushes, flushes[1:], strict=False)]
+        early = [g for g, t in zip(gaps, flushes[1:], strict=False) if t < 0.9]
+        late = [g for g, t in zip(gaps, flushes[1:], strict=False) if t > 1.6]
+        assert part.gather.seconds == 0.25
+        assert early and sorted(early)[len(early) // 2] < 0.15  # flush_ms (0.05) at first
+        assert late and min(late) >= 0.25  # then the cap
+        part.snapshot()
+        deadline = time.monotonic() + 30
+        while not part.committer.idle:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # quiet for longer than the window
+        part.write_batch([parsed[1]])
+        assert not part.pending  # at once, not after the grown window
+    finally:
+        part.close()
 
 
 def test_a_snapshot_carries_the_unproven_ledger_batch_and_a_resumed_run_counts_it_once(tmp_path):
