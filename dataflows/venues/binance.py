@@ -108,8 +108,6 @@ _read = checked.Reader(("s", "o"), ("ident", "t"), ("p", "f"), ("q", "f"), ("T",
 def _build(venue: str, spec_of: ins.Catalog) -> typed.Build:
     def build(decoded: list, received: list[int]):
         ok, (natives, ids, price, size, ts, sides) = _read(checked.attribute(decoded, "data"))
-        checked.positive(price, ok)
-        checked.positive(size, ok)
         checked.within(ts, ok, _MARKET_EPOCH_MS, _MAX_MS)  # safe_parse's range (no overflow)
         return checked.trades(venue, ok, spec_of, natives, ids, price, size, sides, ts * 1000,
                               received)

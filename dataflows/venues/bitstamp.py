@@ -73,8 +73,6 @@ _read = checked.Reader(("id", "t"), ("price_str", "f"), ("amount_str", "f"),
 
 def _build(decoded: list, received: list[int]):
     ok, (ids, price, size, sides, ts) = _read(checked.attribute(decoded, "data"))
-    checked.positive(price, ok)
-    checked.positive(size, ok)
     checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)
     channels = checked.attribute(decoded, "channel")
     ok &= [c.startswith(_PREFIX) for c in channels]

@@ -12,7 +12,6 @@ from collections.abc import Callable
 import numpy as np
 
 from dataflows.parse._fast_path import columns as struct_columns
-from dataflows.parse._fast_path import flatten
 from dataflows.parse.trade_columns import Symbols, TradeColumns, trade_columns
 from dataflows.venues.instruments import Spec
 
@@ -24,8 +23,7 @@ class Reader:
     int (ids), "s" a text of 1-128 characters (ids sent as text), "d" digit text as int64,
     "z" an ISO time (UTC, 'YYYY-MM-DDTHH:MM:SS.ffffffZ') as int64 µs, or (name, "m",
     table, cls) for table[value] (sides). A value of another class (or not in the table)
-    refuses its row. Texts "d" and "z" read in C are the usual
-    shape; the per-value reader (`int_of_digits`; the venue's own for "z": (name, "z",
+    refuses its row. Texts "d" and "z" read in C are the usual shape; the per-value reader (`int_of_digits`; the venue's own for "z": (name, "z",
     one), -1 = refused) reads the others, so the result is exactly the per-frame one."""
 
     def __init__(self, *fields: tuple) -> None:
@@ -57,12 +55,6 @@ def int_of_digits(text: str) -> int:
     except ValueError:  # digits int() does not read (superscripts)
         return -1
     return value if value < 2**62 else -1
-
-
-def flattened(items: list, name: str) -> tuple[list, list[int]]:
-    """The lists in each struct's field `name` one after the other, and their lengths (a
-    push of several trades per frame), read in C."""
-    return flatten(items, name)
 
 
 def attribute(items: list, name: str) -> list:
@@ -111,7 +103,10 @@ def trades(venue: str, ok: np.ndarray, spec_of: Callable, natives: list[str], id
            received: list[int], per_frame: list[int] | None = None
            ) -> tuple[TradeColumns, list[int]]:
     """A `Build`'s result from its checked fields, one value per row (ids as text; times
-    in µs; `received` per frame): the rows of the frames taken, as columns."""
+    in µs; `received` per frame): the rows of the frames taken, as columns. Prices and
+    sizes are checked here (`positive`), for every venue alike."""
+    positive(price, ok)
+    positive(size, ok)
     symbols = Symbols.of(natives, spec_of)
     if None in symbols.specs:  # a symbol `spec_of` refuses refuses its rows
         ok &= np.array([spec is not None for spec in symbols.specs])[symbols.codes]

@@ -111,8 +111,6 @@ _read = checked.Reader(("product_id", "o"), ("trade_id", "t"), ("price", "f"), (
 
 def _build(decoded: list, received: list[int]):
     ok, (natives, ids, price, size, sides, ts) = _read(decoded)
-    checked.positive(price, ok)
-    checked.positive(size, ok)
     checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)
     return checked.trades(NAME, ok, _spec, natives, ids, price, size, sides, ts, received)
 

@@ -130,8 +130,6 @@ _read = checked.Reader(("currency_pair", "o"), ("id", "t"), ("price", "f"), ("am
 
 def _build(decoded: list, received: list[int]):
     ok, (natives, ids, price, size, sides, ms) = _read(checked.attribute(decoded, "result"))
-    checked.positive(price, ok)
-    checked.positive(size, ok)
     # round(): to the nearest, half to even; NaN (0) and beyond MAX_TS_US are refused
     ts = np.rint(np.clip(np.nan_to_num(ms * 1000), 0, MAX_TS_US)).astype(np.int64)
     checked.within(ts, ok, MARKET_EPOCH_US, MAX_TS_US)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dataflows.parse._fast_path import flatten
 from dataflows.venues import checked, common, declare, typed
 from dataflows.venues import instruments as ins
 from dataflows.venues.common import check_quote, num, price_size, side_of
@@ -123,10 +124,8 @@ _read = checked.Reader(("instId", "o"), ("tradeId", "s"), ("px", "f"), ("sz", "f
 
 
 def _build(decoded: list, received: list[int]):
-    items, per_frame = checked.flattened(decoded, "data")
+    items, per_frame = flatten(decoded, "data")
     ok, (natives, ids, price, size, sides, ts) = _read(items)
-    checked.positive(price, ok)
-    checked.positive(size, ok)
     checked.within(ts, ok, _EPOCH_MS, _MAX_MS)  # as _ms checks
     return checked.trades(NAME, ok, _catalog, natives, ids, price, size, sides, ts * 1000,
                           received, per_frame)

@@ -51,8 +51,8 @@ def decoder(kind: object) -> Callable[[str | bytes], object]:
     return msgspec.json.Decoder(kind, strict=False).decode
 
 
-# (decoded structs, their frames' received_ts: int64 array or list) -> (trade columns of the frames taken,
-# trades per frame: 0 = refused, `parse` decides)
+# (decoded structs, their frames' received_ts: int64 array or list) -> (trade columns of
+# the frames taken, trades per frame: 0 = refused, `parse` decides)
 Build = Callable[[list, list[int]], tuple[TradeColumns, list[int]]]
 
 
@@ -81,34 +81,27 @@ def fast_many(parse, marker: str, decode: Callable, build: Build):
             with contextlib.suppress(Exception):
                 decoded.extend(map(decode, frames))
         received = np.frombuffer(received_all, np.int64)
-        if len(decoded) == len(frames):
-            return _built(parse, messages, build, decoded, received, slow)
-        received = received[:len(decoded)].tolist()
-        for i, (received_ts, frame) in enumerate(messages[len(decoded):], len(decoded)):
-            if marker in frame if frame.__class__ is str else (
-                    marker_bytes in frame and frame.isascii()):
-                try:
-                    decoded.append(decode(frame))
-                    received.append(received_ts)
-                    continue
-                except Exception:  # noqa: BLE001, S112 - parse decides what is wrong
-                    pass
-            slow.append(i)
-        return _built(parse, messages, build, decoded, received, slow)
+        if len(decoded) < len(frames):  # the rest one by one; their times appended
+            received = received[:len(decoded)].tolist()
+            for i, (received_ts, frame) in enumerate(messages[len(decoded):], len(decoded)):
+                if marker in frame if frame.__class__ is str else (
+                        marker_bytes in frame and frame.isascii()):
+                    try:
+                        decoded.append(decode(frame))
+                        received.append(received_ts)
+                        continue
+                    except Exception:  # noqa: BLE001, S112 - parse decides what is wrong
+                        pass
+                slow.append(i)
+        try:
+            trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
+        except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
+            trades, counts = TradeColumns.empty(), [0] * len(decoded)
+        if not slow and 0 not in counts:
+            return BatchResult(trades, counts=counts)
+        return _with_slow_frames(parse, messages, slow, trades, counts)
 
     return parse_many
-
-
-def _built(parse, messages, build: Build, decoded: list, received, slow: list[int]
-           ) -> BatchResult:
-    """The batch's result from the frames decoded (`build`) and the others (`parse`)."""
-    try:
-        trades, counts = build(decoded, received) if decoded else (TradeColumns.empty(), [])
-    except Exception:  # noqa: BLE001 - a value `build` did not foresee: parse decides
-        trades, counts = TradeColumns.empty(), [0] * len(decoded)
-    if not slow and 0 not in counts:
-        return BatchResult(trades, counts=counts)
-    return _with_slow_frames(parse, messages, slow, trades, counts)
 
 
 def _with_slow_frames(parse, messages, slow: list[int], trades: TradeColumns,

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from dataflows.parse._fast_path import round_each, split
+from dataflows.parse._fast_path import flatten, round_each, split
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,7 +160,7 @@ def test_a_reader_names_what_it_cannot_read() -> None:
     with pytest.raises(TypeError, match="not a struct field"):
         checked.Reader(("__len__", "o"))([[1]])
     with pytest.raises(TypeError, match="text is not a list"):
-        checked.flattened([_Texts("x")], "text")
+        flatten([_Texts("x")], "text")
     ok, (texts, times) = checked.Reader(("text", "o"), ("text", "d"))([])
     assert (len(ok), texts, len(times)) == (0, [], 0)
 
