@@ -150,11 +150,16 @@ def run(cfg: Config) -> list[Figure]:
     return figures
 
 
-def paced_figures(cfg: Config, key: str, rate: int) -> list[Figure]:
+def paced_corpus(cfg: Config, rate: int) -> tuple[list, float]:
+    """The served corpus, long enough for a paced run at `rate` trades/s, and the replay
+    speed at which its feeds together offer that rate."""
     needed = int(rate * (cfg.latency_s + cfg.warmup_s + STARTUP_S + 10))
     served = build(corpus_folder(cfg), max(cfg.e2e_trades, needed))
-    recorded_rate = sum(s.trades / s.seconds for s in served)
-    speed = rate / recorded_rate
+    return served, rate / sum(s.trades / s.seconds for s in served)
+
+
+def paced_figures(cfg: Config, key: str, rate: int) -> list[Figure]:
+    served, speed = paced_corpus(cfg, rate)
     runs = [one_run(cfg, served, cfg.workdir / f"latency{r}", speed)
             for r in range(min(cfg.repeats, 2))]
     cmd = module_command("latency", cfg)

@@ -29,30 +29,16 @@ import pyarrow.compute as pc
 
 from bench import latency
 from bench.common import Config
-from bench.e2e import corpus_folder
-from bench.served import build
+from bench.mqtt_ingest import threads_cpu_s
 from dataflows.sink import stage
 from dataflows.sink.committer import Committer
 from dataflows.sink.writer import Writer
 from feedhouse.store.candles import PeriodicCandles
 
-TICK = os.sysconf("SC_CLK_TCK")
 
-
-def thread_cpu() -> dict[int, tuple[str, float]]:
-    """tid -> (name, CPU seconds) of every thread of this process."""
-    names = {t.native_id: t.name for t in threading.enumerate()}
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/comm") as fh:
-                name = fh.read().strip()
-            with open(f"/proc/self/task/{tid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended
-        out[int(tid)] = (names.get(int(tid), name), (int(fields[11]) + int(fields[12])) / TICK)
-    return out
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads, Python threads by name, chDB's by theirs."""
+    return threads_cpu_s(os.getpid(), {t.native_id: t.name for t in threading.enumerate()})
 
 
 class Recorder:
@@ -173,9 +159,7 @@ def report(rec: Recorder, hops: dict, n: int, rate_acked: float, cpu: dict, rate
         d = sorted(ms for t, ms in held if t0 <= t <= t1)
         if d and d[-1] >= 1:
             print(f"held by {label}: {len(d)} calls, {sum(d):.0f} ms, max {d[-1]:.1f} ms")
-    by_name: collections.Counter = collections.Counter()
-    for tid, (name, c) in cpu1.items():
-        by_name[name] += c - cpu0.get(tid, (name, 0.0))[1]
+    by_name = collections.Counter({name: c - cpu0.get(name, 0.0) for name, c in cpu1.items()})
     print(f"CPU over {window:.1f} s: {sum(by_name.values()) / window:.3f} cores")
     for name, c in by_name.most_common():
         if c / window >= 0.005:
@@ -190,9 +174,7 @@ def main() -> None:
                     help="experiment (unsafe): snapshots do not wait for the committer")
     args = ap.parse_args()
     cfg = Config()
-    needed = int(args.rate * (cfg.latency_s + cfg.warmup_s + latency.STARTUP_S + 10))
-    served = build(corpus_folder(cfg), max(cfg.e2e_trades, needed))
-    speed = args.rate / sum(s.trades / s.seconds for s in served)
+    served, speed = latency.paced_corpus(cfg, args.rate)
     if args.epoch_s:
         import dataflows.runner as runner
 

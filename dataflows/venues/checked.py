@@ -23,8 +23,9 @@ class Reader:
     int (ids), "s" a text of 1-128 characters (ids sent as text), "d" digit text as int64,
     "z" an ISO time (UTC, 'YYYY-MM-DDTHH:MM:SS.ffffffZ') as int64 µs, or (name, "m",
     table, cls) for table[value] (sides). A value of another class (or not in the table)
-    refuses its row. Texts "d" and "z" read in C are the usual shape; the per-value reader (`int_of_digits`; the venue's own for "z": (name, "z",
-    one), -1 = refused) reads the others, so the result is exactly the per-frame one."""
+    refuses its row. Texts "d" and "z" read in C are the usual shape; the per-value
+    reader (`int_of_digits`; the venue's own for "z": (name, "z", one), -1 = refused)
+    reads the others, so the result is exactly the per-frame one."""
 
     def __init__(self, *fields: tuple) -> None:
         self._spec = tuple(field[:2] if field[1] == "z" else field for field in fields)
